@@ -1,0 +1,25 @@
+"""SSANet (sparse spatial attention network) for MMSegmentation 1.x.
+
+``import mmseg_ssanet`` (or ``custom_imports=dict(imports=['mmseg_ssanet'])``
+in a config) registers the plugin's modules into mmseg's registries and
+applies the compatibility fixes the pinned stack needs:
+
+* torch>=2.6 loads mmengine's checkpoints with ``weights_only=True``
+  (an allow-list, see :mod:`mmseg_ssanet.utils.checkpoint_compat`);
+* datasets with a missing or misplaced folder fail early with a message that
+  names the expected layout (:mod:`mmseg_ssanet.datasets.layout_check`).
+"""
+from .utils.mmcv_check import check_mmcv_ops
+
+check_mmcv_ops()  # before mmseg.models, which fails obscurely without ops
+
+from .datasets.layout_check import install_layout_check  # noqa: E402
+from .utils.checkpoint_compat import allow_mmengine_checkpoints  # noqa: E402
+from .version import __version__  # noqa: E402
+
+allow_mmengine_checkpoints()
+install_layout_check()
+
+from . import models  # noqa: E402,F401  (registers modules)
+
+__all__ = ['__version__']
