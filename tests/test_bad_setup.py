@@ -1,0 +1,80 @@
+"""Bad setup fails early with a message that names the problem."""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
+
+from mmseg_ssanet.datasets import DatasetLayoutError, generate
+
+
+def _cityscapes(root, split='train'):
+    init_default_scope('mmseg')
+    return DATASETS.build(dict(
+        type='CityscapesDataset', data_root=root,
+        data_prefix=dict(img_path=f'leftImg8bit/{split}',
+                         seg_map_path=f'gtFine/{split}'),
+        pipeline=[]))
+
+
+def test_missing_data_root(tmp_path):
+    root = str(tmp_path / 'nowhere' / 'cityscapes')
+    with pytest.raises(DatasetLayoutError,
+                       match=r"data_root '.*nowhere/cityscapes' does not "
+                             r"exist.*leftImg8bit"):
+        _cityscapes(root)
+
+
+def test_dataset_in_another_layout(tmp_path):
+    # An ADE20K folder where a Cityscapes one was expected.
+    generate('ade20k', str(tmp_path), num_train=2, num_val=1, height=48,
+             width=64)
+    with pytest.raises(DatasetLayoutError,
+                       match=r"image folder .*leftImg8bit/train' does not "
+                             r"exist.*CityscapesDataset expects"):
+        _cityscapes(str(tmp_path))
+
+
+def test_cityscapes_without_train_ids(tmp_path):
+    # Raw Cityscapes ships labelIds; mmseg reads labelTrainIds, which the
+    # converter writes. Forgetting it used to fail inside a worker.
+    generate('cityscapes', str(tmp_path), num_train=3, num_val=0,
+             height=48, width=64)
+    for f in glob.glob(str(tmp_path / 'gtFine/**/*labelTrainIds.png'),
+                       recursive=True):
+        os.remove(f)
+    with pytest.raises(DatasetLayoutError,
+                       match=r'3 of 3 label files are missing.*'
+                             r'labelTrainIds.*dataset_converters'):
+        _cityscapes(str(tmp_path))
+
+
+def test_images_with_the_wrong_suffix(tmp_path):
+    img_dir = tmp_path / 'leftImg8bit' / 'train' / 'aachen'
+    img_dir.mkdir(parents=True)
+    (img_dir / 'aachen_000000_000019.jpg').write_bytes(b'')
+    with pytest.raises(DatasetLayoutError,
+                       match=r"no images ending in '_leftImg8bit.png'"):
+        _cityscapes(str(tmp_path))
+
+
+def test_unlabelled_test_split_is_fine(tmp_path):
+    # Cityscapes' test split has no labels; format_only runs read it.
+    generate('cityscapes', str(tmp_path), num_train=0, num_val=0,
+             num_test=2, height=48, width=64)
+    assert len(_cityscapes(str(tmp_path), 'test')) == 2
+
+
+def test_mmcv_without_compiled_ops_is_named():
+    # Make ``mmcv._ext`` unimportable, as under mmcv-lite, then import us.
+    code = ("import sys; sys.modules['mmcv._ext'] = None\n"
+            "import mmseg_ssanet\n")
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0
+    assert 'mmcv is installed without its compiled ops (mmcv-lite' \
+        in proc.stderr
+    assert 'mmcv==2.1.0' in proc.stderr

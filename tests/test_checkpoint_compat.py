@@ -1,0 +1,97 @@
+"""torch>=2.6 loads mmengine's checkpoints safely once the plugin is in."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
+
+import mmseg_ssanet  # noqa: F401  (installs the allow-list)
+
+
+def _training_like_checkpoint(path):
+    """What mmengine's Runner.save_checkpoint writes, minus the model."""
+    hub = MessageHub.get_instance('ssanet-compat-test')
+    for i in range(5):
+        hub.update_scalar('train/loss', 1.0 / (i + 1))
+    hub.update_info('iter', 5)
+    model = torch.nn.Conv2d(3, 4, 1)
+    optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(1, 3, 4, 4)).sum().backward()
+    optim.step()
+    save_checkpoint(
+        dict(meta=dict(seed=0, iter=5, dataset_meta=dict(classes=('a', 'b'))),
+             state_dict=model.state_dict(), message_hub=hub.state_dict(),
+             optimizer=optim.state_dict(),
+             param_schedulers=[dict(last_step=5, base_lrs=[0.1])]), path)
+    return model
+
+
+def test_without_allow_list_torch_refuses_mmengine_checkpoints(tmp_path):
+    # The premise of the fix: torch's default weights_only load refuses them.
+    from mmseg_ssanet.utils.checkpoint_compat import allow_mmengine_checkpoints
+    path = str(tmp_path / 'iter_5.pth')
+    _training_like_checkpoint(path)
+    torch.serialization.clear_safe_globals()
+    try:
+        with pytest.raises(pickle.UnpicklingError, match='Weights only'):
+            torch.load(path)
+    finally:
+        allow_mmengine_checkpoints()
+    assert 'message_hub' in torch.load(path)
+
+
+def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
+    path = str(tmp_path / 'iter_5.pth')
+    model = _training_like_checkpoint(path)
+    ckpt = torch.load(path, weights_only=True)
+    buf = ckpt['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buf, HistoryBuffer)
+    np.testing.assert_allclose(buf.mean(), np.mean([1, 1 / 2, 1 / 3, 1 / 4,
+                                                    1 / 5]))
+    # mmengine's own loader (what Runner.resume / load_from use) works too.
+    fresh = torch.nn.Conv2d(3, 4, 1)
+    load_checkpoint(fresh, path)
+    torch.testing.assert_close(fresh.weight, model.weight)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ('echo pwned',))
+
+
+class _Custom:
+    pass
+
+
+@pytest.mark.parametrize('obj', [
+    _Payload(), _Custom()], ids=['os.system', 'custom-class'])
+def test_other_pickled_objects_are_still_refused(tmp_path, obj):
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'extra': obj}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+def test_getattr_beyond_history_buffer_is_refused(tmp_path):
+    class Reach:
+        def __reduce__(self):
+            return (getattr, (np.ndarray, 'tofile'))
+
+    path = tmp_path / 'reach.pth'
+    torch.save({'x': Reach()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        torch.load(path, weights_only=True)
+
+
+def test_private_history_buffer_attribute_is_refused(tmp_path):
+    class Reach:
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer, '__init__'))
+
+    path = tmp_path / 'reach.pth'
+    torch.save({'x': Reach()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
