@@ -1,0 +1,43 @@
+"""The plain reference: the paper's equations 4 to 7, literally.
+
+Keys and values are sampled with ``F.grid_sample`` into ``[B, C, N, K]``
+tensors. Simple and exportable (ONNX ``GridSample``, opset >= 16), but it
+materialises every sampled key and value: O(N K C) memory.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..sampling import sampling_positions
+
+
+def sample_bilinear(feature: Tensor, t_y: Tensor, t_x: Tensor) -> Tensor:
+    """G(feature, (t_x, t_y)) of eq. 5: ``[B, C, H, W]`` -> ``[B, C, N, K]``.
+
+    Zeros outside the map. Pixel coordinates are normalised for
+    ``align_corners=False``, which is defined for any map size (also 1).
+    """
+    B, _, H, W = feature.shape
+    gx = (2 * t_x + 1) / W - 1
+    gy = (2 * t_y + 1) / H - 1
+    grid = torch.stack([gx, gy], -1)  # [B, K, H, W, 2]
+    grid = grid.flatten(2, 3).transpose(1, 2)  # [B, N, K, 2]
+    return F.grid_sample(feature, grid, mode='bilinear', padding_mode='zeros',
+                         align_corners=False)
+
+
+def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
+              kernel_size: Tuple[int, int], dilation: Tuple[int, int],
+              scale: Optional[float]) -> Tensor:
+    B, C, H, W = value.shape
+    t_y, t_x = sampling_positions(offset, kernel_size, dilation)  # eq. 4
+    keys = sample_bilinear(key, t_y, t_x)  # eq. 5, [B, Cq, N, K]
+    values = sample_bilinear(value, t_y, t_x)  # [B, C, N, K]
+    logits = torch.einsum('bcn,bcnk->bnk', query.flatten(2), keys)
+    if scale is not None:
+        logits = logits * scale
+    affinity = logits.softmax(dim=-1)  # eq. 6, the sparse S, [B, N, K]
+    out = torch.einsum('bnk,bcnk->bcn', affinity, values)  # eq. 7
+    return out.view(B, C, H, W)

@@ -1,0 +1,110 @@
+"""``sparse_nonlocal_attention``: the SNL operator's small front end.
+
+It checks its inputs, leaves autocast (the softmax runs in float32 at least),
+and hands the work to one of the interchangeable backends:
+
+* ``'csr'`` (default, every device): the sparse affinity as a CSR matrix,
+  :mod:`.backends.csr`;
+* ``'reference'``: the equations literally with ``grid_sample``,
+  :mod:`.backends.reference`; also the ONNX-exportable path.
+"""
+from numbers import Integral, Real
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .backends import csr, reference
+
+BACKENDS = {'csr': csr.attention, 'reference': reference.attention}
+IntPair = Union[int, Tuple[int, int]]
+
+
+def _pair(value: IntPair, name: str) -> Tuple[int, int]:
+    pair = (value, value) if isinstance(value, Integral) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, Integral) and not
+                                 isinstance(v, bool) for v in pair):
+        raise TypeError(f'{name} must be an int or a pair of ints, got '
+                        f'{value!r}')
+    if min(pair) <= 0:
+        raise ValueError(f'{name} must be positive, got {value!r}')
+    return int(pair[0]), int(pair[1])
+
+
+def _check_inputs(query, key, value, offset, num_points):
+    named = dict(query=query, key=key, value=value, offset=offset)
+    for name, x in named.items():
+        if not isinstance(x, Tensor):
+            raise TypeError(f'{name} must be a torch.Tensor, got '
+                            f'{type(x).__name__}')
+        if not x.is_floating_point():
+            raise TypeError(f'{name} must be a floating point tensor, got '
+                            f'{x.dtype}')
+        if x.dim() != 4:
+            raise ValueError(f'{name} must be 4-D [B, C, H, W], got shape '
+                             f'{tuple(x.shape)}')
+    b, _, h, w = value.shape
+    for name, x in named.items():
+        if x.shape[0] != b or tuple(x.shape[2:]) != (h, w):
+            raise ValueError(
+                f'{name} has batch and spatial size {x.shape[0]} x '
+                f'{tuple(x.shape[2:])}, value has {b} x {(h, w)}; they must '
+                f'match')
+    if query.shape[1] != key.shape[1]:
+        raise ValueError(f'query and key must have the same channels, got '
+                         f'{query.shape[1]} and {key.shape[1]}')
+    if offset.shape[1] != 2 * num_points:
+        raise ValueError(
+            f'offset must have 2 * K = {2 * num_points} channels for a '
+            f'{num_points}-point kernel, got {offset.shape[1]}')
+    devices = {x.device for x in named.values()}
+    if len(devices) != 1:
+        raise ValueError(f'inputs are on different devices: {devices}')
+
+
+def sparse_nonlocal_attention(query: Tensor,
+                              key: Tensor,
+                              value: Tensor,
+                              offset: Tensor,
+                              kernel_size: IntPair,
+                              dilation: IntPair = 1,
+                              scale: Optional[float] = None,
+                              backend: Optional[str] = None) -> Tensor:
+    """Sparse non-local attention (SSANet, arXiv 2109.01915, eqs. 4-7).
+
+    Each query pixel attends to K = kh * kw keys sampled by bilinear
+    interpolation (zeros outside the map) at a kh x kw grid around it
+    (spaced by ``dilation``) shifted by learned offsets; the output is the
+    softmax-weighted sum of the values sampled at the same points.
+
+    Args:
+        query, key: ``[B, Cq, H, W]``.
+        value: ``[B, C, H, W]``.
+        offset: ``[B, 2K, H, W]``, (dy, dx) in pixels per sampling point,
+            row-major over the kernel grid, as mmcv's deformable conv.
+        kernel_size: kh, kw (int or pair).
+        dilation: spacing of the initial grid (int or pair).
+        scale: optional factor on the logits; the paper uses none.
+        backend: ``'csr'`` (default) or ``'reference'``.
+
+    Returns:
+        ``[B, C, H, W]``, in ``value``'s dtype.
+    """
+    kernel_size = _pair(kernel_size, 'kernel_size')
+    dilation = _pair(dilation, 'dilation')
+    _check_inputs(query, key, value, offset, kernel_size[0] * kernel_size[1])
+    if scale is not None and (not isinstance(scale, Real)
+                              or isinstance(scale, bool)):
+        raise TypeError(f'scale must be a number or None, got {scale!r}')
+    backend = 'csr' if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown backend {backend!r}; choose from '
+                         f'{sorted(BACKENDS)}')
+    # Logits and softmax in float32 at least: under autocast the 1x1 convs
+    # hand us fp16/bf16, whose dot products over Cq channels overflow.
+    dtype = torch.promote_types(value.dtype, torch.float32)
+    with torch.autocast(value.device.type, enabled=False):
+        out = BACKENDS[backend](query.to(dtype), key.to(dtype),
+                                value.to(dtype), offset.to(dtype),
+                                kernel_size, dilation, scale)
+    return out.to(value.dtype)

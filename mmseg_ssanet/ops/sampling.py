@@ -1,0 +1,59 @@
+"""Where the SNL block samples: eq. 4 of the paper, shared by all backends.
+
+Sampling point k of query pixel (y, x) starts on a kh x kw grid centred on the
+query, laid out as mmcv's deformable convolution lays out its kernel (row-major,
+``(k - 1) // 2`` points before the centre, spaced by ``dilation``), and is
+shifted by its learned offset (dy, dx), channels ``2k`` and ``2k + 1``.
+"""
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+
+def initial_grid(kernel_size: Tuple[int, int], dilation: Tuple[int, int],
+                 device=None, dtype=None) -> Tuple[Tensor, Tensor]:
+    """(dy, dx) of the K initial sampling points relative to the query."""
+    (kh, kw), (dh, dw) = kernel_size, dilation
+    dy = (torch.arange(kh, device=device, dtype=dtype) - (kh - 1) // 2) * dh
+    dx = (torch.arange(kw, device=device, dtype=dtype) - (kw - 1) // 2) * dw
+    return (dy[:, None].expand(kh, kw).reshape(-1),
+            dx[None, :].expand(kh, kw).reshape(-1))
+
+
+def sampling_positions(offset: Tensor, kernel_size: Tuple[int, int],
+                       dilation: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+    """Absolute sampling coordinates (t_y, t_x), each ``[B, K, H, W]``.
+
+    Eq. 4: t = p + delta p, with p the initial grid around each query pixel.
+    """
+    B, _, H, W = offset.shape
+    off = offset.view(B, -1, 2, H, W)
+    dy, dx = initial_grid(kernel_size, dilation, offset.device, offset.dtype)
+    ys = torch.arange(H, device=offset.device, dtype=offset.dtype)
+    xs = torch.arange(W, device=offset.device, dtype=offset.dtype)
+    t_y = ys.view(1, 1, H, 1) + dy.view(1, -1, 1, 1) + off[:, :, 0]
+    t_x = xs.view(1, 1, 1, W) + dx.view(1, -1, 1, 1) + off[:, :, 1]
+    return t_y, t_x
+
+
+def bilinear_corners(t_y: Tensor, t_x: Tensor, height: int, width: int
+                     ) -> Tuple[Tensor, Tensor]:
+    """Flat indices and weights of the 4 bilinear neighbours (eq. 5).
+
+    Returns ``index`` (long) and ``weight``, both ``[..., 4]``, for corners
+    (y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1). A corner outside
+    the map gets weight 0 (zero padding, as ``grid_sample``) and a clamped,
+    valid index. Weights are differentiable in t, so the offset gradient
+    flows through plain autograd.
+    """
+    y0, x0 = t_y.detach().floor(), t_x.detach().floor()
+    fy, fx = t_y - y0, t_x - x0
+    ys = torch.stack([y0, y0, y0 + 1, y0 + 1], -1)
+    xs = torch.stack([x0, x0 + 1, x0, x0 + 1], -1)
+    weight = torch.stack([(1 - fy) * (1 - fx), (1 - fy) * fx,
+                          fy * (1 - fx), fy * fx], -1)
+    inside = (ys >= 0) & (ys <= height - 1) & (xs >= 0) & (xs <= width - 1)
+    weight = weight * inside
+    index = (ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)).long()
+    return index, weight
