@@ -21,7 +21,12 @@ IntPair = Union[int, Tuple[int, int]]
 
 
 def _pair(value: IntPair, name: str) -> Tuple[int, int]:
-    pair = (value, value) if isinstance(value, Integral) else tuple(value)
+    if isinstance(value, Integral):
+        pair = (value, value)
+    elif isinstance(value, (tuple, list)):
+        pair = tuple(value)
+    else:
+        pair = ()
     if len(pair) != 2 or not all(isinstance(v, Integral) and not
                                  isinstance(v, bool) for v in pair):
         raise TypeError(f'{name} must be an int or a pair of ints, got '

@@ -24,6 +24,7 @@ import warnings
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..sampling import bilinear_corners, sampling_positions
@@ -34,8 +35,9 @@ warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in '
                         'beta state')
 
 
-def _csr(crow: Tensor, col: Tensor, values: Tensor, n: int) -> Tensor:
-    return torch.sparse_csr_tensor(crow, col, values, size=(n, n),
+def _csr(crow: Tensor, col: Tensor, values: Tensor, rows: int,
+         cols: int) -> Tensor:
+    return torch.sparse_csr_tensor(crow, col, values, size=(rows, cols),
                                    check_invariants=False)
 
 
@@ -43,20 +45,20 @@ def _row_pointers(rows: int, per_row: int, device) -> Tensor:
     return torch.arange(0, rows * per_row + 1, per_row, device=device)
 
 
-def _transpose_pattern(col: Tensor, rows: int, per_row: int
+def _transpose_pattern(col: Tensor, rows: int, cols: int, per_row: int
                        ) -> Tuple[Tensor, Tensor, Tensor]:
     """CSR pattern of the transpose: (crow, col, permutation of values)."""
     perm = torch.argsort(col, stable=True)
-    crow = torch.zeros(rows + 1, dtype=torch.long, device=col.device)
-    crow[1:] = torch.bincount(col, minlength=rows).cumsum(0)
+    crow = torch.zeros(cols + 1, dtype=torch.long, device=col.device)
+    crow[1:] = torch.bincount(col, minlength=cols).cumsum(0)
     row_of = torch.arange(rows, device=col.device).repeat_interleave(per_row)
     return crow, row_of[perm], perm
 
 
 def _sddmm(crow: Tensor, col: Tensor, left: Tensor, right: Tensor) -> Tensor:
     """<left_i, right_j> for every stored (i, j): a flat ``[nnz]`` tensor."""
-    n = left.shape[0]
-    pattern = _csr(crow, col, left.new_zeros(col.numel()), n)
+    pattern = _csr(crow, col, left.new_zeros(col.numel()), left.shape[0],
+                   right.shape[0])
     return torch.sparse.sampled_addmm(pattern, left, right.t(),
                                       beta=0.).values()
 
@@ -65,8 +67,9 @@ class SparseAttentionFunction(torch.autograd.Function):
     """Eqs. 5-7 given bilinear corners; see the module docstring.
 
     Args (of ``apply``):
-        query, key: ``[R, Cq]`` rows = batch x pixels, contiguous.
-        value: ``[R, C]``.
+        query: ``[R, Cq]``, rows = batch x pixels, contiguous.
+        key: ``[M, Cq]``, M >= R rows (zero rows past R, see ``attention``).
+        value: ``[M, C]``.
         index: ``[R, K, 4]`` long, flat pixel index (batch offset included).
         weight: ``[R, K, 4]`` bilinear weights, 0 outside the map.
         scale: logit scale (1.0 for none).
@@ -82,7 +85,7 @@ class SparseAttentionFunction(torch.autograd.Function):
         dots = _sddmm(crow, col, query, key).view(rows, K, 4)
         affinity = (scale * (weight * dots).sum(-1)).softmax(-1)  # [R, K]
         coeff = (affinity.unsqueeze(-1) * weight).reshape(-1)
-        out = _csr(crow, col, coeff, rows) @ value
+        out = _csr(crow, col, coeff, rows, value.shape[0]) @ value
         ctx.save_for_backward(query, key, value, col, weight, dots, affinity,
                               coeff)
         ctx.scale = scale
@@ -94,6 +97,7 @@ class SparseAttentionFunction(torch.autograd.Function):
             ctx.saved_tensors
         scale = ctx.scale
         rows, K, _ = weight.shape
+        cols = key.shape[0]
         per_row = 4 * K
         grad_out = grad_out.contiguous()
         crow = _row_pointers(rows, per_row, query.device)
@@ -108,23 +112,34 @@ class SparseAttentionFunction(torch.autograd.Function):
 
         grad_q = grad_k = grad_v = grad_w = None
         if need_q:
-            grad_q = _csr(crow, col, grad_dots.reshape(-1), rows) @ key
+            grad_q = _csr(crow, col, grad_dots.reshape(-1), rows,
+                          cols) @ key
         if need_k or need_v:
-            crow_t, col_t, perm = _transpose_pattern(col, rows, per_row)
+            crow_t, col_t, perm = _transpose_pattern(col, rows, cols,
+                                                     per_row)
             if need_k:
                 grad_k = _csr(crow_t, col_t, grad_dots.reshape(-1)[perm],
-                              rows) @ query
+                              cols, rows) @ query
             if need_v:
-                grad_v = _csr(crow_t, col_t, coeff[perm], rows) @ grad_out
+                grad_v = _csr(crow_t, col_t, coeff[perm], cols,
+                              rows) @ grad_out
         if need_w:
             grad_w = (grad_coeff * affinity.unsqueeze(-1)
                       + scale * grad_logit.unsqueeze(-1) * dots)
         return grad_q, grad_k, grad_v, None, grad_w, None
 
 
+# Dynamo cannot trace sparse CSR construction: under torch.compile the
+# sparse products run eagerly (a graph break) and everything around them is
+# compiled as usual.
+@torch.compiler.disable
+def _sparse_attention(*args) -> Tensor:
+    return SparseAttentionFunction.apply(*args)
+
+
 def _rows(x: Tensor) -> Tensor:
     """``[B, C, H, W]`` -> ``[B*H*W, C]``, contiguous."""
-    return x.flatten(2).transpose(1, 2).reshape(-1, x.shape[1])
+    return x.flatten(2).transpose(1, 2).reshape(-1, x.shape[1]).contiguous()
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
@@ -139,7 +154,15 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     # [B, K, H, W, 4] -> [B*N, K, 4]: one row of the sparse matrix per query
     index = index.permute(0, 2, 3, 1, 4).reshape(B * N, -1, 4)
     weight = weight.permute(0, 2, 3, 1, 4).reshape(B * N, -1, 4)
-    out = SparseAttentionFunction.apply(
-        _rows(query), _rows(key), _rows(value), index, weight,
+    # torch's SDDMM needs a matrix with at least as many cells as stored
+    # entries; duplicates can exceed B*N x B*N on tiny maps, so give it spare
+    # all-zero key/value rows that no index points at.
+    spare = max(0, 4 * index.shape[1] - B * N)
+    key_rows, value_rows = _rows(key), _rows(value)
+    if spare:
+        key_rows = F.pad(key_rows, (0, 0, 0, spare))
+        value_rows = F.pad(value_rows, (0, 0, 0, spare))
+    out = _sparse_attention(
+        _rows(query), key_rows, value_rows, index, weight,
         1.0 if scale is None else float(scale))
     return out.view(B, H, W, C).permute(0, 3, 1, 2)
