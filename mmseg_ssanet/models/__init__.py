@@ -1,0 +1,3 @@
+from .blocks import SparseNonLocal2d
+
+__all__ = ['SparseNonLocal2d']

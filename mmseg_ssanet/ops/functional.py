@@ -20,7 +20,7 @@ BACKENDS = {'csr': csr.attention, 'reference': reference.attention}
 IntPair = Union[int, Tuple[int, int]]
 
 
-def _pair(value: IntPair, name: str) -> Tuple[int, int]:
+def as_pair(value: IntPair, name: str) -> Tuple[int, int]:
     if isinstance(value, Integral):
         pair = (value, value)
     elif isinstance(value, (tuple, list)):
@@ -34,6 +34,15 @@ def _pair(value: IntPair, name: str) -> Tuple[int, int]:
     if min(pair) <= 0:
         raise ValueError(f'{name} must be positive, got {value!r}')
     return int(pair[0]), int(pair[1])
+
+
+def check_backend(backend: Optional[str]) -> str:
+    """The backend's name, ``'csr'`` for None; ValueError if unknown."""
+    backend = 'csr' if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown backend {backend!r}; choose from '
+                         f'{sorted(BACKENDS)}')
+    return backend
 
 
 def _check_inputs(query, key, value, offset, num_points):
@@ -95,16 +104,13 @@ def sparse_nonlocal_attention(query: Tensor,
     Returns:
         ``[B, C, H, W]``, in ``value``'s dtype.
     """
-    kernel_size = _pair(kernel_size, 'kernel_size')
-    dilation = _pair(dilation, 'dilation')
+    kernel_size = as_pair(kernel_size, 'kernel_size')
+    dilation = as_pair(dilation, 'dilation')
     _check_inputs(query, key, value, offset, kernel_size[0] * kernel_size[1])
     if scale is not None and (not isinstance(scale, Real)
                               or isinstance(scale, bool)):
         raise TypeError(f'scale must be a number or None, got {scale!r}')
-    backend = 'csr' if backend is None else backend
-    if backend not in BACKENDS:
-        raise ValueError(f'unknown backend {backend!r}; choose from '
-                         f'{sorted(BACKENDS)}')
+    backend = check_backend(backend)
     # Logits and softmax in float32 at least: under autocast the 1x1 convs
     # hand us fp16/bf16, whose dot products over Cq channels overflow.
     dtype = torch.promote_types(value.dtype, torch.float32)
