@@ -138,8 +138,8 @@ def _sparse_attention(*args) -> Tensor:
 
 
 def _rows(x: Tensor) -> Tensor:
-    """``[B, C, H, W]`` -> ``[B*H*W, C]``, contiguous."""
-    return x.flatten(2).transpose(1, 2).reshape(-1, x.shape[1]).contiguous()
+    """``[B, C, H, W]`` -> ``[B*H*W, C]``: a view for channels_last input."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).contiguous()
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
