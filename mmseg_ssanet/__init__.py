@@ -7,18 +7,23 @@ applies the compatibility fixes the pinned stack needs:
 * torch>=2.6 loads mmengine's checkpoints with ``weights_only=True``
   (an allow-list, see :mod:`mmseg_ssanet.utils.checkpoint_compat`);
 * datasets with a missing or misplaced folder fail early with a message that
-  names the expected layout (:mod:`mmseg_ssanet.datasets.layout_check`).
+  names the expected layout (:mod:`mmseg_ssanet.datasets.layout_check`);
+* mmengine's pytorch launcher works on CPU-only machines (gloo), with the
+  ``CPUDistributedDataParallel`` wrapper
+  (:mod:`mmseg_ssanet.engine.cpu_distributed`).
 """
 from .utils.mmcv_check import check_mmcv_ops
 
 check_mmcv_ops()  # before mmseg.models, which fails obscurely without ops
 
 from .datasets.layout_check import install_layout_check  # noqa: E402
+from .engine import install_cpu_launcher  # noqa: E402
 from .utils.checkpoint_compat import allow_mmengine_checkpoints  # noqa: E402
 from .version import __version__  # noqa: E402
 
 allow_mmengine_checkpoints()
 install_layout_check()
+install_cpu_launcher()
 
 from . import models  # noqa: E402,F401  (registers modules)
 

@@ -6,7 +6,7 @@ import pytest
 
 from .conftest import run_cli
 
-DEMO_CONFIG = 'configs/demo/fcn_mobilenetv2_cpu_synthetic-cityscapes.py'
+DEMO_CONFIG = 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'
 
 
 def _data_options(root):

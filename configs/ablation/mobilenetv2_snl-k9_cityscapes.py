@@ -1,0 +1,3 @@
+# Table 1: baseline + SNL, K = 9.
+_base_ = ['./mobilenetv2_snl-k81_cityscapes.py']
+model = dict(decode_head=dict(num_samples=9))

@@ -1,0 +1,52 @@
+# SSANet (MobileNetV2, SNL K=81, global pooling, decoder) sized for a short
+# CPU run on the generated Cityscapes-format scenes (tools/generate_data.py).
+# Inherits the real model; trained from scratch (no network for ImageNet
+# weights here), plain BN, whole 128x256 images, a few hundred iterations.
+_base_ = ['../ssanet_mobilenetv2_cityscapes.py']
+norm_cfg = dict(type='BN', requires_grad=True)
+data_root = 'data/synthetic_cityscapes/'
+crop_size = (128, 256)
+model = dict(
+    pretrained=None,
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(norm_cfg=norm_cfg),
+    neck=dict(norm_cfg=norm_cfg),
+    decode_head=dict(channels=64, norm_cfg=norm_cfg, align_corners=False),
+    auxiliary_head=dict(norm_cfg=norm_cfg, align_corners=False),
+    test_cfg=dict(_delete_=True, mode='whole'))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(256, 128), ratio_range=(1.0, 1.25),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(256, 128), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=2,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1, num_workers=1,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_iters = 400
+optim_wrapper = dict(optimizer=dict(lr=0.02))
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters,
+         by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=max_iters // 2))
+env_cfg = dict(cudnn_benchmark=False)
+randomness = dict(seed=0)

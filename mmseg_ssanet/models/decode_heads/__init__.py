@@ -1,0 +1,3 @@
+from .snl_head import SNLHead
+
+__all__ = ['SNLHead']

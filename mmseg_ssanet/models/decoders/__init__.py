@@ -1,0 +1,3 @@
+from .ssanet_decoder import SSANetDecoder
+
+__all__ = ['SSANetDecoder']

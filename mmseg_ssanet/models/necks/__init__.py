@@ -1,0 +1,3 @@
+from .low_level_neck import LowLevelNeck
+
+__all__ = ['LowLevelNeck']

@@ -1,0 +1,85 @@
+"""SNLHead, SSANetDecoder and LowLevelNeck as parts."""
+import pytest
+import torch
+from mmseg.registry import MODELS
+
+import mmseg_ssanet  # noqa: F401
+from mmseg_ssanet.models import (LowLevelNeck, SNLHead, SparseNonLocal2d,
+                                 SSANetDecoder)
+
+
+def _feats(channels=(24, 32, 96, 320), size=32):
+    sizes = (size, size // 2, size // 4, size // 4)
+    return [torch.randn(2, c, s, s) for c, s in zip(channels, sizes)]
+
+
+def _head(**kw):
+    args = dict(type='SNLHead', in_channels=320, in_index=3, channels=32,
+                num_samples=9, num_classes=5, norm_cfg=dict(type='BN'))
+    args.update(kw)
+    return MODELS.build(args)
+
+
+@pytest.mark.parametrize('with_snl', [True, False])
+@pytest.mark.parametrize('with_global_pool', [True, False])
+def test_ablation_switches(with_snl, with_global_pool):
+    head = _head(with_snl=with_snl, with_global_pool=with_global_pool)
+    assert isinstance(head.snl, SparseNonLocal2d) == with_snl
+    assert (head.global_pool is not None) == with_global_pool
+    out = head(_feats())
+    assert out.shape == (2, 5, 8, 8)  # stride 16, no decoder
+
+
+def test_decoder_brings_stride_4():
+    neck = LowLevelNeck([24, 32, 96, 320], out_channels=16,
+                        norm_cfg=dict(type='BN'))
+    feats = neck(_feats())
+    assert feats[0].shape == (2, 16, 32, 32)
+    assert feats[2].shape == (2, 96, 8, 8)  # passed on for the aux head
+    head = _head(decoder=dict(type='SSANetDecoder', low_level_channels=16))
+    assert isinstance(head.decoder, SSANetDecoder)
+    assert head.decoder.channels == 32 and len(head.decoder.fuse) == 2
+    assert head(feats).shape == (2, 5, 32, 32)
+
+
+def test_decoder_without_neck_is_named():
+    head = _head(decoder=dict(type='SSANetDecoder', low_level_channels=48))
+    with pytest.raises(ValueError, match='low-level features with 48 '
+                       'channels.*got 24.*LowLevelNeck'):
+        head(_feats())
+
+
+def test_wrong_in_index_is_named():
+    head = _head(in_index=2)
+    with pytest.raises(ValueError, match=r'inputs\[2\] with 320 channels'):
+        head(_feats())
+
+
+def test_neck_checks_its_inputs():
+    neck = LowLevelNeck([24, 32, 96, 320])
+    with pytest.raises(ValueError, match=r'channels \[24, 32, 96, 320\]'):
+        neck(_feats((24, 32, 96)))
+    with pytest.raises(ValueError, match='low_level_index 4 is out of'):
+        LowLevelNeck([24, 32, 96, 320], low_level_index=4)
+
+
+def test_bad_head_config_is_refused():
+    with pytest.raises(ValueError, match='num_samples=50'):
+        _head(num_samples=50)
+    with pytest.raises(ValueError, match='decoder.channels'):
+        _head(decoder=dict(type='SSANetDecoder', channels=64))
+    with pytest.raises(ValueError, match='one feature map'):
+        _head(in_channels=[96, 320], in_index=[2, 3],
+              input_transform='multiple_select')
+
+
+def test_head_reads_from_the_paper_order():
+    # reduce -> SNL -> [concat pooled reduced] -> bottleneck -> classifier
+    head = _head().eval()
+    x = _feats()
+    reduced = head.reduce(x[3])
+    out = head.snl(reduced)
+    pooled = head.global_pool(reduced).expand_as(out)
+    expected = head.cls_seg(head.bottleneck(torch.cat([out, pooled], 1)))
+    torch.testing.assert_close(head(x), expected)
+    assert isinstance(head, SNLHead)
