@@ -133,8 +133,8 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
         fmt: one of ``FORMATS``.
         out_dir: the dataset root (e.g. ``data/cityscapes``).
         num_train, num_val: images per split. Cityscapes also takes
-            ``num_test``: test images are written without ground truth,
-            as the benchmark ships them.
+            ``num_test``: test images come with placeholder labels (all
+            unlabeled / 255), as the benchmark ships them.
         height, width: image size in pixels.
         seed: RNG seed; the same arguments write the same files.
 
@@ -180,12 +180,14 @@ def _write_cityscapes(root: str, split: str, scenes: List[Scene],
         ids.append(f'{city}/{stem}')
         _save_png(osp.join(root, 'leftImg8bit', split, city,
                            f'{stem}_leftImg8bit.png'), scene.image)
-        if split == 'test':
-            continue  # the benchmark withholds test labels
-        train_ids = lut[scene.roles]
+        # Cityscapes ships placeholder test labels (all "unlabeled"): the
+        # real test scores come from the benchmark server only.
+        train_ids = (np.full(scene.roles.shape, 255, np.uint8)
+                     if split == 'test' else lut[scene.roles])
         gt = osp.join(root, 'gtFine', split, city, f'{stem}_gtFine_')
         _save_png(gt + 'labelTrainIds.png', train_ids)
-        _save_png(gt + 'labelIds.png', to_label_id[train_ids])
+        _save_png(gt + 'labelIds.png', np.where(
+            train_ids == 255, 0, to_label_id[np.minimum(train_ids, 18)]))
     return ids
 
 

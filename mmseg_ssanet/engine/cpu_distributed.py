@@ -21,7 +21,8 @@ import functools
 
 import torch
 from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
-from mmseg.registry import MODEL_WRAPPERS
+# mmengine's root registry: Runner.wrap_model looks the type up there.
+from mmengine.registry import MODEL_WRAPPERS
 
 
 def _cuda_free_init_dist_pytorch(original):

@@ -2,6 +2,8 @@
 # removed and stages 6-7 dilated; 256 channels in the head (paper Sec. 3.3).
 _base_ = ['./ssanet_r101-d16.py']
 model = dict(
+    # mmcls' ImageNet classifier; mmengine's mmcls:// loader keeps the keys
+    # under "backbone." and strips that prefix.
     pretrained='mmcls://mobilenet_v2',
     backbone=dict(
         _delete_=True,

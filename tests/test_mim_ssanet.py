@@ -1,0 +1,110 @@
+"""SSANet's own configs through ``mim train`` / ``mim test`` on CPU.
+
+The real configs, with only ``--cfg-options`` for the generated data, small
+images and a 2-iteration schedule (see tests/cpu_overrides.py).
+"""
+import glob
+import os
+import os.path as osp
+import re
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmseg_ssanet.datasets import generate
+from mmseg_ssanet.datasets.synthetic import CITYSCAPES_TRAINID_TO_LABELID
+
+from .conftest import ROOT, run_cli
+from .cpu_overrides import cpu_options
+from .test_mim_end_to_end import read_miou
+
+pytestmark = pytest.mark.slow
+CITYSCAPES = 'configs/ssanet_r101_cityscapes.py'
+
+
+def _train(config, work, opts, *extra):
+    code, out = run_cli(['mim', 'train', 'mmseg', config, '--gpus', '0',
+                         '--work-dir', work, *extra, '--cfg-options', *opts])
+    assert code == 0, out[-4000:]
+    return out
+
+
+def _test(config, work, ckpt, opts, *extra):
+    code, out = run_cli(['mim', 'test', 'mmseg', config, '--gpus', '0',
+                         '--work-dir', work, '--checkpoint', ckpt, *extra,
+                         '--cfg-options', *opts])
+    assert code == 0, out[-4000:]
+    return out
+
+
+def test_cityscapes_train_resume_test_tta_and_submission(tmp_path,
+                                                         cityscapes_root):
+    work = str(tmp_path / 'work')
+    opts = cpu_options(CITYSCAPES, cityscapes_root, (64, 128))
+    out = _train(CITYSCAPES, work, opts)
+    assert 'SNLHead' in out or osp.isfile(osp.join(work, 'iter_2.pth'))
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
+
+    # stopped at 2 of 3 iterations; resume continues from the checkpoint
+    opts3 = cpu_options(CITYSCAPES, cityscapes_root, (64, 128), max_iters=3)
+    out = _train(CITYSCAPES, work, opts3, '--resume')
+    assert 'resumed epoch: 0, iter: 2' in out
+    assert osp.isfile(osp.join(work, 'iter_3.pth'))
+    ckpt = osp.join(work, 'iter_3.pth')
+
+    out = _test(CITYSCAPES, work, ckpt, opts)
+    assert 0 <= read_miou(out) <= 100
+    out_tta = _test(CITYSCAPES, work, ckpt, opts, '--tta')
+    assert 0 <= read_miou(out_tta) <= 100
+    assert 'SegTTAModel' in out_tta or 'TestTimeAug' in out_tta
+
+    # Table 3: the benchmark server's submission files instead of scores
+    server = 'configs/ssanet_r101_cityscapes_test-server.py'
+    out_dir = str(tmp_path / 'submission')
+    _test(server, work, ckpt, opts + [f'test_evaluator.output_dir={out_dir}'])
+    pngs = sorted(glob.glob(osp.join(out_dir, '*.png')))
+    tests = sorted(glob.glob(osp.join(cityscapes_root, 'leftImg8bit', 'test',
+                                      '*', '*.png')))
+    assert [osp.basename(p) for p in pngs] == [osp.basename(p) for p in tests]
+    label_ids = set(np.unique(np.array(Image.open(pngs[0]))).tolist())
+    assert label_ids <= set(CITYSCAPES_TRAINID_TO_LABELID)  # labelIds, not
+    assert Image.open(pngs[0]).size == (128, 64)             # train ids
+
+
+@pytest.mark.parametrize('config, fmt, sub', [
+    ('configs/ssanet_r101_ade20k.py', 'ade20k', 'ADEChallengeData2016'),
+    ('configs/ssanet_r101_pascal_context.py', 'pascal_context', 'VOC2010'),
+])
+def test_other_benchmarks_train_and_test(tmp_path, config, fmt, sub):
+    generate(fmt, str(tmp_path / 'data'), num_train=4, num_val=2,
+             height=64, width=96, seed=0)
+    root = str(tmp_path / 'data' / sub)
+    work = str(tmp_path / 'work')
+    opts = cpu_options(config, root, (64, 96))
+    _train(config, work, opts)
+    ckpt = osp.join(work, 'iter_2.pth')
+    assert osp.isfile(ckpt)
+    assert 0 <= read_miou(_test(config, work, ckpt, opts)) <= 100
+    assert 0 <= read_miou(_test(config, work, ckpt, opts, '--tta')) <= 100
+
+
+def test_two_process_cpu_training(tmp_path, cityscapes_root):
+    import mmseg
+    train_py = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools',
+                        'train.py')
+    work = str(tmp_path / 'work')
+    opts = cpu_options(CITYSCAPES, cityscapes_root, (64, 128))
+    code, out = run_cli(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+         '2', '--master_port', str(29500 + os.getpid() % 1000), train_py,
+         CITYSCAPES, '--launcher', 'pytorch', '--work-dir', work,
+         '--cfg-options', *opts,
+         'model_wrapper_cfg.type=CPUDistributedDataParallel',
+         'default_hooks.checkpoint.interval=2'])
+    assert code == 0, out[-4000:]
+    assert re.search(r'Distributed training: True', out)
+    assert 'GPU number: 2' in out  # mmengine's words for the world size
+    assert sorted(os.listdir(work)).count('iter_2.pth') == 1
+    assert not osp.exists(osp.join(work, 'iter_1.pth'))
