@@ -1,16 +1,22 @@
 # SSANet, MobileNetV2, Cityscapes: the last row of the paper's Table 1
 # (baseline + SNL (K=81) + global pooling + decoder), and the family base
 # of the ablation (configs/ablation) and comparison (configs/comparison)
-# configs. Data, schedule and inference as ssanet_r101_cityscapes.py.
-_base_ = [
-    './_base_/models/ssanet_mobilenetv2-d16.py',
-    'mmseg::_base_/datasets/cityscapes_769x769.py',
-    'mmseg::_base_/default_runtime.py',
-    './_base_/schedules/sgd_poly_80k.py',
-]
-crop_size = (769, 769)
+# configs. Data, schedule and inference as ssanet_r101_cityscapes.py; the
+# backbone is MobileNetV2 at output stride 16 (the last downsampling, of
+# stage 6, removed; stages 6-7 dilated) and the head has 256 channels.
+_base_ = ['./ssanet_r101_cityscapes.py']
 model = dict(
-    data_preprocessor=dict(size=crop_size),
-    decode_head=dict(num_samples=81, align_corners=True),
-    auxiliary_head=dict(align_corners=True),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(513, 513)))
+    # mmcls' ImageNet classifier; mmengine's mmcls:// loader keeps the keys
+    # under "backbone." and strips that prefix.
+    pretrained='mmcls://mobilenet_v2',
+    backbone=dict(
+        _delete_=True,
+        type='MobileNetV2',
+        widen_factor=1.,
+        strides=(1, 2, 2, 2, 1, 1, 1),
+        dilations=(1, 1, 1, 1, 1, 2, 2),
+        out_indices=(1, 2, 4, 6),  # strides 4, 8, 16, 16
+        norm_cfg={{_base_.norm_cfg}}),
+    neck=dict(in_channels=[24, 32, 96, 320]),
+    decode_head=dict(in_channels=320, channels=256),
+    auxiliary_head=dict(in_channels=96))

@@ -1,7 +1,7 @@
 """SSANet's own configs through ``mim train`` / ``mim test`` on CPU.
 
 The real configs, with only ``--cfg-options`` for the generated data, small
-images and a 2-iteration schedule (see tests/cpu_overrides.py).
+images and a 2-iteration schedule (mmseg_ssanet/utils/short_run.py).
 """
 import glob
 import os
@@ -15,13 +15,17 @@ from PIL import Image
 
 from mmseg_ssanet.datasets import generate
 from mmseg_ssanet.datasets.synthetic import CITYSCAPES_TRAINID_TO_LABELID
+from mmseg_ssanet.utils.short_run import short_run_options
 
 from .conftest import ROOT, run_cli
-from .cpu_overrides import cpu_options
 from .test_mim_end_to_end import read_miou
 
 pytestmark = pytest.mark.slow
 CITYSCAPES = 'configs/ssanet_r101_cityscapes.py'
+
+
+def cpu_options(config, *args, **kwargs):
+    return short_run_options(osp.join(ROOT, config), *args, **kwargs)
 
 
 def _train(config, work, opts, *extra):
@@ -44,7 +48,6 @@ def test_cityscapes_train_resume_test_tta_and_submission(tmp_path,
     work = str(tmp_path / 'work')
     opts = cpu_options(CITYSCAPES, cityscapes_root, (64, 128))
     out = _train(CITYSCAPES, work, opts)
-    assert 'SNLHead' in out or osp.isfile(osp.join(work, 'iter_2.pth'))
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
 
     # stopped at 2 of 3 iterations; resume continues from the checkpoint

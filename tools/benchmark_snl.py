@@ -85,8 +85,8 @@ def estimate_gb(method, n, c, b, k, backward):
         extra = b * n * k * (c + c // 2) * 4 * (3 if backward else 1)
     elif method == 'snl':
         extra = b * n * 4 * k * 8 * (6 if backward else 3)
-    else:  # dense_sdpa: flash attention, O(N) memory
-        extra = 0
+    else:  # dense_sdpa: O(N) forward; its CPU backward measured ~3 N x N
+        extra = b * n * n * 4 * 3 if backward else 0
     return (feats + extra) / 2**30
 
 

@@ -1,6 +1,6 @@
 from .functional import (BACKENDS, as_pair, check_backend,
-                         sparse_nonlocal_attention)
+                         sparse_nonlocal_affinity, sparse_nonlocal_attention)
 from .sampling import bilinear_corners, initial_grid, sampling_positions
 
-__all__ = ['BACKENDS', 'as_pair', 'check_backend', 'sparse_nonlocal_attention', 'initial_grid',
+__all__ = ['BACKENDS', 'as_pair', 'check_backend', 'sparse_nonlocal_affinity', 'sparse_nonlocal_attention', 'initial_grid',
            'sampling_positions', 'bilinear_corners']

@@ -119,3 +119,29 @@ def sparse_nonlocal_attention(query: Tensor,
                                 value.to(dtype), offset.to(dtype),
                                 kernel_size, dilation, scale)
     return out.to(value.dtype)
+
+
+def sparse_nonlocal_affinity(query: Tensor,
+                             key: Tensor,
+                             offset: Tensor,
+                             kernel_size: IntPair,
+                             dilation: IntPair = 1,
+                             scale: Optional[float] = None
+                             ) -> Tuple[Tensor, Tensor, Tensor]:
+    """Where each query samples, and the weight of each sample.
+
+    For inspection and pictures (eqs. 4-6, reference path, float32 at
+    least). Returns ``(t_y, t_x, weight)``, each ``[B, K, H, W]``: sampling
+    coordinates in feature pixels and the softmax weights S.
+    """
+    kernel_size = as_pair(kernel_size, 'kernel_size')
+    dilation = as_pair(dilation, 'dilation')
+    _check_inputs(query, key, key[:, :1], offset,
+                  kernel_size[0] * kernel_size[1])
+    dtype = torch.promote_types(key.dtype, torch.float32)
+    with torch.autocast(key.device.type, enabled=False):
+        t_y, t_x, affinity = reference.attention_weights(
+            query.to(dtype), key.to(dtype), offset.to(dtype), kernel_size,
+            dilation, scale)
+    B, K, H, W = t_y.shape
+    return t_y, t_x, affinity.transpose(1, 2).reshape(B, K, H, W)

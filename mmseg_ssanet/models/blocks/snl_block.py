@@ -8,7 +8,8 @@ from mmengine.model.weight_init import constant_init, normal_init
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from ...ops import as_pair, check_backend, sparse_nonlocal_attention
+from ...ops import (as_pair, check_backend, sparse_nonlocal_affinity,
+                    sparse_nonlocal_attention)
 
 
 def _grid_for(num_samples: int) -> Optional[Tuple[int, int]]:
@@ -131,11 +132,28 @@ class SparseNonLocal2d(nn.Module):
         """The learned offsets P, ``[B, 2K, H, W]`` (dy, dx per point)."""
         return self.offset(x)
 
-    def forward(self, x: Tensor) -> Tensor:
+    @torch.no_grad()
+    def sampling_points(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Learned sampling coordinates and their attention weights.
+
+        Returns ``(t_y, t_x, weight)``, each ``[B, K, H, W]``, in feature
+        pixels of ``x`` (the block's input); see
+        :func:`mmseg_ssanet.ops.sparse_nonlocal_affinity`.
+        """
+        self._check_input(x)
+        return sparse_nonlocal_affinity(self.theta(x), self.phi(x),
+                                        self.sample_offsets(x),
+                                        self.kernel_size, self.dilation,
+                                        scale=self.scale)
+
+    def _check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f'{type(self).__name__} expects [B, {self.in_channels}, H, W]'
                 f' input, got shape {tuple(x.shape)}')
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
         # channels_last: the sparse products read pixels as rows, which is
         # then a free view of the 1x1 convs' outputs instead of a copy.
         x = x.contiguous(memory_format=torch.channels_last)

@@ -26,6 +26,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ..sampling import bilinear_corners, sampling_positions
 
@@ -92,6 +93,7 @@ class SparseAttentionFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         query, key, value, col, weight, dots, affinity, coeff = \
             ctx.saved_tensors

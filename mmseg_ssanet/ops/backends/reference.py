@@ -28,16 +28,28 @@ def sample_bilinear(feature: Tensor, t_y: Tensor, t_x: Tensor) -> Tensor:
                          align_corners=False)
 
 
+def attention_weights(query: Tensor, key: Tensor, offset: Tensor,
+                      kernel_size: Tuple[int, int], dilation: Tuple[int, int],
+                      scale: Optional[float]
+                      ) -> Tuple[Tensor, Tensor, Tensor]:
+    """Sampling coordinates (eq. 4) and the sparse affinity S (eqs. 5, 6).
+
+    Returns t_y, t_x ``[B, K, H, W]`` in feature pixels and S ``[B, N, K]``.
+    """
+    t_y, t_x = sampling_positions(offset, kernel_size, dilation)  # eq. 4
+    keys = sample_bilinear(key, t_y, t_x)  # eq. 5, [B, Cq, N, K]
+    logits = torch.einsum('bcn,bcnk->bnk', query.flatten(2), keys)
+    if scale is not None:
+        logits = logits * scale
+    return t_y, t_x, logits.softmax(dim=-1)  # eq. 6
+
+
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
     B, C, H, W = value.shape
-    t_y, t_x = sampling_positions(offset, kernel_size, dilation)  # eq. 4
-    keys = sample_bilinear(key, t_y, t_x)  # eq. 5, [B, Cq, N, K]
+    t_y, t_x, affinity = attention_weights(query, key, offset, kernel_size,
+                                           dilation, scale)
     values = sample_bilinear(value, t_y, t_x)  # [B, C, N, K]
-    logits = torch.einsum('bcn,bcnk->bnk', query.flatten(2), keys)
-    if scale is not None:
-        logits = logits * scale
-    affinity = logits.softmax(dim=-1)  # eq. 6, the sparse S, [B, N, K]
     out = torch.einsum('bnk,bcnk->bcn', affinity, values)  # eq. 7
     return out.view(B, C, H, W)

@@ -1,0 +1,118 @@
+"""Load a trained segmentor and draw its predictions, with clear errors."""
+import os
+import os.path as osp
+from typing import Iterable, List, Optional
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
+                    '.webp')
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint's weights do not fit the model the config builds."""
+
+
+def check_checkpoint_matches(model: torch.nn.Module, state_dict: dict,
+                             checkpoint: str, config: str) -> None:
+    """Raise if keys or shapes differ (mmengine would only warn)."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+              f'{tuple(v.shape)}' for k, v in own.items()
+              if k in state_dict and tuple(state_dict[k].shape) !=
+              tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} weights missing (e.g. '
+                         f'{missing[0]})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected (e.g. '
+                         f'{unexpected[0]})')
+        if shapes:
+            parts.append(f'{len(shapes)} of another shape (e.g. '
+                         f'{shapes[0]})')
+        raise CheckpointMismatchError(
+            f'checkpoint {checkpoint!r} does not fit config {config!r}: '
+            f'{"; ".join(parts)}. Was it trained with this config?')
+
+
+def load_segmentor(config: str, checkpoint: Optional[str] = None,
+                   device: str = 'cpu', cfg_options: Optional[dict] = None):
+    """mmseg's ``init_model``, refusing a checkpoint that does not fit."""
+    from mmseg.apis import init_model
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config {config!r} does not exist')
+    if checkpoint is None:
+        return init_model(config, None, device=device,
+                          cfg_options=cfg_options)
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    model = init_model(config, None, device='cpu', cfg_options=cfg_options)
+    state = _load_checkpoint(checkpoint, map_location='cpu')
+    check_checkpoint_matches(model, state.get('state_dict', state),
+                             checkpoint, config)
+    return init_model(config, checkpoint, device=device,
+                      cfg_options=cfg_options)
+
+
+def collect_images(inputs: Iterable[str]) -> List[str]:
+    """Image files from files and folders (sorted, folders not recursed)."""
+    found = []
+    for item in inputs:
+        if osp.isdir(item):
+            found += sorted(osp.join(item, f) for f in os.listdir(item)
+                            if f.lower().endswith(IMAGE_EXTENSIONS))
+        elif osp.isfile(item):
+            found.append(item)
+        else:
+            raise FileNotFoundError(f'no image or folder at {item!r}')
+    if not found:
+        raise FileNotFoundError(f'no images ({"/".join(IMAGE_EXTENSIONS)}) '
+                                f'in {list(inputs)!r}')
+    return found
+
+
+def read_image(path: str) -> np.ndarray:
+    """The image as BGR uint8, or a ValueError naming the file."""
+    try:
+        img = mmcv.imread(path)
+    except Exception as err:  # mmcv raises on some, returns None on others
+        raise ValueError(f'cannot read image {path!r}: {err}') from err
+    if img is None or img.size == 0:
+        raise ValueError(f'cannot read image {path!r}: not an image file')
+    return img
+
+
+def draw_overlays(model, images: List[str], out_dir: str,
+                  opacity: float = 0.5, progress: bool = True) -> List[str]:
+    """Segment ``images``; write colour-coded overlays as PNG to ``out_dir``.
+
+    Uses mmseg's ``inference_model`` and ``SegLocalVisualizer`` with the
+    class names and palette saved in the checkpoint.
+    """
+    from mmseg.apis import inference_model
+    from mmseg.visualization import SegLocalVisualizer
+    from tqdm import tqdm
+    if not 0 <= opacity <= 1:
+        raise ValueError(f'opacity must be in [0, 1], got {opacity}')
+    os.makedirs(out_dir, exist_ok=True)
+    visualizer = SegLocalVisualizer(alpha=opacity)
+    visualizer.dataset_meta = dict(classes=model.dataset_meta['classes'],
+                                   palette=model.dataset_meta['palette'])
+    written = []
+    for path in tqdm(images, desc='segment', unit='img', disable=not progress):
+        img = read_image(path)
+        result = inference_model(model, img)
+        out_file = osp.join(out_dir,
+                            osp.splitext(osp.basename(path))[0] + '.png')
+        visualizer.add_datasample(osp.basename(path), mmcv.bgr2rgb(img),
+                                  data_sample=result, draw_gt=False,
+                                  out_file=out_file, show=False)
+        written.append(out_file)
+    return written

@@ -1,0 +1,120 @@
+"""The picture that explains SSANet: where each query pixel samples.
+
+For chosen query pixels, the K learned sampling locations of the model's
+sparse non-local block (eq. 4), sized and coloured by their attention
+weight (eq. 6), beside the regular initial grid they started from.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..models import SparseNonLocal2d
+from ..ops import initial_grid
+
+
+def find_snl_block(model) -> SparseNonLocal2d:
+    blocks = [m for m in model.modules() if isinstance(m, SparseNonLocal2d)]
+    if not blocks:
+        raise ValueError('the model has no SparseNonLocal2d block (is its '
+                         'decode head an SNLHead with with_snl=True?)')
+    return blocks[0]
+
+
+def default_queries(height: int, width: int, grid: int = 3
+                    ) -> List[Tuple[int, int]]:
+    """A grid x grid set of query pixels, away from the borders."""
+    ys = np.linspace(0, height, grid + 2)[1:-1]
+    xs = np.linspace(0, width, grid + 2)[1:-1]
+    return [(int(y), int(x)) for y in ys for x in xs]
+
+
+def sampling_points_for(model, image: np.ndarray,
+                        queries: Optional[Sequence[Tuple[int, int]]] = None,
+                        grid: int = 3) -> List[dict]:
+    """Run ``model`` on ``image`` (BGR); sampling points per query pixel.
+
+    Queries are (y, x) in image pixels; each result holds the query, the K
+    learned points and initial grid points as ``[K, 2]`` (y, x) image
+    coordinates, and the K weights. Needs whole-image inference, so that
+    the block sees the whole image once.
+    """
+    from mmseg.apis import inference_model
+    if model.test_cfg.get('mode', 'whole') != 'whole':
+        raise ValueError("sampling points need whole-image inference: load "
+                         "the model with cfg_options "
+                         "{'model.test_cfg.mode': 'whole'}")
+    block = find_snl_block(model)
+    captured = []
+    handle = block.register_forward_hook(
+        lambda module, args, output: captured.append(args[0].detach()))
+    try:
+        result = inference_model(model, image)
+    finally:
+        handle.remove()
+    x = captured[0][:1]
+    t_y, t_x, weight = (t[0] for t in block.sampling_points(x))
+    feat_h, feat_w = x.shape[2:]
+    ori_h, ori_w = result.metainfo['ori_shape']
+    # feature pixel centre -> image pixel (the input is resized, not padded)
+    sy, sx = ori_h / feat_h, ori_w / feat_w
+
+    def to_image(fy, fx):
+        return torch.stack([(fy + 0.5) * sy - 0.5, (fx + 0.5) * sx - 0.5],
+                           -1)
+
+    dy, dx = initial_grid(block.kernel_size, block.dilation)
+    if queries is None:
+        queries = default_queries(ori_h, ori_w, grid)
+    out = []
+    for qy, qx in queries:
+        if not (0 <= qy < ori_h and 0 <= qx < ori_w):
+            raise ValueError(f'query ({qy}, {qx}) is outside the '
+                             f'{ori_h}x{ori_w} image')
+        fy = min(int(qy / sy), feat_h - 1)
+        fx = min(int(qx / sx), feat_w - 1)
+        out.append(dict(
+            query=(qy, qx),
+            feature_pixel=(fy, fx),
+            points=to_image(t_y[:, fy, fx], t_x[:, fy, fx]).numpy(),
+            initial=to_image(fy + dy, fx + dx).numpy(),
+            weights=weight[:, fy, fx].numpy()))
+    return out
+
+
+def draw_sampling_points(image: np.ndarray, samples: List[dict],
+                         out_file: str, title: str = '') -> None:
+    """Two panels: learned points (by weight) and the initial grids."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rgb = image[..., ::-1]
+    h, w = rgb.shape[:2]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 12 * h / w / 2 + 1.2))
+    colors = plt.cm.tab10(np.arange(len(samples)) % 10)
+    for ax, key, name in ((axes[0], 'points', 'learned sampling points '
+                           '(size, opacity: attention weight)'),
+                          (axes[1], 'initial', 'initial regular grid')):
+        ax.imshow(rgb)
+        for s, c in zip(samples, colors):
+            pts = s[key]
+            if key == 'points':
+                wts = s['weights'] / max(s['weights'].max(), 1e-12)
+                rgba = np.tile(c, (len(pts), 1))
+                rgba[:, 3] = 0.25 + 0.75 * wts
+                ax.scatter(pts[:, 1], pts[:, 0], s=8 + 120 * wts, c=rgba,
+                           edgecolors='none')
+            else:
+                ax.scatter(pts[:, 1], pts[:, 0], s=10, facecolors='none',
+                           edgecolors=[c])
+            ax.scatter([s['query'][1]], [s['query'][0]], marker='*', s=160,
+                       c=[c], edgecolors='white', linewidths=0.8)
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+        ax.set_title(name, fontsize=9)
+        ax.axis('off')
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=110)
+    plt.close(fig)

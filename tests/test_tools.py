@@ -1,0 +1,161 @@
+"""The user-facing tools: overlays, sampling pictures, export, benchmarks."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.runner.checkpoint import save_checkpoint
+from mmseg.datasets import CityscapesDataset
+from PIL import Image
+
+from mmseg_ssanet.apis import (CheckpointMismatchError, load_segmentor,
+                               sampling_points_for)
+from mmseg_ssanet.apis.sampling import default_queries
+
+from .conftest import ROOT, run_cli
+
+DEMO = osp.join(ROOT, 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-'
+                'cityscapes.py')
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    """A checkpoint as mmengine writes it, of the demo model."""
+    torch.manual_seed(0)
+    model = load_segmentor(DEMO)
+    # trained offsets are not zero: move the sampling points (through the
+    # bias, as an untrained backbone's features are close to zero)
+    snl = model.decode_head.snl
+    torch.nn.init.normal_(snl.offset.conv.weight, std=0.05)
+    torch.nn.init.normal_(snl.offset.conv.bias, std=1.0)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'demo.pth')
+    save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(
+        dataset_meta=dict(CityscapesDataset.METAINFO))), path)
+    return path
+
+
+def _images(cityscapes_root):
+    return osp.join(cityscapes_root, 'leftImg8bit', 'val', 'frankfurt')
+
+
+def test_infer_writes_overlays(tmp_path, checkpoint, cityscapes_root):
+    out = str(tmp_path / 'overlays')
+    code, log = run_cli(['python', 'tools/infer.py', DEMO, checkpoint,
+                         _images(cityscapes_root), '--out-dir', out])
+    assert code == 0, log[-3000:]
+    pngs = sorted(osp.basename(p) for p in __import__('glob').glob(
+        osp.join(out, '*.png')))
+    assert len(pngs) == 4
+    overlay = np.array(Image.open(osp.join(out, pngs[0])))
+    src = np.array(Image.open(osp.join(_images(cityscapes_root),
+                                       pngs[0].replace('.png', '.png'))))
+    assert overlay.shape == src.shape  # drawn at the image's size
+    assert np.abs(overlay.astype(int) - src.astype(int)).mean() > 1
+
+
+@pytest.mark.parametrize('case, match', [
+    ('missing', 'checkpoint .* does not exist'),
+    ('unreadable', 'cannot read image'),
+    ('mismatch', 'does not fit config'),
+])
+def test_infer_errors_are_named(tmp_path, checkpoint, case, match):
+    img = tmp_path / 'img.png'
+    Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(img)
+    ckpt = checkpoint
+    if case == 'missing':
+        ckpt = str(tmp_path / 'nope.pth')
+    elif case == 'unreadable':
+        img.write_bytes(b'not a png')
+    else:  # a checkpoint of another model: fewer classes
+        state = torch.load(checkpoint)['state_dict']
+        state['decode_head.conv_seg.weight'] = \
+            state['decode_head.conv_seg.weight'][:5]
+        del state['decode_head.conv_seg.bias']
+        ckpt = str(tmp_path / 'other.pth')
+        torch.save(dict(state_dict=state), ckpt)
+    code, log = run_cli(['python', 'tools/infer.py', DEMO, ckpt, str(img),
+                         '--out-dir', str(tmp_path / 'o')])
+    assert code != 0
+    assert __import__('re').search(match, log), log[-2000:]
+
+
+def test_load_segmentor_mismatch_lists_the_keys(tmp_path, checkpoint):
+    state = torch.load(checkpoint)['state_dict']
+    state['extra.weight'] = torch.zeros(1)
+    path = str(tmp_path / 'x.pth')
+    torch.save(dict(state_dict=state), path)
+    with pytest.raises(CheckpointMismatchError, match='1 unexpected'):
+        load_segmentor(DEMO, path)
+
+
+def test_fresh_model_samples_on_the_initial_grid(cityscapes_root):
+    model = load_segmentor(DEMO)
+    image = np.array(Image.open(osp.join(
+        _images(cityscapes_root),
+        'frankfurt_000000_000019_leftImg8bit.png')))[..., ::-1]
+    samples = sampling_points_for(model, image.copy(), [(10, 20), (50, 100)])
+    assert len(samples) == 2
+    for s in samples:
+        assert s['points'].shape == (81, 2)
+        np.testing.assert_allclose(s['points'], s['initial'], atol=1e-5)
+        assert s['weights'].sum() == pytest.approx(1.0, abs=1e-5)
+    assert default_queries(64, 128, 3)[4] == (32, 64)
+
+
+def test_trained_offsets_move_points_and_picture_is_written(
+        tmp_path, checkpoint, cityscapes_root):
+    img = osp.join(_images(cityscapes_root),
+                   'frankfurt_000000_000019_leftImg8bit.png')
+    out = str(tmp_path / 'sampling.png')
+    code, log = run_cli(['python', 'tools/visualize_sampling.py', DEMO, img,
+                         '--checkpoint', checkpoint, '--out', out])
+    assert code == 0, log[-3000:]
+    assert Image.open(out).size[0] > 500
+    model = load_segmentor(DEMO, checkpoint,
+                           cfg_options={'model.test_cfg.mode': 'whole'})
+    s = sampling_points_for(model, np.array(Image.open(img))[..., ::-1]
+                            .copy(), [(32, 64)])[0]
+    assert np.abs(s['points'] - s['initial']).max() > 0.1
+
+
+def test_onnx_export_matches_pytorch(tmp_path, checkpoint, cityscapes_root):
+    pytest.importorskip('onnxruntime')
+    img = osp.join(_images(cityscapes_root),
+                   'frankfurt_000000_000019_leftImg8bit.png')
+    out = str(tmp_path / 'ssanet.onnx')
+    code, log = run_cli(['python', 'tools/export_onnx.py', DEMO, checkpoint,
+                         '--image', img, '--out', out])
+    assert code == 0, log[-3000:]
+    assert osp.getsize(out) > 1e6
+    assert 'same class on' in log
+
+
+def test_benchmark_snl_small_run(tmp_path):
+    out = str(tmp_path / 'bench')
+    code, log = run_cli(['python', 'tools/benchmark_snl.py', '--sizes',
+                         '49x49', '--channels', '32', '--batches', '1',
+                         '--repeats', '1', '--out', out])
+    assert code == 0, log[-3000:]
+    rows = json.load(open(osp.join(out, 'results.json')))['rows']
+    assert {r['method'] for r in rows} == {'snl', 'snl_reference',
+                                           'nonlocal2d', 'dense_sdpa'}
+    nl = next(r for r in rows if r['method'] == 'nonlocal2d')
+    assert nl['forward_ratio'] == 1.0
+    assert all(r['forward_ms'] > 0 and r['peak_mem_mb'] >= 0 for r in rows)
+    assert osp.getsize(osp.join(out, 'time_vs_n.png')) > 1000
+
+
+def test_benchmark_models_small_run(tmp_path):
+    out = str(tmp_path / 'models')
+    code, log = run_cli(['python', 'tools/benchmark_models.py', '--height',
+                         '64', '--width', '128', '--repeats', '1', '--out',
+                         out])
+    assert code == 0, log[-3000:]
+    rows = json.load(open(osp.join(out, 'results.json')))['rows']
+    assert [r['method'] for r in rows] == ['Baseline', '+ PPM', '+ ASPP',
+                                           '+ NL', '+ SNL']
+    assert rows[0]['ratio'] == 1.0
+    # the context modules add parameters and FLOPs over the baseline
+    assert all(r['params_m'] > rows[0]['params_m'] for r in rows[1:])
+    assert all(r['gflops'] > rows[0]['gflops'] for r in rows[1:])

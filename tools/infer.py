@@ -1,0 +1,39 @@
+"""Segment images with any config + checkpoint; write colour overlays (PNG).
+
+Example::
+
+    python tools/infer.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+        work_dirs/demo/iter_400.pth data/synthetic_cityscapes/leftImg8bit/val \
+        --out-dir work_dirs/demo/overlays
+
+Inputs are image files and/or folders. Uses mmseg's ``inference_model``
+and ``SegLocalVisualizer``; a missing checkpoint, an unreadable image or a
+checkpoint that does not fit the config stops with a message that says so.
+"""
+import argparse
+import sys
+
+from mmseg_ssanet.apis import (collect_images, draw_overlays,
+                               load_segmentor)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('inputs', nargs='+', help='image files or folders')
+    parser.add_argument('--out-dir', default='work_dirs/overlays')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--opacity', type=float, default=0.5)
+    args = parser.parse_args(argv)
+    try:
+        images = collect_images(args.inputs)
+        model = load_segmentor(args.config, args.checkpoint, args.device)
+        written = draw_overlays(model, images, args.out_dir, args.opacity)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    print(f'{len(written)} overlays written to {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()
