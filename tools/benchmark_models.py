@@ -46,17 +46,21 @@ def build(config_path, snl_backend=None):
     return revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
 
 
-def time_model(model, x, repeats):
+def time_models(models, x, repeats):
+    """Median ms per model, timed round-robin after a warm-up of each, so
+    that the machine's drift and first-call costs hit all models alike."""
     meta = [dict(img_shape=x.shape[2:], pad_shape=x.shape[2:],
                  ori_shape=x.shape[2:])] * x.shape[0]
+    times = [[] for _ in models]
     with torch.no_grad():
-        model.encode_decode(x, meta)  # warm-up
-        times = []
+        for model in models:
+            model.encode_decode(x, meta)  # warm-up
         for _ in range(repeats):
-            start = time.perf_counter()
-            model.encode_decode(x, meta)
-            times.append(time.perf_counter() - start)
-    return 1000 * sorted(times)[len(times) // 2]
+            for model, t in zip(models, times):
+                start = time.perf_counter()
+                model.encode_decode(x, meta)
+                t.append(time.perf_counter() - start)
+    return [1000 * sorted(t)[len(t) // 2] for t in times]
 
 
 def count_flops(config_path, x):
@@ -83,25 +87,25 @@ def main(argv=None):
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--height', type=int, default=1024)
     parser.add_argument('--width', type=int, default=2048)
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--no-flops', action='store_true')
     parser.add_argument('--out', default='work_dirs/benchmark_models')
     args = parser.parse_args(argv)
     from tqdm import tqdm
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.height, args.width)
+    models = [build(config) for _, config, _, _ in MODELS_TABLE2]
+    ms = time_models(models, x, args.repeats)
     rows = []
-    for name, config, paper_ms, paper_miou in tqdm(MODELS_TABLE2,
-                                                    desc='models'):
-        model = build(config)
+    for (name, config, paper_ms, paper_miou), model, t in tqdm(
+            list(zip(MODELS_TABLE2, models, ms)), desc='flops'):
         row = dict(method=name, config=config, paper_ms=paper_ms,
-                   paper_miou=paper_miou,
-                   params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                   time_ms=time_model(model, x, args.repeats))
-        del model
+                   paper_miou=paper_miou, time_ms=t,
+                   params_m=sum(p.numel() for p in model.parameters()) / 1e6)
         if not args.no_flops:
             row['gflops'] = count_flops(config, x) / 1e9
         rows.append(row)
+    del models
     base = rows[0]
     for r in rows:
         r['ratio'] = r['time_ms'] / base['time_ms']
