@@ -53,6 +53,9 @@ def load_segmentor(config: str, checkpoint: Optional[str] = None,
                           cfg_options=cfg_options)
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    # Check before init_model loads: it only logs mismatched weights, and
+    # fails with a bare KeyError on a checkpoint without meta. Hence a
+    # weight-less model first, built twice in all.
     model = init_model(config, None, device='cpu', cfg_options=cfg_options)
     state = _load_checkpoint(checkpoint, map_location='cpu')
     check_checkpoint_matches(model, state.get('state_dict', state),
