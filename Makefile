@@ -14,7 +14,8 @@ PYTEST_ARGS ?=
 .PHONY: env test demo clean
 env: $(STAMP)
 
-$(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg pyproject.toml
+$(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.toml \
+		mmseg_ssanet/ops/csrc/*.cpp
 	VENV=$(VENV) PYTHON=$(PYTHON) MMCV_WHEELS=$(MMCV_WHEELS) bash tools/setup_env.sh
 	touch $@
 

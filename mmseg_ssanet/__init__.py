@@ -11,20 +11,36 @@ applies the compatibility fixes the pinned stack needs:
 * mmengine's pytorch launcher works on CPU-only machines (gloo), with the
   ``CPUDistributedDataParallel`` wrapper
   (:mod:`mmseg_ssanet.engine.cpu_distributed`).
+
+Without mmseg installed only the operator is there:
+``mmseg_ssanet.ops`` needs torch alone.
 """
-from .utils.mmcv_check import check_mmcv_ops
+import importlib.util
 
-check_mmcv_ops()  # before mmseg.models, which fails obscurely without ops
+from .version import __version__
 
-from .datasets.layout_check import install_layout_check  # noqa: E402
-from .engine import install_cpu_launcher  # noqa: E402
-from .utils.checkpoint_compat import allow_mmengine_checkpoints  # noqa: E402
-from .version import __version__  # noqa: E402
 
-allow_mmengine_checkpoints()
-install_layout_check()
-install_cpu_launcher()
+def openmmlab_installed() -> bool:
+    """Whether mmseg is installed (then mmcv with its ops must be too)."""
+    try:
+        return importlib.util.find_spec('mmseg') is not None
+    except (ImportError, ValueError):
+        return False
 
-from . import models  # noqa: E402,F401  (registers modules)
 
-__all__ = ['__version__']
+if openmmlab_installed():
+    from .utils.mmcv_check import check_mmcv_ops
+
+    check_mmcv_ops()  # before mmseg.models, which fails obscurely without
+
+    from .datasets.layout_check import install_layout_check
+    from .engine import install_cpu_launcher
+    from .utils.checkpoint_compat import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()
+    install_layout_check()
+    install_cpu_launcher()
+
+    from . import models  # noqa: F401  (registers modules)
+
+__all__ = ['__version__', 'openmmlab_installed']

@@ -1,11 +1,17 @@
-"""The SNL operator: equations, backends against each other, gradients."""
+"""The SNL operator: equations, backends against each other, gradients.
+
+Every test runs on every backend that runs on CPU tensors, by name: a
+backend that cannot run (the C++ kernel not built) fails them, it is not
+skipped.
+"""
 import pytest
 import torch
 from mmcv.ops import deform_conv2d
 
-from mmseg_ssanet.ops import BACKENDS, sparse_nonlocal_attention as snl
+from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
 
-BACKEND_NAMES = sorted(BACKENDS)
+BACKEND_NAMES = ['cpp', 'csr', 'reference']
+FAST_BACKENDS = ['cpp', 'csr']
 
 
 def _inputs(B=2, Cq=4, C=5, H=6, W=7, K=15, dtype=torch.float64,
@@ -100,14 +106,14 @@ def test_gradcheck_on_grid_lines_and_outside(backend):
         lambda q, k, v: snl(q, k, v, o, 3, backend=backend), (q, k, v))
 
 
-def test_offset_grad_on_grid_lines_is_the_right_derivative():
+@pytest.mark.parametrize('backend', FAST_BACKENDS)
+def test_offset_grad_on_grid_lines_is_the_right_derivative(backend):
     # At a kink the gradient is one-sided; like grid_sample, the op takes
     # floor(t), i.e. the derivative from the right. Checked as a directional
     # derivative along a non-negative direction (which stays on that side).
     # The reference reaches pixel coordinates through grid_sample's
     # normalisation, which can round an integer t to t - 1e-16 and so take
-    # the left side: only the csr backend is exact here.
-    backend = 'csr'
+    # the left side: only the fast backends are exact here.
     q, k, v, o = (x.detach() for x in _inputs(K=9))
     o = torch.randint(-4, 5, o.shape).double()
     o[:, ::3] += 0.5  # some on grid lines, not on pixels
@@ -124,11 +130,12 @@ def test_offset_grad_on_grid_lines_is_the_right_derivative():
                                            rel=1e-5)
 
 
-def test_fast_matches_reference_float32():
+@pytest.mark.parametrize('backend', FAST_BACKENDS)
+def test_fast_matches_reference_float32(backend):
     q, k, v, o = _inputs(B=2, Cq=32, C=48, H=13, W=17, K=49,
                          dtype=torch.float32, offset_scale=4.0)
     outs, grads = [], []
-    for backend in ('reference', 'csr'):
+    for backend in ('reference', backend):
         out = snl(q, k, v, o, 7, 2, backend=backend)
         outs.append(out)
         grads.append(torch.autograd.grad((out * out).sum(), (q, k, v, o)))
@@ -208,3 +215,146 @@ def _bad(**override):
 def test_bad_input_is_named(override, error, match):
     with pytest.raises(error, match=match):
         snl(**_bad(**override))
+
+
+def _reference_and(backend, q, k, v, o, kernel, dilation=1, scale=None):
+    """Outputs and gradients of ``backend`` and the reference."""
+    results = []
+    for name in ('reference', backend):
+        xs = [x.detach().requires_grad_() for x in (q, k, v, o)]
+        out = snl(*xs, kernel, dilation, scale=scale, backend=name)
+        grads = torch.autograd.grad((out * out.detach().cos()).sum(), xs)
+        results.append((out, *grads))
+    return results
+
+
+@pytest.mark.parametrize('threads', [1, 2, 5])
+@pytest.mark.parametrize('shape', [
+    dict(B=2, H=3, W=70),  # rows wider than a strip, tiles cut at row ends
+    dict(B=3, H=9, W=5),   # rows narrower than a tile
+    dict(B=1, H=2, W=1)])
+def test_cpp_tiles_strips_and_threads(shape, threads):
+    # More threads than rows: every thread's halo buffers hold key/value
+    # gradients of rows another thread owns.
+    q, k, v, o = _inputs(Cq=17, C=33, K=15, dtype=torch.float64,
+                         offset_scale=2.5, **shape)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ref, got = _reference_and('cpp', q, k, v, o, (3, 5), 2, 0.3)
+    finally:
+        torch.set_num_threads(previous)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_cpp_offsets_far_beyond_the_grid():
+    # A tile whose corners span more than the kernel's merge window: every
+    # corner is its own window pixel; far outside the map, no corner at all.
+    q, k, v, o = _inputs(B=1, Cq=3, C=4, H=40, W=120, K=9,
+                         dtype=torch.float64, offset_scale=60.0)
+    o = o.detach()
+    o[:, :, :3] = 1e6  # every point of the first rows far outside
+    ref, got = _reference_and('cpp', q, k, v, o, 3)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_cpp_reads_strided_inputs_without_copies():
+    # Channel slices of one channels_last tensor (how a fused projection
+    # would hand them over) and plain NCHW tensors give the same result.
+    B, H, W, K = 2, 6, 9, 9
+    g = torch.Generator().manual_seed(3)
+    packed = torch.randn(B, 4 + 4 + 5 + 2 * K, H, W, generator=g,
+                         dtype=torch.float64).contiguous(
+                             memory_format=torch.channels_last)
+    q, k, v, o = torch.split(packed, [4, 4, 5, 2 * K], dim=1)
+    expected = snl(*(x.contiguous() for x in (q, k, v, o)), 3,
+                   backend='reference')
+    torch.testing.assert_close(snl(q, k, v, o, 3, backend='cpp'), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_default_backend_on_cpu_is_the_fused_kernel():
+    from mmseg_ssanet.ops import resolve_backend
+    assert resolve_backend(None, torch.device('cpu')) == 'cpp'
+    assert resolve_backend('csr', torch.device('cpu')) == 'csr'
+
+
+FALLBACK_SCRIPT = r'''
+import sys, warnings
+class NoKernel:  # as if the extension was never built
+    def find_spec(self, name, path=None, target=None):
+        if name == 'mmseg_ssanet.ops._C':
+            raise ModuleNotFoundError('No module named ' + repr(name), name=name)
+sys.meta_path.insert(0, NoKernel())
+import torch
+from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+q = torch.randn(1, 4, 5, 6, dtype=torch.float64)
+o = torch.randn(1, 18, 5, 6, dtype=torch.float64)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    out = snl(q, q, q, o, 3)
+    snl(q, q, q, o, 3)
+messages = [str(w.message) for w in caught
+            if str(w.message).startswith('SNL operator')]
+assert len(messages) == 1, messages  # once, not per call
+print('WARNING', messages[0])
+torch.testing.assert_close(out, snl(q, q, q, o, 3, backend='reference'))
+try:
+    snl(q, q, q, o, 3, backend='cpp')
+except RuntimeError as err:
+    print('FORCED', err)
+'''
+
+
+def _python(script):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, '-c', script],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_without_the_kernel_falls_back_once_and_says_how_to_build():
+    proc = _python(FALLBACK_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    warning = next(line for line in proc.stdout.splitlines()
+                   if line.startswith('WARNING'))
+    assert "'csr' backend" in warning
+    assert 'pip install --no-build-isolation -e .' in warning
+    forced = next(line for line in proc.stdout.splitlines()
+                  if line.startswith('FORCED'))
+    assert "backend 'cpp' cannot run here" in forced
+    assert "No module named 'mmseg_ssanet.ops._C'" in forced
+
+
+TORCH_ONLY_SCRIPT = r'''
+import sys
+class NoOpenMMLab:  # as on a machine with torch alone
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('mmcv', 'mmengine', 'mmseg'):
+            raise ModuleNotFoundError('No module named ' + repr(name), name=name)
+sys.meta_path.insert(0, NoOpenMMLab())
+import torch
+import mmseg_ssanet
+from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+x = torch.randn(2, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+o = torch.randn(2, 18, 5, 6, dtype=torch.float64)
+out = snl(x, x, x, o, 3)
+out.sum().backward()
+torch.testing.assert_close(out, snl(x, x, x, o, 3, backend='reference'))
+assert x.grad is not None
+print('LOADED', sorted(m for m in sys.modules
+                       if m.split('.')[0] in ('mmcv', 'mmengine', 'mmseg')))
+try:
+    import mmseg_ssanet.models
+except ImportError as err:
+    print('MODELS', err)
+'''
+
+
+def test_operator_works_with_torch_alone():
+    proc = _python(TORCH_ONLY_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    assert 'LOADED []' in proc.stdout
+    assert 'MODELS mmseg_ssanet.models needs mmsegmentation' in proc.stdout

@@ -32,13 +32,19 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 # openmim without openxlab/opendatalab, which would pin setuptools~=60.2.
 "${PIP[@]}" --no-deps openmim==0.3.9
 "${PIP[@]}" -r requirements/mim.txt -r requirements/tests.txt
+# Editable, without build isolation: setup.py compiles the fused CPU kernel
+# of the SNL operator against the torch installed above.
 "${PIP[@]}" --no-deps --no-build-isolation -e .
 
 "$VENV/bin/python" - <<'PY'
 import pkg_resources, setuptools  # noqa: F401  (mmengine and mim need it)
 import torch, mmcv, mmengine, mmseg
 import mmseg_ssanet  # checks mmcv's compiled ops
+from mmseg_ssanet.ops.backends import cpp
+reason = cpp.unavailable(torch.device('cpu'))
+if reason:
+    raise SystemExit(f'mmseg_ssanet: {reason}')
 print(f'environment ready: torch {torch.__version__}, mmcv {mmcv.__version__}, '
       f'mmengine {mmengine.__version__}, mmseg {mmseg.__version__}, '
-      f'setuptools {setuptools.__version__}')
+      f'setuptools {setuptools.__version__}, fused SNL CPU kernel built')
 PY

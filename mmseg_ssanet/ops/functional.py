@@ -1,23 +1,33 @@
 """``sparse_nonlocal_attention``: the SNL operator's small front end.
 
 It checks its inputs, leaves autocast (the softmax runs in float32 at least),
-and hands the work to one of the interchangeable backends:
+and hands the work to one of the interchangeable backends
+(:mod:`.backends`), by default the fastest that can run on the inputs'
+device:
 
-* ``'csr'`` (default, every device): the sparse affinity as a CSR matrix,
-  :mod:`.backends.csr`;
-* ``'reference'``: the equations literally with ``grid_sample``,
-  :mod:`.backends.reference`; also the ONNX-exportable path.
+* CPU: ``'cpp'``, the fused C++ kernel; where it is not built, ``'csr'``
+  with a one-time warning that says how to build it;
+* CUDA: ``'triton'``, the fused Triton kernel; without triton, ``'csr'``
+  with a one-time warning;
+* other devices: ``'reference'``.
+
+``backend=`` forces one; one that cannot run on the device raises and
+says why. Only torch is imported here: the operator works without mmcv,
+mmengine or mmseg.
 """
+import warnings
 from numbers import Integral, Real
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from .backends import csr, reference
+from .backends import BACKENDS
 
-BACKENDS = {'csr': csr.attention, 'reference': reference.attention}
 IntPair = Union[int, Tuple[int, int]]
+# device type -> (preferred backend, fallback)
+DEFAULT_BACKENDS = {'cpu': ('cpp', 'csr'), 'cuda': ('triton', 'csr')}
+_warned = set()
 
 
 def as_pair(value: IntPair, name: str) -> Tuple[int, int]:
@@ -36,13 +46,34 @@ def as_pair(value: IntPair, name: str) -> Tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def check_backend(backend: Optional[str]) -> str:
-    """The backend's name, ``'csr'`` for None; ValueError if unknown."""
-    backend = 'csr' if backend is None else backend
-    if backend not in BACKENDS:
+def check_backend(backend: Optional[str]) -> Optional[str]:
+    """``backend`` itself (None: chosen by device); ValueError if unknown."""
+    if backend is not None and backend not in BACKENDS:
         raise ValueError(f'unknown backend {backend!r}; choose from '
-                         f'{sorted(BACKENDS)}')
+                         f'{sorted(BACKENDS)} or None (by device)')
     return backend
+
+
+def resolve_backend(backend: Optional[str], device: torch.device) -> str:
+    """The backend that runs on ``device``: ``backend`` if given (an error
+    naming why if it cannot), else the device's default."""
+    if check_backend(backend) is not None:
+        reason = BACKENDS[backend].unavailable(device)
+        if reason:
+            raise RuntimeError(f'SNL backend {backend!r} cannot run here: '
+                               f'{reason}')
+        return backend
+    preferred, fallback = DEFAULT_BACKENDS.get(device.type,
+                                               (None, 'reference'))
+    reason = preferred and BACKENDS[preferred].unavailable(device)
+    if preferred and not reason:
+        return preferred
+    if preferred and (device.type, preferred) not in _warned:
+        _warned.add((device.type, preferred))
+        warnings.warn(f'SNL operator on {device.type}: using the slower '
+                      f'pure-PyTorch {fallback!r} backend because {reason}',
+                      stacklevel=3)
+    return fallback
 
 
 def _check_inputs(query, key, value, offset, num_points):
@@ -99,7 +130,8 @@ def sparse_nonlocal_attention(query: Tensor,
         kernel_size: kh, kw (int or pair).
         dilation: spacing of the initial grid (int or pair).
         scale: optional factor on the logits; the paper uses none.
-        backend: ``'csr'`` (default) or ``'reference'``.
+        backend: ``'cpp'``, ``'triton'``, ``'csr'`` or ``'reference'``;
+            None (default): the fastest that runs on the inputs' device.
 
     Returns:
         ``[B, C, H, W]``, in ``value``'s dtype.
@@ -110,12 +142,12 @@ def sparse_nonlocal_attention(query: Tensor,
     if scale is not None and (not isinstance(scale, Real)
                               or isinstance(scale, bool)):
         raise TypeError(f'scale must be a number or None, got {scale!r}')
-    backend = check_backend(backend)
+    backend = resolve_backend(backend, value.device)
     # Logits and softmax in float32 at least: under autocast the 1x1 convs
     # hand us fp16/bf16, whose dot products over Cq channels overflow.
     dtype = torch.promote_types(value.dtype, torch.float32)
     with torch.autocast(value.device.type, enabled=False):
-        out = BACKENDS[backend](query.to(dtype), key.to(dtype),
+        out = BACKENDS[backend].attention(query.to(dtype), key.to(dtype),
                                 value.to(dtype), offset.to(dtype),
                                 kernel_size, dilation, scale)
     return out.to(value.dtype)

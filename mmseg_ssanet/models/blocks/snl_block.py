@@ -73,8 +73,11 @@ class SparseNonLocal2d(nn.Module):
             offsets receive a gradient from the first step.
         conv_cfg (dict, optional): Config of the convs.
         norm_cfg (dict, optional): Norm after gamma.
-        backend (str, optional): Operator backend, ``'csr'`` (default) or
-            ``'reference'`` (exportable to ONNX).
+        backend (str, optional): Operator backend: None (default) picks
+            the fastest for the input's device (``'cpp'`` on CPU,
+            ``'triton'`` on CUDA, ``'csr'`` where those cannot run);
+            ``'reference'`` is exportable to ONNX. See
+            :func:`mmseg_ssanet.ops.sparse_nonlocal_attention`.
     """
 
     def __init__(self,

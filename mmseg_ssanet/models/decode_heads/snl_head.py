@@ -39,7 +39,8 @@ class SNLHead(BaseDecodeHead):
         snl_reduction (int): theta/phi channels = channels // snl_reduction.
         snl_dilation (int): Spacing of the initial sampling grid.
         use_scale (bool): Scale SNL logits by 1/sqrt(C'). Paper: no.
-        snl_backend (str, optional): ``'csr'`` (default) or ``'reference'``.
+        snl_backend (str, optional): The SNL operator's backend; None
+            (default) picks by device (see :class:`SparseNonLocal2d`).
         with_snl (bool): Use the SNL block. Default: True.
         with_global_pool (bool): Use the global pooling branch. Default: True.
         decoder (dict, optional): Config of the decoder, e.g.

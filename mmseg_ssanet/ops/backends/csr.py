@@ -168,3 +168,8 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
         _rows(query), key_rows, value_rows, index, weight,
         1.0 if scale is None else float(scale))
     return out.view(B, H, W, C).permute(0, 3, 1, 2)
+
+
+def unavailable(device: torch.device):
+    """None: plain PyTorch runs wherever torch does."""
+    return None

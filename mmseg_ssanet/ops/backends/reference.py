@@ -53,3 +53,8 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     values = sample_bilinear(value, t_y, t_x)  # [B, C, N, K]
     out = torch.einsum('bnk,bcnk->bcn', affinity, values)  # eq. 7
     return out.view(B, C, H, W)
+
+
+def unavailable(device: torch.device):
+    """None: plain PyTorch runs wherever torch does."""
+    return None
