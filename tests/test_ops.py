@@ -10,8 +10,17 @@ from mmcv.ops import deform_conv2d
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
 
-BACKEND_NAMES = ['cpp', 'csr', 'reference']
-FAST_BACKENDS = ['cpp', 'csr']
+BACKEND_NAMES = ['cpp', 'triton', 'csr', 'reference']
+FAST_BACKENDS = ['cpp', 'triton', 'csr']
+
+
+def gradcheck(fn, inputs, backend):
+    # Triton's interpreter runs a kernel in numpy, about 0.1 s a call: full
+    # Jacobians would take hours. fast_mode checks the same float64
+    # derivatives along random directions (two passes instead of one per
+    # input element).
+    return torch.autograd.gradcheck(fn, inputs,
+                                    fast_mode=backend == 'triton')
 
 
 def _inputs(B=2, Cq=4, C=5, H=6, W=7, K=15, dtype=torch.float64,
@@ -91,8 +100,8 @@ def test_offset_layout_is_mmcv_deform_conv(backend):
 def test_gradcheck_float64(backend, shape):
     # Offsets of scale 3 push many samples outside the map.
     q, k, v, o = _inputs(K=9, offset_scale=3.0, **shape)
-    assert torch.autograd.gradcheck(
-        lambda *x: snl(*x, 3, 1, scale=0.7, backend=backend), (q, k, v, o))
+    assert gradcheck(lambda *x: snl(*x, 3, 1, scale=0.7, backend=backend),
+                     (q, k, v, o), backend)
 
 
 @pytest.mark.parametrize('backend', BACKEND_NAMES)
@@ -102,8 +111,8 @@ def test_gradcheck_on_grid_lines_and_outside(backend):
     # finite differences) and, at the border, outside the map.
     q, k, v, o = _inputs(K=9)
     o = torch.randint(-4, 5, o.shape).double()
-    assert torch.autograd.gradcheck(
-        lambda q, k, v: snl(q, k, v, o, 3, backend=backend), (q, k, v))
+    assert gradcheck(lambda q, k, v: snl(q, k, v, o, 3, backend=backend),
+                     (q, k, v), backend)
 
 
 @pytest.mark.parametrize('backend', FAST_BACKENDS)
@@ -358,3 +367,60 @@ def test_operator_works_with_torch_alone():
     assert proc.returncode == 0, proc.stderr
     assert 'LOADED []' in proc.stdout
     assert 'MODELS mmseg_ssanet.models needs mmsegmentation' in proc.stdout
+
+
+@pytest.mark.parametrize('backend', FAST_BACKENDS)
+def test_odd_grid_dilated_far_offsets_match_reference(backend):
+    # The paper's 9x11 grid (K = 99) at dilation 2; some offsets push
+    # points far outside the map, some put them on integer grid lines.
+    q, k, v, o = _inputs(B=2, Cq=5, C=6, H=7, W=9, K=99, offset_scale=3.0)
+    o = o.detach()
+    o[0, :40] = 1e4
+    o[1, 40:80] = torch.randint(-3, 4, o[1, 40:80].shape).double()
+    ref, got = _reference_and(backend, q, k, v, o, (9, 11), 2, 0.4)
+    for a, b in zip(got[:4], ref[:4]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    # At integer offsets grid_sample may take the other one-sided
+    # derivative (see test_offset_grad_on_grid_lines_...): compare the
+    # offset gradient elsewhere.
+    smooth = o != o.round()
+    torch.testing.assert_close(got[4][smooth], ref[4][smooth], rtol=1e-9,
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize('backend', BACKEND_NAMES)
+def test_half_precision_inputs(backend):
+    # fp16 rows in, float32 accumulation, fp16 out.
+    q, k, v, o = (x.detach().float() for x in
+                  _inputs(Cq=16, C=8, H=6, W=7, K=9, dtype=torch.float32))
+    expected = snl(q, k, v, o, 3, backend='reference')
+    got = snl(q.half(), k.half(), v.half(), o, 3, backend=backend)
+    assert got.dtype == torch.float16
+    torch.testing.assert_close(got.float(), expected, rtol=2e-2, atol=2e-2)
+
+
+TRITON_ON_CPU_SCRIPT = r'''
+import os
+os.environ.pop('TRITON_INTERPRET', None)
+import torch
+from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+q = torch.randn(1, 4, 5, 6)
+try:
+    snl(q, q, q, torch.zeros(1, 18, 5, 6), 3, backend='triton')
+except RuntimeError as err:
+    print('ERROR', err)
+'''
+
+
+def test_triton_on_cpu_without_interpreter_says_so():
+    proc = _python(TRITON_ON_CPU_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    assert ("ERROR SNL backend 'triton' cannot run here: the triton kernel "
+            'runs on CUDA tensors, or on CPU tensors under '
+            'TRITON_INTERPRET=1; got cpu') in proc.stdout
+
+
+def test_triton_refuses_rows_wider_than_a_program():
+    x = torch.zeros(1, 4100, 2, 2)
+    with pytest.raises(ValueError, match='query has 4100 > 4096 channels'):
+        snl(x, x, x[:, :3], torch.zeros(1, 18, 2, 2), 3, backend='triton')

@@ -86,3 +86,30 @@ def test_wrong_input_channels_named():
     with pytest.raises(ValueError, match=r'expects \[B, 8, H, W\] input, '
                        r'got shape \(1, 7, 5, 5\)'):
         block(torch.randn(1, 7, 5, 5))
+
+
+@pytest.mark.parametrize('backend', ['cpp', 'triton', 'csr'])
+def test_block_backends_agree_with_reference(backend):
+    torch.manual_seed(0)
+    blocks = [SparseNonLocal2d(8, num_samples=9, backend=b).double()
+              for b in ('reference', backend)]
+    blocks[1].load_state_dict(blocks[0].state_dict())
+    torch.nn.init.normal_(blocks[0].offset.conv.weight, std=0.5)
+    blocks[1].offset.conv.weight.data.copy_(blocks[0].offset.conv.weight)
+    x = torch.randn(2, 8, 5, 7, dtype=torch.float64)
+    outs, grads = [], []
+    for block in blocks:
+        out = block(x)
+        out.square().sum().backward()
+        outs.append(out)
+        grads.append([p.grad for p in block.parameters()])
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-10)
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_block_default_backend_follows_the_device():
+    block = SparseNonLocal2d(8, num_samples=9)
+    assert block.backend is None  # chosen per call, by the input's device
+    from mmseg_ssanet.ops import resolve_backend
+    assert resolve_backend(block.backend, torch.device('cpu')) == 'cpp'

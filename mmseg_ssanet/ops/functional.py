@@ -143,13 +143,19 @@ def sparse_nonlocal_attention(query: Tensor,
                               or isinstance(scale, bool)):
         raise TypeError(f'scale must be a number or None, got {scale!r}')
     backend = resolve_backend(backend, value.device)
+    module = BACKENDS[backend]
     # Logits and softmax in float32 at least: under autocast the 1x1 convs
     # hand us fp16/bf16, whose dot products over Cq channels overflow.
+    # Backends that accumulate in float32 themselves take them as they are.
     dtype = torch.promote_types(value.dtype, torch.float32)
+    if getattr(module, 'HALF_INPUTS', False) and value.dtype in (
+            torch.float16, torch.bfloat16):
+        dtype = value.dtype
     with torch.autocast(value.device.type, enabled=False):
-        out = BACKENDS[backend].attention(query.to(dtype), key.to(dtype),
-                                value.to(dtype), offset.to(dtype),
-                                kernel_size, dilation, scale)
+        out = module.attention(
+            query.to(dtype), key.to(dtype), value.to(dtype),
+            offset.to(torch.promote_types(dtype, torch.float32)),
+            kernel_size, dilation, scale)
     return out.to(value.dtype)
 
 
