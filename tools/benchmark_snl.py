@@ -1,27 +1,35 @@
-"""Time and memory of the SNL block against dense non-local blocks.
+"""Time and memory of the SNL block against its floor and dense non-local.
 
-Measures, in one run on this machine, for each feature size, channel count
-and batch size:
+Measures on this machine, for each feature size, channel count and batch:
 
-* ``snl``: :class:`SparseNonLocal2d` (K=81), fast path (``csr`` backend);
-* ``snl_reference``: the same block on the ``grid_sample`` reference;
+* ``snl``: :class:`SparseNonLocal2d` (K=81), default backend for the
+  device (the fused ``cpp`` kernel on CPU);
+* ``snl_csr``, ``snl_reference``: the same block on the pure-PyTorch
+  backends (``--methods`` to add them: the reference is slow);
+* ``floor``: the block's own 1x1 convolutions with nothing between them
+  (theta, phi, g and offset as one GEMM, then gamma): what a perfect SNL
+  block would cost;
+* ``floor_separate``: the same convs run one by one, as the block runs
+  them (to decide whether fusing them pays);
 * ``nonlocal2d``: mmcv's ``NonLocal2d`` (embedded Gaussian, scaled), which
   mmseg's ``NLHead`` uses;
-* ``dense_sdpa``: the same dense non-local with
-  ``F.scaled_dot_product_attention`` (no N x N matrix in memory on CPU).
+* ``dense_sdpa``: that dense non-local on ``F.scaled_dot_product_attention``.
 
-Forward time (no grad), forward+backward time, and the peak memory of
-forward+backward. Each measurement runs in a fresh subprocess; peak memory is
-the growth of the process's peak resident set during one forward+backward
-after the timed ones (see :func:`peak_memory_mb`), so it counts everything
-the pass allocates, whatever allocates it. Configurations whose
+Offsets are trained-like: the offset conv's weights are drawn so that the
+offsets have a standard deviation of ``--offset-std`` pixels (2 by
+default). Times: one process per (size, channels, batch) builds every
+method, warms each up, then times them interleaved, round by round (so a
+disturbance hits all alike); the median of ``--repeats`` rounds. Peak
+memory: the growth of the peak resident set during one forward+backward,
+each method in its own process (see :func:`peak_memory_mb`). Passes whose
 estimated memory exceeds ``--max-gb`` are skipped and reported as such.
 
 Example::
 
     python tools/benchmark_snl.py --out work_dirs/benchmark_snl
 
-writes ``results.json``, ``results.md`` and ``time_vs_n.png`` there.
+writes ``results.json``, ``results.md`` (every row, then the ratios the
+fused kernel is judged by) and ``time_vs_n.png`` there.
 """
 import argparse
 import json
@@ -31,27 +39,34 @@ import subprocess
 import sys
 import time
 
-METHODS = ('snl', 'snl_reference', 'nonlocal2d', 'dense_sdpa')
+METHODS = ('snl', 'snl_csr', 'snl_reference', 'floor', 'floor_separate',
+           'nonlocal2d', 'dense_sdpa')
+DEFAULT_METHODS = ('snl', 'snl_csr', 'floor', 'floor_separate',
+                   'nonlocal2d', 'dense_sdpa')
 SIZES = {'49x49': (49, 49), '64x128': (64, 128), '97x97': (97, 97),
          '128x256': (128, 256)}
 
 
-
-
-def build(method, channels, num_samples):
+def build(method, channels, num_samples, offset_std):
     import torch.nn.functional as F
     from mmcv.cnn import ConvModule, NonLocal2d
     from torch import nn
 
     from mmseg_ssanet.models import SparseNonLocal2d
 
-    if method in ('snl', 'snl_reference'):
-        block = SparseNonLocal2d(
-            channels, num_samples=num_samples,
-            backend='csr' if method == 'snl' else 'reference')
-        # Trained offsets are not zero: put samples between pixels.
-        nn.init.normal_(block.offset.conv.weight, std=0.02)
+    def snl_block(backend=None):
+        block = SparseNonLocal2d(channels, num_samples=num_samples,
+                                 backend=backend)
+        # Trained offsets are not zero: a few pixels (input ~ N(0, 1)).
+        nn.init.normal_(block.offset.conv.weight,
+                        std=offset_std / channels**0.5)
         return block
+
+    if method.startswith('snl'):
+        return snl_block({'snl': None, 'snl_csr': 'csr',
+                          'snl_reference': 'reference'}[method])
+    if method.startswith('floor'):
+        return ConvFloor(snl_block(), fused=method == 'floor')
     if method == 'nonlocal2d':
         return NonLocal2d(channels, reduction=2, use_scale=True,
                           mode='embedded_gaussian')
@@ -76,6 +91,42 @@ def build(method, channels, num_samples):
     return DenseNonLocalSDPA(channels)
 
 
+def _conv_floor_class():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class ConvFloor(nn.Module):
+        """An SNL block's 1x1 convs with nothing between them.
+
+        ``fused``: theta, phi, g and offset as one GEMM (one conv with
+        their weights stacked); else one conv each, as the block runs them.
+        Returns every projection so that a backward reaches all weights.
+        """
+
+        def __init__(self, block, fused):
+            super().__init__()
+            self.block, self.fused = block, fused
+
+        def forward(self, x):
+            b = self.block
+            x = x.contiguous(memory_format=torch.channels_last)
+            convs = [m.conv for m in (b.theta, b.phi, b.g, b.offset)]
+            if self.fused:
+                out = F.conv2d(x, torch.cat([c.weight for c in convs]),
+                               torch.cat([c.bias for c in convs]))
+                q, k, g, o = out.split([c.out_channels for c in convs], 1)
+            else:
+                q, k, g, o = (c(x) for c in convs)
+            return x + b.gamma(g), q, k, o
+
+    return ConvFloor
+
+
+def ConvFloor(block, fused):  # noqa: N802  (a class, built lazily)
+    return _conv_floor_class()(block, fused)
+
+
 def estimate_gb(method, n, c, b, k, backward):
     """Rough upper bound of a pass's memory, to skip what cannot fit."""
     feats = 8 * b * n * c * 4  # inputs, projections, outputs
@@ -83,8 +134,10 @@ def estimate_gb(method, n, c, b, k, backward):
         extra = b * n * n * 4 * (4 if backward else 2)
     elif method == 'snl_reference':
         extra = b * n * k * (c + c // 2) * 4 * (3 if backward else 1)
-    elif method == 'snl':
+    elif method == 'snl_csr':
         extra = b * n * 4 * k * 8 * (6 if backward else 3)
+    elif method in ('snl', 'floor', 'floor_separate'):
+        extra = 0  # the fused kernel keeps nothing of size N x K
     else:  # dense_sdpa: O(N) forward; its CPU backward measured ~3 N x N
         extra = b * n * n * 4 * 3 if backward else 0
     return (feats + extra) / 2**30
@@ -119,14 +172,8 @@ def peak_memory_mb(fn):
     return (_rss_kb('VmHWM') - before) / 1024
 
 
-def worker(spec):
-    """One measurement in this process; prints a JSON line."""
+def _passes(block, x):
     import torch
-    torch.manual_seed(0)
-    method, (h, w), c, b, k = (spec['method'], spec['size'], spec['channels'],
-                               spec['batch'], spec['num_samples'])
-    block = build(method, c, k).train()
-    x = torch.randn(b, c, h, w)
 
     def forward():
         with torch.no_grad():
@@ -134,74 +181,123 @@ def worker(spec):
 
     def forward_backward():
         xg = x.detach().requires_grad_()
-        block(xg).sum().backward()
+        out = block(xg)
+        outs = out if isinstance(out, tuple) else (out, )
+        sum(o.sum() for o in outs).backward()
         block.zero_grad(set_to_none=True)
 
-    result = dict(spec)
-    for name, fn, wanted in (('forward_ms', forward, True),
-                             ('forward_backward_ms', forward_backward,
-                              spec['backward'])):
-        if not wanted:
-            continue
-        fn()  # warm-up (allocator, oneDNN primitives)
-        start = time.perf_counter()
-        fn()
-        once = time.perf_counter() - start
-        repeats = max(1, min(spec['repeats'], int(spec['budget_s'] / once)))
-        times = [once]
-        for _ in range(repeats - 1):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        result[name] = 1000 * sorted(times)[len(times) // 2]  # median
-    if spec['backward']:  # after timing: the allocator is now tuned for it
-        result['peak_mem_mb'] = peak_memory_mb(forward_backward)
-    print('RESULT ' + json.dumps(result), flush=True)
+    return forward, forward_backward
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def time_worker(spec):
+    """All methods of one (size, channels, batch), interleaved; prints a
+    JSON line per method."""
+    import torch
+    torch.manual_seed(0)
+    (h, w), c, b, k = spec['size'], spec['channels'], spec['batch'], \
+        spec['num_samples']
+    x = torch.randn(b, c, h, w)
+    passes = {}
+    for method, backward in spec['methods']:
+        block = build(method, c, k, spec['offset_std']).train()
+        passes[method] = (block, *_passes(block, x), backward)
+    results = {m: {} for m in passes}
+    for name, index in (('forward_ms', 1), ('forward_backward_ms', 2)):
+        todo = [m for m in passes if index == 1 or passes[m][3]]
+        # warm-up (allocator, oneDNN primitives); slow passes repeat less
+        rounds = {m: max(1, min(spec['repeats'], int(
+            spec['budget_s'] / max(_timed(passes[m][index]), 1e-6))))
+            for m in todo}
+        times = {m: [] for m in todo}
+        for r in range(max(rounds.values(), default=0)):
+            for m in todo:
+                if r < rounds[m]:
+                    times[m].append(_timed(passes[m][index]))
+        for m in todo:
+            ts = sorted(times[m])
+            results[m][name] = 1000 * ts[len(ts) // 2]
+            results[m][name.replace('_ms', '_runs')] = len(ts)
+    for m, r in results.items():
+        print('RESULT ' + json.dumps(dict(method=m, **r)), flush=True)
+
+
+def memory_worker(spec):
+    """Peak memory of one method's forward+backward, in this process."""
+    import torch
+    torch.manual_seed(0)
+    (h, w), c, b = spec['size'], spec['channels'], spec['batch']
+    block = build(spec['method'], c, spec['num_samples'],
+                  spec['offset_std']).train()
+    _, forward_backward = _passes(block, torch.randn(b, c, h, w))
+    forward_backward()  # warm-up: the allocator is then tuned for it
+    print('RESULT ' + json.dumps(dict(
+        method=spec['method'],
+        peak_mem_mb=peak_memory_mb(forward_backward))), flush=True)
+
+
+def _run_worker(kind, spec):
+    proc = subprocess.run(
+        [sys.executable, __file__, '--worker', kind, json.dumps(spec)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    found = [json.loads(ln[len('RESULT '):])
+             for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+    if proc.returncode != 0 or not found:
+        return None, (proc.stdout.strip().splitlines()[-1:]
+                      or [f'exit {proc.returncode}'])[0]
+    return found, None
 
 
 def run_all(args):
-    specs = []
-    for size in args.sizes:
-        for c in args.channels:
-            for b in args.batches:
-                for method in args.methods:
-                    specs.append(dict(method=method, size_name=size,
-                                      size=SIZES[size], channels=c, batch=b,
-                                      num_samples=args.num_samples,
-                                      repeats=args.repeats,
-                                      budget_s=args.budget_s))
-    rows = []
+    groups = [(size, c, b) for size in args.sizes for c in args.channels
+              for b in args.batches]
     try:
         from tqdm import tqdm
-        progress = tqdm(specs, desc='benchmark', unit='run')
+        progress = tqdm(groups, desc='benchmark', unit='size')
     except ImportError:
-        progress = specs
-    for spec in progress:
-        n = spec['size'][0] * spec['size'][1]
-        est = {bw: estimate_gb(spec['method'], n, spec['channels'],
-                               spec['batch'], spec['num_samples'], bw)
-               for bw in (False, True)}
-        row = dict(spec, n=n)
-        if est[False] > args.max_gb:
-            row['skipped'] = f'estimated {est[False]:.0f} GB > --max-gb'
-            rows.append(row)
-            continue
-        spec = dict(spec, backward=est[True] <= args.max_gb)
-        if not spec['backward']:
-            row['skipped_backward'] = (f'estimated {est[True]:.0f} GB > '
-                                       f'--max-gb')
-        proc = subprocess.run(
-            [sys.executable, __file__, '--worker', json.dumps(spec)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        found = [ln for ln in proc.stdout.splitlines()
-                 if ln.startswith('RESULT ')]
-        if proc.returncode != 0 or not found:
-            row['error'] = proc.stdout.strip().splitlines()[-1:] or [
-                f'exit {proc.returncode}']
-            rows.append(row)
-            continue
-        row.update(json.loads(found[-1][len('RESULT '):]), n=n)
-        rows.append(row)
+        progress = groups
+    rows = []
+    for size, c, b in progress:
+        n = SIZES[size][0] * SIZES[size][1]
+        spec = dict(size=SIZES[size], channels=c, batch=b,
+                    num_samples=args.num_samples, repeats=args.repeats,
+                    budget_s=args.budget_s, offset_std=args.offset_std)
+        group, runnable = {}, []
+        for method in args.methods:
+            row = dict(method=method, size_name=size, n=n, channels=c,
+                       batch=b)
+            est = {bw: estimate_gb(method, n, c, b, args.num_samples, bw)
+                   for bw in (False, True)}
+            if est[False] > args.max_gb:
+                row['skipped'] = f'estimated {est[False]:.0f} GB > --max-gb'
+            else:
+                backward = est[True] <= args.max_gb
+                if not backward:
+                    row['skipped_backward'] = (f'estimated {est[True]:.0f} '
+                                               f'GB > --max-gb')
+                runnable.append((method, backward))
+            group[method] = row
+        found, error = _run_worker('time', dict(spec, methods=runnable))
+        for method, _ in runnable:
+            if error:
+                group[method]['error'] = error
+            else:
+                group[method].update(next(r for r in found
+                                          if r['method'] == method))
+        for method, backward in runnable:
+            if backward and not error:
+                found, mem_error = _run_worker('memory',
+                                               dict(spec, method=method))
+                if mem_error:
+                    group[method]['error'] = mem_error
+                else:
+                    group[method].update(found[0])
+        rows.extend(group.values())
     add_ratios(rows)
     return rows
 
@@ -219,6 +315,76 @@ def add_ratios(rows):
 
 def _fmt(value, fmt):
     return '-' if value is None else format(value, fmt)
+
+
+def _ratio(rows, key, num, den, size, c, b):
+    pick = {r['method']: r for r in rows if r['size_name'] == size
+            and r['channels'] == c and r['batch'] == b}
+    a, d = pick.get(num, {}).get(key), pick.get(den, {}).get(key)
+    return a / d if a and d else None
+
+
+def goals(rows):
+    """The ratios the fused kernel is judged by, per channels and batch
+    (``goal`` holds for batch 1 and 2 alike)."""
+    table = []
+    for c in sorted({r['channels'] for r in rows}):
+        for b in sorted({r['batch'] for r in rows}):
+            def add(what, goal, values):
+                table.append(dict(channels=c, batch=b, what=what, goal=goal,
+                                  values=values))
+
+            sizes = [s for s in SIZES if any(
+                r['size_name'] == s and r['channels'] == c
+                and r['batch'] == b for r in rows)]
+            for key, name, goal in (
+                    ('forward_ms', 'SNL fwd / floor', 1.5),
+                    ('forward_backward_ms', 'SNL fwd+bwd / floor', 2.0)):
+                add(name, goal, {s: _ratio(rows, key, 'snl', 'floor', s, c, b)
+                                 for s in sizes})
+            add('SNL fwd / NonLocal2d', {'49x49': 0.45, '64x128': 0.2},
+                {s: _ratio(rows, 'forward_ms', 'snl', 'nonlocal2d', s, c, b)
+                 for s in ('49x49', '64x128') if s in sizes})
+            for key, name in (('forward_ms', 'fwd'),
+                              ('forward_backward_ms', 'fwd+bwd')):
+                pick = {r['size_name']: r.get(key) for r in rows
+                        if r['method'] == 'snl' and r['channels'] == c
+                        and r['batch'] == b}
+                big, small = pick.get('128x256'), pick.get('64x128')
+                add(f'SNL {name} time 128x256 / 64x128', 4.3,
+                    {'': big / small if big and small else None})
+            add('SNL peak memory fwd+bwd / NonLocal2d', 0.3,
+                {s: _ratio(rows, 'peak_mem_mb', 'snl', 'nonlocal2d', s, c,
+                           b) for s in ('97x97', ) if s in sizes})
+            add('floor, convs one by one / as one GEMM (fwd)', None,
+                {s: _ratio(rows, 'forward_ms', 'floor_separate', 'floor', s,
+                           c, b) for s in sizes})
+            add('SNL csr / cpp (fwd)', None,
+                {s: _ratio(rows, 'forward_ms', 'snl_csr', 'snl', s, c, b)
+                 for s in sizes})
+    return table
+
+
+def goals_markdown(table):
+    lines = ['| C | B | ratio | values | goal | met |',
+             '| --- | --- | --- | --- | --- | --- |']
+    for g in table:
+        vals = [(s, v) for s, v in g['values'].items() if v is not None]
+        if not vals:
+            continue
+        text = ', '.join(f'{s + " " if s else ""}{v:.2f}' for s, v in vals)
+        goal = g['goal']
+        if goal is None:
+            goal_text, met = '-', '-'
+        else:
+            limit = (lambda s: goal[s]) if isinstance(goal, dict) else \
+                (lambda s: goal)
+            goal_text = (', '.join(f'{s} <= {v}' for s, v in goal.items())
+                         if isinstance(goal, dict) else f'<= {goal}')
+            met = 'yes' if all(v <= limit(s) for s, v in vals) else 'no'
+        lines.append(f"| {g['channels']} | {g['batch']} | {g['what']} | "
+                     f'{text} | {goal_text} | {met} |')
+    return '\n'.join(lines) + '\n'
 
 
 def markdown(rows):
@@ -259,7 +425,8 @@ def plot(rows, path, channels, batch):
     ax.set_yscale('log')
     ax.set_xlabel('N = H x W (feature pixels)')
     ax.set_ylabel('time (ms, median)')
-    ax.set_title(f'SNL vs dense non-local, C={channels}, batch {batch}')
+    ax.set_title(f'SNL block vs its 1x1-conv floor and dense non-local, '
+                 f'C={channels}, batch {batch}', fontsize=10)
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -269,37 +436,45 @@ def plot(rows, path, channels, batch):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--worker', help=argparse.SUPPRESS)
+    parser.add_argument('--worker', nargs=2, help=argparse.SUPPRESS)
     parser.add_argument('--out', default='work_dirs/benchmark_snl')
     parser.add_argument('--sizes', nargs='+', default=list(SIZES),
                         choices=list(SIZES))
-    parser.add_argument('--channels', nargs='+', type=int, default=[512, 256])
+    parser.add_argument('--channels', nargs='+', type=int, default=[512])
     parser.add_argument('--batches', nargs='+', type=int, default=[1, 2])
-    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+    parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
                         choices=METHODS)
     parser.add_argument('--num-samples', type=int, default=81)
+    parser.add_argument('--offset-std', type=float, default=2.0,
+                        help='standard deviation of the offsets, pixels')
     parser.add_argument('--repeats', type=int, default=5,
-                        help='timed repeats (median reported)')
+                        help='timed rounds (median reported)')
     parser.add_argument('--budget-s', type=float, default=3.0,
-                        help='fewer repeats when one pass is this slow')
-    parser.add_argument('--max-gb', type=float, default=12.0,
+                        help='fewer rounds for a method this slow a pass')
+    parser.add_argument('--max-gb', type=float, default=6.0,
                         help='skip passes estimated to need more memory')
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(json.loads(args.worker))
+        kind, spec = args.worker
+        return (time_worker if kind == 'time' else memory_worker)(
+            json.loads(spec))
+    start = time.time()
     rows = run_all(args)
+    table = goals(rows)
     os.makedirs(args.out, exist_ok=True)
+    command = ' '.join(['python'] + [osp.relpath(sys.argv[0])] + sys.argv[1:])
     with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(command=' '.join([osp.basename(sys.executable)]
-                                        + sys.argv),
-                       threads=_threads(), rows=rows), f, indent=1)
-    table = markdown(rows)
+        json.dump(dict(command=command, threads=_threads(),
+                       minutes=(time.time() - start) / 60, rows=rows,
+                       goals=table), f, indent=1)
+    text = markdown(rows) + '\n' + goals_markdown(table)
     with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(table)
+        f.write(text)
     c, b = args.channels[0], args.batches[0]
     plot(rows, osp.join(args.out, 'time_vs_n.png'), c, b)
-    print(table)
-    print(f'written: {args.out}/results.json, results.md, time_vs_n.png')
+    print(text)
+    print(f'{(time.time() - start) / 60:.1f} min; written: {args.out}/'
+          f'results.json, results.md, time_vs_n.png')
 
 
 def _threads():

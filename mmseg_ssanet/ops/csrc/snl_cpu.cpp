@@ -52,6 +52,7 @@ namespace {
 
 constexpr int kTile = 8;     // queries per tile, along a row
 constexpr int64_t kStrip = 64;  // columns per strip (see for_each_tile)
+constexpr int kAhead = 6;       // window rows prefetched ahead
 // A tile whose corners span a larger box (offsets far beyond the grid)
 // is not merged: every corner is its own window pixel.
 constexpr int64_t kMaxWindow = 8192;
@@ -282,6 +283,8 @@ SNL_INLINE void dense_dots(const T* const* x, const T* const* rows, int P,
   constexpr int64_t w = L::n;
   for (int p = 0; p < P; ++p) {
     const T* r = rows[p];
+    for (int64_t c = 0; c < n; c += 64 / sizeof(T))
+      __builtin_prefetch(rows[std::min(p + 1, P - 1)] + c);
     typename L::V a[kTile] = {};
     int64_t c = 0;
     for (; c + w <= n; c += w) {
@@ -308,6 +311,8 @@ SNL_INLINE void gather_sum(const T* coef, const T* const* rows, int P,
   for (; c + 2 * w <= n; c += 2 * w) {  // two vectors: a broadcast feeds 2
     typename L::V a[kTile] = {}, b[kTile] = {};
     for (int p = 0; p < P; ++p) {
+      // rows are scattered: no hardware prefetcher follows them
+      __builtin_prefetch(rows[std::min(p + kAhead, P - 1)] + c);
       const auto r0 = L::load(rows[p] + c), r1 = L::load(rows[p] + c + w);
       const T* k = coef + p * kTile;
       for (int t = 0; t < kTile; ++t) {
