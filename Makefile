@@ -11,7 +11,7 @@ DEMO_DIR ?= work_dirs/demo
 DEMO_DATA ?= data/synthetic_cityscapes
 PYTEST_ARGS ?=
 
-.PHONY: env test demo clean
+.PHONY: env test demo clean browser
 env: $(STAMP)
 
 $(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.toml \
@@ -32,6 +32,14 @@ demo: $(STAMP)
 	$(BIN)/mim test mmseg $(DEMO_CONFIG) --gpus 0 --work-dir $(DEMO_DIR) \
 		--checkpoint $$(cat $(DEMO_DIR)/last_checkpoint) \
 		--cfg-options test_dataloader.dataset.data_root=$(DEMO_DATA)
+
+# The explorer test's browser (Debian's packages; needs root).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver present"; \
+	else \
+		apt-get update -q && apt-get install -y -q chromium chromium-driver; \
+	fi
 
 clean:
 	rm -rf $(DEMO_DIR) $(DEMO_DATA)

@@ -7,8 +7,10 @@ Example::
         --out-dir work_dirs/demo/overlays
 
 Inputs are image files and/or folders. Uses mmseg's ``inference_model``
-and ``SegLocalVisualizer``; a missing checkpoint, an unreadable image or a
-checkpoint that does not fit the config stops with a message that says so.
+and ``SegLocalVisualizer``; a missing checkpoint or a checkpoint that does
+not fit the config stops with a message that says so. An image that cannot
+be read is skipped with a warning naming it, the others are drawn, and the
+exit status is 1 if any was skipped.
 """
 import argparse
 import sys
@@ -29,10 +31,16 @@ def main(argv=None):
     try:
         images = collect_images(args.inputs)
         model = load_segmentor(args.config, args.checkpoint, args.device)
-        written = draw_overlays(model, images, args.out_dir, args.opacity)
+        written, skipped = draw_overlays(model, images, args.out_dir,
+                                         args.opacity)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
-    print(f'{len(written)} overlays written to {args.out_dir}')
+    print(f'{len(written)} overlays written to {args.out_dir}; '
+          f'{len(skipped)} of {len(images)} images skipped')
+    for path, reason in skipped:
+        print(f'  skipped {path}: {reason}')
+    if skipped:
+        sys.exit(1)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,8 @@
 """Load a trained segmentor and draw its predictions, with clear errors."""
 import os
 import os.path as osp
-from typing import Iterable, List, Optional
+import warnings
+from typing import Iterable, List, Optional, Tuple
 
 import mmcv
 import numpy as np
@@ -93,11 +94,16 @@ def read_image(path: str) -> np.ndarray:
 
 
 def draw_overlays(model, images: List[str], out_dir: str,
-                  opacity: float = 0.5, progress: bool = True) -> List[str]:
+                  opacity: float = 0.5, progress: bool = True
+                  ) -> Tuple[List[str], List[Tuple[str, str]]]:
     """Segment ``images``; write colour-coded overlays as PNG to ``out_dir``.
 
     Uses mmseg's ``inference_model`` and ``SegLocalVisualizer`` with the
-    class names and palette saved in the checkpoint.
+    class names and palette saved in the checkpoint. An image that cannot
+    be read is skipped with a warning naming it; the rest are still drawn.
+
+    Returns:
+        The overlays written, and ``(path, reason)`` of each image skipped.
     """
     from mmseg.apis import inference_model
     from mmseg.visualization import SegLocalVisualizer
@@ -108,9 +114,14 @@ def draw_overlays(model, images: List[str], out_dir: str,
     visualizer = SegLocalVisualizer(alpha=opacity)
     visualizer.dataset_meta = dict(classes=model.dataset_meta['classes'],
                                    palette=model.dataset_meta['palette'])
-    written = []
+    written, skipped = [], []
     for path in tqdm(images, desc='segment', unit='img', disable=not progress):
-        img = read_image(path)
+        try:
+            img = read_image(path)
+        except ValueError as err:
+            warnings.warn(f'skipped: {err}', stacklevel=2)
+            skipped.append((path, str(err)))
+            continue
         result = inference_model(model, img)
         out_file = osp.join(out_dir,
                             osp.splitext(osp.basename(path))[0] + '.png')
@@ -118,4 +129,4 @@ def draw_overlays(model, images: List[str], out_dir: str,
                                   data_sample=result, draw_gt=False,
                                   out_file=out_file, show=False)
         written.append(out_file)
-    return written
+    return written, skipped

@@ -29,15 +29,15 @@ def default_queries(height: int, width: int, grid: int = 3
     return [(int(y), int(x)) for y in ys for x in xs]
 
 
-def sampling_points_for(model, image: np.ndarray,
-                        queries: Optional[Sequence[Tuple[int, int]]] = None,
-                        grid: int = 3) -> List[dict]:
-    """Run ``model`` on ``image`` (BGR); sampling points per query pixel.
+def sampling_field(model, image: np.ndarray) -> dict:
+    """Run ``model`` on ``image`` (BGR) once; where every query samples.
 
-    Queries are (y, x) in image pixels; each result holds the query, the K
-    learned points and initial grid points as ``[K, 2]`` (y, x) image
-    coordinates, and the K weights. Needs whole-image inference, so that
-    the block sees the whole image once.
+    Needs whole-image inference, so that the block sees the whole image
+    once. Returns the segmentation ``result`` and, for every pixel (fy, fx)
+    of the SNL block's feature map, in image (y, x) coordinates:
+    ``points`` ``[Hf, Wf, K, 2]`` (learned), ``initial`` ``[Hf, Wf, K, 2]``
+    (the regular grid) and ``weights`` ``[Hf, Wf, K]``; with ``stride``
+    (image pixels per feature pixel, y and x) and ``image_size``.
     """
     from mmseg.apis import inference_model
     if model.test_cfg.get('mode', 'whole') != 'whole':
@@ -53,7 +53,7 @@ def sampling_points_for(model, image: np.ndarray,
     finally:
         handle.remove()
     x = captured[0][:1]
-    t_y, t_x, weight = (t[0] for t in block.sampling_points(x))
+    t_y, t_x, weight = (t[0] for t in block.sampling_points(x))  # [K, h, w]
     feat_h, feat_w = x.shape[2:]
     ori_h, ori_w = result.metainfo['ori_shape']
     # feature pixel centre -> image pixel (the input is resized, not padded)
@@ -64,6 +64,30 @@ def sampling_points_for(model, image: np.ndarray,
                            -1)
 
     dy, dx = initial_grid(block.kernel_size, block.dilation)
+    ys = torch.arange(feat_h, dtype=dy.dtype).view(-1, 1, 1)
+    xs = torch.arange(feat_w, dtype=dx.dtype).view(1, -1, 1)
+    return dict(
+        result=result, stride=(sy, sx), image_size=(ori_h, ori_w),
+        points=to_image(t_y.permute(1, 2, 0),
+                        t_x.permute(1, 2, 0)).numpy(),
+        initial=to_image(ys + dy.view(1, 1, -1),
+                         xs + dx.view(1, 1, -1)).numpy(),
+        weights=weight.permute(1, 2, 0).numpy())
+
+
+def sampling_points_for(model, image: np.ndarray,
+                        queries: Optional[Sequence[Tuple[int, int]]] = None,
+                        grid: int = 3) -> List[dict]:
+    """Run ``model`` on ``image`` (BGR); sampling points per query pixel.
+
+    Queries are (y, x) in image pixels; each result holds the query, the K
+    learned points and initial grid points as ``[K, 2]`` (y, x) image
+    coordinates, and the K weights (see :func:`sampling_field`).
+    """
+    field = sampling_field(model, image)
+    ori_h, ori_w = field['image_size']
+    sy, sx = field['stride']
+    feat_h, feat_w = field['weights'].shape[:2]
     if queries is None:
         queries = default_queries(ori_h, ori_w, grid)
     out = []
@@ -73,12 +97,10 @@ def sampling_points_for(model, image: np.ndarray,
                              f'{ori_h}x{ori_w} image')
         fy = min(int(qy / sy), feat_h - 1)
         fx = min(int(qx / sx), feat_w - 1)
-        out.append(dict(
-            query=(qy, qx),
-            feature_pixel=(fy, fx),
-            points=to_image(t_y[:, fy, fx], t_x[:, fy, fx]).numpy(),
-            initial=to_image(fy + dy, fx + dx).numpy(),
-            weights=weight[:, fy, fx].numpy()))
+        out.append(dict(query=(qy, qx), feature_pixel=(fy, fx),
+                        points=field['points'][fy, fx],
+                        initial=field['initial'][fy, fx],
+                        weights=field['weights'][fy, fx]))
     return out
 
 

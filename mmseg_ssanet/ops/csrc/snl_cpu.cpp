@@ -415,8 +415,13 @@ SNL_INLINE void for_each_tile(int64_t begin, int64_t end, int64_t W, Fn&& fn) {
     for (int64_t r = row0; r <= row1; ++r) {
       const int64_t lo = std::max(begin, r * W + sx);
       const int64_t hi = std::min(end, r * W + std::min(sx + kStrip, W));
-      for (int64_t i = lo; i < hi; i += kTile)
-        fn(i, static_cast<int>(std::min<int64_t>(kTile, hi - i)));
+      // Even tiles: a row of 49 is 7 tiles of 7, not 6 of 8 and one of 1
+      // (a tile costs kTile lanes of window work however few it holds).
+      const int64_t len = hi - lo, tiles = (len + kTile - 1) / kTile;
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t a = lo + len * t / tiles, b = lo + len * (t + 1) / tiles;
+        fn(a, static_cast<int>(b - a));
+      }
     }
 }
 

@@ -1,0 +1,43 @@
+"""FLOPs: the SNL operator counted by its closed form; any config."""
+import re
+
+import pytest
+import torch
+
+from mmseg_ssanet.models import SparseNonLocal2d
+from mmseg_ssanet.utils.flops import SNL_FUNCTION, flop_analyzer, snl_flops
+
+from .conftest import run_cli
+
+
+@pytest.mark.parametrize('backend', ['cpp', 'csr'])
+def test_snl_block_flops_are_the_closed_form_plus_its_convs(backend):
+    B, C, H, W, K = 2, 16, 6, 7, 9
+    block = SparseNonLocal2d(C, num_samples=K, backend=backend).eval()
+    analyzer = flop_analyzer(block, (torch.randn(B, C, H, W), ))
+    by_op = analyzer.by_operator()
+    cq = C // 2
+    assert by_op[SNL_FUNCTION] == snl_flops(B, H * W, K, cq, C) == \
+        B * H * W * K * (5 * (cq + C) + 7)
+    # theta, phi, g, offset and gamma: 1x1 convs, B N C_in C_out each
+    assert by_op['conv'] == B * H * W * C * (cq + cq + C + 2 * K + C)
+    assert not analyzer.unsupported_ops()
+
+
+def test_get_flops_on_ours_and_on_a_stock_config():
+    code, log = run_cli(['python', 'tools/get_flops.py',
+                         'configs/ablation/mobilenetv2_snl-k81_cityscapes.py',
+                         '--shape', '128', '256'])
+    assert code == 0, log[-2000:]
+    assert 'input 1x3x128x256' in log
+    ours = int(re.search(r'FLOPs: \S+ \((\d+)\)', log).group(1))
+    assert 'SparseAttentionFunction' not in log  # nothing left uncounted
+    # the SNL block's operator on the 8x16 stride-16 map is part of it
+    assert ours > snl_flops(1, 8 * 16, 81, 128, 256)
+
+    code, log = run_cli(['python', 'tools/get_flops.py',
+                         'mmseg::fcn/fcn_r18-d8_4xb2-80k_cityscapes-512x1024'
+                         '.py', '--shape', '64'])
+    assert code == 0, log[-2000:]
+    assert re.search(r'FLOPs: \S+ \(\d+\)', log)
+    assert 'params:' in log
