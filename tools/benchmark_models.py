@@ -5,9 +5,10 @@ MobileNetV2 (output stride 16) with no context module, PPM (PSPHead), ASPP
 the Table 2 configs, timed in one process on the same random input
 (default 1x3x1024x2048; the paper: 2x3x1024x2048 on a Titan V100).
 Reports median time, ratio to the baseline, the context module's overhead,
-parameters and FLOPs (mmengine's counter, with the SNL attention's 2NKC'
-and 2NKC multiply-adds counted from its reference einsums), beside the
-paper's times.
+parameters and FLOPs (mmengine's counter with the SNL operator counted in
+full, bilinear sampling included: :mod:`mmseg_ssanet.utils.flops`, as
+``tools/get_flops.py``), beside the paper's times. SNL runs on the
+device's default backend (the fused C++ kernel on CPU).
 
     python tools/benchmark_models.py --out work_dirs/benchmark_models
 """
@@ -64,8 +65,8 @@ def time_models(models, x, repeats):
 
 
 def count_flops(config_path, x):
-    from mmengine.analysis import FlopAnalyzer
-    model = build(config_path, snl_backend='reference')  # traceable einsums
+    from mmseg_ssanet.utils.flops import count_flops as count
+    model = build(config_path)
 
     class Forward(torch.nn.Module):
 
@@ -76,10 +77,8 @@ def count_flops(config_path, x):
         def forward(self, inputs):
             return self.m._forward(inputs)
 
-    analyzer = FlopAnalyzer(Forward(model), (x, ))
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return analyzer.total()
+    with torch.no_grad():
+        return count(Forward(model), (x, ))[0]
 
 
 def main(argv=None):

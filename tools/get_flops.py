@@ -20,11 +20,12 @@ import torch
 
 
 def build(config: str, cfg_options=None):
-    from mmengine.config import Config, DictAction  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.hub import get_config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules  # noqa: F401
-    cfg = Config.fromfile(config)
+    # 'mmseg::fcn/...' names a config inside the installed package
+    cfg = get_config(config) if '::' in config else Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -55,7 +55,9 @@ def export_onnx(model, image: np.ndarray, out_file: str, opset: int = 17):
             block.backend = 'reference'
     model.eval()
     inputs = preprocess(model, image)
-    wrapper = _EncodeDecode(model)
+    # eval: the exporter restores the wrapper's mode afterwards, and a new
+    # module is in training mode
+    wrapper = _EncodeDecode(model).eval()
     size = {2: 'height', 3: 'width'}
     with torch.no_grad():
         torch.onnx.export(wrapper, (inputs, ), out_file, opset_version=opset,

@@ -70,8 +70,9 @@ def sampling_field(model, image: np.ndarray) -> dict:
         result=result, stride=(sy, sx), image_size=(ori_h, ori_w),
         points=to_image(t_y.permute(1, 2, 0),
                         t_x.permute(1, 2, 0)).numpy(),
-        initial=to_image(ys + dy.view(1, 1, -1),
-                         xs + dx.view(1, 1, -1)).numpy(),
+        initial=to_image(
+            (ys + dy.view(1, 1, -1)).expand(feat_h, feat_w, -1),
+            (xs + dx.view(1, 1, -1)).expand(feat_h, feat_w, -1)).numpy(),
         weights=weight.permute(1, 2, 0).numpy())
 
 

@@ -22,7 +22,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .backends import BACKENDS
+from .backends import BACKENDS, reference
 
 IntPair = Union[int, Tuple[int, int]]
 # device type -> (preferred backend, fallback)
