@@ -6,6 +6,7 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     './_base_/schedules/sgd_poly_80k.py',
+    './_base_/snl_stats.py',
 ]
 crop_size = (520, 520)
 max_iters = 160000

@@ -7,6 +7,7 @@ _base_ = [
     'mmseg::_base_/datasets/cityscapes_769x769.py',
     'mmseg::_base_/default_runtime.py',
     './_base_/schedules/sgd_poly_80k.py',
+    './_base_/snl_stats.py',
 ]
 crop_size = (769, 769)
 model = dict(

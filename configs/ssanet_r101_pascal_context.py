@@ -6,6 +6,7 @@ _base_ = [
     'mmseg::_base_/datasets/pascal_context_59.py',
     'mmseg::_base_/default_runtime.py',
     './_base_/schedules/sgd_poly_80k.py',
+    './_base_/snl_stats.py',
 ]
 crop_size = (480, 480)
 train_dataloader = dict(batch_size=4)

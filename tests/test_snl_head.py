@@ -1,9 +1,12 @@
 """SNLHead, SSANetDecoder and LowLevelNeck as parts."""
+import os.path as osp
+
 import pytest
 import torch
 from mmseg.registry import MODELS
 
 import mmseg_ssanet  # noqa: F401
+from tests.conftest import ROOT
 from mmseg_ssanet.models import (LowLevelNeck, SNLHead, SparseNonLocal2d,
                                  SSANetDecoder)
 
@@ -83,3 +86,32 @@ def test_head_reads_from_the_paper_order():
     expected = head.cls_seg(head.bottleneck(torch.cat([out, pooled], 1)))
     torch.testing.assert_close(head(x), expected)
     assert isinstance(head, SNLHead)
+
+
+@pytest.mark.parametrize('backend', ['cpp', 'csr'])
+def test_demo_model_gradient_is_the_same_on_every_backend(backend):
+    # The whole model's gradient, one step: the fast backends against the
+    # reference (why the demo's mIoU differs between backends is chance,
+    # not arithmetic: see README, Quick start).
+    import copy
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'))
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    torch.nn.init.normal_(model.decode_head.snl.offset.conv.weight, std=0.05)
+    x = torch.randn(2, 3, 128, 256)
+    grads = {}
+    for name in ('reference', backend):
+        m = copy.deepcopy(model)
+        m.decode_head.snl.backend = name
+        torch.manual_seed(1)  # the same dropout masks
+        m._forward(x).square().mean().backward()
+        grads[name] = torch.cat([p.grad.flatten() for p in m.parameters()
+                                 if p.grad is not None])
+    ref = grads['reference']
+    assert (grads[backend] - ref).norm() / ref.norm() < 1e-4
