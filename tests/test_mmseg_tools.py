@@ -44,12 +44,16 @@ def test_test_py_out_show_dir_then_confusion_matrix(tmp_path, checkpoint,  # noq
     assert osp.getsize(tmp_path / 'cm' / 'confusion_matrix.png') > 1000
 
 
-def test_print_config_resolves_our_bases():
+def test_print_config_resolves_our_bases(tmp_path):
+    # it also dumps the config to ./example.py: run it in a scratch folder
+    from .conftest import ROOT
     code, log = run_cli(['python', mmseg_tool('misc/print_config.py'),
-                         'configs/ssanet_r101_cityscapes.py'])
+                         osp.join(ROOT, 'configs/ssanet_r101_cityscapes.py')],
+                        cwd=str(tmp_path))
     assert code == 0, log[-2000:]
     assert "type='SNLHead'" in log and 'num_samples=81' in log
     assert "type='ResNetV1c'" in log  # from mmseg:: bases
+    assert (tmp_path / 'example.py').is_file()
 
 
 def test_mmseg_inferencer(tmp_path, checkpoint, cityscapes_root):  # noqa: F811

@@ -23,6 +23,7 @@ import sys
 
 from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.explorer import explorer_page
+from mmseg_ssanet.apis.sampling import parse_point
 
 
 def screenshot(page: str, out_png: str, click_yx, chromium='/usr/bin/chromium',
@@ -52,14 +53,6 @@ def screenshot(page: str, out_png: str, click_yx, chromium='/usr/bin/chromium',
         driver.quit()
 
 
-def _pixel(text):
-    try:
-        y, x = (int(v) for v in text.split(','))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected Y,X, got {text!r}')
-    return y, x
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
@@ -69,7 +62,7 @@ def main(argv=None):
     parser.add_argument('--opacity', type=float, default=0.5)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--screenshot', help='PNG of the page after a click')
-    parser.add_argument('--click', type=_pixel, default=None,
+    parser.add_argument('--click', type=parse_point, default=None,
                         help='image pixel Y,X to click for --screenshot')
     args = parser.parse_args(argv)
     try:

@@ -15,14 +15,7 @@ import sys
 
 from mmseg_ssanet.apis import (draw_sampling_points, load_segmentor,
                                read_image, sampling_points_for)
-
-
-def point(value):
-    try:
-        y, x = (int(v) for v in value.split(','))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'a point is y,x, got {value!r}')
-    return y, x
+from mmseg_ssanet.apis.sampling import parse_point
 
 
 def main(argv=None):
@@ -30,7 +23,7 @@ def main(argv=None):
     parser.add_argument('config')
     parser.add_argument('image')
     parser.add_argument('--checkpoint')
-    parser.add_argument('--points', nargs='+', type=point)
+    parser.add_argument('--points', nargs='+', type=parse_point)
     parser.add_argument('--grid', type=int, default=3)
     parser.add_argument('--out', default='sampling_points.png')
     parser.add_argument('--device', default='cpu')

@@ -13,6 +13,16 @@ from ..models import SparseNonLocal2d
 from ..ops import initial_grid
 
 
+def parse_point(text: str) -> Tuple[int, int]:
+    """``'y,x'`` -> (y, x): the command-line form of an image pixel."""
+    import argparse
+    try:
+        y, x = (int(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'a point is y,x, got {text!r}')
+    return y, x
+
+
 def find_snl_block(model) -> SparseNonLocal2d:
     blocks = [m for m in model.modules() if isinstance(m, SparseNonLocal2d)]
     if not blocks:

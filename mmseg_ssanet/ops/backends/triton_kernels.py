@@ -60,17 +60,22 @@ def _points(OFF, rows, kk, y, x, valid, H, W, KW: tl.constexpr,
 
 
 @triton.jit
+def _query_block(total, H, W, BLOCK_Q: tl.constexpr):
+    """This program's query rows (flat over batch x pixels), which are
+    real, the first row of their image, and their pixel coordinates."""
+    rows = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+    n_pix = H * W
+    return (rows, rows < total, (rows // n_pix) * n_pix, (rows % n_pix) // W,
+            rows % W)
+
+
+@triton.jit
 def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
                        CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
                        KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
                        BLOCK_Q: tl.constexpr, BLOCK_CQ: tl.constexpr,
                        BLOCK_C: tl.constexpr, ACC: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-    valid = rows < total
-    n_pix = H * W
-    row0 = (rows // n_pix) * n_pix
-    y = (rows % n_pix) // W
-    x = rows % W
+    rows, valid, row0, y, x = _query_block(total, H, W, BLOCK_Q)
     cq = tl.arange(0, BLOCK_CQ)
     cv = tl.arange(0, BLOCK_C)
     q_mask = valid[:, None] & (cq[None, :] < CQ)
@@ -117,12 +122,7 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
                         DW: tl.constexpr, BLOCK_Q: tl.constexpr,
                         BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
                         ACC: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-    valid = rows < total
-    n_pix = H * W
-    row0 = (rows // n_pix) * n_pix
-    y = (rows % n_pix) // W
-    x = rows % W
+    rows, valid, row0, y, x = _query_block(total, H, W, BLOCK_Q)
     cq = tl.arange(0, BLOCK_CQ)
     cv = tl.arange(0, BLOCK_C)
     cq_ok = cq[None, :] < CQ
