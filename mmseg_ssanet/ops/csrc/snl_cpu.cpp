@@ -138,24 +138,6 @@ SNL_INLINE void sum8<float>(const VecF* a, float* out) {
 #endif
 
 template <typename T>
-SNL_INLINE T dot(const T* a, const T* b, int64_t n) {
-  using L = Lanes<T>;
-  constexpr int64_t w = L::n;
-  typename L::V s0{}, s1{}, s2{}, s3{};  // four chains hide FMA latency
-  int64_t c = 0;
-  for (; c + 4 * w <= n; c += 4 * w) {
-    s0 += L::load(a + c) * L::load(b + c);
-    s1 += L::load(a + c + w) * L::load(b + c + w);
-    s2 += L::load(a + c + 2 * w) * L::load(b + c + 2 * w);
-    s3 += L::load(a + c + 3 * w) * L::load(b + c + 3 * w);
-  }
-  for (; c + w <= n; c += w) s0 += L::load(a + c) * L::load(b + c);
-  T s = L::sum((s0 + s1) + (s2 + s3));
-  for (; c < n; ++c) s += a[c] * b[c];
-  return s;
-}
-
-template <typename T>
 SNL_INLINE void axpy(T a, const T* x, T* y, int64_t n) {
   using L = Lanes<T>;
   const auto av = L::splat(a);
@@ -168,11 +150,11 @@ SNL_INLINE void axpy(T a, const T* x, T* y, int64_t n) {
 template <typename T>
 struct Tile {
   int n = 0;                          // queries in the tile (<= kTile)
-  int P = 0;                          // distinct window pixels
+  int P = 0;                          // window pixels, the sentinel included
   std::vector<int32_t> dy, dx;        // [K] the initial grid
   std::vector<int32_t> slot;          // window cell -> pixel index, -1
   std::vector<T> weight;              // [kTile][4K] bilinear weights
-  std::vector<int32_t> corner;        // [kTile][4K] pixel index or -1
+  std::vector<int32_t> corner;        // [kTile][4K] window pixel (0: sentinel)
   std::vector<int32_t> cy, cx;        // [kTile][4K] corner coordinates
   std::vector<T> fy, fx;              // [kTile][K] fractional parts
   std::vector<int32_t> pix, cell;     // [P] y * W + x, slot cell
