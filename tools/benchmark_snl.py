@@ -48,11 +48,36 @@ SIZES = {'49x49': (49, 49), '64x128': (64, 128), '97x97': (97, 97),
 
 
 def build(method, channels, num_samples, offset_std):
+    import torch
     import torch.nn.functional as F
     from mmcv.cnn import ConvModule, NonLocal2d
     from torch import nn
 
     from mmseg_ssanet.models import SparseNonLocal2d
+
+    class ConvFloor(nn.Module):
+        """An SNL block's 1x1 convs with nothing between them.
+
+        ``fused``: theta, phi, g and offset as one GEMM (one conv with
+        their weights stacked); else one conv each, as the block runs them.
+        Returns every projection so that a backward reaches all weights.
+        """
+
+        def __init__(self, block, fused):
+            super().__init__()
+            self.block, self.fused = block, fused
+
+        def forward(self, x):
+            b = self.block
+            x = x.contiguous(memory_format=torch.channels_last)
+            convs = [m.conv for m in (b.theta, b.phi, b.g, b.offset)]
+            if self.fused:
+                out = F.conv2d(x, torch.cat([c.weight for c in convs]),
+                               torch.cat([c.bias for c in convs]))
+                q, k, g, o = out.split([c.out_channels for c in convs], 1)
+            else:
+                q, k, g, o = (c(x) for c in convs)
+            return x + b.gamma(g), q, k, o
 
     def snl_block(backend=None):
         block = SparseNonLocal2d(channels, num_samples=num_samples,
@@ -89,42 +114,6 @@ def build(method, channels, num_samples, offset_std):
             return x + self.conv_out(y.transpose(1, 2).reshape(b, -1, h, w))
 
     return DenseNonLocalSDPA(channels)
-
-
-def _conv_floor_class():
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    class ConvFloor(nn.Module):
-        """An SNL block's 1x1 convs with nothing between them.
-
-        ``fused``: theta, phi, g and offset as one GEMM (one conv with
-        their weights stacked); else one conv each, as the block runs them.
-        Returns every projection so that a backward reaches all weights.
-        """
-
-        def __init__(self, block, fused):
-            super().__init__()
-            self.block, self.fused = block, fused
-
-        def forward(self, x):
-            b = self.block
-            x = x.contiguous(memory_format=torch.channels_last)
-            convs = [m.conv for m in (b.theta, b.phi, b.g, b.offset)]
-            if self.fused:
-                out = F.conv2d(x, torch.cat([c.weight for c in convs]),
-                               torch.cat([c.bias for c in convs]))
-                q, k, g, o = out.split([c.out_channels for c in convs], 1)
-            else:
-                q, k, g, o = (c(x) for c in convs)
-            return x + b.gamma(g), q, k, o
-
-    return ConvFloor
-
-
-def ConvFloor(block, fused):  # noqa: N802  (a class, built lazily)
-    return _conv_floor_class()(block, fused)
 
 
 def estimate_gb(method, n, c, b, k, backward):

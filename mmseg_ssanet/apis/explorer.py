@@ -13,7 +13,7 @@ import os.path as osp
 
 import numpy as np
 
-from .sampling import find_snl_block, sampling_field
+from .sampling import sampling_field
 
 TEMPLATE = osp.join(osp.dirname(__file__), 'explorer.html')
 
@@ -38,20 +38,18 @@ def explorer_page(model, image: np.ndarray, title: str = '',
     if not 0 <= opacity <= 1:
         raise ValueError(f'opacity must be in [0, 1], got {opacity}')
     field = sampling_field(model, image)
-    block = find_snl_block(model)
-    from ..ops import initial_grid
-    dy, dx = initial_grid(block.kernel_size, block.dilation)
     h, w = field['image_size']
     feat_h, feat_w, K = field['weights'].shape
     data = dict(
         height=h, width=w, feat_h=feat_h, feat_w=feat_w, K=K,
         stride=[round(float(s), 6) for s in field['stride']],
-        grid=[[int(a), int(b)] for a, b in zip(dy.tolist(), dx.tolist())],
+        grid=field['grid'].astype(int).tolist(),
         # flat [feat_h, feat_w, K, (y, x)] and [feat_h, feat_w, K]
         points=np.round(field['points'], 2).reshape(-1).tolist(),
         weights=np.round(field['weights'], 5).reshape(-1).tolist())
-    scale = min(1.0, display_width / w) if w > display_width else \
-        display_width / w if w < display_width / 2 else 1.0
+    # shown at display_width, unless already between half and all of it
+    scale = 1.0 if display_width / 2 <= w <= display_width else \
+        display_width / w
     with open(TEMPLATE) as f:
         page = f.read()
     overlay = segmentation_rgb(field['result'],

@@ -46,8 +46,9 @@ def sampling_field(model, image: np.ndarray) -> dict:
     once. Returns the segmentation ``result`` and, for every pixel (fy, fx)
     of the SNL block's feature map, in image (y, x) coordinates:
     ``points`` ``[Hf, Wf, K, 2]`` (learned), ``initial`` ``[Hf, Wf, K, 2]``
-    (the regular grid) and ``weights`` ``[Hf, Wf, K]``; with ``stride``
-    (image pixels per feature pixel, y and x) and ``image_size``.
+    (the regular grid) and ``weights`` ``[Hf, Wf, K]``; with ``grid``
+    (the K initial (dy, dx) in feature pixels), ``stride`` (image pixels
+    per feature pixel, y and x) and ``image_size``.
     """
     from mmseg.apis import inference_model
     if model.test_cfg.get('mode', 'whole') != 'whole':
@@ -78,6 +79,7 @@ def sampling_field(model, image: np.ndarray) -> dict:
     xs = torch.arange(feat_w, dtype=dx.dtype).view(1, -1, 1)
     return dict(
         result=result, stride=(sy, sx), image_size=(ori_h, ori_w),
+        grid=torch.stack([dy, dx], -1).numpy(),
         points=to_image(t_y.permute(1, 2, 0),
                         t_x.permute(1, 2, 0)).numpy(),
         initial=to_image(

@@ -546,13 +546,14 @@ SNL_MULTIVERSION void backward_range_f64(
   backward_range(p, g, gk, gv, begin, end);
 }
 
-inline void forward_range_any(const Problem<float>& p, float* out, int64_t a,
+// The float or double clone set of each kernel.
+template <typename T>
+inline void forward_range_any(const Problem<T>& p, T* out, int64_t a,
                               int64_t b) {
-  forward_range_f32(p, out, a, b);
-}
-inline void forward_range_any(const Problem<double>& p, double* out,
-                              int64_t a, int64_t b) {
-  forward_range_f64(p, out, a, b);
+  if constexpr (std::is_same_v<T, float>)
+    forward_range_f32(p, out, a, b);
+  else
+    forward_range_f64(p, out, a, b);
 }
 template <typename T>
 inline void backward_range_any(const Problem<T>& p, const Grads<T>& g,
