@@ -16,10 +16,12 @@ recognisable and give the model easy classes to learn.
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
+
+from . import paired_cues
 
 # Scene roles and the class name each benchmark uses for them.
 ROLES = ('road', 'sidewalk', 'building', 'vegetation', 'sky', 'person', 'car')
@@ -52,7 +54,30 @@ class Scene:
     """One generated image and its labels as scene roles (see ``ROLES``)."""
     image: np.ndarray  # H x W x 3 uint8, RGB
     roles: np.ndarray  # H x W uint8, index into ROLES
-    is_day: bool
+    is_day: Optional[bool] = None  # street scenes: the sky's cue
+    pairs: Tuple[paired_cues.CuePair, ...] = ()  # cue scenes: their pairs
+
+
+VARIANTS = ('street', 'cues')
+
+
+def make_cue_scene(height: int, width: int, rng: np.random.Generator,
+                   num_pairs: int = 3,
+                   distance: Tuple[int, int] = paired_cues.DEFAULT_DISTANCE
+                   ) -> Scene:
+    """Draw targets labelled by distant cues (see ``paired_cues``)."""
+    distance = paired_cues.check_distance(distance, height, width)
+    if not 1 <= num_pairs <= len(paired_cues.PAIR_HUES):
+        raise ValueError(f'num_pairs must be in 1..'
+                         f'{len(paired_cues.PAIR_HUES)}, got {num_pairs}')
+    pairs = paired_cues.place_pairs(height, width, rng, num_pairs, distance)
+    if not pairs:
+        raise ValueError(f'no target/cue pair at {distance[0]}..'
+                         f'{distance[1]} px fits a {height}x{width} image')
+    img, roles = paired_cues.draw_pairs(
+        height, width, rng, pairs, {name: i for i, name in enumerate(ROLES)})
+    return Scene(np.clip(img, 0, 255).astype(np.uint8), roles,
+                 pairs=tuple(pairs))
 
 
 def make_scene(height: int, width: int, rng: np.random.Generator) -> Scene:
@@ -126,7 +151,10 @@ def _save_jpg(path: str, array: np.ndarray) -> None:
 
 def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
              height: int = 128, width: int = 256, seed: int = 0,
-             num_test: int = 0) -> Dict[str, List[str]]:
+             num_test: int = 0, variant: str = 'street',
+             num_pairs: int = 3,
+             cue_distance: Tuple[int, int] = paired_cues.DEFAULT_DISTANCE
+             ) -> Dict[str, List[str]]:
     """Write a dataset in ``fmt``'s layout below ``out_dir``.
 
     Args:
@@ -137,6 +165,10 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
             unlabeled / 255), as the benchmark ships them.
         height, width: image size in pixels.
         seed: RNG seed; the same arguments write the same files.
+        variant: ``'street'`` (one image-global cue: the sky) or ``'cues'``
+            (targets labelled by their own distant cue, see
+            ``paired_cues``), which also take ``num_pairs`` per image and
+            ``cue_distance`` (min, max) in pixels.
 
     Returns:
         The image ids written, per split.
@@ -149,6 +181,19 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
             raise ValueError(f'{name} must be >= 0, got {n}')
     if num_test and fmt != 'cityscapes':
         raise ValueError('num_test is only used for the Cityscapes layout')
+    if variant not in VARIANTS:
+        raise ValueError(f'unknown variant {variant!r}; choose from '
+                         f'{VARIANTS}')
+    if variant == 'cues':
+        make_cue_scene(height, width, np.random.default_rng(0), num_pairs,
+                       cue_distance)  # checks the arguments before writing
+
+        def draw(rng):
+            return make_cue_scene(height, width, rng, num_pairs,
+                                  cue_distance)
+    else:
+        def draw(rng):
+            return make_scene(height, width, rng)
     rng = np.random.default_rng(seed)
     lut = label_ids(fmt)
     writer = dict(cityscapes=_write_cityscapes, ade20k=_write_ade20k,
@@ -158,7 +203,7 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
                      ('test', num_test)):
         if n == 0:
             continue
-        scenes = [make_scene(height, width, rng) for _ in range(n)]
+        scenes = [draw(rng) for _ in range(n)]
         written[split] = writer(out_dir, split, scenes, lut)
     if fmt == 'pascal_context':
         sets = osp.join(out_dir, 'VOC2010', 'ImageSets', 'SegmentationContext')

@@ -1,0 +1,118 @@
+"""Scenes whose labels depend on a distant, *local* cue (``--variant cues``).
+
+The street scenes of ``synthetic.py`` carry one image-global cue (day or
+night sky), which any network with a wide enough receptive field or a global
+pooling branch can read. Here every image holds several *targets*, plain
+squares of one colour, and each target has its own *cue* somewhere else:
+
+* a target's class (``car`` or ``person`` in the benchmark's label set) is
+  decided only by its cue's centre, white or black;
+* a target and its cue share a hue, unique within the image, so a model can
+  tell which cue belongs to which target by content (what dense non-local
+  attention needs) and each cue sits at a fixed-range distance from its
+  target in a random direction (what a local sampling grid can reach);
+* every image with two or more targets has both classes, so pooling over the
+  whole image cannot decide them.
+
+Roles (see ``synthetic.ROLES``): background ``road``, cue ``building``,
+the two context classes ``car`` (white cue) and ``person`` (black cue).
+Distances are measured centre to centre in image pixels; at output stride 16
+one feature pixel is 16 image pixels.
+"""
+from dataclasses import dataclass
+from typing import List, Tuple
+
+import numpy as np
+
+# Hues, one per target/cue pair of an image (RGB, mid brightness so a white
+# or black cue centre stands out).
+PAIR_HUES = ((200, 60, 60), (60, 170, 60), (70, 90, 220), (200, 180, 40),
+             (180, 60, 190), (40, 170, 180))
+CUE_CLASSES = ('car', 'person')  # white centre -> car, black -> person
+TARGET_SIZE = 32  # px: 2 feature pixels at output stride 16
+CUE_SIZE = 24  # px, with a CUE_SIZE // 2 white or black centre
+DEFAULT_DISTANCE = (64, 112)  # px, centre to centre
+_GAP = 8  # px kept free between any two squares
+
+
+@dataclass(frozen=True)
+class CuePair:
+    """One target and its cue, in image pixels."""
+    target: Tuple[int, int]  # top-left (y, x) of the TARGET_SIZE square
+    cue: Tuple[int, int]  # top-left (y, x) of the CUE_SIZE square
+    role: str  # the target's role: one of CUE_CLASSES
+    distance: float  # centre to centre
+
+
+def check_distance(distance, height: int, width: int) -> Tuple[int, int]:
+    """Validate a (min, max) cue distance for an image of this size."""
+    try:
+        lo, hi = (int(d) for d in distance)
+    except (TypeError, ValueError):
+        raise ValueError(f'cue distance must be (min, max) pixels, got '
+                         f'{distance!r}')
+    closest = (TARGET_SIZE + CUE_SIZE) // 2 + _GAP  # squares must not touch
+    farthest = max(height, width) - (TARGET_SIZE + CUE_SIZE) // 2
+    if not closest <= lo <= hi <= farthest:
+        raise ValueError(f'cue distance must satisfy {closest} <= min <= max '
+                         f'<= {farthest} px for a {height}x{width} image, '
+                         f'got {lo}..{hi}')
+    return lo, hi
+
+
+def _overlaps(box, boxes) -> bool:
+    y, x, s = box
+    return any(y < by + bs + _GAP and by < y + s + _GAP and
+               x < bx + bs + _GAP and bx < x + s + _GAP
+               for by, bx, bs in boxes)
+
+
+def place_pairs(height: int, width: int, rng: np.random.Generator,
+                num_pairs: int, distance: Tuple[int, int]) -> List[CuePair]:
+    """Place up to ``num_pairs`` non-overlapping target/cue pairs."""
+    lo, hi = distance
+    boxes, pairs = [], []
+    # Both classes in every image with two or more targets.
+    first_two = [CUE_CLASSES[j] for j in rng.permutation(2)]
+    for i in range(num_pairs):
+        for _ in range(200):
+            ty = int(rng.integers(0, height - TARGET_SIZE + 1))
+            tx = int(rng.integers(0, width - TARGET_SIZE + 1))
+            d = rng.uniform(lo, hi)
+            angle = rng.uniform(0, 2 * np.pi)
+            cy = round(ty + (TARGET_SIZE - CUE_SIZE) / 2 + d * np.sin(angle))
+            cx = round(tx + (TARGET_SIZE - CUE_SIZE) / 2 + d * np.cos(angle))
+            if not (0 <= cy <= height - CUE_SIZE and
+                    0 <= cx <= width - CUE_SIZE):
+                continue
+            target, cue = (ty, tx, TARGET_SIZE), (cy, cx, CUE_SIZE)
+            if _overlaps(target, boxes) or _overlaps(cue, boxes + [target]):
+                continue
+            boxes += [target, cue]
+            role = first_two[i] if i < 2 else CUE_CLASSES[int(rng.integers(2))]
+            pairs.append(CuePair((ty, tx), (cy, cx), role, float(d)))
+            break
+    return pairs
+
+
+def draw_pairs(height: int, width: int, rng: np.random.Generator,
+               pairs: List[CuePair], role_index: dict
+               ) -> Tuple[np.ndarray, np.ndarray]:
+    """Render the pairs on a noisy grey background: image (float) and roles.
+    """
+    img = np.empty((height, width, 3), np.float32)
+    img[:] = rng.uniform(90, 140)
+    roles = np.full((height, width), role_index['road'], np.uint8)
+    hues = rng.permutation(len(PAIR_HUES))
+    h = CUE_SIZE // 4  # the centre's margin inside the cue
+    for pair, hue in zip(pairs, hues):
+        (ty, tx), (cy, cx) = pair.target, pair.cue
+        img[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = PAIR_HUES[hue]
+        roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = role_index[
+            pair.role]
+        img[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = PAIR_HUES[hue]
+        img[cy + h:cy + CUE_SIZE - h, cx + h:cx + CUE_SIZE - h] = (
+            255 if pair.role == CUE_CLASSES[0] else 0)
+        roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = role_index['building']
+    img += rng.normal(0, 8, img.shape)
+    return img, roles

@@ -1,0 +1,120 @@
+"""``--variant cues``: each target's label is decided by its own distant cue."""
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmseg_ssanet.datasets import generate
+from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, CUE_SIZE,
+                                               PAIR_HUES, TARGET_SIZE)
+from mmseg_ssanet.datasets.synthetic import ROLES, make_cue_scene
+
+from .test_synthetic_data import _stock_dataset
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _scenes(n=20, distance=(64, 112), num_pairs=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [make_cue_scene(128, 256, rng, num_pairs, distance)
+            for _ in range(n)]
+
+
+def _centre(top_left, size):
+    return np.array(top_left) + size / 2
+
+
+def test_each_target_is_labelled_by_its_own_cue():
+    role = {name: i for i, name in enumerate(ROLES)}
+    for scene in _scenes():
+        assert len(scene.pairs) >= 2
+        # pooling over the image cannot decide: both classes in each image
+        assert {p.role for p in scene.pairs} == set(CUE_CLASSES)
+        hues = []
+        for pair in scene.pairs:
+            (ty, tx), (cy, cx) = pair.target, pair.cue
+            target = scene.image[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE]
+            cue = scene.image[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE]
+            # the target is one plain hue, whatever its class
+            assert (scene.roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE]
+                    == role[pair.role]).all()
+            hue = target.reshape(-1, 3).mean(0)
+            nearest = int(np.argmin([np.abs(hue - h).sum()
+                                     for h in PAIR_HUES]))
+            assert np.abs(hue - PAIR_HUES[nearest]).max() < 6
+            hues.append(nearest)
+            # the cue's rim has the target's hue, its centre tells the class
+            assert np.abs(cue[1].mean(0) - hue).max() < 10
+            centre = cue[CUE_SIZE // 2 - 2:CUE_SIZE // 2 + 2,
+                         CUE_SIZE // 2 - 2:CUE_SIZE // 2 + 2].mean()
+            assert centre > 200 if pair.role == 'car' else centre < 50
+            assert (scene.roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE]
+                    == role['building']).all()
+            # the documented distance, centre to centre
+            d = np.hypot(*(_centre(pair.target, TARGET_SIZE)
+                           - _centre(pair.cue, CUE_SIZE)))
+            assert 64 - 1 <= d <= 112 + 1 and abs(d - pair.distance) <= 1
+        assert len(set(hues)) == len(hues)  # pairs told apart by hue
+    # the target's look carries no information about its class
+    targets = {c: [] for c in CUE_CLASSES}
+    for scene in _scenes(60, seed=1):
+        for pair in scene.pairs:
+            ty, tx = pair.target
+            targets[pair.role].append(scene.image[
+                ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE].mean())
+    assert abs(np.mean(targets['car']) - np.mean(targets['person'])) < 10
+
+
+def test_cue_scenes_load_as_stock_cityscapes(tmp_path):
+    generate('cityscapes', str(tmp_path), num_train=2, num_val=2, height=128,
+             width=256, seed=3, variant='cues', cue_distance=(48, 80))
+    dataset, _ = _stock_dataset('cityscapes', str(tmp_path), 'val')
+    classes = dataset.metainfo['classes']
+    for i in range(len(dataset)):
+        gt = dataset[i]['data_samples'].gt_sem_seg.data
+        present = {classes[v] for v in gt.unique().tolist()}
+        assert present == {'road', 'building', 'car', 'person'}
+
+
+def test_cue_generation_is_seeded(tmp_path):
+    files = []
+    for name, seed in (('a', 5), ('b', 5), ('c', 6)):
+        generate('cityscapes', str(tmp_path / name), num_train=1, num_val=0,
+                 variant='cues', seed=seed)
+        files.append(np.array(Image.open(
+            tmp_path / name / 'leftImg8bit/train/aachen/'
+            'aachen_000000_000019_leftImg8bit.png')))
+    assert (files[0] == files[1]).all() and (files[0] != files[2]).any()
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(variant='clouds'), 'unknown variant'),
+    (dict(variant='cues', cue_distance=(20, 80)), 'cue distance'),
+    (dict(variant='cues', cue_distance=(90, 60)), 'cue distance'),
+    (dict(variant='cues', cue_distance=(64, 400)), 'cue distance'),
+    (dict(variant='cues', cue_distance='far'), 'cue distance'),
+    (dict(variant='cues', num_pairs=0), 'num_pairs'),
+])
+def test_bad_cue_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate('cityscapes', str(tmp_path), num_train=1, num_val=0,
+                 **kwargs)
+    assert not (tmp_path / 'leftImg8bit').exists()  # checked before writing
+
+
+def test_cli_writes_cue_scenes_and_rejects_bad_distance(tmp_path):
+    tool = osp.join(ROOT, 'tools', 'generate_data.py')
+    out = subprocess.run(
+        [sys.executable, tool, 'cityscapes', str(tmp_path / 'ok'),
+         '--variant', 'cues', '--num-train', '2', '--num-val', '1',
+         '--cue-distance', '48', '96'], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert 'cityscapes train: 2 images' in out.stdout
+    bad = subprocess.run(
+        [sys.executable, tool, 'cityscapes', str(tmp_path / 'bad'),
+         '--variant', 'cues', '--cue-distance', '10', '20'],
+        capture_output=True, text=True)
+    assert bad.returncode == 2 and 'cue distance' in bad.stderr
