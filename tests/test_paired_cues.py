@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from mmseg_ssanet.datasets import generate
-from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, CUE_SIZE,
-                                               PAIR_HUES, TARGET_SIZE)
+from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, CUE_ROLES,
+                                               CUE_SIZE, PAIR_HUES,
+                                               TARGET_SIZE)
 from mmseg_ssanet.datasets.synthetic import ROLES, make_cue_scene
 
 from .test_synthetic_data import _stock_dataset
@@ -52,7 +53,7 @@ def test_each_target_is_labelled_by_its_own_cue():
                          CUE_SIZE // 2 - 2:CUE_SIZE // 2 + 2].mean()
             assert centre > 200 if pair.role == 'car' else centre < 50
             assert (scene.roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE]
-                    == role['building']).all()
+                    == role[CUE_ROLES[pair.role]]).all()
             # the documented distance, centre to centre
             d = np.hypot(*(_centre(pair.target, TARGET_SIZE)
                            - _centre(pair.cue, CUE_SIZE)))
@@ -76,7 +77,7 @@ def test_cue_scenes_load_as_stock_cityscapes(tmp_path):
     for i in range(len(dataset)):
         gt = dataset[i]['data_samples'].gt_sem_seg.data
         present = {classes[v] for v in gt.unique().tolist()}
-        assert present == {'road', 'building', 'car', 'person'}
+        assert present == {'road', 'building', 'vegetation', 'car', 'person'}
 
 
 def test_cue_generation_is_seeded(tmp_path):
@@ -118,3 +119,24 @@ def test_cli_writes_cue_scenes_and_rejects_bad_distance(tmp_path):
          '--variant', 'cues', '--cue-distance', '10', '20'],
         capture_output=True, text=True)
     assert bad.returncode == 2 and 'cue distance' in bad.stderr
+
+
+def test_pairs_are_recovered_from_the_written_files(tmp_path):
+    from mmseg.datasets import CityscapesDataset
+
+    from mmseg_ssanet.datasets.paired_cues import pairs_from_labels
+    generate('cityscapes', str(tmp_path), num_train=1, num_val=0, seed=4,
+             variant='cues')
+    first = make_cue_scene(128, 256, np.random.default_rng(4))  # same draw
+    stem = 'train/aachen/aachen_000000_000019_'
+    image = np.array(Image.open(tmp_path / f'leftImg8bit/{stem}'
+                                'leftImg8bit.png'))
+    labels = np.array(Image.open(tmp_path / f'gtFine/{stem}'
+                                 'gtFine_labelTrainIds.png'))
+    found = pairs_from_labels(image, labels,
+                              CityscapesDataset.METAINFO['classes'])
+
+    def key(p):
+        return p.target, p.cue, p.role
+    assert sorted(map(key, found)) == sorted(map(key, first.pairs))
+    assert len(found) >= 2

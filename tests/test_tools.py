@@ -229,3 +229,39 @@ def test_browse_dataset_writes_samples_with_ground_truth(tmp_path,
     assert drawn.ndim == 3 and drawn.shape[2] == 3
     # the ground truth is drawn over the image: far from a single colour
     assert drawn.reshape(-1, 3).std(0).mean() > 5
+
+
+def test_weight_inside_counts_the_attention_mass_in_a_box():
+    from mmseg_ssanet.apis.sampling import weight_inside
+    sample = dict(points=np.array([[0., 0.], [10., 10.], [11., 30.]]),
+                  initial=np.array([[0., 0.], [9., 9.], [20., 20.]]),
+                  weights=np.array([1., 3., 4.]))
+    assert weight_inside(sample, (8, 8, 4, 4)) == (0.375, pytest.approx(1 / 3))
+    # a margin grows the box on every side
+    assert weight_inside(sample, (8, 8, 4, 4), margin=8)[0] == 0.5
+    assert weight_inside(sample, (8, 8, 4, 4), margin=19)[0] == 1.0
+
+
+def test_cue_scene_picture_queries_targets_and_scores_their_cues(tmp_path):
+    from mmseg_ssanet.datasets import generate
+    generate('cityscapes', str(tmp_path / 'cues'), num_train=0, num_val=1,
+             seed=2, variant='cues', cue_distance=(40, 64))
+    stem = 'val/frankfurt/frankfurt_000000_000019_'
+    img = str(tmp_path / 'cues' / f'leftImg8bit/{stem}leftImg8bit.png')
+    label = str(tmp_path / 'cues' / f'gtFine/{stem}gtFine_labelTrainIds.png')
+    out = str(tmp_path / 'cues.png')
+    code, log = run_cli(['python', 'tools/visualize_sampling.py', DEMO, img,
+                         '--label', label, '--out', out])
+    assert code == 0, log[-3000:]
+    assert Image.open(out).size[0] > 500
+    found = re.findall(r'target at .*?cue (\d+) px away: attention on its '
+                       r'cue ([0-9.]+) \(initial grid ([0-9.]+)\)', log)
+    assert len(found) >= 2, log[-2000:]
+    for distance, learned, initial in found:
+        assert 40 <= int(distance) <= 64
+        # untrained: zero offsets, near-uniform weights on the initial grid
+        assert abs(float(learned) - float(initial)) < 0.02
+    assert any(float(initial) > 0 for _, _, initial in found)
+    code, log = run_cli(['python', 'tools/visualize_sampling.py', DEMO, img,
+                         '--label', img, '--out', out])
+    assert code != 0 and 'is not a label map' in log

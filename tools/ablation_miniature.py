@@ -1,12 +1,19 @@
-"""The paper's Table 1 in miniature, on generated context-dependent scenes.
+"""The paper's Table 1 in miniature, over seeds, on scenes that need context.
 
-Trains the MobileNetV2 baseline, + dense NL and + SNL (K = 9, 49, 81) from
-the real Table 1/2 configs through ``mim train`` with the same short CPU
-schedule and seed, scores each with ``mim test`` and writes a table of mIoU
-and of the two classes that need context (road vs sidewalk: the same
-ground texture, told apart only by the sky far above).
+Trains every Table 1 row (baseline, + SNL with K = 9, 49, 81, + global
+pooling, + decoder) and the dense non-local comparison from the real configs
+through ``mim train``, once per seed, with the same short CPU schedule;
+scores each with ``mim test``; and writes mean +- std of mIoU and of the
+context classes' IoU as JSON, a Markdown table and a bar plot.
+
+The data is ``tools/generate_data.py --variant cues``: every target's class
+(``car`` or ``person``) is told only by its own cue, a square 4-7 feature
+pixels away (see ``mmseg_ssanet/datasets/paired_cues.py``).
 
     python tools/ablation_miniature.py --out work_dirs/ablation_miniature
+
+Runs already scored in ``--out`` (their ``scores.json``) are reused, so an
+interrupted table resumes; delete the folder to start over.
 """
 import argparse
 import json
@@ -15,21 +22,33 @@ import os.path as osp
 import re
 import subprocess
 import sys
+import time
+
+import numpy as np
 
 from mmseg_ssanet.datasets import generate
+from mmseg_ssanet.datasets.paired_cues import CUE_CLASSES, DEFAULT_DISTANCE
 from mmseg_ssanet.datasets.synthetic import image_size
 from mmseg_ssanet.utils.short_run import short_run_options
 
+# (row, config, the paper's Cityscapes val mIoU: Tables 1 and 2)
 ROWS = [
     ('Baseline', 'configs/ablation/mobilenetv2_fcn-baseline_cityscapes.py',
      70.39),
-    ('+ NL', 'configs/comparison/mobilenetv2_nl_cityscapes.py', 73.75),
+    ('+ NL (dense)', 'configs/comparison/mobilenetv2_nl_cityscapes.py',
+     73.75),
     ('+ SNL K=9', 'configs/ablation/mobilenetv2_snl-k9_cityscapes.py', 73.54),
     ('+ SNL K=49', 'configs/ablation/mobilenetv2_snl-k49_cityscapes.py',
      74.26),
     ('+ SNL K=81', 'configs/ablation/mobilenetv2_snl-k81_cityscapes.py',
      74.51),
+    ('+ SNL K=81 + GP',
+     'configs/ablation/mobilenetv2_snl-k81-gp_cityscapes.py', 74.94),
+    ('+ SNL K=81 + GP + decoder', 'configs/ssanet_mobilenetv2_cityscapes.py',
+     75.85),
 ]
+SNL_STAT = re.compile(r'snl/([\w.]+)/(offset_mean|offset_max|entropy|'
+                      r'outside): ([0-9.]+)')
 
 
 def mim(args):
@@ -43,59 +62,158 @@ def mim(args):
 
 
 def parse_scores(output):
+    """mIoU and per-class IoU from ``mim test``'s log."""
     miou = float(re.findall(r'Iter\(test\).*?mIoU: ([0-9.]+)', output)[-1])
     per_class = {m.group(1): float(m.group(2)) for m in re.finditer(
         r'\|\s+([a-z ]+?)\s+\|\s+([0-9.]+)\s+\|\s+[0-9.]+\s+\|', output)}
     return miou, per_class
 
 
+def last_snl_stats(output):
+    """The SNL statistics hook's last logged values, per block."""
+    stats = {}
+    for block, key, value in SNL_STAT.findall(output):
+        stats.setdefault(block, {})[key] = float(value)  # later lines win
+    return stats
+
+
+def run_one(name, config, seed, data, args, extra_options):
+    work = osp.join(args.out, re.sub(r'[^a-z0-9]+', '_', name.lower())
+                    .strip('_'), f'seed{seed}')
+    scores_file = osp.join(work, 'scores.json')
+    if osp.exists(scores_file):
+        with open(scores_file) as f:
+            return json.load(f)
+    opts = short_run_options(config, data, args.size, args.iters,
+                             args.batch, num_workers=2) + [
+        f'optim_wrapper.optimizer.lr={args.lr}', f'randomness.seed={seed}',
+        'randomness.deterministic=False', *extra_options]
+    start = time.time()
+    train_log = mim(['train', 'mmseg', config, '--gpus', '0', '--work-dir',
+                     work, '--cfg-options', *opts])
+    trained = time.time()
+    out = mim(['test', 'mmseg', config, '--gpus', '0', '--work-dir', work,
+               '--checkpoint', osp.join(work, f'iter_{args.iters}.pth'),
+               '--cfg-options', *opts])
+    miou, per_class = parse_scores(out)
+    result = dict(
+        method=name, config=config, seed=seed, miou=miou,
+        context_iou=float(np.mean([per_class[c] for c in CUE_CLASSES])),
+        per_class=per_class, snl_stats=last_snl_stats(train_log),
+        train_s=round(trained - start, 1),
+        test_s=round(time.time() - trained, 1))
+    with open(scores_file, 'w') as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def summarise(runs):
+    """Mean and sample std over seeds of mIoU and context IoU."""
+    def stats(key):
+        values = np.array([r[key] for r in runs])
+        std = values.std(ddof=1) if len(values) > 1 else float('nan')
+        return dict(mean=float(values.mean()), std=float(std),
+                    values=values.tolist())
+    return dict(miou=stats('miou'), context_iou=stats('context_iou'))
+
+
+def markdown(rows):
+    lines = ['| method | mIoU | context IoU (car, person) | context IoU per '
+             'seed | SNL offset mean / max (feature px) | SNL entropy / '
+             'log K | paper mIoU (Cityscapes val) |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
+    for row in rows:
+        s = row['summary']
+        snl = [next(iter(r['snl_stats'].values()))
+               for r in row['runs'] if r['snl_stats']]
+        if snl:
+            offsets = (f"{np.mean([x['offset_mean'] for x in snl]):.2f} / "
+                       f"{np.mean([x['offset_max'] for x in snl]):.2f}")
+            entropy = f"{np.mean([x['entropy'] for x in snl]):.3f}"
+        else:
+            offsets = entropy = '-'
+        per_seed = ', '.join(f'{v:.1f}' for v in s['context_iou']['values'])
+        lines.append(
+            f"| {row['method']} | {s['miou']['mean']:.2f} ± "
+            f"{s['miou']['std']:.2f} | {s['context_iou']['mean']:.2f} ± "
+            f"{s['context_iou']['std']:.2f} | {per_seed} | {offsets} | "
+            f"{entropy} | {row['paper_miou']} |")
+    return '\n'.join(lines) + '\n'
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = [r['method'] for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    for shift, key, label in ((-0.2, 'miou', 'mIoU'),
+                              (0.2, 'context_iou', 'context IoU')):
+        s = [r['summary'][key] for r in rows]
+        ax.bar(x + shift, [v['mean'] for v in s], 0.4, label=label,
+               yerr=[v['std'] for v in s], capsize=4)
+        for i, v in enumerate(s):  # each seed as a dot
+            ax.plot([x[i] + shift] * len(v['values']), v['values'], 'k.',
+                    markersize=4)
+    ax.set_xticks(x, names, rotation=20, ha='right')
+    ax.set_ylabel('IoU (%)')
+    ax.set_ylim(0, 100)
+    ax.legend(loc='upper left')
+    ax.set_title('Table 1 in miniature: mean ± std over seeds (dots: seeds)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='work_dirs/ablation_miniature')
-    parser.add_argument('--num-train', type=int, default=64)
-    parser.add_argument('--num-val', type=int, default=16)
+    parser.add_argument('--num-train', type=int, default=512)
+    parser.add_argument('--num-val', type=int, default=32)
     parser.add_argument('--size', type=image_size, default=(128, 256))
-    parser.add_argument('--iters', type=int, default=400)
+    parser.add_argument('--cue-distance', type=int, nargs=2,
+                        default=DEFAULT_DISTANCE, metavar=('MIN', 'MAX'))
+    parser.add_argument('--iters', type=int, default=1000)
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--lr', type=float, default=0.02)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--only', nargs='+', help='row names to run')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--data-seed', type=int, default=0)
+    parser.add_argument('--only', nargs='+', metavar='ROW',
+                        help='row names to run (default: all)')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        metavar='KEY=VALUE',
+                        help='more overrides for every row (e.g. to try an '
+                        'offset learning rate)')
     args = parser.parse_args(argv)
+    rows = [r for r in ROWS if not args.only or r[0] in args.only]
+    if args.only and len(rows) != len(args.only):
+        parser.error(f'unknown row in --only {args.only}; rows: '
+                     f'{[r[0] for r in ROWS]}')
     from tqdm import tqdm
+    start = time.time()
     data = osp.join(args.out, 'data', 'cityscapes')
     generate('cityscapes', data, args.num_train, args.num_val, *args.size,
-             seed=args.seed)
-    rows = [r for r in ROWS if not args.only or r[0] in args.only]
-    results = []
-    for name, config, paper in tqdm(rows, desc='ablation', unit='model'):
-        work = osp.join(args.out, re.sub(r'[^a-z0-9]+', '_', name.lower()))
-        opts = short_run_options(config, data, args.size, args.iters,
-                                 args.batch, num_workers=2) + [
-            f'optim_wrapper.optimizer.lr={args.lr}',
-            f'randomness.seed={args.seed}', 'randomness.deterministic=False']
-        mim(['train', 'mmseg', config, '--gpus', '0', '--work-dir', work,
-             '--cfg-options', *opts])
-        ckpt = osp.join(work, f'iter_{args.iters}.pth')
-        out = mim(['test', 'mmseg', config, '--gpus', '0', '--work-dir',
-                   work, '--checkpoint', ckpt, '--cfg-options', *opts])
-        miou, per_class = parse_scores(out)
-        results.append(dict(method=name, config=config, miou=miou,
-                            road=per_class.get('road'),
-                            sidewalk=per_class.get('sidewalk'),
-                            per_class=per_class, paper_miou=paper))
-    os.makedirs(args.out, exist_ok=True)
-    lines = ['| method | mIoU | road IoU | sidewalk IoU | paper mIoU '
-             '(Cityscapes val) |', '| --- | --- | --- | --- | --- |']
-    for r in results:
-        lines.append(f"| {r['method']} | {r['miou']:.2f} | {r['road']:.2f} "
-                     f"| {r['sidewalk']:.2f} | {r['paper_miou']} |")
-    table = '\n'.join(lines) + '\n'
+             seed=args.data_seed, variant='cues',
+             cue_distance=args.cue_distance)
+    jobs = [(row, seed) for row in rows for seed in args.seeds]
+    runs = {}
+    for (name, config, _), seed in tqdm(jobs, desc='ablation', unit='run'):
+        runs.setdefault(name, []).append(
+            run_one(name, config, seed, data, args, args.cfg_options))
+    results = [dict(method=name, config=config, paper_miou=paper,
+                    runs=runs[name], summary=summarise(runs[name]))
+               for name, config, paper in rows]
+    minutes = (time.time() - start) / 60
+    table = markdown(results)
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(table)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(dict(args={k: v for k, v in vars(args).items()},
-                       rows=results), f, indent=1)
+                       minutes=round(minutes, 1), rows=results), f, indent=1)
+    plot(results, osp.join(args.out, 'results.png'))
     print(table)
+    print(f'{len(jobs)} runs in {minutes:.1f} min; wrote {args.out}/'
+          f'results.{{md,json,png}}')
 
 
 if __name__ == '__main__':

@@ -95,7 +95,8 @@ def sampling_points_for(model, image: np.ndarray,
 
     Queries are (y, x) in image pixels; each result holds the query, the K
     learned points and initial grid points as ``[K, 2]`` (y, x) image
-    coordinates, and the K weights (see :func:`sampling_field`).
+    coordinates, the K weights and the stride (image pixels per feature
+    pixel; see :func:`sampling_field`).
     """
     field = sampling_field(model, image)
     ori_h, ori_w = field['image_size']
@@ -110,16 +111,41 @@ def sampling_points_for(model, image: np.ndarray,
                              f'{ori_h}x{ori_w} image')
         fy = min(int(qy / sy), feat_h - 1)
         fx = min(int(qx / sx), feat_w - 1)
-        out.append(dict(query=(qy, qx), feature_pixel=(fy, fx),
+        out.append(dict(query=(qy, qx), feature_pixel=(fy, fx), stride=sy,
                         points=field['points'][fy, fx],
                         initial=field['initial'][fy, fx],
                         weights=field['weights'][fy, fx]))
     return out
 
 
+def weight_inside(sample: dict, box: Tuple[int, int, int, int],
+                  margin: float = 0.0) -> Tuple[float, float]:
+    """Attention mass that ``sample``'s query puts inside ``box``.
+
+    ``box`` is (y0, x0, h, w) in image pixels, grown by ``margin`` on each
+    side. Returns the learned points' weight inside it and, for comparison,
+    the share of the initial grid's points inside it (uniform weights: the
+    untrained block).
+    """
+    y0, x0, h, w = box
+
+    def inside(pts):
+        return ((pts[:, 0] >= y0 - margin) & (pts[:, 0] < y0 + h + margin) &
+                (pts[:, 1] >= x0 - margin) & (pts[:, 1] < x0 + w + margin))
+    weights = sample['weights'] / max(sample['weights'].sum(), 1e-12)
+    return (float(weights[inside(sample['points'])].sum()),
+            float(inside(sample['initial']).mean()))
+
+
 def draw_sampling_points(image: np.ndarray, samples: List[dict],
-                         out_file: str, title: str = '') -> None:
-    """Two panels: learned points (by weight) and the initial grids."""
+                         out_file: str, title: str = '',
+                         marks: Sequence[Tuple[Tuple[int, int, int, int],
+                                               str]] = ()) -> None:
+    """Two panels: learned points (by weight) and the initial grids.
+
+    ``marks`` are boxes (y0, x0, h, w) in image pixels with a label, drawn
+    on both panels (e.g. the cue each query needs).
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -144,6 +170,11 @@ def draw_sampling_points(image: np.ndarray, samples: List[dict],
                            edgecolors=[c])
             ax.scatter([s['query'][1]], [s['query'][0]], marker='*', s=160,
                        c=[c], edgecolors='white', linewidths=0.8)
+        for (y0, x0, bh, bw), label in marks:
+            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), bw, bh,
+                                       fill=False, ec='yellow', lw=1.5,
+                                       ls='--'))
+            ax.text(x0 - 0.5, y0 - 2, label, color='yellow', fontsize=7)
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_title(name, fontsize=9)

@@ -6,7 +6,10 @@ pooling branch can read. Here every image holds several *targets*, plain
 squares of one colour, and each target has its own *cue* somewhere else:
 
 * a target's class (``car`` or ``person`` in the benchmark's label set) is
-  decided only by its cue's centre, white or black;
+  decided only by its cue's centre, white or black. The cues themselves are
+  locally recognisable and labelled (``building`` for white, ``vegetation``
+  for black), so the network learns to see them without context; carrying
+  a cue's class to its target is what needs context;
 * a target and its cue share a hue, unique within the image, so a model can
   tell which cue belongs to which target by content (what dense non-local
   attention needs) and each cue sits at a fixed-range distance from its
@@ -14,8 +17,9 @@ squares of one colour, and each target has its own *cue* somewhere else:
 * every image with two or more targets has both classes, so pooling over the
   whole image cannot decide them.
 
-Roles (see ``synthetic.ROLES``): background ``road``, cue ``building``,
-the two context classes ``car`` (white cue) and ``person`` (black cue).
+Roles (see ``synthetic.ROLES``): background ``road``; cues ``building``
+(white centre) and ``vegetation`` (black centre); the two context classes
+``car`` (white cue) and ``person`` (black cue).
 Distances are measured centre to centre in image pixels; at output stride 16
 one feature pixel is 16 image pixels.
 """
@@ -29,6 +33,7 @@ import numpy as np
 PAIR_HUES = ((200, 60, 60), (60, 170, 60), (70, 90, 220), (200, 180, 40),
              (180, 60, 190), (40, 170, 180))
 CUE_CLASSES = ('car', 'person')  # white centre -> car, black -> person
+CUE_ROLES = dict(car='building', person='vegetation')  # the cues' own labels
 TARGET_SIZE = 32  # px: 2 feature pixels at output stride 16
 CUE_SIZE = 24  # px, with a CUE_SIZE // 2 white or black centre
 DEFAULT_DISTANCE = (64, 112)  # px, centre to centre
@@ -113,6 +118,43 @@ def draw_pairs(height: int, width: int, rng: np.random.Generator,
         img[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = PAIR_HUES[hue]
         img[cy + h:cy + CUE_SIZE - h, cx + h:cx + CUE_SIZE - h] = (
             255 if pair.role == CUE_CLASSES[0] else 0)
-        roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = role_index['building']
+        roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = role_index[
+            CUE_ROLES[pair.role]]
     img += rng.normal(0, 8, img.shape)
     return img, roles
+
+
+def pairs_from_labels(image: np.ndarray, labels: np.ndarray,
+                      class_names: Tuple[str, ...]) -> List[CuePair]:
+    """Recover the target/cue pairs of a written scene from its files.
+
+    ``image`` is RGB, ``labels`` the class indices of ``class_names`` (e.g.
+    Cityscapes train ids). Each target is paired with the cue whose rim
+    has the closest colour (pairs share a hue).
+    """
+    from scipy import ndimage
+
+    def boxes(names):
+        ids = [class_names.index(n) for n in names]
+        found, _ = ndimage.label(np.isin(labels, ids))
+        return [(s, class_names[labels[s][0, 0]])
+                for s in ndimage.find_objects(found)]
+
+    def colour(region):
+        return region.reshape(-1, 3).astype(float).mean(0)
+
+    cues = boxes(CUE_ROLES.values())
+    if not cues:
+        return []
+    cue_colours = [colour(image[s][:2]) for s, _ in cues]  # top rim rows
+    pairs = []
+    for s, role in boxes(CUE_CLASSES):
+        j = int(np.argmin([np.abs(colour(image[s]) - c).sum()
+                           for c in cue_colours]))
+        cue = cues[j][0]
+        t0 = np.array([s[0].start, s[1].start])
+        c0 = np.array([cue[0].start, cue[1].start])
+        d = np.hypot(*(t0 + TARGET_SIZE / 2 - c0 - CUE_SIZE / 2))
+        pairs.append(CuePair(tuple(int(v) for v in t0),
+                             tuple(int(v) for v in c0), role, float(d)))
+    return pairs
