@@ -111,9 +111,16 @@ def test_cli_writes_cue_scenes_and_rejects_bad_distance(tmp_path):
     out = subprocess.run(
         [sys.executable, tool, 'cityscapes', str(tmp_path / 'ok'),
          '--variant', 'cues', '--num-train', '2', '--num-val', '1',
-         '--cue-distance', '48', '96'], capture_output=True, text=True)
+         '--cue-distance', '48', '96', '--preview', str(tmp_path / 'p.png')],
+        capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert 'cityscapes train: 2 images' in out.stdout
+    assert Image.open(tmp_path / 'p.png').size[0] > 600
+    street = subprocess.run(
+        [sys.executable, tool, 'cityscapes', str(tmp_path / 'street'),
+         '--preview', str(tmp_path / 'q.png')], capture_output=True,
+        text=True)
+    assert street.returncode == 2 and '--variant cues' in street.stderr
     bad = subprocess.run(
         [sys.executable, tool, 'cityscapes', str(tmp_path / 'bad'),
          '--variant', 'cues', '--cue-distance', '10', '20'],
@@ -140,3 +147,18 @@ def test_pairs_are_recovered_from_the_written_files(tmp_path):
         return p.target, p.cue, p.role
     assert sorted(map(key, found)) == sorted(map(key, first.pairs))
     assert len(found) >= 2
+
+
+def test_share_of_cues_within_the_initial_grid():
+    from mmseg_ssanet.datasets.paired_cues import CuePair, share_within_grid
+
+    def pair(dy, dx):  # cue centre (dy, dx) feature pixels from the target's
+        y, x = 64 + 16 * dy + 4, 64 + 16 * dx + 4  # (TARGET - CUE) / 2 = 4
+        return CuePair((64, 64), (round(y), round(x)), 'car', 0.)
+    pairs = [pair(0, 4), pair(-4, 4), pair(0, 5), pair(3, -2)]
+    assert share_within_grid(pairs, (9, 9)) == 0.75
+    assert share_within_grid(pairs, (7, 7)) == 0.25
+    assert share_within_grid(pairs, (3, 3), dilation=2) == 0.0
+    assert share_within_grid(pairs, (9, 9), dilation=2) == 1.0
+    with pytest.raises(ValueError, match='no pairs'):
+        share_within_grid([], (9, 9))

@@ -27,7 +27,9 @@ import time
 import numpy as np
 
 from mmseg_ssanet.datasets import generate
-from mmseg_ssanet.datasets.paired_cues import CUE_CLASSES, DEFAULT_DISTANCE
+from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, DEFAULT_DISTANCE,
+                                               pairs_from_labels,
+                                               share_within_grid)
 from mmseg_ssanet.datasets.synthetic import image_size
 from mmseg_ssanet.utils.short_run import short_run_options
 
@@ -77,13 +79,46 @@ def last_snl_stats(output):
     return stats
 
 
+def parse_options(options):
+    """``KEY=VALUE`` strings (as ``--cfg-options`` takes them) -> dict."""
+    from mmengine.config import DictAction
+    namespace = argparse.Namespace()
+    DictAction([], 'options')(None, namespace, options)
+    return namespace.options
+
+
+def cue_attention(config, checkpoint, data, size, extra_options):
+    """The trained SNL block's attention on each target's own cue."""
+    from mmengine.config import Config
+
+    from mmseg_ssanet.apis import load_segmentor
+    from mmseg_ssanet.apis.cue_attention import cue_attention_over
+    h, w = size
+    resize = next(i for i, t in enumerate(Config.fromfile(config)
+                                          .test_pipeline)
+                  if t['type'] == 'Resize')
+    model = load_segmentor(config, checkpoint, cfg_options={
+        'model.pretrained': None, 'model.backbone.init_cfg': None,
+        'model.test_cfg.mode': 'whole',
+        f'test_pipeline.{resize}.scale': (w, h),  # as trained and tested
+        **parse_options(extra_options)})
+    return cue_attention_over(model, data)
+
+
 def run_one(name, config, seed, data, args, extra_options):
     work = osp.join(args.out, re.sub(r'[^a-z0-9]+', '_', name.lower())
                     .strip('_'), f'seed{seed}')
     scores_file = osp.join(work, 'scores.json')
     if osp.exists(scores_file):
         with open(scores_file) as f:
-            return json.load(f)
+            result = json.load(f)
+        if 'SNL' in name and 'cue_attention' not in result:
+            result['cue_attention'] = cue_attention(
+                config, osp.join(work, f'iter_{args.iters}.pth'), data,
+                args.size, extra_options)
+            with open(scores_file, 'w') as f:
+                json.dump(result, f, indent=1)
+        return result
     opts = short_run_options(config, data, args.size, args.iters,
                              args.batch, num_workers=2) + [
         f'optim_wrapper.optimizer.lr={args.lr}', f'randomness.seed={seed}',
@@ -102,9 +137,35 @@ def run_one(name, config, seed, data, args, extra_options):
         per_class=per_class, snl_stats=last_snl_stats(train_log),
         train_s=round(trained - start, 1),
         test_s=round(time.time() - trained, 1))
+    if 'SNL' in name:
+        result['cue_attention'] = cue_attention(
+            config, osp.join(work, f'iter_{args.iters}.pth'), data,
+            args.size, extra_options)
     with open(scores_file, 'w') as f:
         json.dump(result, f, indent=1)
     return result
+
+
+def cue_reach(data):
+    """Cue distances of the validation set and the share of cues that each
+    row's initial grid (dilation 1) covers from its target's centre."""
+    import glob
+
+    from mmseg.datasets import CityscapesDataset
+    from PIL import Image
+    classes = CityscapesDataset.METAINFO['classes']
+    pairs = []
+    for label in sorted(glob.glob(osp.join(
+            data, 'gtFine', 'val', '*', '*_labelTrainIds.png'))):
+        image = label.replace('gtFine', 'leftImg8bit', 1).replace(
+            '_gtFine_labelTrainIds', '_leftImg8bit')
+        pairs += pairs_from_labels(np.array(Image.open(image)),
+                                   np.array(Image.open(label)), classes)
+    distances = [p.distance for p in pairs]
+    return dict(num_pairs=len(pairs),
+                distance_px=[round(min(distances)), round(max(distances))],
+                share_within_grid={f'K={k * k}': share_within_grid(
+                    pairs, (k, k)) for k in (3, 7, 9)})
 
 
 def summarise(runs):
@@ -119,9 +180,10 @@ def summarise(runs):
 
 def markdown(rows):
     lines = ['| method | mIoU | context IoU (car, person) | context IoU per '
-             'seed | SNL offset mean / max (feature px) | SNL entropy / '
-             'log K | paper mIoU (Cityscapes val) |',
-             '| --- | --- | --- | --- | --- | --- | --- |']
+             'seed | SNL attention on the own cue (initial grid) | SNL '
+             'offset mean / max (feature px) | SNL entropy / log K | paper '
+             'mIoU (Cityscapes val) |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- |']
     for row in rows:
         s = row['summary']
         snl = [next(iter(r['snl_stats'].values()))
@@ -132,12 +194,18 @@ def markdown(rows):
             entropy = f"{np.mean([x['entropy'] for x in snl]):.3f}"
         else:
             offsets = entropy = '-'
+        cues = [r['cue_attention'] for r in row['runs']
+                if 'cue_attention' in r]
+        on_cue = (f"{np.mean([c['learned'] for c in cues]):.2f} ± "
+                  f"{np.std([c['learned'] for c in cues], ddof=1):.2f} "
+                  f"({np.mean([c['initial'] for c in cues]):.2f})"
+                  if len(cues) > 1 else '-')
         per_seed = ', '.join(f'{v:.1f}' for v in s['context_iou']['values'])
         lines.append(
             f"| {row['method']} | {s['miou']['mean']:.2f} ± "
             f"{s['miou']['std']:.2f} | {s['context_iou']['mean']:.2f} ± "
-            f"{s['context_iou']['std']:.2f} | {per_seed} | {offsets} | "
-            f"{entropy} | {row['paper_miou']} |")
+            f"{s['context_iou']['std']:.2f} | {per_seed} | {on_cue} | "
+            f"{offsets} | {entropy} | {row['paper_miou']} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -145,9 +213,9 @@ def plot(rows, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    names = [r['method'] for r in rows]
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(10, 4.2))
+    fig, (ax, ax_cue) = plt.subplots(
+        1, 2, figsize=(13, 4.6), gridspec_kw=dict(width_ratios=[3, 1.4]))
     for shift, key, label in ((-0.2, 'miou', 'mIoU'),
                               (0.2, 'context_iou', 'context IoU')):
         s = [r['summary'][key] for r in rows]
@@ -156,13 +224,35 @@ def plot(rows, path):
         for i, v in enumerate(s):  # each seed as a dot
             ax.plot([x[i] + shift] * len(v['values']), v['values'], 'k.',
                     markersize=4)
-    ax.set_xticks(x, names, rotation=20, ha='right')
+    ax.set_xticks(x, [r['method'] for r in rows], rotation=20, ha='right')
     ax.set_ylabel('IoU (%)')
     ax.set_ylim(0, 100)
     ax.legend(loc='upper left')
-    ax.set_title('Table 1 in miniature: mean ± std over seeds (dots: seeds)')
+    ax.set_title('mean ± std over seeds (dots: seeds)', fontsize=10)
+    snl = [r for r in rows
+           if all('cue_attention' in run for run in r['runs'])]
+    for i, r in enumerate(snl):
+        learned = [run['cue_attention']['learned'] for run in r['runs']]
+        initial = np.mean([run['cue_attention']['initial']
+                           for run in r['runs']])
+        ax_cue.bar(i - 0.2, np.mean(learned), 0.4, color='tab:green',
+                   yerr=np.std(learned, ddof=1) if len(learned) > 1 else 0,
+                   capsize=4, label='trained' if i == 0 else None)
+        ax_cue.plot([i - 0.2] * len(learned), learned, 'k.', markersize=4)
+        ax_cue.bar(i + 0.2, initial, 0.4, color='lightgray',
+                   label='initial grid' if i == 0 else None)
+    ax_cue.set_xticks(range(len(snl)), [r['method'].replace('+ SNL ', '')
+                                        for r in snl],
+                      rotation=20, ha='right')
+    ax_cue.set_ylim(0, 1)
+    ax_cue.set_title('SNL attention on the target\'s own cue', fontsize=10)
+    if snl:
+        ax_cue.legend(loc='upper left', fontsize=8)
+    fig.suptitle('Table 1 in miniature, on scenes whose labels need a '
+                 'distant cue')
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -204,12 +294,19 @@ def main(argv=None):
                     runs=runs[name], summary=summarise(runs[name]))
                for name, config, paper in rows]
     minutes = (time.time() - start) / 60
-    table = markdown(results)
+    reach = cue_reach(data)
+    table = markdown(results) + (
+        f"\nValidation cues: {reach['num_pairs']}, "
+        f"{reach['distance_px'][0]}-{reach['distance_px'][1]} px from their "
+        f"targets; share inside the initial grid (dilation 1): " + ', '.join(
+            f'{k} {v:.2f}' for k, v in reach['share_within_grid'].items())
+        + '.\n')
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(table)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(dict(args={k: v for k, v in vars(args).items()},
-                       minutes=round(minutes, 1), rows=results), f, indent=1)
+                       minutes=round(minutes, 1), cue_reach=reach,
+                       rows=results), f, indent=1)
     plot(results, osp.join(args.out, 'results.png'))
     print(table)
     print(f'{len(jobs)} runs in {minutes:.1f} min; wrote {args.out}/'

@@ -19,7 +19,7 @@ import argparse
 
 from mmseg_ssanet.datasets.paired_cues import DEFAULT_DISTANCE
 from mmseg_ssanet.datasets.synthetic import (FORMATS, VARIANTS, generate,
-                                             image_size)
+                                             image_size, preview_cue_scenes)
 
 
 def main(argv=None):
@@ -42,7 +42,12 @@ def main(argv=None):
                         default=DEFAULT_DISTANCE, metavar=('MIN', 'MAX'),
                         help='cues: target-to-cue distance in pixels, centre '
                         'to centre (default %(default)s)')
+    parser.add_argument('--preview', metavar='PNG',
+                        help='cues: also draw the first three training '
+                        'scenes with their labels and target -> cue arrows')
     args = parser.parse_args(argv)
+    if args.preview and args.variant != 'cues':
+        parser.error('--preview draws --variant cues scenes only')
     try:
         written = generate(args.format, args.out_dir, args.num_train,
                            args.num_val, *args.size, seed=args.seed,
@@ -53,6 +58,10 @@ def main(argv=None):
         parser.error(str(e))
     for split, ids in written.items():
         print(f'{args.format} {split}: {len(ids)} images in {args.out_dir}')
+    if args.preview:
+        preview_cue_scenes(args.preview, *args.size, args.seed,
+                           args.num_pairs, args.cue_distance)
+        print(f'preview: {args.preview}')
 
 
 if __name__ == '__main__':

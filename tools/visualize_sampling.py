@@ -6,6 +6,10 @@ Example::
         data/synthetic_cityscapes/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png \
         --checkpoint work_dirs/demo/iter_400.pth --out sampling.png
 
+The image goes through the config's ``test_pipeline``: a benchmark config
+resizes it (Cityscapes: to 2048x1024), so for a small generated image pass
+``--cfg-options test_pipeline.1.scale="(256,128)"`` to see it as trained.
+
 Without ``--checkpoint`` the model is freshly initialised: its offsets are
 zero and every point sits on the initial grid. Queries are ``y,x`` image
 pixels (``--points 100,50 20,200``) or a ``--grid`` of them.
@@ -20,29 +24,13 @@ import argparse
 import sys
 
 import numpy as np
+from mmengine.config import DictAction
 
 from mmseg_ssanet.apis import (draw_sampling_points, load_segmentor,
                                read_image, sampling_points_for)
-from mmseg_ssanet.apis.sampling import parse_point, weight_inside
-from mmseg_ssanet.datasets.paired_cues import (CUE_SIZE, TARGET_SIZE,
-                                               pairs_from_labels)
-
-
-def cue_queries(image, label_file, class_names):
-    """Query pixels at the targets' centres, and their cues' boxes."""
-    from PIL import Image
-    labels = np.array(Image.open(label_file))
-    if labels.shape != image.shape[:2]:
-        raise ValueError(f'{label_file} is not a label map of the image: '
-                         f'shape {labels.shape}, image {image.shape[:2]}')
-    pairs = pairs_from_labels(image[..., ::-1], labels, class_names)
-    if not pairs:
-        raise ValueError(f'{label_file} holds no target/cue pairs (is it '
-                         f'from generate_data.py --variant cues?)')
-    queries = [(p.target[0] + TARGET_SIZE // 2, p.target[1] + TARGET_SIZE // 2)
-               for p in pairs]
-    cue_boxes = [(*p.cue, CUE_SIZE, CUE_SIZE) for p in pairs]
-    return pairs, queries, cue_boxes
+from mmseg_ssanet.apis.cue_attention import (attention_on_cues, cue_box,
+                                             read_cue_scene)
+from mmseg_ssanet.apis.sampling import parse_point
 
 
 def main(argv=None):
@@ -57,34 +45,38 @@ def main(argv=None):
                         'mark its cue')
     parser.add_argument('--out', default='sampling_points.png')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='config overrides, as for mim test '
+                        '(e.g. test_pipeline.1.scale="(256,128)" to keep a '
+                        'small image at its size)')
     args = parser.parse_args(argv)
     try:
         model = load_segmentor(args.config, args.checkpoint, args.device,
-                               cfg_options={'model.test_cfg.mode': 'whole'})
-        image = read_image(args.image)
-        marks, queries = [], args.points
+                               cfg_options={**args.cfg_options,
+                                            'model.test_cfg.mode': 'whole'})
+        marks, on_cue = [], []
         if args.label:
-            from mmseg.datasets import CityscapesDataset  # the cues' layout
-            pairs, queries, cue_boxes = cue_queries(
-                image, args.label, CityscapesDataset.METAINFO['classes'])
-        samples = sampling_points_for(model, image, queries, args.grid)
+            image, pairs = read_cue_scene(args.image, args.label)
+            on_cue = attention_on_cues(model, image, pairs)
+            samples = [c['sample'] for c in on_cue]
+        else:
+            image = read_image(args.image)
+            samples = sampling_points_for(model, image, args.points,
+                                          args.grid)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
     block_k = len(samples[0]['weights'])
     title = f'SNL sampling points, K={block_k}' + (
         '' if args.checkpoint else ' (untrained)')
-    if args.label:
-        on_cue = []
-        for pair, sample, box in zip(pairs, samples, cue_boxes):
-            # a point within half a feature pixel reads the cue's features
-            learned, initial = weight_inside(sample, box,
-                                             sample['stride'] / 2)
-            on_cue.append((learned, initial))
+    if on_cue:
+        for c in on_cue:
+            pair = c['pair']
             print(f'target at {pair.target} ({pair.role}), cue '
                   f'{pair.distance:.0f} px away: attention on its cue '
-                  f'{learned:.3f} (initial grid {initial:.3f})')
-            marks.append((box, f'cue ({pair.role})'))
-        learned, initial = np.mean(on_cue, 0)
+                  f'{c["learned"]:.3f} (initial grid {c["initial"]:.3f})')
+            marks.append((cue_box(pair), f'cue ({pair.role})'))
+        learned = np.mean([c['learned'] for c in on_cue])
+        initial = np.mean([c['initial'] for c in on_cue])
         print(f'mean attention on the own cue: {learned:.3f} '
               f'(initial grid: {initial:.3f})')
         title += (f'; mean weight on the own cue {learned:.2f} '

@@ -158,3 +158,17 @@ def pairs_from_labels(image: np.ndarray, labels: np.ndarray,
         pairs.append(CuePair(tuple(int(v) for v in t0),
                              tuple(int(v) for v in c0), role, float(d)))
     return pairs
+
+
+def share_within_grid(pairs: List[CuePair], kernel_size: Tuple[int, int],
+                      dilation: int = 1, stride: int = 16) -> float:
+    """Share of cues whose centre the initial sampling grid of a query at
+    their target's centre covers (a square of +-(k // 2) * dilation feature
+    pixels), at output stride ``stride``."""
+    if not pairs:
+        raise ValueError('no pairs to measure')
+    reach = np.array([(k // 2) * dilation for k in kernel_size])
+    offsets = np.array([(np.array(p.cue) + CUE_SIZE / 2
+                         - np.array(p.target) - TARGET_SIZE / 2) / stride
+                        for p in pairs])
+    return float((np.abs(offsets) <= reach).all(1).mean())

@@ -272,3 +272,43 @@ def image_size(value: str) -> Tuple[int, int]:
     except ValueError:
         raise ValueError(f'image size must look like 128x256, got {value!r}')
     return h, w
+
+
+def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
+                       seed: int = 0, num_pairs: int = 3,
+                       distance: Tuple[int, int] = paired_cues
+                       .DEFAULT_DISTANCE, num_scenes: int = 3) -> None:
+    """Draw the first ``num_scenes`` training scenes that ``generate`` writes
+    for these arguments (variant ``'cues'``), labels beside them and an
+    arrow from every target to its cue."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from mmseg.datasets import CityscapesDataset
+    palette = np.array(CityscapesDataset.METAINFO['palette'], np.uint8)
+    lut = label_ids('cityscapes')
+    rng = np.random.default_rng(seed)  # as generate(): train scenes first
+    fig, axes = plt.subplots(num_scenes, 2, squeeze=False,
+                             figsize=(10, 1.2 + 2 * num_scenes))
+    t, c = paired_cues.TARGET_SIZE / 2, paired_cues.CUE_SIZE / 2
+    for row in axes:
+        scene = make_cue_scene(height, width, rng, num_pairs, distance)
+        row[0].imshow(scene.image)
+        row[1].imshow(palette[lut[scene.roles]])
+        for pair in scene.pairs:
+            (ty, tx), (cy, cx) = pair.target, pair.cue
+            for ax in row:
+                ax.annotate('', xy=(cx + c, cy + c), xytext=(tx + t, ty + t),
+                            arrowprops=dict(arrowstyle='->', color='yellow'))
+            row[1].text(tx + 1, ty + t + 3, pair.role, color='white',
+                        fontsize=7)
+        for ax in row:
+            ax.axis('off')
+    axes[0, 0].set_title('image (arrow: target -> its cue)', fontsize=9)
+    axes[0, 1].set_title('labels: road, building (white cue), vegetation '
+                         '(black cue), car, person', fontsize=9)
+    fig.suptitle(f'--variant cues: each target labelled by its own cue, '
+                 f'{distance[0]}-{distance[1]} px away', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=90)
+    plt.close(fig)
