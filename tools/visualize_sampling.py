@@ -69,12 +69,12 @@ def main(argv=None):
     title = f'SNL sampling points, K={block_k}' + (
         '' if args.checkpoint else ' (untrained)')
     if on_cue:
-        for c in on_cue:
+        for i, c in enumerate(on_cue):
             pair = c['pair']
             print(f'target at {pair.target} ({pair.role}), cue '
                   f'{pair.distance:.0f} px away: attention on its cue '
                   f'{c["learned"]:.3f} (initial grid {c["initial"]:.3f})')
-            marks.append((cue_box(pair), f'cue ({pair.role})'))
+            marks.append((cue_box(pair), f'its cue ({pair.role})', i))
         learned = np.mean([c['learned'] for c in on_cue])
         initial = np.mean([c['initial'] for c in on_cue])
         print(f'mean attention on the own cue: {learned:.3f} '

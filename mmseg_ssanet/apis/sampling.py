@@ -140,10 +140,12 @@ def weight_inside(sample: dict, box: Tuple[int, int, int, int],
 def draw_sampling_points(image: np.ndarray, samples: List[dict],
                          out_file: str, title: str = '',
                          marks: Sequence[Tuple[Tuple[int, int, int, int],
-                                               str]] = ()) -> None:
+                                               str, Optional[int]]] = ()
+                         ) -> None:
     """Two panels: learned points (by weight) and the initial grids.
 
-    ``marks`` are boxes (y0, x0, h, w) in image pixels with a label, drawn
+    ``marks`` are boxes (y0, x0, h, w) in image pixels with a label and the
+    index of the sample they belong to (drawn in its colour; None: yellow),
     on both panels (e.g. the cue each query needs).
     """
     import matplotlib
@@ -170,11 +172,12 @@ def draw_sampling_points(image: np.ndarray, samples: List[dict],
                            edgecolors=[c])
             ax.scatter([s['query'][1]], [s['query'][0]], marker='*', s=160,
                        c=[c], edgecolors='white', linewidths=0.8)
-        for (y0, x0, bh, bw), label in marks:
+        for (y0, x0, bh, bw), label, owner in marks:
+            c = 'yellow' if owner is None else colors[owner]
             ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), bw, bh,
-                                       fill=False, ec='yellow', lw=1.5,
-                                       ls='--'))
-            ax.text(x0 - 0.5, y0 - 2, label, color='yellow', fontsize=7)
+                                       fill=False, ec=c, lw=2, ls='--'))
+            ax.text(x0 - 0.5, y0 - 2, label, color=c, fontsize=7,
+                    fontweight='bold')
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_title(name, fontsize=9)
