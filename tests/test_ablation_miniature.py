@@ -45,6 +45,17 @@ def test_seeds_are_summarised_with_the_sample_std():
     assert s['context_iou']['values'] == [30., 40., 35.]
 
 
+def test_a_single_seed_is_shown_without_a_std():
+    assert ablation.mean_std([52.]) == '52.00'
+    assert ablation.mean_std([50., 52., 54.]) == '52.00 ± 2.00'
+    row = dict(method='Baseline', paper_miou=70.39, runs=[dict(
+        miou=52., context_iou=30., snl_stats={})],
+        summary=ablation.summarise([dict(miou=52., context_iou=30.)]))
+    table = ablation.markdown([row])
+    assert '| Baseline | 52.00 | 30.00 | 30.0 | - |' in table
+    assert 'nan' not in table
+
+
 def test_cfg_options_strings_become_a_dict():
     assert ablation.parse_options(
         ['model.decode_head.snl_dilation=2',

@@ -178,6 +178,14 @@ def summarise(runs):
     return dict(miou=stats('miou'), context_iou=stats('context_iou'))
 
 
+def mean_std(values, digits=2):
+    """``mean ± sample std``; the mean alone for a single value."""
+    mean = f'{np.mean(values):.{digits}f}'
+    if len(values) < 2:
+        return mean
+    return f'{mean} ± {np.std(values, ddof=1):.{digits}f}'
+
+
 def markdown(rows):
     lines = ['| method | mIoU | context IoU (car, person) | context IoU per '
              'seed | SNL attention on the own cue (initial grid) | SNL '
@@ -196,15 +204,14 @@ def markdown(rows):
             offsets = entropy = '-'
         cues = [r['cue_attention'] for r in row['runs']
                 if 'cue_attention' in r]
-        on_cue = (f"{np.mean([c['learned'] for c in cues]):.2f} ± "
-                  f"{np.std([c['learned'] for c in cues], ddof=1):.2f} "
+        on_cue = (f"{mean_std([c['learned'] for c in cues])} "
                   f"({np.mean([c['initial'] for c in cues]):.2f})"
-                  if len(cues) > 1 else '-')
+                  if cues else '-')
         per_seed = ', '.join(f'{v:.1f}' for v in s['context_iou']['values'])
         lines.append(
-            f"| {row['method']} | {s['miou']['mean']:.2f} ± "
-            f"{s['miou']['std']:.2f} | {s['context_iou']['mean']:.2f} ± "
-            f"{s['context_iou']['std']:.2f} | {per_seed} | {on_cue} | "
+            f"| {row['method']} | {mean_std(s['miou']['values'])} | "
+            f"{mean_std(s['context_iou']['values'])} | {per_seed} | "
+            f"{on_cue} | "
             f"{offsets} | {entropy} | {row['paper_miou']} |")
     return '\n'.join(lines) + '\n'
 
@@ -220,7 +227,7 @@ def plot(rows, path):
                               (0.2, 'context_iou', 'context IoU')):
         s = [r['summary'][key] for r in rows]
         ax.bar(x + shift, [v['mean'] for v in s], 0.4, label=label,
-               yerr=[v['std'] for v in s], capsize=4)
+               yerr=np.nan_to_num([v['std'] for v in s]), capsize=4)
         for i, v in enumerate(s):  # each seed as a dot
             ax.plot([x[i] + shift] * len(v['values']), v['values'], 'k.',
                     markersize=4)
