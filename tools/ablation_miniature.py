@@ -87,8 +87,13 @@ def parse_options(options):
     return namespace.options
 
 
+def attends(name):
+    """Rows with an attention block (SNL or dense NL) to score."""
+    return 'NL' in name
+
+
 def cue_attention(config, checkpoint, data, size, extra_options):
-    """The trained SNL block's attention on each target's own cue."""
+    """The trained attention block's weight on each target's own cue."""
     from mmengine.config import Config
 
     from mmseg_ssanet.apis import load_segmentor
@@ -112,7 +117,7 @@ def run_one(name, config, seed, data, args, extra_options):
     if osp.exists(scores_file):
         with open(scores_file) as f:
             result = json.load(f)
-        if 'SNL' in name and 'cue_attention' not in result:
+        if attends(name) and 'cue_attention' not in result:
             result['cue_attention'] = cue_attention(
                 config, osp.join(work, f'iter_{args.iters}.pth'), data,
                 args.size, extra_options)
@@ -137,7 +142,7 @@ def run_one(name, config, seed, data, args, extra_options):
         per_class=per_class, snl_stats=last_snl_stats(train_log),
         train_s=round(trained - start, 1),
         test_s=round(time.time() - trained, 1))
-    if 'SNL' in name:
+    if attends(name):
         result['cue_attention'] = cue_attention(
             config, osp.join(work, f'iter_{args.iters}.pth'), data,
             args.size, extra_options)
@@ -188,7 +193,7 @@ def mean_std(values, digits=2):
 
 def markdown(rows):
     lines = ['| method | mIoU | context IoU (car, person) | context IoU per '
-             'seed | SNL attention on the own cue (initial grid) | SNL '
+             'seed | attention on the own cue (uniform weights) | SNL '
              'offset mean / max (feature px) | SNL entropy / log K | paper '
              'mIoU (Cityscapes val) |',
              '| --- | --- | --- | --- | --- | --- | --- | --- |']
@@ -236,9 +241,9 @@ def plot(rows, path):
     ax.set_ylim(0, 100)
     ax.legend(loc='upper left')
     ax.set_title('mean ± std over seeds (dots: seeds)', fontsize=10)
-    snl = [r for r in rows
-           if all('cue_attention' in run for run in r['runs'])]
-    for i, r in enumerate(snl):
+    attending = [r for r in rows
+                 if all('cue_attention' in run for run in r['runs'])]
+    for i, r in enumerate(attending):
         learned = [run['cue_attention']['learned'] for run in r['runs']]
         initial = np.mean([run['cue_attention']['initial']
                            for run in r['runs']])
@@ -247,13 +252,13 @@ def plot(rows, path):
                    capsize=4, label='trained' if i == 0 else None)
         ax_cue.plot([i - 0.2] * len(learned), learned, 'k.', markersize=4)
         ax_cue.bar(i + 0.2, initial, 0.4, color='lightgray',
-                   label='initial grid' if i == 0 else None)
-    ax_cue.set_xticks(range(len(snl)), [r['method'].replace('+ SNL ', '')
-                                        for r in snl],
-                      rotation=20, ha='right')
+                   label='uniform weights' if i == 0 else None)
+    ax_cue.set_xticks(range(len(attending)),
+                      [r['method'].replace('+ SNL ', '').replace('+ ', '')
+                       for r in attending], rotation=20, ha='right')
     ax_cue.set_ylim(0, 1)
-    ax_cue.set_title('SNL attention on the target\'s own cue', fontsize=10)
-    if snl:
+    ax_cue.set_title('attention on the target\'s own cue', fontsize=10)
+    if attending:
         ax_cue.legend(loc='upper left', fontsize=8)
     fig.suptitle('Table 1 in miniature, on scenes whose labels need a '
                  'distant cue')

@@ -1,14 +1,17 @@
-"""Does the SNL block look at the right place? Scored on cue scenes.
+"""Does the attention block look at the right place? Scored on cue scenes.
 
 On scenes of ``tools/generate_data.py --variant cues`` every target's label
 is decided by its own cue (``mmseg_ssanet/datasets/paired_cues.py``). For a
 query at a target's centre, the share of the block's attention that lands
-on that cue is a direct measure of "learning where to look"; the initial
-grid's share of points on the cue (what uniform weights would give) is its
-untrained reference.
+on that cue is a direct measure of "learning where to look". Its untrained
+reference is what uniform weights would give: for the sparse block (SNL)
+the initial grid's share of points on the cue, for a dense non-local block
+(mmcv's ``NonLocal2d``, as in mmseg's ``NLHead``) the cue's share of all
+feature pixels.
 """
 import glob
 import os.path as osp
+from contextlib import contextmanager
 from typing import List, Tuple
 
 import numpy as np
@@ -58,8 +61,95 @@ def attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
     return out
 
 
+@contextmanager
+def recorded_dense_attention(block):
+    """Record the ``[N, HW, HW]`` attention maps a dense ``NonLocal2d``
+    computes while the context is open (mmcv does not return them)."""
+    if block.mode not in ('embedded_gaussian', 'gaussian', 'dot_product',
+                          'concatenation'):
+        raise ValueError(f'unknown NonLocal2d mode {block.mode!r}')
+    pairwise = getattr(block, block.mode)
+    maps = []
+
+    def recording(*args):
+        weight = pairwise(*args)
+        maps.append(weight.detach())
+        return weight
+    setattr(block, block.mode, recording)  # shadows the bound method
+    try:
+        yield maps
+    finally:
+        delattr(block, block.mode)
+
+
+def find_attention_block(model):
+    """The model's SNL block, else its dense non-local block."""
+    from mmcv.cnn import NonLocal2d
+
+    from ..models import SparseNonLocal2d
+    for kind in (SparseNonLocal2d, NonLocal2d):
+        blocks = [m for m in model.modules() if isinstance(m, kind)]
+        if blocks:
+            return blocks[0]
+    raise ValueError('the model has neither a SparseNonLocal2d nor a '
+                     'NonLocal2d block: nothing attends')
+
+
+def dense_attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
+                            ) -> List[dict]:
+    """As :func:`attention_on_cues`, for a model with a dense non-local
+    block: for a query at each target's centre, the attention weight on the
+    feature pixels whose centre lies within half a feature pixel of its own
+    cue (``learned``) and their share of all feature pixels (``initial``:
+    uniform attention)."""
+    from mmcv.cnn import NonLocal2d
+    from mmseg.apis import inference_model
+    if model.test_cfg.get('mode', 'whole') != 'whole':
+        raise ValueError("dense attention needs whole-image inference: load "
+                         "the model with cfg_options "
+                         "{'model.test_cfg.mode': 'whole'}")
+    block = next(m for m in model.modules() if isinstance(m, NonLocal2d))
+    with recorded_dense_attention(block) as maps:
+        inference_model(model, image)
+    weight = maps[0][0].cpu().numpy()  # [HW, HW], rows are queries
+    height, width = image.shape[:2]
+    feat_h, feat_w = _feature_size(weight.shape[0], height, width)
+    sy, sx = height / feat_h, width / feat_w
+    cy = (np.arange(feat_h) + 0.5) * sy - 0.5
+    cx = (np.arange(feat_w) + 0.5) * sx - 0.5
+    out = []
+    for pair in pairs:
+        y0, x0, h, w = cue_box(pair)
+        on_cue = np.outer((cy >= y0 - sy / 2) & (cy < y0 + h + sy / 2),
+                          (cx >= x0 - sx / 2) & (cx < x0 + w + sx / 2))
+        qy = min(int((pair.target[0] + TARGET_SIZE // 2) / sy), feat_h - 1)
+        qx = min(int((pair.target[1] + TARGET_SIZE // 2) / sx), feat_w - 1)
+        row = weight[qy * feat_w + qx]
+        out.append(dict(pair=pair, learned=float(row[on_cue.ravel()].sum()),
+                        initial=float(on_cue.mean())))
+    return out
+
+
+def _feature_size(num_pixels: int, height: int, width: int
+                  ) -> Tuple[int, int]:
+    """The (h, w) feature map with ``num_pixels`` pixels and the image's
+    aspect ratio (attention maps come flattened)."""
+    for stride in (4, 8, 16, 32, 64):
+        feat = (-(-height // stride), -(-width // stride))
+        if feat[0] * feat[1] == num_pixels:
+            return feat
+    raise ValueError(f'an attention map over {num_pixels} pixels does not '
+                     f'fit a {height}x{width} image at stride 4-64 (is '
+                     f'sub_sample on?)')
+
+
 def cue_attention_over(model, data_root: str, split: str = 'val') -> dict:
-    """Mean attention on the own cue over a cue dataset's split."""
+    """Mean attention on the own cue over a cue dataset's split, for a
+    model with an SNL block or a dense non-local block."""
+    from ..models import SparseNonLocal2d
+    measure = (attention_on_cues if isinstance(
+        find_attention_block(model), SparseNonLocal2d)
+        else dense_attention_on_cues)
     labels = sorted(glob.glob(osp.join(data_root, 'gtFine', split, '*',
                                        '*_gtFine_labelTrainIds.png')))
     if not labels:
@@ -70,7 +160,7 @@ def cue_attention_over(model, data_root: str, split: str = 'val') -> dict:
         image = label.replace(osp.join('gtFine', split), osp.join(
             'leftImg8bit', split)).replace('_gtFine_labelTrainIds',
                                            '_leftImg8bit')
-        scores += [(s['learned'], s['initial']) for s in attention_on_cues(
+        scores += [(s['learned'], s['initial']) for s in measure(
             model, *read_cue_scene(image, label))]
     learned, initial = np.mean(scores, 0)
     return dict(learned=float(learned), initial=float(initial),
