@@ -9,7 +9,8 @@ from PIL import Image
 
 from mmseg_ssanet.datasets import generate
 from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, CUE_ROLES,
-                                               CUE_SIZE, PAIR_HUES,
+                                               CUE_SIZE, HUE_CUE_ROLES,
+                                               LABELLED_HUES, PAIR_HUES,
                                                TARGET_SIZE)
 from mmseg_ssanet.datasets.synthetic import ROLES, make_cue_scene
 
@@ -69,6 +70,51 @@ def test_each_target_is_labelled_by_its_own_cue():
     assert abs(np.mean(targets['car']) - np.mean(targets['person'])) < 10
 
 
+def test_hue_labelled_cues_name_their_hue_and_centre():
+    """cue_labels='hue': the cue's own label tells hue and centre; the
+    target is still labelled by its cue's centre alone."""
+    role = {name: i for i, name in enumerate(ROLES)}
+    rng = np.random.default_rng(4)
+    seen = set()
+    for _ in range(30):
+        scene = make_cue_scene(128, 256, rng, 2, cue_labels='hue')
+        assert {p.role for p in scene.pairs} == set(CUE_CLASSES)
+        hues = []
+        for pair in scene.pairs:
+            (ty, tx), (cy, cx) = pair.target, pair.cue
+            hue = scene.image[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE
+                              ].reshape(-1, 3).mean(0)
+            index = int(np.argmin([np.abs(hue - h).sum()
+                                   for h in LABELLED_HUES]))
+            assert np.abs(hue - LABELLED_HUES[index]).max() < 6
+            hues.append(index)
+            cue_role = HUE_CUE_ROLES[index][pair.role]
+            assert (scene.roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE]
+                    == role[cue_role]).all()
+            assert (scene.roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE]
+                    == role[pair.role]).all()
+            seen.add(cue_role)
+        assert sorted(hues) == [0, 1]
+    assert seen == {'building', 'vegetation', 'sky', 'sidewalk'}
+
+
+def test_hue_labelled_pairs_are_recovered_from_the_files(tmp_path):
+    from mmseg.datasets import CityscapesDataset
+
+    from mmseg_ssanet.datasets.paired_cues import pairs_from_labels
+    generate('cityscapes', str(tmp_path), num_train=0, num_val=2, seed=2,
+             variant='cues', num_pairs=2, cue_labels='hue')
+    label = next((tmp_path / 'gtFine/val').rglob('*_labelTrainIds.png'))
+    image = str(label).replace('_gtFine_labelTrainIds', '_leftImg8bit'
+                               ).replace('gtFine', 'leftImg8bit', 1)
+    classes = CityscapesDataset.METAINFO['classes']
+    labels = np.array(Image.open(label))
+    pairs = pairs_from_labels(np.array(Image.open(image)), labels, classes)
+    assert len(pairs) == 2 and {p.role for p in pairs} == set(CUE_CLASSES)
+    for p in pairs:
+        assert 64 - 1 <= p.distance <= 112 + 1
+
+
 def test_cue_scenes_load_as_stock_cityscapes(tmp_path):
     generate('cityscapes', str(tmp_path), num_train=2, num_val=2, height=128,
              width=256, seed=3, variant='cues', cue_distance=(48, 80))
@@ -98,6 +144,8 @@ def test_cue_generation_is_seeded(tmp_path):
     (dict(variant='cues', cue_distance=(64, 400)), 'cue distance'),
     (dict(variant='cues', cue_distance='far'), 'cue distance'),
     (dict(variant='cues', num_pairs=0), 'num_pairs'),
+    (dict(variant='cues', num_pairs=3, cue_labels='hue'), 'num_pairs'),
+    (dict(variant='cues', num_pairs=2, cue_labels='rim'), 'cue_labels'),
 ])
 def test_bad_cue_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):

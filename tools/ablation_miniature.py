@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from mmseg_ssanet.datasets import generate
-from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, DEFAULT_DISTANCE,
+from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, CUE_LABELS,
+                                               DEFAULT_DISTANCE,
                                                pairs_from_labels,
                                                share_within_grid)
 from mmseg_ssanet.datasets.synthetic import image_size
@@ -275,6 +276,8 @@ def main(argv=None):
     parser.add_argument('--size', type=image_size, default=(128, 256))
     parser.add_argument('--cue-distance', type=int, nargs=2,
                         default=DEFAULT_DISTANCE, metavar=('MIN', 'MAX'))
+    parser.add_argument('--num-pairs', type=int, default=3)
+    parser.add_argument('--cue-labels', choices=CUE_LABELS, default='centre')
     parser.add_argument('--iters', type=int, default=1000)
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--lr', type=float, default=0.02)
@@ -295,8 +298,8 @@ def main(argv=None):
     start = time.time()
     data = osp.join(args.out, 'data', 'cityscapes')
     generate('cityscapes', data, args.num_train, args.num_val, *args.size,
-             seed=args.data_seed, variant='cues',
-             cue_distance=args.cue_distance)
+             seed=args.data_seed, variant='cues', num_pairs=args.num_pairs,
+             cue_distance=args.cue_distance, cue_labels=args.cue_labels)
     jobs = [(row, seed) for row in rows for seed in args.seeds]
     runs = {}
     for (name, config, _), seed in tqdm(jobs, desc='ablation', unit='run'):

@@ -17,7 +17,7 @@ own distant cue) for what the scenes contain.
 """
 import argparse
 
-from mmseg_ssanet.datasets.paired_cues import DEFAULT_DISTANCE
+from mmseg_ssanet.datasets.paired_cues import CUE_LABELS, DEFAULT_DISTANCE
 from mmseg_ssanet.datasets.synthetic import (FORMATS, VARIANTS, generate,
                                              image_size, preview_cue_scenes)
 
@@ -42,6 +42,10 @@ def main(argv=None):
                         default=DEFAULT_DISTANCE, metavar=('MIN', 'MAX'),
                         help='cues: target-to-cue distance in pixels, centre '
                         'to centre (default %(default)s)')
+    parser.add_argument('--cue-labels', choices=CUE_LABELS, default='centre',
+                        help='cues: a cue\'s own label names its centre '
+                        '(default) or its hue and centre (two hues, at most '
+                        'two pairs per image)')
     parser.add_argument('--preview', metavar='PNG',
                         help='cues: also draw the first three training '
                         'scenes with their labels and target -> cue arrows')
@@ -53,14 +57,16 @@ def main(argv=None):
                            args.num_val, *args.size, seed=args.seed,
                            num_test=args.num_test, variant=args.variant,
                            num_pairs=args.num_pairs,
-                           cue_distance=args.cue_distance)
+                           cue_distance=args.cue_distance,
+                           cue_labels=args.cue_labels)
     except ValueError as e:
         parser.error(str(e))
     for split, ids in written.items():
         print(f'{args.format} {split}: {len(ids)} images in {args.out_dir}')
     if args.preview:
         preview_cue_scenes(args.preview, *args.size, args.seed,
-                           args.num_pairs, args.cue_distance)
+                           args.num_pairs, args.cue_distance,
+                           cue_labels=args.cue_labels)
         print(f'preview: {args.preview}')
 
 

@@ -20,6 +20,15 @@ squares of one colour, and each target has its own *cue* somewhere else:
 Roles (see ``synthetic.ROLES``): background ``road``; cues ``building``
 (white centre) and ``vegetation`` (black centre); the two context classes
 ``car`` (white cue) and ``person`` (black cue).
+
+Cue labels (``cue_labels``): with ``'centre'`` (the default) a cue's label
+names only its centre, so nothing asks the backbone to keep the hue, the
+link a dense non-local block must match query to key on (measured: after
+3000 iterations a target's feature is as similar to other cues as to its
+own). With ``'hue'`` there are two fixed hues, at most two pairs per image,
+and a cue's label names its hue and its centre (``HUE_CUE_ROLES``), so the
+hue is a locally learnt feature at both ends of the link; the targets are
+labelled as before, by their cue's centre only.
 Distances are measured centre to centre in image pixels; at output stride 16
 one feature pixel is 16 image pixels.
 """
@@ -37,6 +46,12 @@ CUE_ROLES = dict(car='building', person='vegetation')  # the cues' own labels
 TARGET_SIZE = 32  # px: 2 feature pixels at output stride 16
 CUE_SIZE = 24  # px, with a CUE_SIZE // 2 white or black centre
 DEFAULT_DISTANCE = (64, 112)  # px, centre to centre
+CUE_LABELS = ('centre', 'hue')
+# cue_labels='hue': two hues far apart, and the cue's role per (hue, centre)
+LABELLED_HUES = ((200, 60, 60), (70, 90, 220))
+HUE_CUE_ROLES = (dict(car='building', person='vegetation'),
+                 dict(car='sky', person='sidewalk'))
+ALL_CUE_ROLES = ('building', 'vegetation', 'sky', 'sidewalk')
 _GAP = 8  # px kept free between any two squares
 
 
@@ -100,26 +115,40 @@ def place_pairs(height: int, width: int, rng: np.random.Generator,
     return pairs
 
 
+def check_cue_labels(cue_labels: str, num_pairs: int) -> None:
+    if cue_labels not in CUE_LABELS:
+        raise ValueError(f'cue_labels must be one of {CUE_LABELS}, got '
+                         f'{cue_labels!r}')
+    hues = PAIR_HUES if cue_labels == 'centre' else LABELLED_HUES
+    if not 1 <= num_pairs <= len(hues):
+        raise ValueError(f'num_pairs must be in 1..{len(hues)} (one hue per '
+                         f'pair) with cue_labels={cue_labels!r}, got '
+                         f'{num_pairs}')
+
+
 def draw_pairs(height: int, width: int, rng: np.random.Generator,
-               pairs: List[CuePair], role_index: dict
-               ) -> Tuple[np.ndarray, np.ndarray]:
+               pairs: List[CuePair], role_index: dict,
+               cue_labels: str = 'centre') -> Tuple[np.ndarray, np.ndarray]:
     """Render the pairs on a noisy grey background: image (float) and roles.
     """
+    check_cue_labels(cue_labels, len(pairs))
     img = np.empty((height, width, 3), np.float32)
     img[:] = rng.uniform(90, 140)
     roles = np.full((height, width), role_index['road'], np.uint8)
-    hues = rng.permutation(len(PAIR_HUES))
+    palette = PAIR_HUES if cue_labels == 'centre' else LABELLED_HUES
+    hues = rng.permutation(len(palette))
     h = CUE_SIZE // 4  # the centre's margin inside the cue
     for pair, hue in zip(pairs, hues):
         (ty, tx), (cy, cx) = pair.target, pair.cue
-        img[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = PAIR_HUES[hue]
+        cue_role = (CUE_ROLES if cue_labels == 'centre'
+                    else HUE_CUE_ROLES[hue])[pair.role]
+        img[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = palette[hue]
         roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = role_index[
             pair.role]
-        img[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = PAIR_HUES[hue]
+        img[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = palette[hue]
         img[cy + h:cy + CUE_SIZE - h, cx + h:cx + CUE_SIZE - h] = (
             255 if pair.role == CUE_CLASSES[0] else 0)
-        roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = role_index[
-            CUE_ROLES[pair.role]]
+        roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = role_index[cue_role]
     img += rng.normal(0, 8, img.shape)
     return img, roles
 
@@ -143,7 +172,7 @@ def pairs_from_labels(image: np.ndarray, labels: np.ndarray,
     def colour(region):
         return region.reshape(-1, 3).astype(float).mean(0)
 
-    cues = boxes(CUE_ROLES.values())
+    cues = boxes(ALL_CUE_ROLES)
     if not cues:
         return []
     cue_colours = [colour(image[s][:2]) for s, _ in cues]  # top rim rows

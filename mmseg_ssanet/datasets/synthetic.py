@@ -63,19 +63,18 @@ VARIANTS = ('street', 'cues')
 
 def make_cue_scene(height: int, width: int, rng: np.random.Generator,
                    num_pairs: int = 3,
-                   distance: Tuple[int, int] = paired_cues.DEFAULT_DISTANCE
-                   ) -> Scene:
+                   distance: Tuple[int, int] = paired_cues.DEFAULT_DISTANCE,
+                   cue_labels: str = 'centre') -> Scene:
     """Draw targets labelled by distant cues (see ``paired_cues``)."""
     distance = paired_cues.check_distance(distance, height, width)
-    if not 1 <= num_pairs <= len(paired_cues.PAIR_HUES):
-        raise ValueError(f'num_pairs must be in 1..'
-                         f'{len(paired_cues.PAIR_HUES)}, got {num_pairs}')
+    paired_cues.check_cue_labels(cue_labels, num_pairs)
     pairs = paired_cues.place_pairs(height, width, rng, num_pairs, distance)
     if not pairs:
         raise ValueError(f'no target/cue pair at {distance[0]}..'
                          f'{distance[1]} px fits a {height}x{width} image')
     img, roles = paired_cues.draw_pairs(
-        height, width, rng, pairs, {name: i for i, name in enumerate(ROLES)})
+        height, width, rng, pairs, {name: i for i, name in enumerate(ROLES)},
+        cue_labels)
     return Scene(np.clip(img, 0, 255).astype(np.uint8), roles,
                  pairs=tuple(pairs))
 
@@ -153,8 +152,8 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
              height: int = 128, width: int = 256, seed: int = 0,
              num_test: int = 0, variant: str = 'street',
              num_pairs: int = 3,
-             cue_distance: Tuple[int, int] = paired_cues.DEFAULT_DISTANCE
-             ) -> Dict[str, List[str]]:
+             cue_distance: Tuple[int, int] = paired_cues.DEFAULT_DISTANCE,
+             cue_labels: str = 'centre') -> Dict[str, List[str]]:
     """Write a dataset in ``fmt``'s layout below ``out_dir``.
 
     Args:
@@ -167,8 +166,9 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
         seed: RNG seed; the same arguments write the same files.
         variant: ``'street'`` (one image-global cue: the sky) or ``'cues'``
             (targets labelled by their own distant cue, see
-            ``paired_cues``), which also take ``num_pairs`` per image and
-            ``cue_distance`` (min, max) in pixels.
+            ``paired_cues``), which also take ``num_pairs`` per image,
+            ``cue_distance`` (min, max) in pixels and ``cue_labels``
+            (``'centre'`` or ``'hue'``: what a cue's own label names).
 
     Returns:
         The image ids written, per split.
@@ -186,11 +186,11 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
                          f'{VARIANTS}')
     if variant == 'cues':
         make_cue_scene(height, width, np.random.default_rng(0), num_pairs,
-                       cue_distance)  # checks the arguments before writing
+                       cue_distance, cue_labels)  # checks before writing
 
         def draw(rng):
             return make_cue_scene(height, width, rng, num_pairs,
-                                  cue_distance)
+                                  cue_distance, cue_labels)
     else:
         def draw(rng):
             return make_scene(height, width, rng)
@@ -277,7 +277,8 @@ def image_size(value: str) -> Tuple[int, int]:
 def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
                        seed: int = 0, num_pairs: int = 3,
                        distance: Tuple[int, int] = paired_cues
-                       .DEFAULT_DISTANCE, num_scenes: int = 3) -> None:
+                       .DEFAULT_DISTANCE, num_scenes: int = 3,
+                       cue_labels: str = 'centre') -> None:
     """Draw the first ``num_scenes`` training scenes that ``generate`` writes
     for these arguments (variant ``'cues'``), labels beside them and an
     arrow from every target to its cue."""
@@ -292,7 +293,8 @@ def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
                              figsize=(10, 1.2 + 2 * num_scenes))
     t, c = paired_cues.TARGET_SIZE / 2, paired_cues.CUE_SIZE / 2
     for row in axes:
-        scene = make_cue_scene(height, width, rng, num_pairs, distance)
+        scene = make_cue_scene(height, width, rng, num_pairs, distance,
+                               cue_labels)
         row[0].imshow(scene.image)
         row[1].imshow(palette[lut[scene.roles]])
         for pair in scene.pairs:
@@ -305,8 +307,11 @@ def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
         for ax in row:
             ax.axis('off')
     axes[0, 0].set_title('image (arrow: target -> its cue)', fontsize=9)
-    axes[0, 1].set_title('labels: road, building (white cue), vegetation '
-                         '(black cue), car, person', fontsize=9)
+    axes[0, 1].set_title(
+        'labels: road, building (white cue), vegetation (black cue), car, '
+        'person' if cue_labels == 'centre' else 'labels: road; cues '
+        'building/vegetation (red, white/black), sky/sidewalk (blue, '
+        'white/black); car, person', fontsize=9)
     fig.suptitle(f'--variant cues: each target labelled by its own cue, '
                  f'{distance[0]}-{distance[1]} px away', fontsize=10)
     fig.tight_layout()
