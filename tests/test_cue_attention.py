@@ -86,6 +86,8 @@ def test_the_dataset_mean_dispatches_on_the_block(cue_root):
     result = cue_attention_over(_model(NL), cue_root)
     assert result['num_pairs'] >= 4
     assert 0 < result['initial'] < 0.1 and 0 <= result['learned'] <= 1
+    for key in ('similarity_own', 'similarity_other'):
+        assert -1 <= result[key] <= 1
     with pytest.raises(ValueError, match='neither a SparseNonLocal2d nor'):
         cue_attention_over(_model(BASELINE), cue_root)
     image, pairs = _first_scene(cue_root)
@@ -95,3 +97,21 @@ def test_the_dataset_mean_dispatches_on_the_block(cue_root):
                                               (64, 64),
                                               'model.test_cfg.stride':
                                               (32, 32)}), image, pairs)
+
+
+def test_feature_similarity_tells_the_own_cue_when_features_carry_it():
+    from mmseg_ssanet.apis.cue_attention import feature_similarity
+    from mmseg_ssanet.datasets.paired_cues import CuePair
+    # two pairs in a 128x256 image; feature map 8x16 at stride 16
+    pairs = [CuePair((0, 0), (80, 4), 'car', 90.),
+             CuePair((0, 200), (80, 204), 'person', 90.)]
+    features = np.zeros((4, 8, 16), np.float32)
+    features[:, :, :] = np.array([0, 0, 0, 1.])[:, None, None]
+    features[:, 1, 1] = features[:, 5, 1] = [1, 0, 0, 1]  # pair 0's colour
+    features[:, 1, 13] = features[:, 5, 13] = [0, 1, 0, 1]  # pair 1's
+    own, other = zip(*feature_similarity(features, pairs, (128, 256)))
+    assert own == pytest.approx((1., 1.))
+    assert other == pytest.approx((0.5, 0.5))  # shared 4th channel only
+    features[:, 5, 13] = [1, 0, 0, 1]  # both cues look like pair 0's
+    own, other = zip(*feature_similarity(features, pairs, (128, 256)))
+    assert own[1] == pytest.approx(0.5) and other[1] == pytest.approx(0.5)

@@ -118,7 +118,8 @@ def run_one(name, config, seed, data, args, extra_options):
     if osp.exists(scores_file):
         with open(scores_file) as f:
             result = json.load(f)
-        if attends(name) and 'cue_attention' not in result:
+        if attends(name) and 'similarity_own' not in result.get(
+                'cue_attention', {}):  # measured by an older version
             result['cue_attention'] = cue_attention(
                 config, osp.join(work, f'iter_{args.iters}.pth'), data,
                 args.size, extra_options)
@@ -194,10 +195,11 @@ def mean_std(values, digits=2):
 
 def markdown(rows):
     lines = ['| method | mIoU | context IoU (car, person) | context IoU per '
-             'seed | attention on the own cue (uniform weights) | SNL '
-             'offset mean / max (feature px) | SNL entropy / log K | paper '
-             'mIoU (Cityscapes val) |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+             'seed | attention on the own cue (uniform weights) | feature '
+             'similarity target-own cue / target-other cue | SNL offset '
+             'mean / max (feature px) | SNL entropy / log K | paper mIoU '
+             '(Cityscapes val) |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for row in rows:
         s = row['summary']
         snl = [next(iter(r['snl_stats'].values()))
@@ -213,12 +215,16 @@ def markdown(rows):
         on_cue = (f"{mean_std([c['learned'] for c in cues])} "
                   f"({np.mean([c['initial'] for c in cues]):.2f})"
                   if cues else '-')
+        similar = [c for c in cues if 'similarity_own' in c]
+        similarity = ' / '.join(
+            f"{np.mean([c[key] for c in similar]):.3f}"
+            for key in ('similarity_own', 'similarity_other')
+        ) if similar else '-'
         per_seed = ', '.join(f'{v:.1f}' for v in s['context_iou']['values'])
         lines.append(
             f"| {row['method']} | {mean_std(s['miou']['values'])} | "
             f"{mean_std(s['context_iou']['values'])} | {per_seed} | "
-            f"{on_cue} | "
-            f"{offsets} | {entropy} | {row['paper_miou']} |")
+            f"{on_cue} | {similarity} | {offsets} | {entropy} | {row['paper_miou']} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -309,6 +315,9 @@ def main(argv=None):
                     runs=runs[name], summary=summarise(runs[name]))
                for name, config, paper in rows]
     minutes = (time.time() - start) / 60
+    # what the runs took when trained (reused runs keep their times)
+    run_minutes = sum(r['train_s'] + r['test_s'] for rs in runs.values()
+                      for r in rs) / 60
     reach = cue_reach(data)
     table = markdown(results) + (
         f"\nValidation cues: {reach['num_pairs']}, "
@@ -320,11 +329,13 @@ def main(argv=None):
         f.write(table)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(dict(args={k: v for k, v in vars(args).items()},
-                       minutes=round(minutes, 1), cue_reach=reach,
+                       minutes=round(minutes, 1),
+                       run_minutes=round(run_minutes, 1), cue_reach=reach,
                        rows=results), f, indent=1)
     plot(results, osp.join(args.out, 'results.png'))
     print(table)
-    print(f'{len(jobs)} runs in {minutes:.1f} min; wrote {args.out}/'
+    print(f'{len(jobs)} runs in {minutes:.1f} min (training and testing '
+          f'them took {run_minutes:.1f} min); wrote {args.out}/'
           f'results.{{md,json,png}}')
 
 

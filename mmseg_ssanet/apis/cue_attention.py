@@ -143,25 +143,65 @@ def _feature_size(num_pixels: int, height: int, width: int
                      f'sub_sample on?)')
 
 
+def feature_similarity(features: np.ndarray, pairs: List[CuePair],
+                       image_size: Tuple[int, int]) -> List[Tuple[float,
+                                                                  float]]:
+    """Can the block's input tell a target's own cue from the others?
+
+    ``features`` ``[C, h, w]`` is the attention block's input for an image
+    of ``image_size``. For each target: the cosine similarity of the
+    feature pixel at its centre with the one at its own cue's centre, and
+    the mean over the other cues. Content-based attention (dense NL) can
+    only prefer the own cue if the first is the larger.
+    """
+    sy, sx = (size / n for size, n in zip(image_size, features.shape[1:]))
+    unit = features / np.maximum(np.linalg.norm(features, axis=0), 1e-12)
+
+    def at(top_left, size):
+        fy = min(int((top_left[0] + size / 2) / sy), unit.shape[1] - 1)
+        fx = min(int((top_left[1] + size / 2) / sx), unit.shape[2] - 1)
+        return unit[:, fy, fx]
+    cues = [at(p.cue, CUE_SIZE) for p in pairs]
+    out = []
+    for i, pair in enumerate(pairs):
+        sims = [float(at(pair.target, TARGET_SIZE) @ c) for c in cues]
+        others = sims[:i] + sims[i + 1:]
+        out.append((sims[i], float(np.mean(others)) if others else np.nan))
+    return out
+
+
 def cue_attention_over(model, data_root: str, split: str = 'val') -> dict:
     """Mean attention on the own cue over a cue dataset's split, for a
-    model with an SNL block or a dense non-local block."""
+    model with an SNL block or a dense non-local block; with the cosine
+    similarity of the block's input features at a target and at its own
+    cue (``similarity_own``) or another cue (``similarity_other``)."""
     from ..models import SparseNonLocal2d
-    measure = (attention_on_cues if isinstance(
-        find_attention_block(model), SparseNonLocal2d)
-        else dense_attention_on_cues)
+    block = find_attention_block(model)
+    measure = (attention_on_cues if isinstance(block, SparseNonLocal2d)
+               else dense_attention_on_cues)
+    inputs = []
+    hook = block.register_forward_hook(
+        lambda module, args, output: inputs.append(args[0][0].detach()))
     labels = sorted(glob.glob(osp.join(data_root, 'gtFine', split, '*',
                                        '*_gtFine_labelTrainIds.png')))
     if not labels:
         raise FileNotFoundError(f'no Cityscapes {split} labels under '
                                 f'{data_root}')
-    scores = []
-    for label in labels:
-        image = label.replace(osp.join('gtFine', split), osp.join(
-            'leftImg8bit', split)).replace('_gtFine_labelTrainIds',
-                                           '_leftImg8bit')
-        scores += [(s['learned'], s['initial']) for s in measure(
-            model, *read_cue_scene(image, label))]
+    scores, similarity = [], []
+    try:
+        for label in labels:
+            image, pairs = read_cue_scene(label.replace(
+                osp.join('gtFine', split), osp.join('leftImg8bit', split)
+            ).replace('_gtFine_labelTrainIds', '_leftImg8bit'), label)
+            inputs.clear()
+            scores += [(s['learned'], s['initial'])
+                       for s in measure(model, image, pairs)]
+            similarity += feature_similarity(inputs[0].cpu().numpy(), pairs,
+                                             image.shape[:2])
+    finally:
+        hook.remove()
     learned, initial = np.mean(scores, 0)
+    own, other = np.nanmean(similarity, 0)
     return dict(learned=float(learned), initial=float(initial),
-                num_pairs=len(scores))
+                num_pairs=len(scores), similarity_own=float(own),
+                similarity_other=float(other))
