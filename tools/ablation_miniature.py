@@ -224,7 +224,8 @@ def markdown(rows):
         lines.append(
             f"| {row['method']} | {mean_std(s['miou']['values'])} | "
             f"{mean_std(s['context_iou']['values'])} | {per_seed} | "
-            f"{on_cue} | {similarity} | {offsets} | {entropy} | {row['paper_miou']} |")
+            f"{on_cue} | {similarity} | {offsets} | {entropy} | "
+            f"{row['paper_miou']} |")
     return '\n'.join(lines) + '\n'
 
 
