@@ -18,6 +18,7 @@ from .conftest import ROOT
 NL = osp.join(ROOT, 'configs', 'comparison', 'mobilenetv2_nl_cityscapes.py')
 BASELINE = osp.join(ROOT, 'configs', 'ablation',
                     'mobilenetv2_fcn-baseline_cityscapes.py')
+SNL = osp.join(ROOT, 'configs', 'ablation', 'mobilenetv2_snl-k9_cityscapes.py')
 SIZE = (128, 256)
 
 
@@ -91,6 +92,8 @@ def test_the_dataset_mean_dispatches_on_the_block(cue_root):
     with pytest.raises(ValueError, match='neither a SparseNonLocal2d nor'):
         cue_attention_over(_model(BASELINE), cue_root)
     image, pairs = _first_scene(cue_root)
+    with pytest.raises(ValueError, match='not a dense NonLocal2d'):
+        dense_attention_on_cues(_model(SNL), image, pairs)
     with pytest.raises(ValueError, match='whole-image inference'):
         dense_attention_on_cues(_model(NL, **{'model.test_cfg.mode': 'slide',
                                               'model.test_cfg.crop_size':

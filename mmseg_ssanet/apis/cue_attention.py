@@ -108,12 +108,25 @@ def dense_attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
         raise ValueError("dense attention needs whole-image inference: load "
                          "the model with cfg_options "
                          "{'model.test_cfg.mode': 'whole'}")
-    block = next(m for m in model.modules() if isinstance(m, NonLocal2d))
-    with recorded_dense_attention(block) as maps:
-        inference_model(model, image)
+    block = find_attention_block(model)
+    if not isinstance(block, NonLocal2d):
+        raise ValueError(f'the model attends with a {type(block).__name__}, '
+                         f'not a dense NonLocal2d: use attention_on_cues')
+    shapes = []
+    hook = block.register_forward_hook(
+        lambda module, args, output: shapes.append(args[0].shape[2:]))
+    try:
+        with recorded_dense_attention(block) as maps:
+            inference_model(model, image)
+    finally:
+        hook.remove()
     weight = maps[0][0].cpu().numpy()  # [HW, HW], rows are queries
+    feat_h, feat_w = shapes[0]
+    if weight.shape[0] != feat_h * feat_w:
+        raise ValueError(f'the attention map covers {weight.shape[0]} '
+                         f'pixels, not the {feat_h}x{feat_w} input (is '
+                         f'sub_sample on?)')
     height, width = image.shape[:2]
-    feat_h, feat_w = _feature_size(weight.shape[0], height, width)
     sy, sx = height / feat_h, width / feat_w
     cy = (np.arange(feat_h) + 0.5) * sy - 0.5
     cx = (np.arange(feat_w) + 0.5) * sx - 0.5
@@ -128,19 +141,6 @@ def dense_attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
         out.append(dict(pair=pair, learned=float(row[on_cue.ravel()].sum()),
                         initial=float(on_cue.mean())))
     return out
-
-
-def _feature_size(num_pixels: int, height: int, width: int
-                  ) -> Tuple[int, int]:
-    """The (h, w) feature map with ``num_pixels`` pixels and the image's
-    aspect ratio (attention maps come flattened)."""
-    for stride in (4, 8, 16, 32, 64):
-        feat = (-(-height // stride), -(-width // stride))
-        if feat[0] * feat[1] == num_pixels:
-            return feat
-    raise ValueError(f'an attention map over {num_pixels} pixels does not '
-                     f'fit a {height}x{width} image at stride 4-64 (is '
-                     f'sub_sample on?)')
 
 
 def feature_similarity(features: np.ndarray, pairs: List[CuePair],
