@@ -18,7 +18,7 @@ import numpy as np
 
 from ..datasets.paired_cues import (CUE_SIZE, TARGET_SIZE, CuePair,
                                     pairs_from_labels)
-from .sampling import sampling_points_for, weight_inside
+from .sampling import feature_pixel, sampling_points_for, weight_inside
 
 
 def read_cue_scene(image_file: str, label_file: str
@@ -135,8 +135,9 @@ def dense_attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
         y0, x0, h, w = cue_box(pair)
         on_cue = np.outer((cy >= y0 - sy / 2) & (cy < y0 + h + sy / 2),
                           (cx >= x0 - sx / 2) & (cx < x0 + w + sx / 2))
-        qy = min(int((pair.target[0] + TARGET_SIZE // 2) / sy), feat_h - 1)
-        qx = min(int((pair.target[1] + TARGET_SIZE // 2) / sx), feat_w - 1)
+        qy, qx = feature_pixel(pair.target[0] + TARGET_SIZE / 2,
+                               pair.target[1] + TARGET_SIZE / 2, (sy, sx),
+                               (feat_h, feat_w))
         row = weight[qy * feat_w + qx]
         out.append(dict(pair=pair, learned=float(row[on_cue.ravel()].sum()),
                         initial=float(on_cue.mean())))
@@ -154,12 +155,13 @@ def feature_similarity(features: np.ndarray, pairs: List[CuePair],
     the mean over the other cues. Content-based attention (dense NL) can
     only prefer the own cue if the first is the larger.
     """
-    sy, sx = (size / n for size, n in zip(image_size, features.shape[1:]))
+    shape = features.shape[1:]
+    stride = tuple(size / n for size, n in zip(image_size, shape))
     unit = features / np.maximum(np.linalg.norm(features, axis=0), 1e-12)
 
     def at(top_left, size):
-        fy = min(int((top_left[0] + size / 2) / sy), unit.shape[1] - 1)
-        fx = min(int((top_left[1] + size / 2) / sx), unit.shape[2] - 1)
+        fy, fx = feature_pixel(top_left[0] + size / 2,
+                               top_left[1] + size / 2, stride, shape)
         return unit[:, fy, fx]
     cues = [at(p.cue, CUE_SIZE) for p in pairs]
     out = []

@@ -39,6 +39,15 @@ def default_queries(height: int, width: int, grid: int = 3
     return [(int(y), int(x)) for y in ys for x in xs]
 
 
+def feature_pixel(y: float, x: float, stride: Tuple[float, float],
+                  shape: Tuple[int, int]) -> Tuple[int, int]:
+    """The feature pixel (fy, fx) that image pixel (y, x) falls in, for a
+    feature map of ``shape`` at ``stride`` image pixels per feature pixel
+    (y, x); the last row and column take what the stride rounds off."""
+    return (min(int(y / stride[0]), shape[0] - 1),
+            min(int(x / stride[1]), shape[1] - 1))
+
+
 def sampling_field(model, image: np.ndarray) -> dict:
     """Run ``model`` on ``image`` (BGR) once; where every query samples.
 
@@ -109,8 +118,7 @@ def sampling_points_for(model, image: np.ndarray,
         if not (0 <= qy < ori_h and 0 <= qx < ori_w):
             raise ValueError(f'query ({qy}, {qx}) is outside the '
                              f'{ori_h}x{ori_w} image')
-        fy = min(int(qy / sy), feat_h - 1)
-        fx = min(int(qx / sx), feat_w - 1)
+        fy, fx = feature_pixel(qy, qx, (sy, sx), (feat_h, feat_w))
         out.append(dict(query=(qy, qx), feature_pixel=(fy, fx), stride=sy,
                         points=field['points'][fy, fx],
                         initial=field['initial'][fy, fx],

@@ -47,11 +47,12 @@ TARGET_SIZE = 32  # px: 2 feature pixels at output stride 16
 CUE_SIZE = 24  # px, with a CUE_SIZE // 2 white or black centre
 DEFAULT_DISTANCE = (64, 112)  # px, centre to centre
 CUE_LABELS = ('centre', 'hue')
-# cue_labels='hue': two hues far apart, and the cue's role per (hue, centre)
-LABELLED_HUES = ((200, 60, 60), (70, 90, 220))
-HUE_CUE_ROLES = (dict(car='building', person='vegetation'),
-                 dict(car='sky', person='sidewalk'))
-ALL_CUE_ROLES = ('building', 'vegetation', 'sky', 'sidewalk')
+# cue_labels='hue': two hues far apart (red, blue), and the cue's role per
+# (hue, centre)
+LABELLED_HUES = (PAIR_HUES[0], PAIR_HUES[2])
+HUE_CUE_ROLES = (CUE_ROLES, dict(car='sky', person='sidewalk'))
+ALL_CUE_ROLES = tuple(dict.fromkeys(
+    role for roles in HUE_CUE_ROLES for role in roles.values()))
 _GAP = 8  # px kept free between any two squares
 
 
@@ -115,11 +116,19 @@ def place_pairs(height: int, width: int, rng: np.random.Generator,
     return pairs
 
 
+def _palette(cue_labels: str):
+    """The hues a scene draws its pairs from and, per hue, the cues' roles
+    (by the target's class)."""
+    if cue_labels == 'centre':
+        return PAIR_HUES, (CUE_ROLES, ) * len(PAIR_HUES)
+    return LABELLED_HUES, HUE_CUE_ROLES
+
+
 def check_cue_labels(cue_labels: str, num_pairs: int) -> None:
     if cue_labels not in CUE_LABELS:
         raise ValueError(f'cue_labels must be one of {CUE_LABELS}, got '
                          f'{cue_labels!r}')
-    hues = PAIR_HUES if cue_labels == 'centre' else LABELLED_HUES
+    hues, _ = _palette(cue_labels)
     if not 1 <= num_pairs <= len(hues):
         raise ValueError(f'num_pairs must be in 1..{len(hues)} (one hue per '
                          f'pair) with cue_labels={cue_labels!r}, got '
@@ -135,13 +144,12 @@ def draw_pairs(height: int, width: int, rng: np.random.Generator,
     img = np.empty((height, width, 3), np.float32)
     img[:] = rng.uniform(90, 140)
     roles = np.full((height, width), role_index['road'], np.uint8)
-    palette = PAIR_HUES if cue_labels == 'centre' else LABELLED_HUES
+    palette, cue_roles = _palette(cue_labels)
     hues = rng.permutation(len(palette))
     h = CUE_SIZE // 4  # the centre's margin inside the cue
     for pair, hue in zip(pairs, hues):
         (ty, tx), (cy, cx) = pair.target, pair.cue
-        cue_role = (CUE_ROLES if cue_labels == 'centre'
-                    else HUE_CUE_ROLES[hue])[pair.role]
+        cue_role = cue_roles[hue][pair.role]
         img[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = palette[hue]
         roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = role_index[
             pair.role]
