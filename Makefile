@@ -11,7 +11,7 @@ DEMO_DIR ?= work_dirs/demo
 DEMO_DATA ?= data/synthetic_cityscapes
 PYTEST_ARGS ?=
 
-.PHONY: env test demo clean browser
+.PHONY: env test demo clean browser kernel-check
 env: $(STAMP)
 
 $(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.toml \
@@ -32,6 +32,11 @@ demo: $(STAMP)
 	$(BIN)/mim test mmseg $(DEMO_CONFIG) --gpus 0 --work-dir $(DEMO_DIR) \
 		--checkpoint $$(cat $(DEMO_DIR)/last_checkpoint) \
 		--cfg-options test_dataloader.dataset.data_root=$(DEMO_DATA)
+
+# The fused kernel built for each ISA alone, with ASan + UBSan, running the
+# operator tests and the differential fuzz (tools/check_kernel.sh).
+kernel-check: $(STAMP)
+	PYTHON=$(BIN)/python bash tools/check_kernel.sh
 
 # The explorer test's browser (Debian's packages; needs root).
 browser:

@@ -12,6 +12,33 @@ import sys
 from setuptools import setup
 
 
+# Build switches, for testing the kernel (``make kernel-check``):
+#   SSANET_ISA=x86-64-v4|x86-64-v3|x86-64  compile that one vector variant
+#       alone (-march) instead of all of them picked at load time, so each
+#       can run on a CPU that would pick another;
+#   SSANET_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer and
+#       libstdc++'s bounds assertions; any report aborts the process. Run
+#       python with the ASan runtime preloaded (tools/check_kernel.sh does).
+ISAS = ('x86-64-v4', 'x86-64-v3', 'x86-64')
+SANITIZE_FLAGS = ['-fsanitize=address,undefined', '-fno-sanitize-recover=all',
+                  '-fno-omit-frame-pointer']
+
+
+def kernel_flags():
+    """(compile, link) flags of the fused kernel, from the build switches."""
+    compile_args = ['-O3', '-fopenmp', '-std=c++20']
+    link_args = ['-fopenmp']
+    isa = os.environ.get('SSANET_ISA', '')
+    if isa:
+        if isa not in ISAS:
+            sys.exit(f'SSANET_ISA={isa!r}: choose one of {ISAS}')
+        compile_args += [f'-march={isa}', f'-DSNL_ISA={isa}']
+    if os.environ.get('SSANET_SANITIZE') == '1':
+        compile_args += SANITIZE_FLAGS + ['-O1', '-g', '-D_GLIBCXX_ASSERTIONS']
+        link_args += SANITIZE_FLAGS
+    return compile_args, link_args
+
+
 def ext_modules():
     if os.environ.get('SSANET_NO_EXT') == '1':
         return {}
@@ -22,13 +49,13 @@ def ext_modules():
               'CPU kernel is not built (use --no-build-isolation)',
               file=sys.stderr)
         return {}
+    compile_args, link_args = kernel_flags()
     ext = CppExtension(
         'mmseg_ssanet.ops._C', ['mmseg_ssanet/ops/csrc/snl_cpu.cpp'],
         # -fopenmp: at::parallel_for is header code using OpenMP pragmas
         # (without it the kernel runs on one thread). The soname matches the
         # libgomp torch loads, so one OpenMP runtime serves both.
-        extra_compile_args=['-O3', '-fopenmp', '-std=c++20'],
-        extra_link_args=['-fopenmp'])
+        extra_compile_args=compile_args, extra_link_args=link_args)
     return dict(ext_modules=[ext],
                 cmdclass=dict(build_ext=BuildExtension.with_options(
                     use_ninja=True)))

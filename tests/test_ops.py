@@ -4,11 +4,16 @@ Every test runs on every backend that runs on CPU tensors, by name: a
 backend that cannot run (the C++ kernel not built) fails them, it is not
 skipped.
 """
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from mmcv.ops import deform_conv2d
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+from mmseg_ssanet.ops.backends import cpp
 
 BACKEND_NAMES = ['cpp', 'triton', 'csr', 'reference']
 FAST_BACKENDS = ['cpp', 'triton', 'csr']
@@ -257,6 +262,37 @@ def test_cpp_tiles_strips_and_threads(shape, threads):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+def test_cpp_kernel_is_the_build_under_test():
+    # tools/check_kernel.sh runs these tests on single-ISA and sanitizer
+    # builds (loaded by path) and names the one it expects; otherwise it is
+    # the installed build, with every ISA variant picked at load time.
+    expected = os.environ.get('SSANET_EXPECT_BUILD', 'multiversion')
+    built = cpp._C.isa + ('-sanitize' if cpp._C.sanitized else '')
+    assert built == expected
+
+
+def test_cpp_is_reproducible_and_agrees_across_thread_counts():
+    # Bitwise the same on a rerun with the same threads (at::parallel_for
+    # splits the work statically); thread counts split tiles and gradient
+    # halos differently, which changes float32 rounding only.
+    q, k, v, o = _inputs(B=2, Cq=24, C=40, H=20, W=37, K=49,
+                         dtype=torch.float32, offset_scale=4.0)
+    previous = torch.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            runs = [_reference_and('cpp', q, k, v, o, 7)[1] for _ in range(2)]
+            for a, b in zip(*runs):
+                assert torch.equal(a, b), f'{threads} threads'
+            results[threads] = runs[0]
+    finally:
+        torch.set_num_threads(previous)
+    for threads in (2, 4):
+        for a, b in zip(results[threads], results[1]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_cpp_offsets_far_beyond_the_grid():
     # A tile whose corners span more than the kernel's merge window: every
     # corner is its own window pixel; far outside the map, no corner at all.
@@ -318,9 +354,10 @@ except RuntimeError as err:
 
 
 def _python(script):
-    import subprocess
-    import sys
-    return subprocess.run([sys.executable, '-c', script],
+    """``script`` in a fresh interpreter with the installed kernel (not a
+    test build that tools/check_kernel.sh loads by path)."""
+    env = {k: v for k, v in os.environ.items() if k != cpp.BUILD_ENV}
+    return subprocess.run([sys.executable, '-c', script], env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -107,6 +107,21 @@ def _check_inputs(query, key, value, offset, num_points):
         raise ValueError(f'inputs are on different devices: {devices}')
 
 
+class _NoOutput(torch.autograd.Function):
+    """A problem with no output element (B, H, W or C is 0): the empty
+    ``[B, C, H, W]`` output and zero gradients of every input's shape, as
+    torch's own ops give; no backend is called."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, offset):
+        ctx.save_for_backward(query, key, value, offset)
+        return value.new_empty(value.shape)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return tuple(torch.zeros_like(x) for x in ctx.saved_tensors)
+
+
 def sparse_nonlocal_attention(query: Tensor,
                               key: Tensor,
                               value: Tensor,
@@ -135,6 +150,22 @@ def sparse_nonlocal_attention(query: Tensor,
 
     Returns:
         ``[B, C, H, W]``, in ``value``'s dtype.
+
+    Every backend follows the same rules at the edges (tested on each):
+
+    * **Empty inputs** (B, H, W or C is 0): the empty ``[B, C, H, W]``
+      output, and zero gradients of each input's shape, as torch's own ops
+      give. ``Cq = 0`` is not empty: every logit is 0, so each query
+      averages its K sampled values.
+    * **Non-finite positions** (a NaN or +-inf offset, or a position that
+      overflows): the query that samples there outputs NaN in every
+      channel, and its query and offset gradients are NaN; NaN can also
+      reach the key and value gradients at the pixels it samples. Other
+      queries are unaffected. Nothing is dropped silently: a diverging run
+      shows in its loss. NaN in query, key or value propagates the same
+      way through the dot products and sums.
+    * **Offsets far outside the map** (finite): those points sample zeros,
+      as ``grid_sample`` with zero padding.
     """
     kernel_size = as_pair(kernel_size, 'kernel_size')
     dilation = as_pair(dilation, 'dilation')
@@ -143,6 +174,8 @@ def sparse_nonlocal_attention(query: Tensor,
                               or isinstance(scale, bool)):
         raise TypeError(f'scale must be a number or None, got {scale!r}')
     backend = resolve_backend(backend, value.device)
+    if value.numel() == 0:
+        return _NoOutput.apply(query, key, value, offset)
     module = BACKENDS[backend]
     # Logits and softmax in float32 at least: under autocast the 1x1 convs
     # hand us fp16/bf16, whose dot products over Cq channels overflow.

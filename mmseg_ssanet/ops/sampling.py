@@ -37,6 +37,25 @@ def sampling_positions(offset: Tensor, kernel_size: Tuple[int, int],
     return t_y, t_x
 
 
+def finite_positions(t_y: Tensor, t_x: Tensor
+                     ) -> Tuple[Tensor, Tensor, Tensor]:
+    """Non-finite positions (NaN or inf offsets) made safe to sample, and
+    the guard that makes their queries NaN instead.
+
+    Returns ``t_y``, ``t_x`` with every point that is not finite moved
+    outside the map (it samples zeros; no NaN reaches an index), and
+    ``guard`` ``[B, H, W]``: 0 for a query whose K positions are finite,
+    NaN otherwise. Added to the query's logits it makes its output NaN, and
+    its backward carries NaN to all of that query's offsets: a diverging
+    offset shows in the loss and gradients, as with torch's own ops.
+    """
+    guard = ((t_y + t_x) * 0).sum(1)  # 0 * inf and 0 * NaN are NaN
+    finite = torch.isfinite(t_y) & torch.isfinite(t_x)
+    outside = -2.0  # both bilinear rows (-2, -1) are outside every map
+    return (torch.where(finite, t_y, outside),
+            torch.where(finite, t_x, outside), guard)
+
+
 def bilinear_corners(t_y: Tensor, t_x: Tensor, height: int, width: int
                      ) -> Tuple[Tensor, Tensor]:
     """Flat indices and weights of the 4 bilinear neighbours (eq. 5).

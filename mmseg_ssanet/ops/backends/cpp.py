@@ -6,14 +6,34 @@ dot products, softmax and the weighted sum of values, with the offset
 gradient computed in the kernel. See the C++ file for the algorithm.
 """
 import importlib
+import importlib.util
+import os
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-try:  # import_module: the error names the module, not a circular import
-    _C = importlib.import_module(__name__.rsplit('.', 2)[0] + '._C')
+# Another build of the kernel (a single-ISA or sanitizer build made by
+# tools/check_kernel.sh) loaded instead of the installed one, for its tests.
+BUILD_ENV = 'SSANET_CPP_EXTENSION'
+
+
+def _load():
+    name = __name__.rsplit('.', 2)[0] + '._C'
+    path = os.environ.get(BUILD_ENV)
+    if not path:  # import_module: the error names the module
+        return importlib.import_module(name)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or not os.path.isfile(path):
+        raise ImportError(f'{BUILD_ENV}={path!r} is not a built extension')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+try:
+    _C = _load()
 except ImportError as error:  # not built: pure-PyTorch fallback
     _C, IMPORT_ERROR = None, error
 else:

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..sampling import bilinear_corners, sampling_positions
+from ..sampling import (bilinear_corners, finite_positions,
+                        sampling_positions)
 
 # Invariant checks cost time on every construction; our indices are valid by
 # construction (clamped in bilinear_corners). Say so once, explicitly.
@@ -141,7 +142,8 @@ def _sparse_attention(*args) -> Tensor:
 
 def _rows(x: Tensor) -> Tensor:
     """``[B, C, H, W]`` -> ``[B*H*W, C]``: a view for channels_last input."""
-    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).contiguous()
+    B, C, H, W = x.shape
+    return x.permute(0, 2, 3, 1).reshape(B * H * W, C).contiguous()
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
@@ -150,7 +152,10 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     B, C, H, W = value.shape
     N = H * W
     t_y, t_x = sampling_positions(offset, kernel_size, dilation)  # eq. 4
+    t_y, t_x, guard = finite_positions(t_y, t_x)
     index, weight = bilinear_corners(t_y, t_x, H, W)  # [B, K, H, W, 4]
+    # NaN weights for queries with a non-finite position: NaN logits
+    weight = weight + guard.view(B, 1, H, W, 1)
     index = index + (torch.arange(B, device=index.device) * N).view(
         B, 1, 1, 1, 1)  # block-diagonal batch
     # [B, K, H, W, 4] -> [B*N, K, 4]: one row of the sparse matrix per query

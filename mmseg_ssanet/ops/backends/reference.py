@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..sampling import sampling_positions
+from ..sampling import finite_positions, sampling_positions
 
 
 def sample_bilinear(feature: Tensor, t_y: Tensor, t_x: Tensor) -> Tensor:
@@ -34,14 +34,17 @@ def attention_weights(query: Tensor, key: Tensor, offset: Tensor,
                       ) -> Tuple[Tensor, Tensor, Tensor]:
     """Sampling coordinates (eq. 4) and the sparse affinity S (eqs. 5, 6).
 
-    Returns t_y, t_x ``[B, K, H, W]`` in feature pixels and S ``[B, N, K]``.
+    Returns t_y, t_x ``[B, K, H, W]`` in feature pixels (non-finite ones
+    moved outside the map) and S ``[B, N, K]`` (NaN for their queries).
     """
     t_y, t_x = sampling_positions(offset, kernel_size, dilation)  # eq. 4
-    keys = sample_bilinear(key, t_y, t_x)  # eq. 5, [B, Cq, N, K]
+    safe_y, safe_x, guard = finite_positions(t_y, t_x)
+    keys = sample_bilinear(key, safe_y, safe_x)  # eq. 5, [B, Cq, N, K]
     logits = torch.einsum('bcn,bcnk->bnk', query.flatten(2), keys)
     if scale is not None:
         logits = logits * scale
-    return t_y, t_x, logits.softmax(dim=-1)  # eq. 6
+    logits = logits + guard.flatten(1).unsqueeze(-1)  # NaN: not finite
+    return safe_y, safe_x, logits.softmax(dim=-1)  # eq. 6
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,

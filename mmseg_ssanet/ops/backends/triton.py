@@ -33,13 +33,15 @@ def unavailable(device: torch.device) -> Optional[str]:
 def _rows(x: Tensor) -> Tensor:
     """``[B, C, H, W]`` -> contiguous ``[B*H*W, C]`` (a view when
     channels_last)."""
-    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).contiguous()
+    B, C, H, W = x.shape
+    return x.permute(0, 2, 3, 1).reshape(B * H * W, C).contiguous()
 
 
 def _launch_geometry(cq: int, c: int):
     import triton
-    block_cq = triton.next_power_of_2(cq)
-    block_c = triton.next_power_of_2(c)
+    # at least 1: tl.arange needs a non-empty range (Cq = 0 is masked)
+    block_cq = triton.next_power_of_2(max(cq, 1))
+    block_c = triton.next_power_of_2(max(c, 1))
     # Keep one program's [BLOCK_Q, C] tiles within the register file.
     block_q = max(1, min(32, 8192 // max(block_c, block_cq)))
     return block_q, block_cq, block_c

@@ -48,15 +48,18 @@ def _points(OFF, rows, kk, y, x, valid, H, W, KW: tl.constexpr,
             TWO_K: tl.constexpr, ACC: tl.constexpr):
     """Sampling coordinates of point ``kk`` of each query (eq. 4), kept
     within a pixel or two of the map so the integer casts cannot overflow
-    (points beyond that have every corner outside anyway)."""
+    (points beyond that have every corner outside anyway), and whether
+    they are finite. A NaN or inf position samples nothing here; the
+    caller makes its query NaN (GPU min/max would drop a NaN silently)."""
     oy = tl.load(OFF + rows * TWO_K + 2 * kk, mask=valid, other=0.0).to(ACC)
     ox = tl.load(OFF + rows * TWO_K + 2 * kk + 1, mask=valid,
                  other=0.0).to(ACC)
     ty = y.to(ACC) + ((kk // KW - (KH - 1) // 2) * DH) + oy
     tx = x.to(ACC) + ((kk % KW - (KW - 1) // 2) * DW) + ox
-    ty = tl.minimum(tl.maximum(ty, -2.0), H + 1.0)
-    tx = tl.minimum(tl.maximum(tx, -2.0), W + 1.0)
-    return ty, tx
+    finite = (tl.abs(ty) < float('inf')) & (tl.abs(tx) < float('inf'))
+    ty = tl.where(finite, tl.minimum(tl.maximum(ty, -2.0), H + 1.0), -2.0)
+    tx = tl.where(finite, tl.minimum(tl.maximum(tx, -2.0), W + 1.0), -2.0)
+    return ty, tx, finite
 
 
 @triton.jit
@@ -84,9 +87,11 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
     m = tl.full([BLOCK_Q], float('-inf'), ACC)
     s = tl.zeros([BLOCK_Q], ACC)
     acc = tl.zeros([BLOCK_Q, BLOCK_C], ACC)
+    all_finite = valid
     for kk in range(KH * KW):
-        ty, tx = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH, DW,
-                         2 * KH * KW, ACC)
+        ty, tx, finite = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH,
+                                 DH, DW, 2 * KH * KW, ACC)
+        all_finite = all_finite & finite
         logit = tl.zeros([BLOCK_Q], ACC)
         for c in tl.static_range(4):
             row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
@@ -107,11 +112,14 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
                           other=0.0).to(ACC)
             acc += (p * w)[:, None] * val
         m = m_new
-    out = acc / s[:, None]
+    # NaN out for a query with a non-finite position; its NaN log-sum-exp
+    # carries NaN through the backward too.
+    out = tl.where(all_finite[:, None], acc / s[:, None], float('nan'))
     tl.store(OUT + rows[:, None] * C + cv[None, :],
              out.to(OUT.dtype.element_ty),
              mask=valid[:, None] & (cv[None, :] < C))
-    tl.store(LSE + rows, m + tl.log(s), mask=valid)
+    tl.store(LSE + rows, tl.where(all_finite, m + tl.log(s), float('nan')),
+             mask=valid)
 
 
 @triton.jit
@@ -135,8 +143,8 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
     delta = tl.load(DELTA + rows, mask=valid, other=0.0).to(ACC)
     grad_q = tl.zeros([BLOCK_Q, BLOCK_CQ], ACC)
     for kk in range(KH * KW):
-        ty, tx = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH, DW,
-                         2 * KH * KW, ACC)
+        ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH,
+                            DW, 2 * KH * KW, ACC)
         # pass 1: the logit and <grad_out, sampled value> of point kk
         logit = tl.zeros([BLOCK_Q], ACC)
         grad_p = tl.zeros([BLOCK_Q], ACC)

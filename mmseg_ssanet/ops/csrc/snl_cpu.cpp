@@ -38,8 +38,12 @@
 namespace {
 
 // Hot loops compiled for AVX-512, AVX2+FMA and baseline x86-64, picked at
-// load time (portable builds, no -march=native).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// load time (portable builds, no -march=native). SNL_ISA (setup.py's
+// SSANET_ISA) builds one of them alone, with -march, so that each variant
+// can be tested on a CPU that would pick another.
+#if defined(SNL_ISA)
+#define SNL_MULTIVERSION
+#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SNL_MULTIVERSION \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -149,8 +153,13 @@ SNL_INLINE void axpy(T a, const T* x, T* y, int64_t n) {
 // Per-thread scratch for one tile, sized once per thread.
 template <typename T>
 struct Tile {
+  // Window pixels a tile can need: the sentinel, then one per corner when
+  // every corner of every query is in the map and distinct (no merging).
+  // Every [P] and [P][kTile] array below is sized from this, nowhere else.
+  static int64_t window_capacity(int64_t K) { return 1 + kTile * 4 * K; }
   int n = 0;                          // queries in the tile (<= kTile)
   int P = 0;                          // window pixels, the sentinel included
+  bool finite[kTile];                 // all the query's positions finite
   std::vector<int32_t> dy, dx;        // [K] the initial grid
   std::vector<int32_t> slot;          // window cell -> pixel index, -1
   std::vector<T> weight;              // [kTile][4K] bilinear weights
@@ -167,11 +176,13 @@ struct Tile {
       : dy(p.K()), dx(p.K()), slot(kMaxWindow, -1),
         weight(kTile * 4 * p.K()), corner(kTile * 4 * p.K()),
         cy(kTile * 4 * p.K()), cx(kTile * 4 * p.K()), fy(kTile * p.K()),
-        fx(kTile * p.K()), pix(kTile * 4 * p.K()), cell(kTile * 4 * p.K()),
-        key_row(kTile * 4 * p.K()), value_row(kTile * 4 * p.K()),
-        dots(kTile * kTile * 4 * p.K()), coef(kTile * kTile * 4 * p.K()),
-        grad_coef(kTile * kTile * 4 * p.K()),
-        grad_dots(kTile * kTile * 4 * p.K()), prob(kTile * p.K()),
+        fx(kTile * p.K()), pix(window_capacity(p.K())),
+        cell(window_capacity(p.K())), key_row(window_capacity(p.K())),
+        value_row(window_capacity(p.K())),
+        dots(kTile * window_capacity(p.K())),
+        coef(kTile * window_capacity(p.K())),
+        grad_coef(kTile * window_capacity(p.K())),
+        grad_dots(kTile * window_capacity(p.K())), prob(kTile * p.K()),
         grad_prob(kTile * p.K()), zeros(std::max(p.C, p.Cq), T(0)) {
     key_row[0] = value_row[0] = zeros.data();
     pix[0] = cell[0] = -1;
@@ -197,9 +208,13 @@ SNL_INLINE void build_tile(const Problem<T>& p, Tile<T>& s, int64_t b,
   for (int t = 0; t < n; ++t) {
     const int64_t x = x0 + t;
     const T* off = p.offset + b * p.osb + y * p.osy + x * p.osx;
+    s.finite[t] = true;
     for (int64_t k = 0; k < K; ++k) {
       const T ty = y + s.dy[k] + off[2 * k * p.osc];
       const T tx = x + s.dx[k] + off[(2 * k + 1) * p.osc];
+      // NaN/inf: the point samples nothing (below), and attention_probs
+      // makes the whole query NaN, so the loss shows it.
+      s.finite[t] = s.finite[t] && std::isfinite(ty) && std::isfinite(tx);
       const T y0f = std::floor(ty), x0f = std::floor(tx);
       const T fy = ty - y0f, fx = tx - x0f;
       s.fy[t * K + k] = fy;
@@ -356,6 +371,10 @@ SNL_INLINE void attention_probs(const Problem<T>& p, Tile<T>& s) {
     const T* w = &s.weight[t * K4];
     const int32_t* u = &s.corner[t * K4];
     T* prob = &s.prob[t * K];
+    if (!s.finite[t]) {  // a non-finite position: NaN out, as torch ops do
+      std::fill(prob, prob + K, std::numeric_limits<T>::quiet_NaN());
+      continue;
+    }
     T mx = -std::numeric_limits<T>::infinity();
     for (int64_t k = 0; k < K; ++k) {
       T logit = 0;
@@ -621,6 +640,7 @@ at::Tensor snl_forward(const at::Tensor& q, const at::Tensor& k,
   check_problem(q, k, v, o, kh, kw);
   at::Tensor out = rows_tensor(v, v.size(1));
   const int64_t total = v.size(0) * v.size(2) * v.size(3);
+  if (total == 0 || v.size(1) == 0) return out;  // nothing to compute
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "snl_forward", [&] {
     const auto p = make_problem<scalar_t>(q, k, v, o, kh, kw, dh, dw, scale);
     scalar_t* dst = out.data_ptr<scalar_t>();
@@ -645,6 +665,10 @@ std::vector<at::Tensor> snl_backward(const at::Tensor& grad_out,
   at::Tensor gq = rows_tensor(q, Cq), gof = rows_tensor(o, o.size(1));
   at::Tensor gk = at::zeros({B, H, W, Cq}, q.options()).permute({0, 3, 1, 2});
   at::Tensor gv = at::zeros({B, H, W, C}, v.options()).permute({0, 3, 1, 2});
+  if (total == 0 || C == 0) {  // no output: every gradient is zero
+    return {need_q ? gq.zero_() : at::Tensor(), need_k ? gk : at::Tensor(),
+            need_v ? gv : at::Tensor(), need_o ? gof.zero_() : at::Tensor()};
+  }
   // How far (in flat pixels) a corner can be from its query: the grid's
   // reach plus the largest offset plus the bilinear neighbour.
   const double max_off = o.numel() ? o.abs().max().item<double>() : 0.0;
@@ -703,8 +727,23 @@ std::vector<at::Tensor> snl_backward(const at::Tensor& grad_out,
 
 }  // namespace
 
+#define SNL_STRINGIFY(x) #x
+#define SNL_STRING(x) SNL_STRINGIFY(x)
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Fused sparse non-local attention (SSANet) on the CPU";
+  // What this build is: the one ISA it was compiled for, or all of them
+  // (picked at load time); and whether it carries the sanitizers.
+#if defined(SNL_ISA)
+  m.attr("isa") = SNL_STRING(SNL_ISA);
+#else
+  m.attr("isa") = "multiversion";
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+  m.attr("sanitized") = true;
+#else
+  m.attr("sanitized") = false;
+#endif
   m.def("forward", &snl_forward, "SNL forward (CPU)");
   m.def("backward", &snl_backward, "SNL backward (CPU)");
 }

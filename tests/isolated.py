@@ -1,0 +1,73 @@
+"""Run risky calls (native kernels on hostile inputs) in a child process.
+
+A memory error in the C++ kernel aborts the process that runs it; run in
+pytest's own process it would end the whole test session with no word of
+which input did it. ``Isolated`` keeps one spawned worker process, sends it
+``fn(*args)`` (``fn`` importable by name), and returns the result; if the
+worker dies, the call raises :class:`ChildCrashed` naming the signal (the
+worker's stderr, e.g. an AddressSanitizer report, is in pytest's captured
+output) and the next call starts a fresh worker. The worker inherits the
+environment, so a sanitizer build (``LD_PRELOAD``, ``SSANET_CPP_EXTENSION``)
+runs there too.
+"""
+import multiprocessing
+import signal
+import traceback
+
+
+class ChildCrashed(RuntimeError):
+    """The worker process died while running a call."""
+
+
+def _serve(conn):
+    while True:
+        try:
+            fn, args = conn.recv()
+        except EOFError:
+            return
+        try:
+            conn.send(('ok', fn(*args)))
+        except BaseException as error:  # noqa: B902 (reported to the parent)
+            conn.send(('error', f'{type(error).__name__}: {error}\n'
+                       f'{traceback.format_exc()}'))
+
+
+class Isolated:
+
+    def __init__(self):
+        self._context = multiprocessing.get_context('spawn')
+        self._process = self._conn = None
+
+    def _start(self):
+        self._conn, child = self._context.Pipe()
+        self._process = self._context.Process(target=_serve, args=(child, ),
+                                              daemon=True)
+        self._process.start()
+        child.close()
+
+    def __call__(self, fn, *args):
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        self._conn.send((fn, args))
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            self._process.join(10)
+            code = self._process.exitcode
+            self._process = None
+            how = (f'killed by {signal.Signals(-code).name}'
+                   if code is not None and code < 0 else f'exit code {code}')
+            raise ChildCrashed(f'{fn.__name__}{args!r}: the worker process '
+                               f'died ({how})') from None
+        if status == 'error':
+            raise RuntimeError(f'{fn.__name__}{args!r} raised in the worker:'
+                               f' {value}')
+        return value
+
+    def close(self):
+        if self._process is not None and self._process.is_alive():
+            self._conn.close()
+            self._process.join(10)
+            if self._process.is_alive():
+                self._process.kill()
+        self._process = None
