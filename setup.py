@@ -34,7 +34,8 @@ def kernel_flags():
             sys.exit(f'SSANET_ISA={isa!r}: choose one of {ISAS}')
         compile_args += [f'-march={isa}', f'-DSNL_ISA={isa}']
     if os.environ.get('SSANET_SANITIZE') == '1':
-        compile_args += SANITIZE_FLAGS + ['-O1', '-g', '-D_GLIBCXX_ASSERTIONS']
+        compile_args += SANITIZE_FLAGS + ['-O1', '-g',
+                                         '-D_GLIBCXX_ASSERTIONS']
         link_args += SANITIZE_FLAGS
     return compile_args, link_args
 

@@ -93,6 +93,31 @@ def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,  # noqa: F
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 1000
 
 
+def test_page_escapes_hostile_file_names(tmp_path, checkpoint,  # noqa: F811
+                                         cityscapes_root, browser):
+    # A page shared with colleagues must not run what a file name says.
+    import shutil
+    from selenium.webdriver.common.by import By
+    name = '<img src=x onerror="document.title=1">__W__ & <b>.png'
+    image = tmp_path / name
+    shutil.copy(osp.join(_images(cityscapes_root),
+                         'frankfurt_000000_000019_leftImg8bit.png'), image)
+    page = tmp_path / 'explorer.html'
+    code, log = run_cli(['python', 'tools/explore_sampling.py', DEMO,
+                         checkpoint, str(image), '--out', str(page)])
+    assert code == 0, log[-2000:]
+    html = page.read_text()
+    assert '<img src=x' not in html and '<b>' not in html
+    assert ('&lt;img src=x onerror=&quot;document.title=1&quot;&gt;__W__ '
+            '&amp; &lt;b&gt;.png') in html
+    browser.get(page.as_uri())
+    assert browser.execute_script(
+        'return document.querySelectorAll("img[onerror], b").length') == 0
+    heading = browser.find_element(By.TAG_NAME, 'h3').text
+    assert heading == f'Where the SNL block samples: {name}'
+    assert browser.title == f'SSANet sampling explorer: {name}'
+
+
 def test_explorer_names_a_model_without_snl(tmp_path, cityscapes_root):
     from mmengine.runner.checkpoint import save_checkpoint
     from mmseg.datasets import CityscapesDataset

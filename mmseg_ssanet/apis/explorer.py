@@ -7,9 +7,11 @@ attention weight, and the initial grid; a click pins it; a checkbox
 toggles the overlay. The page's script is in ``explorer.html``.
 """
 import base64
+import html
 import io
 import json
 import os.path as osp
+import re
 
 import numpy as np
 
@@ -55,7 +57,9 @@ def explorer_page(model, image: np.ndarray, title: str = '',
     overlay = segmentation_rgb(field['result'],
                                model.dataset_meta['palette'])
     replacements = {
-        '__TITLE__': title or 'SSANet', '__W__': str(w), '__H__': str(h),
+        # a file name is text, never markup: '<img onerror=...>.png'
+        '__TITLE__': html.escape(title or 'SSANet'),
+        '__W__': str(w), '__H__': str(h),
         '__DISPLAY_W__': str(round(w * scale)),
         '__DISPLAY_H__': str(round(h * scale)),
         '__OPACITY__': str(opacity),
@@ -66,6 +70,6 @@ def explorer_page(model, image: np.ndarray, title: str = '',
         '__DATA__': json.dumps(data, separators=(',', ':')).replace(
             '</', '<\\/'),
     }
-    for key, value in replacements.items():
-        page = page.replace(key, value)
-    return page
+    # one pass: a value that contains a placeholder ('__W__.png') stays
+    return re.sub('|'.join(map(re.escape, replacements)),
+                  lambda m: replacements[m.group(0)], page)
