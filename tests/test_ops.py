@@ -199,6 +199,48 @@ def test_torch_compile_matches_eager(backend):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_cpp_op_compiles_with_no_graph_break():
+    # The kernel is a registered torch op (mmseg_ssanet::snl_cpu) with a
+    # fake implementation and an autograd formula: dynamo traces the front
+    # end, the op and its backward in one graph (fullgraph=True fails on
+    # any break), and the result is the eager one.
+    q, k, v, o = (x.detach().float().requires_grad_() for x in
+                  _inputs(H=6, W=7, K=9, dtype=torch.float32))
+    torch._dynamo.reset()
+    fn = torch.compile(lambda *x: snl(*x, 3, 1, scale=0.5), fullgraph=True)
+    compiled = fn(q, k, v, o)
+    eager = snl(q, k, v, o, 3, 1, scale=0.5)
+    torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
+    weights = torch.randn_like(eager)
+    for a, b in zip(torch.autograd.grad((compiled * weights).sum(),
+                                        (q, k, v, o)),
+                    torch.autograd.grad((eager * weights).sum(),
+                                        (q, k, v, o))):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_cpp_op_passes_opcheck():
+    # torch.library's own checks: schema, fake implementation against the
+    # real one (shapes and strides), autograd registration, AOT dispatch.
+    from mmseg_ssanet.ops.backends.cpp import snl_cpu
+    q, k, v, o = (x.detach().contiguous(memory_format=torch.channels_last)
+                  .requires_grad_() for x in _inputs(H=5, W=6, K=9))
+    torch.library.opcheck(snl_cpu, (q, k, v, o, [3, 3], [1, 1], 0.7))
+
+
+def test_cpp_op_exports():
+    class Attention(torch.nn.Module):
+
+        def forward(self, q, k, v, o):
+            return snl(q, k, v, o, 3, backend='cpp')
+
+    q, k, v, o = (x.detach() for x in _inputs(H=5, W=6, K=9))
+    program = torch.export.export(Attention(), (q, k, v, o))
+    assert 'mmseg_ssanet.snl_cpu' in str(program.graph)
+    torch.testing.assert_close(program.module()(q, k, v, o),
+                               Attention()(q, k, v, o))
+
+
 def _bad(**override):
     q, k, v, o = (x.detach() for x in _inputs(K=9))
     args = dict(query=q, key=k, value=v, offset=o, kernel_size=3)

@@ -113,3 +113,23 @@ def test_block_default_backend_follows_the_device():
     assert block.backend is None  # chosen per call, by the input's device
     from mmseg_ssanet.ops import resolve_backend
     assert resolve_backend(block.backend, torch.device('cpu')) == 'cpp'
+
+
+def test_block_compiles_with_no_graph_break_on_cpu():
+    # The whole block (mmcv's convs, the offset branch, the SNL op on the
+    # default cpp kernel, the residual) in one graph, forward and backward.
+    torch.manual_seed(0)
+    block = SparseNonLocal2d(16, num_samples=9)
+    torch.nn.init.normal_(block.offset.conv.weight, std=0.5)
+    x = torch.randn(2, 16, 6, 9, requires_grad=True)
+    torch._dynamo.reset()
+    compiled = torch.compile(block, fullgraph=True)
+    outs, grads = [], []
+    for fn in (compiled, block):
+        out = fn(x)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.square().sum(),
+                                         [x, *block.parameters()]))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -328,7 +328,7 @@ def goals(rows):
                 and r['batch'] == b for r in rows)]
             for key, name, goal in (
                     ('forward_ms', 'SNL fwd / floor', 1.5),
-                    ('forward_backward_ms', 'SNL fwd+bwd / floor', 2.0)):
+                    ('forward_backward_ms', 'SNL fwd+bwd / floor', 1.6)):
                 add(name, goal, {s: _ratio(rows, key, 'snl', 'floor', s, c, b)
                                  for s in sizes})
             add('SNL fwd / NonLocal2d', {'49x49': 0.45, '64x128': 0.2},

@@ -16,6 +16,7 @@ says why. Only torch is imported here: the operator works without mmcv,
 mmengine or mmseg.
 """
 import warnings
+from contextlib import nullcontext
 from numbers import Integral, Real
 from typing import Optional, Tuple, Union
 
@@ -184,7 +185,9 @@ def sparse_nonlocal_attention(query: Tensor,
     if getattr(module, 'HALF_INPUTS', False) and value.dtype in (
             torch.float16, torch.bfloat16):
         dtype = value.dtype
-    with torch.autocast(value.device.type, enabled=False):
+    # (only when autocast is on: a traced graph then stays flat)
+    with torch.autocast(value.device.type, enabled=False) if \
+            torch.is_autocast_enabled(value.device.type) else nullcontext():
         out = module.attention(
             query.to(dtype), key.to(dtype), value.to(dtype),
             offset.to(torch.promote_types(dtype, torch.float32)),

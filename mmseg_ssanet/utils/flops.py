@@ -2,10 +2,10 @@
 
 mmengine's complexity counter (``FlopAnalyzer``, fvcore's convention: one
 multiply-add = one FLOP) traces the model; a custom autograd Function shows
-up as ``prim::PythonOp.<name>``, which it skips as unsupported. The SNL
-operator's Functions are counted here with the operator's closed form, per
-query pixel and sampling point (K points, Cq query/key and C value
-channels):
+up as ``prim::PythonOp.<name>`` and a registered op by its name, which it
+skips as unsupported. The SNL operator is counted here with its closed
+form, per query pixel and sampling point (K points, Cq query/key and C
+value channels):
 
 * sampling (eq. 5): 4 corner weights, and a 4-corner weighted sum of the
   key and of the value rows: ``4 + 4 (Cq + C)``;
@@ -19,7 +19,9 @@ from typing import Any, List, Tuple
 
 import torch
 
-SNL_FUNCTION = 'prim::PythonOp.SparseAttentionFunction'
+# How the operator shows up in a trace: the autograd Functions of the
+# triton and csr backends, and the cpp kernel's registered torch op.
+SNL_OPS = ('prim::PythonOp.SparseAttentionFunction', 'mmseg_ssanet::snl_cpu')
 
 
 def snl_flops(batch: int, pixels: int, num_points: int, query_channels: int,
@@ -30,7 +32,7 @@ def snl_flops(batch: int, pixels: int, num_points: int, query_channels: int,
 
 
 def snl_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
-    """FlopAnalyzer handle of the operator's autograd Functions.
+    """FlopAnalyzer handle of the operator (``SNL_OPS``).
 
     ``cpp`` and ``triton``: (query, key, value, offset) as ``[B, C, H, W]``;
     ``csr``: (query rows ``[R, Cq]``, key, value rows ``[M, C]``, corner
@@ -51,7 +53,7 @@ def flop_analyzer(model: torch.nn.Module, inputs: Tuple[torch.Tensor, ...]):
     """mmengine's ``FlopAnalyzer`` with the SNL operator counted."""
     from mmengine.analysis import FlopAnalyzer
     return FlopAnalyzer(model, inputs).set_op_handle(
-        **{SNL_FUNCTION: snl_flop_jit})
+        **{name: snl_flop_jit for name in SNL_OPS})
 
 
 def count_flops(model: torch.nn.Module, inputs: Tuple[torch.Tensor, ...]

@@ -8,11 +8,10 @@ gradient computed in the kernel. See the C++ file for the algorithm.
 import importlib
 import importlib.util
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 # Another build of the kernel (a single-ISA or sanitizer build made by
 # tools/check_kernel.sh) loaded instead of the installed one, for its tests.
@@ -57,34 +56,77 @@ def unavailable(device: torch.device):
 def _rows(x: Tensor) -> Tensor:
     """Unit channel stride (pixels as rows); free for channels_last input
     and for channel slices of a channels_last tensor."""
-    return x if x.stride(1) == 1 or x.shape[1] == 1 else \
+    return x if x.stride(1) == 1 or x.shape[1] <= 1 else \
         x.contiguous(memory_format=torch.channels_last)
 
 
-class SparseAttentionFunction(torch.autograd.Function):
-
-    @staticmethod
-    def forward(ctx, query, key, value, offset, kernel_size, dilation, scale):
-        query, key, value = _rows(query), _rows(key), _rows(value)
-        ctx.save_for_backward(query, key, value, offset)
-        ctx.geometry = (*kernel_size, *dilation, scale)
-        return _C.forward(query, key, value, offset, *ctx.geometry)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        query, key, value, offset = ctx.saved_tensors
-        grads = _C.backward(grad_out, query, key, value, offset,
-                            *ctx.geometry, *ctx.needs_input_grad[:4])
-        return (*grads, None, None, None)
+# The kernel as registered torch operators (torch.library): dynamo and
+# torch.export see an op with a fake (shape-only) implementation and an
+# autograd formula, so torch.compile(fullgraph=True) traces through the
+# SNL block instead of breaking the graph at an opaque pybind call.
+# Outputs and gradients are channels_last, as the kernel writes them.
+def _channels_last_like(x: Tensor, channels: int) -> Tensor:
+    B, _, H, W = x.shape
+    return x.new_empty(B, H, W, channels).permute(0, 3, 1, 2)
 
 
-# pybind functions are opaque to dynamo: run them eagerly under
-# torch.compile (a graph break), compile the rest.
-@torch.compiler.disable
+@torch.library.custom_op('mmseg_ssanet::snl_cpu', mutates_args=(),
+                         device_types='cpu')
+def snl_cpu(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
+            kernel_size: List[int], dilation: List[int],
+            scale: float) -> Tensor:
+    """Forward of the fused kernel; query/key/value need unit channel
+    stride (``_rows``)."""
+    return _C.forward(query, key, value, offset, *kernel_size, *dilation,
+                      scale)
+
+
+@snl_cpu.register_fake
+def _(query, key, value, offset, kernel_size, dilation, scale):
+    return _channels_last_like(value, value.shape[1])
+
+
+@torch.library.custom_op('mmseg_ssanet::snl_cpu_backward', mutates_args=(),
+                         device_types='cpu')
+def snl_cpu_backward(grad_out: Tensor, query: Tensor, key: Tensor,
+                     value: Tensor, offset: Tensor, kernel_size: List[int],
+                     dilation: List[int], scale: float,
+                     needs: List[bool]) -> List[Tensor]:
+    """Gradients of query, key, value and offset; an empty tensor where
+    ``needs`` says it is not wanted."""
+    grads = _C.backward(grad_out, query, key, value, offset, *kernel_size,
+                        *dilation, scale, *needs)
+    return [g if g is not None else x.new_empty(0)
+            for g, x in zip(grads, (query, key, value, offset))]
+
+
+@snl_cpu_backward.register_fake
+def _(grad_out, query, key, value, offset, kernel_size, dilation, scale,
+      needs):
+    return [_channels_last_like(x, x.shape[1]) if need else x.new_empty(0)
+            for x, need in zip((query, key, value, offset), needs)]
+
+
+def _setup_context(ctx, inputs, output):
+    query, key, value, offset, kernel_size, dilation, scale = inputs
+    ctx.save_for_backward(query, key, value, offset)
+    ctx.geometry = (kernel_size, dilation, scale)
+
+
+def _backward(ctx, grad_out):
+    needs = list(ctx.needs_input_grad[:4])
+    grads = snl_cpu_backward(grad_out, *ctx.saved_tensors, *ctx.geometry,
+                             needs)
+    return (*(g if need else None for g, need in zip(grads, needs)), None,
+            None, None)
+
+
+snl_cpu.register_autograd(_backward, setup_context=_setup_context)
+
+
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
-    return SparseAttentionFunction.apply(
-        query, key, value, offset, kernel_size, dilation,
-        1.0 if scale is None else float(scale))
+    return snl_cpu(_rows(query), _rows(key), _rows(value), offset,
+                   list(kernel_size), list(dilation),
+                   1.0 if scale is None else float(scale))

@@ -37,19 +37,15 @@
 
 namespace {
 
-// Hot loops compiled for AVX-512, AVX2+FMA and baseline x86-64, picked at
-// load time (portable builds, no -march=native). SNL_ISA (setup.py's
-// SSANET_ISA) builds one of them alone, with -march, so that each variant
-// can be tested on a CPU that would pick another.
-#if defined(SNL_ISA)
-#define SNL_MULTIVERSION
-#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SNL_MULTIVERSION \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SNL_MULTIVERSION
-#endif
+// Hot loops compiled for AVX-512, AVX2+FMA and baseline x86-64, each with
+// its own vector width (64, 32 and 16 bytes: 8 accumulators of two vectors
+// each must fit the ISA's 32 zmm / 16 ymm / 16 xmm registers), picked at
+// load time (portable builds, no -march=native); see "Variants" below.
+// SNL_ISA (setup.py's SSANET_ISA) builds one of them alone, with -march, so
+// that each variant can be tested on a CPU that would pick another.
 #define SNL_INLINE inline __attribute__((always_inline))
+#define SNL_STRINGIFY(x) #x
+#define SNL_STRING(x) SNL_STRINGIFY(x)
 // Lambdas too: one left out of line is compiled for the baseline target,
 // outside the clone that calls it.
 #define SNL_LAMBDA_INLINE __attribute__((always_inline))
@@ -80,18 +76,12 @@ struct Problem {
   int64_t K() const { return kh * kw; }
 };
 
-// 64-byte vectors (GCC/clang vector extensions): one zmm register in the
-// AVX-512 clone, two ymm or four xmm registers in the others. Unaligned.
-typedef float VecF __attribute__((vector_size(64), aligned(4)));
-typedef double VecD __attribute__((vector_size(64), aligned(8)));
-template <typename T> struct VecOf;
-template <> struct VecOf<float> { using type = VecF; };
-template <> struct VecOf<double> { using type = VecD; };
-
-template <typename T>
+// VB-byte vectors (GCC/clang vector extensions), unaligned: one zmm, ymm
+// or xmm register in the variant compiled for it.
+template <typename T, int VB>
 struct Lanes {
-  using V = typename VecOf<T>::type;
-  static constexpr int64_t n = 64 / sizeof(T);
+  typedef T V __attribute__((vector_size(VB), aligned(alignof(T))));
+  static constexpr int64_t n = VB / sizeof(T);
   static SNL_INLINE V load(const T* p) { return *reinterpret_cast<const V*>(p); }
   static SNL_INLINE void store(T* p, V v) { *reinterpret_cast<V*>(p) = v; }
   static SNL_INLINE V splat(T a) { return V{} + a; }
@@ -102,15 +92,13 @@ struct Lanes {
   }
 };
 
-// The 8 sums of a[0..7] into out[0..7]. For float (16 lanes) a transpose-
+// The 8 sums of a[0..7] into out[0..7]. For 16 float lanes a transpose-
 // and-add tree of shuffles: 15 vector ops instead of 8 x 15 lane extracts.
-template <typename T>
-SNL_INLINE void sum8(const typename Lanes<T>::V* a, T* out) {
-  for (int t = 0; t < 8; ++t) out[t] = Lanes<T>::sum(a[t]);
-}
+template <typename T, int VB>
+SNL_INLINE void sum8(const typename Lanes<T, VB>::V* a, T* out) {
 #if (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
-template <>
-SNL_INLINE void sum8<float>(const VecF* a, float* out) {
+  if constexpr (std::is_same_v<T, float> && VB == 64) {
+    using V = typename Lanes<T, VB>::V;
 #define SNL_HALVES(x, y)                                                  \
   (__builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19,  \
                            20, 21, 22, 23) +                              \
@@ -121,29 +109,32 @@ SNL_INLINE void sum8<float>(const VecF* a, float* out) {
                            19, 24, 25, 26, 27) +                          \
    __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22,  \
                            23, 28, 29, 30, 31))
-  // lanes: [a0 a1] 8 partials each, then [a0..a3] 4 each, then 2, then 1
-  const VecF s01 = SNL_HALVES(a[0], a[1]), s23 = SNL_HALVES(a[2], a[3]);
-  const VecF s45 = SNL_HALVES(a[4], a[5]), s67 = SNL_HALVES(a[6], a[7]);
-  const VecF s0123 = SNL_QUARTERS(s01, s23), s4567 = SNL_QUARTERS(s45, s67);
-  const VecF pairs =
-      __builtin_shufflevector(s0123, s4567, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17,
-                              20, 21, 24, 25, 28, 29) +
-      __builtin_shufflevector(s0123, s4567, 2, 3, 6, 7, 10, 11, 14, 15, 18,
-                              19, 22, 23, 26, 27, 30, 31);
-  const VecF sums =
-      __builtin_shufflevector(pairs, pairs, 0, 2, 4, 6, 8, 10, 12, 14, 0, 2,
-                              4, 6, 8, 10, 12, 14) +
-      __builtin_shufflevector(pairs, pairs, 1, 3, 5, 7, 9, 11, 13, 15, 1, 3,
-                              5, 7, 9, 11, 13, 15);
+    // lanes: [a0 a1] 8 partials each, then [a0..a3] 4 each, then 2, then 1
+    const V s01 = SNL_HALVES(a[0], a[1]), s23 = SNL_HALVES(a[2], a[3]);
+    const V s45 = SNL_HALVES(a[4], a[5]), s67 = SNL_HALVES(a[6], a[7]);
+    const V s0123 = SNL_QUARTERS(s01, s23), s4567 = SNL_QUARTERS(s45, s67);
+    const V pairs =
+        __builtin_shufflevector(s0123, s4567, 0, 1, 4, 5, 8, 9, 12, 13, 16,
+                                17, 20, 21, 24, 25, 28, 29) +
+        __builtin_shufflevector(s0123, s4567, 2, 3, 6, 7, 10, 11, 14, 15,
+                                18, 19, 22, 23, 26, 27, 30, 31);
+    const V sums =
+        __builtin_shufflevector(pairs, pairs, 0, 2, 4, 6, 8, 10, 12, 14, 0,
+                                2, 4, 6, 8, 10, 12, 14) +
+        __builtin_shufflevector(pairs, pairs, 1, 3, 5, 7, 9, 11, 13, 15, 1,
+                                3, 5, 7, 9, 11, 13, 15);
 #undef SNL_HALVES
 #undef SNL_QUARTERS
-  for (int t = 0; t < 8; ++t) out[t] = sums[t];
-}
+    for (int t = 0; t < 8; ++t) out[t] = sums[t];
+    return;
+  }
 #endif
+  for (int t = 0; t < 8; ++t) out[t] = Lanes<T, VB>::sum(a[t]);
+}
 
-template <typename T>
+template <typename T, int VB>
 SNL_INLINE void axpy(T a, const T* x, T* y, int64_t n) {
-  using L = Lanes<T>;
+  using L = Lanes<T, VB>;
   const auto av = L::splat(a);
   int64_t c = 0;
   for (; c + L::n <= n; c += L::n) L::store(y + c, L::load(y + c) + av * L::load(x + c));
@@ -273,10 +264,10 @@ SNL_INLINE void build_tile(const Problem<T>& p, Tile<T>& s, int64_t b,
 // out[p * kTile + t] = <x[t], rows[p]> for every window pixel p and all
 // kTile rows x (padding rows repeat a real one): each window row is read
 // once, the x rows stay in L1.
-template <typename T>
+template <typename T, int VB>
 SNL_INLINE void dense_dots(const T* const* x, const T* const* rows, int P,
                            int64_t n, T* out) {
-  using L = Lanes<T>;
+  using L = Lanes<T, VB>;
   constexpr int64_t w = L::n;
   for (int p = 0; p < P; ++p) {
     const T* r = rows[p];
@@ -290,7 +281,7 @@ SNL_INLINE void dense_dots(const T* const* x, const T* const* rows, int P,
     }
     static_assert(kTile == 8, "sum8 reduces 8 accumulators");
     T* d = out + p * kTile;
-    sum8<T>(a, d);
+    sum8<T, VB>(a, d);
     for (; c < n; ++c)
       for (int t = 0; t < kTile; ++t) d[t] += x[t][c] * r[c];
   }
@@ -299,10 +290,10 @@ SNL_INLINE void dense_dots(const T* const* x, const T* const* rows, int P,
 // out[t][0:n] = sum_p coef[p * kTile + t] * rows[p][0:n] for all kTile
 // outputs, a vector of channels at a time: the accumulators stay in
 // registers while the window rows stream past once per tile.
-template <typename T>
+template <typename T, int VB>
 SNL_INLINE void gather_sum(const T* coef, const T* const* rows, int P,
                            int64_t n, T* const* out) {
-  using L = Lanes<T>;
+  using L = Lanes<T, VB>;
   constexpr int64_t w = L::n;
   int64_t c = 0;
   for (; c + 2 * w <= n; c += 2 * w) {  // two vectors: a broadcast feeds 2
@@ -342,10 +333,10 @@ SNL_INLINE void gather_sum(const T* coef, const T* const* rows, int P,
 
 // rows[p][0:n] += sum_t coef[p * kTile + t] * x[t][0:n] for every window
 // pixel p (the key and value gradients).
-template <typename T, typename RowOf>
+template <typename T, int VB, typename RowOf>
 SNL_INLINE void scatter_sum(const T* coef, const T* const* x, int P,
                             int64_t n, const RowOf& row_of) {
-  using L = Lanes<T>;
+  using L = Lanes<T, VB>;
   constexpr int64_t w = L::n;
   for (int p = 0; p < P; ++p) {
     T* r = row_of(p);
@@ -426,7 +417,7 @@ SNL_INLINE void for_each_tile(int64_t begin, int64_t end, int64_t W, Fn&& fn) {
     }
 }
 
-template <typename T>
+template <typename T, int VB>
 SNL_INLINE void forward_range(const Problem<T>& p, T* out, int64_t begin,
                               int64_t end) {
   Tile<T> s(p);
@@ -440,20 +431,11 @@ SNL_INLINE void forward_range(const Problem<T>& p, T* out, int64_t begin,
       dst[t] = t < n ? out + (i + t) * p.C : sink.data();
     }
     build_tile(p, s, b, y, x, n, /*skip_zero=*/true);
-    dense_dots(s.query, s.key_row.data(), s.P, p.Cq, s.dots.data());
+    dense_dots<T, VB>(s.query, s.key_row.data(), s.P, p.Cq, s.dots.data());
     attention_probs(p, s);
     splat_to_window(p, s, s.prob.data(), s.coef.data());
-    gather_sum(s.coef.data(), s.value_row.data(), s.P, p.C, dst);
+    gather_sum<T, VB>(s.coef.data(), s.value_row.data(), s.P, p.C, dst);
   });
-}
-
-SNL_MULTIVERSION void forward_range_f32(const Problem<float>& p, float* out,
-                                        int64_t begin, int64_t end) {
-  forward_range(p, out, begin, end);
-}
-SNL_MULTIVERSION void forward_range_f64(const Problem<double>& p, double* out,
-                                        int64_t begin, int64_t end) {
-  forward_range(p, out, begin, end);
 }
 
 // Where a thread scatters key/value gradients: its own query rows straight
@@ -479,7 +461,7 @@ struct Grads {
   bool need_q, need_k, need_v, need_o;
 };
 
-template <typename T>
+template <typename T, int VB>
 SNL_INLINE void backward_range(const Problem<T>& p, const Grads<T>& g,
                                const ScatterTarget<T>& gk,
                                const ScatterTarget<T>& gv, int64_t begin,
@@ -498,10 +480,10 @@ SNL_INLINE void backward_range(const Problem<T>& p, const Grads<T>& g,
       gq[t] = t < n ? g.grad_query + (i + t) * p.Cq : sink.data();
     }
     build_tile(p, s, b, y, x, n, /*skip_zero=*/false);
-    dense_dots(s.query, s.key_row.data(), s.P, p.Cq, s.dots.data());
+    dense_dots<T, VB>(s.query, s.key_row.data(), s.P, p.Cq, s.dots.data());
     attention_probs(p, s);
     // grad of A[p, t]: <grad_out_t, value_p>; of S_k: sum_c w_kc of that.
-    dense_dots(go, s.value_row.data(), s.P, p.C, s.grad_coef.data());
+    dense_dots<T, VB>(go, s.value_row.data(), s.P, p.C, s.grad_coef.data());
     for (int t = 0; t < s.n; ++t) {
       const T* w = &s.weight[t * K4];
       const int32_t* u = &s.corner[t * K4];
@@ -521,14 +503,14 @@ SNL_INLINE void backward_range(const Problem<T>& p, const Grads<T>& g,
     if (g.need_q || g.need_k)
       splat_to_window(p, s, s.grad_prob.data(), s.grad_dots.data());
     if (g.need_q)
-      gather_sum(s.grad_dots.data(), s.key_row.data(), s.P, p.Cq, gq);
+      gather_sum<T, VB>(s.grad_dots.data(), s.key_row.data(), s.P, p.Cq, gq);
     const int64_t base = b * N;
     if (g.need_k)
-      scatter_sum(s.grad_dots.data() + kTile, s.query, s.P - 1, p.Cq,
+      scatter_sum<T, VB>(s.grad_dots.data() + kTile, s.query, s.P - 1, p.Cq,
                   [&](int u) SNL_LAMBDA_INLINE { return gk.row(base + s.pix[u + 1]); });
     if (g.need_v) {
       splat_to_window(p, s, s.prob.data(), s.coef.data());
-      scatter_sum(s.coef.data() + kTile, go, s.P - 1, p.C,
+      scatter_sum<T, VB>(s.coef.data() + kTile, go, s.P - 1, p.C,
                   [&](int u) SNL_LAMBDA_INLINE { return gv.row(base + s.pix[u + 1]); });
     }
     if (g.need_o) {
@@ -552,37 +534,69 @@ SNL_INLINE void backward_range(const Problem<T>& p, const Grads<T>& g,
   });
 }
 
-SNL_MULTIVERSION void backward_range_f32(
-    const Problem<float>& p, const Grads<float>& g,
-    const ScatterTarget<float>& gk, const ScatterTarget<float>& gv,
-    int64_t begin, int64_t end) {
-  backward_range(p, g, gk, gv, begin, end);
-}
-SNL_MULTIVERSION void backward_range_f64(
-    const Problem<double>& p, const Grads<double>& g,
-    const ScatterTarget<double>& gk, const ScatterTarget<double>& gv,
-    int64_t begin, int64_t end) {
-  backward_range(p, g, gk, gv, begin, end);
-}
+// Variants: the kernels instantiated with each ISA's vector width in a
+// function compiled for that ISA (the always-inline templates above are
+// compiled into it), one picked at load time by what the CPU supports.
+template <typename T>
+struct Variant {
+  const char* name;
+  void (*forward)(const Problem<T>&, T*, int64_t, int64_t);
+  void (*backward)(const Problem<T>&, const Grads<T>&,
+                   const ScatterTarget<T>&, const ScatterTarget<T>&, int64_t,
+                   int64_t);
+};
 
-// The float or double clone set of each kernel.
+#define SNL_VARIANT(NAME, TARGET, VB)                                      \
+  template <typename T>                                                    \
+  TARGET void forward_##NAME(const Problem<T>& p, T* out, int64_t a,        \
+                             int64_t b) {                                  \
+    forward_range<T, VB>(p, out, a, b);                                     \
+  }                                                                        \
+  template <typename T>                                                    \
+  TARGET void backward_##NAME(const Problem<T>& p, const Grads<T>& g,       \
+                              const ScatterTarget<T>& gk,                  \
+                              const ScatterTarget<T>& gv, int64_t a,        \
+                              int64_t b) {                                 \
+    backward_range<T, VB>(p, g, gk, gv, a, b);                              \
+  }
+
+#if defined(SNL_ISA)  // one variant, for the build's -march
+#if defined(__AVX512F__)
+SNL_VARIANT(only, , 64)
+#elif defined(__AVX2__)
+SNL_VARIANT(only, , 32)
+#else
+SNL_VARIANT(only, , 16)
+#endif
 template <typename T>
-inline void forward_range_any(const Problem<T>& p, T* out, int64_t a,
-                              int64_t b) {
-  if constexpr (std::is_same_v<T, float>)
-    forward_range_f32(p, out, a, b);
-  else
-    forward_range_f64(p, out, a, b);
+Variant<T> pick_variant() {
+  return {SNL_STRING(SNL_ISA), forward_only<T>, backward_only<T>};
 }
+#elif defined(__x86_64__) && defined(__GNUC__)
+SNL_VARIANT(v4, __attribute__((target("arch=x86-64-v4"))), 64)
+SNL_VARIANT(v3, __attribute__((target("arch=x86-64-v3"))), 32)
+SNL_VARIANT(base, , 16)
 template <typename T>
-inline void backward_range_any(const Problem<T>& p, const Grads<T>& g,
-                               const ScatterTarget<T>& gk,
-                               const ScatterTarget<T>& gv, int64_t a,
-                               int64_t b) {
-  if constexpr (std::is_same_v<T, float>)
-    backward_range_f32(p, g, gk, gv, a, b);
-  else
-    backward_range_f64(p, g, gk, gv, a, b);
+Variant<T> pick_variant() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4"))
+    return {"x86-64-v4", forward_v4<T>, backward_v4<T>};
+  if (__builtin_cpu_supports("x86-64-v3"))
+    return {"x86-64-v3", forward_v3<T>, backward_v3<T>};
+  return {"x86-64", forward_base<T>, backward_base<T>};
+}
+#else  // other architectures: portable 16-byte vectors
+SNL_VARIANT(base, , 16)
+template <typename T>
+Variant<T> pick_variant() {
+  return {"generic", forward_base<T>, backward_base<T>};
+}
+#endif
+
+template <typename T>
+const Variant<T>& variant() {
+  static const Variant<T> picked = pick_variant<T>();
+  return picked;
 }
 
 void check_rows(const at::Tensor& t, const char* name) {
@@ -645,7 +659,7 @@ at::Tensor snl_forward(const at::Tensor& q, const at::Tensor& k,
     const auto p = make_problem<scalar_t>(q, k, v, o, kh, kw, dh, dw, scale);
     scalar_t* dst = out.data_ptr<scalar_t>();
     at::parallel_for(0, total, 16, [&](int64_t a, int64_t b) {
-      forward_range_any(p, dst, a, b);
+      variant<scalar_t>().forward(p, dst, a, b);
     });
   });
   return out;
@@ -702,7 +716,8 @@ std::vector<at::Tensor> snl_backward(const at::Tensor& grad_out,
     }
     at::parallel_for(0, parts, 1, [&](int64_t a, int64_t b) {
       for (int64_t t = a; t < b; ++t)
-        backward_range_any(p, g, tk[t], tv[t], tk[t].first, tk[t].last + 1);
+        variant<T>().backward(p, g, tk[t], tv[t], tk[t].first,
+                              tk[t].last + 1);
     });
     // Add the halos, one part at a time (halos of different parts overlap).
     for (int64_t t = 0; t < parts; ++t) {
@@ -711,11 +726,11 @@ std::vector<at::Tensor> snl_backward(const at::Tensor& grad_out,
         // Each halo on its own: one may be empty while the other is not.
         at::parallel_for(s->lo, s->first, 64, [&](int64_t a, int64_t b) {
           for (int64_t r = a; r < b; ++r)
-            axpy(T(1), s->below + (r - s->lo) * s->n, s->global + r * s->n, s->n);
+            axpy<T, 16>(T(1), s->below + (r - s->lo) * s->n, s->global + r * s->n, s->n);
         });
         at::parallel_for(0, s->hi - s->last, 64, [&](int64_t a, int64_t b) {
           for (int64_t r = a; r < b; ++r)
-            axpy(T(1), s->above + r * s->n, s->global + (s->last + 1 + r) * s->n,
+            axpy<T, 16>(T(1), s->above + r * s->n, s->global + (s->last + 1 + r) * s->n,
                  s->n);
         });
       }
@@ -727,9 +742,6 @@ std::vector<at::Tensor> snl_backward(const at::Tensor& grad_out,
 
 }  // namespace
 
-#define SNL_STRINGIFY(x) #x
-#define SNL_STRING(x) SNL_STRINGIFY(x)
-
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Fused sparse non-local attention (SSANet) on the CPU";
   // What this build is: the one ISA it was compiled for, or all of them
@@ -739,6 +751,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #else
   m.attr("isa") = "multiversion";
 #endif
+  // The variant that runs on this CPU.
+  m.def("variant", [] { return std::string(variant<float>().name); });
 #if defined(__SANITIZE_ADDRESS__)
   m.attr("sanitized") = true;
 #else
