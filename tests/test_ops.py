@@ -311,6 +311,12 @@ def test_cpp_kernel_is_the_build_under_test():
     expected = os.environ.get('SSANET_EXPECT_BUILD', 'multiversion')
     built = cpp._C.isa + ('-sanitize' if cpp._C.sanitized else '')
     assert built == expected
+    # the variant that runs: the build's one ISA, or the CPU's best
+    if cpp._C.isa != 'multiversion':
+        assert cpp._C.variant() == cpp._C.isa
+    else:
+        assert cpp._C.variant() in ('x86-64-v4', 'x86-64-v3', 'x86-64',
+                                    'generic')
 
 
 def test_cpp_is_reproducible_and_agrees_across_thread_counts():

@@ -2,7 +2,7 @@
 # Memory-safety and ISA check of the fused C++ kernel (`make kernel-check`).
 #
 # For each vector variant (default: all three that the installed build
-# carries as target_clones), build the kernel for that ISA alone, with
+# carries, picked at load time), build the kernel for that ISA alone, with
 # AddressSanitizer + UndefinedBehaviorSanitizer and libstdc++ assertions
 # (setup.py's SSANET_ISA / SSANET_SANITIZE switches), into
 # build/kernels/<isa>-sanitize/, and run the operator tests and the
