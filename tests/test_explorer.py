@@ -1,4 +1,5 @@
 """The sampling explorer page, opened and clicked in a real browser."""
+import os
 import os.path as osp
 
 import numpy as np
@@ -18,9 +19,12 @@ CHROMEDRIVER = '/usr/bin/chromedriver'
 @pytest.fixture(scope='module')
 def browser():
     if not (osp.exists(CHROMIUM) and osp.exists(CHROMEDRIVER)):
-        pytest.fail('the explorer test needs Chromium and ChromeDriver: '
-                    '`apt-get install chromium chromium-driver` (Debian; '
-                    '`make browser` does it, .ci/run calls it)')
+        why = ('the explorer test needs Chromium and ChromeDriver: '
+               '`apt-get install chromium chromium-driver` (Debian; '
+               '`make browser` does it as root, `make test` where it can)')
+        if os.environ.get('CI') == 'true':  # never skipped in CI
+            pytest.fail(why)
+        pytest.skip(why)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
