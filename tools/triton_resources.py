@@ -1,0 +1,161 @@
+"""What the Triton SNL kernels cost a GPU, measured with no GPU present.
+
+Compiles the forward and backward kernels ahead of time for NVIDIA targets
+(``triton.compile`` with a ``GPUTarget``), with the launch sizes the
+``triton`` backend picks for each shape, and reads registers, stack frame
+and spills from ``ptxas -v`` (the ptxas inside the triton wheel). Prints a
+Markdown table and writes ``resources.md`` and ``resources.json``.
+
+Example (the paper's shapes, both targets, three dtypes)::
+
+    python tools/triton_resources.py --out work_dirs/triton_resources
+
+Must run without ``TRITON_INTERPRET`` (under the interpreter the kernels
+are not compiled); the tool unsets it for itself.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import tempfile
+
+os.environ.pop('TRITON_INTERPRET', None)  # before triton is imported
+
+DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
+# (Cq, C, K): R101 Cityscapes, R101 ADE20K / PASCAL Context, MobileNetV2
+PAPER_SHAPES = ['256,512,81', '256,512,49', '128,256,81']
+PTXAS = re.compile(r'(\d+) bytes stack frame, (\d+) bytes spill stores, '
+                   r'(\d+) bytes spill loads')
+
+
+def _shape(text):
+    try:
+        cq, c, k = (int(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'shape {text!r}: expected CQ,C,K (e.g. 256,512,81)') from None
+    side = round(k**0.5)
+    if min(cq, c, k) < 1 or side * side != k:
+        raise argparse.ArgumentTypeError(
+            f'shape {text!r}: channels >= 1 and K a square (9, 49, 81...)')
+    return cq, c, k
+
+
+def _compile(kernel, cq, c, k, dtype, arch, num_warps):
+    """PTX of one kernel for one target, with the backend's launch sizes."""
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from mmseg_ssanet.ops.backends import triton_kernels
+    from mmseg_ssanet.ops.backends.triton import _launch_geometry
+    block_q, block_cq, block_c = _launch_geometry(cq, c)
+    side = round(k**0.5)
+    data, acc = '*' + DTYPES[dtype], '*fp32'
+    scalars = dict(total='i32', H='i32', W='i32', scale='fp32')
+    if kernel == 'forward':
+        fn = triton_kernels.snl_forward_kernel
+        pointers = dict(Q=data, KEY=data, V=data, OFF=acc, OUT=data,
+                        LSE=acc)
+    else:
+        fn = triton_kernels.snl_backward_kernel
+        pointers = dict(Q=data, KEY=data, V=data, OFF=acc, GRAD_OUT=data,
+                        LSE=acc, DELTA=acc, GRAD_Q=acc, GRAD_KEY=acc,
+                        GRAD_V=acc, GRAD_OFF=acc)
+    constants = dict(CQ=cq, C=c, KH=side, KW=side, DH=1, DW=1,
+                     BLOCK_Q=block_q, BLOCK_CQ=block_cq, BLOCK_C=block_c,
+                     ACC=tl.float32)
+    signature = {**pointers, **scalars,
+                 **{name: 'constexpr' for name in constants}}
+    compiled = triton.compile(
+        ASTSource(fn=fn, signature=signature, constexprs=constants),
+        target=GPUTarget('cuda', arch, 32), options={'num_warps': num_warps})
+    return compiled.asm['ptx'], dict(block_q=block_q, num_warps=num_warps)
+
+
+def ptxas_usage(ptx: str, arch: int) -> dict:
+    """Registers, stack and spill bytes that ``ptxas -v`` reports."""
+    import triton
+    ptxas = osp.join(osp.dirname(triton.__file__), 'backends', 'nvidia',
+                     'bin', 'ptxas')
+    gpu = 'sm_90a' if arch == 90 else f'sm_{arch}'
+    with tempfile.TemporaryDirectory() as tmp:
+        src = osp.join(tmp, 'kernel.ptx')
+        with open(src, 'w') as f:
+            f.write(ptx)
+        proc = subprocess.run([ptxas, '-v', f'--gpu-name={gpu}', src, '-o',
+                               osp.join(tmp, 'kernel.cubin')],
+                              capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f'ptxas failed for {gpu}: {proc.stderr[-2000:]}')
+    registers = re.search(r'Used (\d+) registers', proc.stderr)
+    stack, spill_stores, spill_loads = PTXAS.search(proc.stderr).groups()
+    return dict(target=gpu, registers=int(registers.group(1)),
+                stack_bytes=int(stack), spill_store_bytes=int(spill_stores),
+                spill_load_bytes=int(spill_loads))
+
+
+def measure(shapes, dtypes, archs, kernels, num_warps=4):
+    rows = []
+    for cq, c, k in shapes:
+        for dtype in dtypes:
+            for arch in archs:
+                for kernel in kernels:
+                    ptx, launch = _compile(kernel, cq, c, k, dtype, arch,
+                                           num_warps)
+                    rows.append(dict(kernel=kernel, cq=cq, c=c, k=k,
+                                     dtype=dtype, **launch,
+                                     **ptxas_usage(ptx, arch)))
+    return rows
+
+
+def markdown(rows):
+    lines = ['| kernel | Cq, C, K | dtype | target | BLOCK_Q | warps | '
+             'registers | stack B | spill stores + loads B |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+    for r in rows:
+        lines.append(
+            f"| {r['kernel']} | {r['cq']}, {r['c']}, {r['k']} | "
+            f"{r['dtype']} | {r['target']} | {r['block_q']} | "
+            f"{r['num_warps']} | {r['registers']} | {r['stack_bytes']} | "
+            f"{r['spill_store_bytes']} + {r['spill_load_bytes']} |")
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--shapes', nargs='+', type=_shape,
+                        default=[_shape(s) for s in PAPER_SHAPES],
+                        metavar='CQ,C,K',
+                        help='query/key channels, value channels, points '
+                        f'(default: the paper\'s, {" ".join(PAPER_SHAPES)})')
+    parser.add_argument('--dtypes', nargs='+', choices=list(DTYPES),
+                        default=list(DTYPES), help='input dtypes')
+    parser.add_argument('--archs', nargs='+', type=int, choices=[80, 90],
+                        default=[80, 90],
+                        help='compute capability: 80 (A100), 90 (H100, '
+                        'sm_90a)')
+    parser.add_argument('--kernels', nargs='+',
+                        choices=['forward', 'backward'],
+                        default=['forward', 'backward'], help='which kernels')
+    parser.add_argument('--out', default=None,
+                        help='folder for resources.md and resources.json')
+    args = parser.parse_args(argv)
+    rows = measure(args.shapes, args.dtypes, args.archs, args.kernels)
+    table = markdown(rows)
+    print(table)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(osp.join(args.out, 'resources.md'), 'w') as f:
+            f.write(table)
+        with open(osp.join(args.out, 'resources.json'), 'w') as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
