@@ -64,6 +64,7 @@ summary=()
 for isa in "${ISAS[@]}"; do
   needs "$isa" >/dev/null
   out="build/kernels/$isa$suffix"
+  mkdir -p "$out"
   start=$(date +%s)
   echo "== $isa$suffix: building into $out"
   SSANET_ISA="$isa" SSANET_SANITIZE="$SANITIZE" "$PY" setup.py -q build_ext \
