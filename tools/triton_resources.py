@@ -25,6 +25,7 @@ import tempfile
 os.environ.pop('TRITON_INTERPRET', None)  # before triton is imported
 
 DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
+KERNELS = ('forward', 'backward', 'backward_deterministic', 'segment_sum')
 # (Cq, C, K): R101 Cityscapes, R101 ADE20K / PASCAL Context, MobileNetV2
 PAPER_SHAPES = ['256,512,81', '256,512,49', '128,256,81']
 PTXAS = re.compile(r'(\d+) bytes stack frame, (\d+) bytes spill stores, '
@@ -44,7 +45,7 @@ def _shape(text):
     return cq, c, k
 
 
-def _compile(kernel, cq, c, k, dtype, arch, num_warps):
+def _compile(kernel, cq, c, k, dtype, arch):
     """PTX of one kernel for one target, with the backend's launch sizes."""
     import triton
     import triton.language as tl
@@ -52,29 +53,37 @@ def _compile(kernel, cq, c, k, dtype, arch, num_warps):
     from triton.compiler import ASTSource
 
     from mmseg_ssanet.ops.backends import triton_kernels
-    from mmseg_ssanet.ops.backends.triton import _launch_geometry
-    block_q, block_cq, block_c = _launch_geometry(cq, c)
+    from mmseg_ssanet.ops.backends.triton import launch_config
+    config = launch_config(kernel, cq, c, k)
+    options = {name: config.pop(name)
+               for name in ('num_warps', 'num_stages', 'maxnreg')}
     side = round(k**0.5)
     data, acc = '*' + DTYPES[dtype], '*fp32'
     scalars = dict(total='i32', H='i32', W='i32', scale='fp32')
+    geometry = dict(CQ=cq, C=c, KH=side, KW=side, DH=1, DW=1)
     if kernel == 'forward':
         fn = triton_kernels.snl_forward_kernel
         pointers = dict(Q=data, KEY=data, V=data, OFF=acc, OUT=data,
                         LSE=acc)
+    elif kernel == 'segment_sum':  # value gradients: rows of C channels
+        fn = triton_kernels.snl_segment_sum_kernel
+        pointers = dict(SRC=data, ENTRY_ROW='*i64', ENTRY_COEF=acc,
+                        STARTS='*i64', OUT=acc)
+        scalars, geometry = {}, dict(N=c)
     else:
         fn = triton_kernels.snl_backward_kernel
         pointers = dict(Q=data, KEY=data, V=data, OFF=acc, GRAD_OUT=data,
                         LSE=acc, DELTA=acc, GRAD_Q=acc, GRAD_KEY=acc,
-                        GRAD_V=acc, GRAD_OFF=acc)
-    constants = dict(CQ=cq, C=c, KH=side, KW=side, DH=1, DW=1,
-                     BLOCK_Q=block_q, BLOCK_CQ=block_cq, BLOCK_C=block_c,
-                     ACC=tl.float32)
+                        GRAD_V=acc, GRAD_OFF=acc, PROB=acc, GRAD_LOGIT=acc)
+        geometry['DETERMINISTIC'] = kernel == 'backward_deterministic'
+    constants = dict(**geometry, ACC=tl.float32, **config)
     signature = {**pointers, **scalars,
                  **{name: 'constexpr' for name in constants}}
     compiled = triton.compile(
         ASTSource(fn=fn, signature=signature, constexprs=constants),
-        target=GPUTarget('cuda', arch, 32), options={'num_warps': num_warps})
-    return compiled.asm['ptx'], dict(block_q=block_q, num_warps=num_warps)
+        target=GPUTarget('cuda', arch, 32), options=options)
+    return compiled.asm['ptx'], dict(block_q=config.get('BLOCK_Q', '-'),
+                                     num_warps=options['num_warps'])
 
 
 def ptxas_usage(ptx: str, arch: int) -> dict:
@@ -99,14 +108,13 @@ def ptxas_usage(ptx: str, arch: int) -> dict:
                 spill_load_bytes=int(spill_loads))
 
 
-def measure(shapes, dtypes, archs, kernels, num_warps=4):
+def measure(shapes, dtypes, archs, kernels):
     rows = []
     for cq, c, k in shapes:
         for dtype in dtypes:
             for arch in archs:
                 for kernel in kernels:
-                    ptx, launch = _compile(kernel, cq, c, k, dtype, arch,
-                                           num_warps)
+                    ptx, launch = _compile(kernel, cq, c, k, dtype, arch)
                     rows.append(dict(kernel=kernel, cq=cq, c=c, k=k,
                                      dtype=dtype, **launch,
                                      **ptxas_usage(ptx, arch)))
@@ -139,9 +147,11 @@ def main(argv=None):
                         default=[80, 90],
                         help='compute capability: 80 (A100), 90 (H100, '
                         'sm_90a)')
-    parser.add_argument('--kernels', nargs='+',
-                        choices=['forward', 'backward'],
-                        default=['forward', 'backward'], help='which kernels')
+    parser.add_argument('--kernels', nargs='+', choices=KERNELS,
+                        default=list(KERNELS),
+                        help='which kernels (backward_deterministic: under '
+                        'torch.use_deterministic_algorithms, with '
+                        'segment_sum)')
     parser.add_argument('--out', default=None,
                         help='folder for resources.md and resources.json')
     args = parser.parse_args(argv)

@@ -15,7 +15,6 @@ from torch.autograd.function import once_differentiable
 
 # Inputs may stay in half precision: the kernel accumulates in float32.
 HALF_INPUTS = True
-MAX_CHANNELS = 4096  # a row of channels is held by one program
 
 
 def unavailable(device: torch.device) -> Optional[str]:
@@ -37,14 +36,38 @@ def _rows(x: Tensor) -> Tensor:
     return x.permute(0, 2, 3, 1).reshape(B * H * W, C).contiguous()
 
 
-def _launch_geometry(cq: int, c: int):
+def launch_config(kernel: str, cq: int, c: int, k: int,
+                  interpreted: bool = False) -> dict:
+    """Block sizes, warps and stages of ``kernel`` ('forward' or
+    'backward') for Cq, C and K points.
+
+    A program holds [BLOCK_Q, K_PAD] tiles of logits and probabilities and
+    [BLOCK_Q, 32]-channel chunks of rows; with 8 queries on 4 warps both
+    kernels fit the register file for any channel count, with no local
+    memory: ``tools/triton_resources.py`` reports registers and spills for
+    sm_80/sm_90a, and its test asserts this for every shape of the paper.
+    (16 queries, or 64-channel chunks, measured up to 255 registers and
+    hundreds of bytes of spills in the backward.) One stage: software
+    pipelining would hold more chunks in flight than registers allow.
+    The forward is capped at 128 registers (several programs share an SM;
+    without the cap ptxas chose 72 registers and spilled 8 bytes at C=40,
+    K=121 on sm_80); the backward is not (capped, it spills there).
+    ``interpreted`` (CPU tensors under TRITON_INTERPRET=1, no registers):
+    64 queries a program, the same arithmetic in 8x fewer programs, each
+    of which the interpreter runs op by op in numpy.
+    """
     import triton
-    # at least 1: tl.arange needs a non-empty range (Cq = 0 is masked)
-    block_cq = triton.next_power_of_2(max(cq, 1))
-    block_c = triton.next_power_of_2(max(c, 1))
-    # Keep one program's [BLOCK_Q, C] tiles within the register file.
-    block_q = max(1, min(32, 8192 // max(block_c, block_cq)))
-    return block_q, block_cq, block_c
+
+    def chunk(n):  # >= 1: tl.arange needs a non-empty range (0 is masked)
+        return min(32, triton.next_power_of_2(max(n, 1)))
+
+    if kernel == 'segment_sum':  # the deterministic backward's sums: C rows
+        return dict(BLOCK_E=16, BLOCK=chunk(c), num_warps=4, num_stages=1,
+                    maxnreg=None)
+    return dict(BLOCK_Q=64 if interpreted else 8, BLOCK_CQ=chunk(cq),
+                BLOCK_C=chunk(c),
+                K_PAD=triton.next_power_of_2(max(k, 1)), num_warps=4,
+                num_stages=1, maxnreg=128 if kernel == 'forward' else None)
 
 
 def _accumulator(dtype: torch.dtype):
@@ -56,6 +79,8 @@ class SparseAttentionFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query, key, value, offset, kernel_size, dilation, scale):
+        import triton
+
         from .triton_kernels import snl_forward_kernel
         B, C, H, W = value.shape
         q, k, v, off = (_rows(x) for x in (query, key, value, offset))
@@ -64,13 +89,14 @@ class SparseAttentionFunction(torch.autograd.Function):
         acc_dtype = torch.float64 if v.dtype == torch.float64 else \
             torch.float32
         lse = torch.empty(total, device=v.device, dtype=acc_dtype)
-        block_q, block_cq, block_c = _launch_geometry(cq, C)
-        grid = ((total + block_q - 1) // block_q, )
+        config = launch_config('forward', cq, C,
+                               kernel_size[0] * kernel_size[1],
+                               interpreted=v.device.type == 'cpu')
+        grid = (triton.cdiv(total, config['BLOCK_Q']), )
         snl_forward_kernel[grid](
             q, k, v, off, out, lse, total, H, W, scale, CQ=cq, C=C,
             KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
-            DW=dilation[1], BLOCK_Q=block_q, BLOCK_CQ=block_cq,
-            BLOCK_C=block_c, ACC=_accumulator(v.dtype))
+            DW=dilation[1], ACC=_accumulator(v.dtype), **config)
         ctx.save_for_backward(q, k, v, off, out, lse)
         ctx.geometry = (B, C, H, W, kernel_size, dilation, scale)
         return out.view(B, H, W, C).permute(0, 3, 1, 2)
@@ -78,6 +104,8 @@ class SparseAttentionFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
+        import triton
+
         from .triton_kernels import snl_backward_kernel
         q, k, v, off, out, lse = ctx.saved_tensors
         B, C, H, W, kernel_size, dilation, scale = ctx.geometry
@@ -91,14 +119,25 @@ class SparseAttentionFunction(torch.autograd.Function):
         grad_v = torch.zeros(total, C, device=q.device, dtype=acc_dtype)
         grad_off = torch.empty(total, off.shape[1], device=q.device,
                                dtype=acc_dtype)
-        block_q, block_cq, block_c = _launch_geometry(cq, C)
-        grid = ((total + block_q - 1) // block_q, )
+        n_points = kernel_size[0] * kernel_size[1]
+        # torch.use_deterministic_algorithms(True): no float atomics
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        prob, grad_logit = (
+            torch.empty(total if deterministic else 0, n_points,
+                        device=q.device, dtype=acc_dtype) for _ in range(2))
+        config = launch_config('backward', cq, C, n_points,
+                               interpreted=v.device.type == 'cpu')
+        grid = (triton.cdiv(total, config['BLOCK_Q']), )
         snl_backward_kernel[grid](
             q, k, v, off, go, lse, delta, grad_q, grad_k, grad_v, grad_off,
-            total, H, W, scale, CQ=cq, C=C, KH=kernel_size[0],
-            KW=kernel_size[1], DH=dilation[0], DW=dilation[1],
-            BLOCK_Q=block_q, BLOCK_CQ=block_cq, BLOCK_C=block_c,
-            ACC=_accumulator(v.dtype))
+            prob, grad_logit, total, H, W, scale, CQ=cq, C=C,
+            KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
+            DW=dilation[1], DETERMINISTIC=deterministic,
+            ACC=_accumulator(v.dtype), **config)
+        if deterministic:
+            grad_k, grad_v = key_value_grads_in_order(
+                q, go, off, prob, grad_logit, (B, H, W), kernel_size,
+                dilation)
 
         def image(rows, like):
             return rows.to(like.dtype).view(B, H, W, -1).permute(0, 3, 1, 2)
@@ -107,17 +146,84 @@ class SparseAttentionFunction(torch.autograd.Function):
                 image(grad_off, off), None, None, None)
 
 
+def _corner_entries(off: Tensor, shape: Tuple[int, int, int],
+                    kernel_size: Tuple[int, int], dilation: Tuple[int, int],
+                    dtype: torch.dtype):
+    """Every (query, point, corner) whose corner is inside the map: the
+    corner's pixel row, the query row, the point index and the bilinear
+    weight, flat (eqs. 4-5, as the kernels compute them)."""
+    B, H, W = shape
+    kh, kw = kernel_size
+    total, n_points = off.shape[0], kh * kw
+    dev = off.device
+    rows = torch.arange(total, device=dev)
+    y = ((rows % (H * W)) // W).to(dtype)[:, None]
+    x = (rows % W).to(dtype)[:, None]
+    kk = torch.arange(n_points, device=dev)
+    grid_y = ((kk // kw - (kh - 1) // 2) * dilation[0]).to(dtype)
+    grid_x = ((kk % kw - (kw - 1) // 2) * dilation[1]).to(dtype)
+    off = off.to(dtype)
+    t_y = y + grid_y + off[:, 0::2]
+    t_x = x + grid_x + off[:, 1::2]
+    y0, x0 = t_y.floor(), t_x.floor()
+    f_y, f_x = t_y - y0, t_x - x0
+    pix, weight = [], []
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        cy, cx = y0 + dy, x0 + dx  # NaN/inf positions compare False
+        inside = (cy >= 0) & (cy < H) & (cx >= 0) & (cx < W)
+        pix.append(torch.where(inside, cy * W + cx, -1.0))
+        weight.append((f_y if dy else 1 - f_y) * (f_x if dx else 1 - f_x))
+    pix = torch.stack(pix, -1)  # [total, K, 4]
+    keep = pix >= 0
+    image_start = (rows - rows % (H * W))[:, None, None]
+    pixel = (image_start + pix.long()).expand_as(pix)[keep]
+    query = rows[:, None, None].expand_as(pix)[keep]
+    point = kk[None, :, None].expand_as(pix)[keep]
+    return pixel, query, point, torch.stack(weight, -1)[keep]
+
+
+def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor,
+                             prob: Tensor, grad_logit: Tensor,
+                             shape: Tuple[int, int, int],
+                             kernel_size: Tuple[int, int],
+                             dilation: Tuple[int, int]):
+    """Key and value gradients without atomics, bitwise reproducible.
+
+    Owner computes: the (query, point, corner) entries are sorted stably
+    by pixel, and one program per pixel adds its entries' rows (query rows
+    times g_k w_kc for keys, grad_out rows times p_k w_kc for values) in
+    that order. Costs 2 index and 2 coefficient values per entry
+    (4 K per query) and a sort, against the atomics' nothing.
+    """
+    import triton
+
+    from .triton_kernels import snl_segment_sum_kernel
+    total = q.shape[0]
+    pixel, query, point, weight = _corner_entries(off, shape, kernel_size,
+                                                  dilation, prob.dtype)
+    pixel, order = torch.sort(pixel, stable=True)
+    query, point, weight = query[order], point[order], weight[order]
+    starts = torch.searchsorted(
+        pixel, torch.arange(total + 1, device=pixel.device))
+    acc = _accumulator(prob.dtype)
+    grads = []
+    for src, coef in ((q, grad_logit), (go, prob)):
+        n = src.shape[1]
+        out = torch.zeros(total, n, device=src.device, dtype=prob.dtype)
+        config = launch_config('segment_sum', 0, n, 0)
+        if n:  # Cq = 0: nothing to add
+            snl_segment_sum_kernel[(total, triton.cdiv(n, config['BLOCK']))](
+                src, query, coef[query, point] * weight, starts, out, N=n,
+                ACC=acc, **config)
+        grads.append(out)
+    return grads
+
+
 # Dynamo does not trace through the launch: run it eagerly (graph break).
 @torch.compiler.disable
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
-    for name, x in (('query', query), ('value', value)):
-        if x.shape[1] > MAX_CHANNELS:
-            raise ValueError(f'the triton backend holds a row of channels '
-                             f'per program: {name} has {x.shape[1]} > '
-                             f'{MAX_CHANNELS} channels; use '
-                             f"backend='csr'")
     return SparseAttentionFunction.apply(
         query, key, value, offset, kernel_size, dilation,
         1.0 if scale is None else float(scale))

@@ -1,17 +1,24 @@
 """Triton kernels of the SNL operator (imported only when they are used).
 
 One program takes ``BLOCK_Q`` query pixels (flat over batch x pixels, rows
-of channels-last tensors) and walks their K sampling points once:
+of channels-last tensors). K is small (9-121), so a query's K logits fit in
+registers as one ``[BLOCK_Q, K_PAD]`` tile and the softmax over them is
+exact; channels are only ever held a chunk at a time, which keeps every
+tile within the register file whatever Cq and C are (no local memory,
+checked ahead of time by ``tools/triton_resources.py``):
 
-* forward: for point k, the 4 bilinear corners' key rows give the logit
-  (eqs. 4-6), an online softmax (running max and sum in float32, as in
-  flash attention) rescales the accumulator, and the corners' value rows
-  are added with weight p_k w_kc (eq. 7). Nothing of size N x K is stored,
-  only the log-sum-exp of each query for the backward;
-* backward: the same walk recomputes p_k = exp(logit_k - lse); with
-  Delta = <grad_out, out> the logit gradient is p_k (<grad_out, v_k> -
-  Delta); the query and offset gradients are accumulated per query, the
-  key and value gradients are added to the corner pixels atomically.
+* forward: for each point k, its 4 bilinear corners' key rows are read in
+  chunks of ``BLOCK_CQ`` channels and dotted with the query (eqs. 4-6);
+  after the softmax, output chunks of ``BLOCK_C`` channels are accumulated
+  from the corners' value rows with weight p_k w_kc (eq. 7) and stored.
+  Nothing of size N x K is stored, only each query's log-sum-exp;
+* backward: per point k the same corner walk gives <q, key_c> and
+  <grad_out, value_c> for each corner c over channel chunks, hence p_k
+  (from the log-sum-exp), the logit gradient p_k (<grad_out, v_k> - Delta)
+  with Delta = <grad_out, out>, and the offset gradient at once; then the
+  query gradient chunk by chunk, and the key and value gradients added to
+  the corner pixels atomically in float32 buffers (half-precision atomics
+  would lose gradients; bf16 ones exist only on sm_90).
 
 Inputs of any float dtype are read as they are and accumulated in float32
 (float64 for float64 inputs, which gradcheck uses).
@@ -73,114 +80,194 @@ def _query_block(total, H, W, BLOCK_Q: tl.constexpr):
 
 
 @triton.jit
+def _point_dots(X, rows, valid, CORNERS, ty, tx, H, W, row0,
+                N: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """For the points (ty, tx): sum over corners c of w_c, d w_c / d ty and
+    d w_c / d tx times <X[rows], CORNERS[row_c]>, over all N channels a
+    chunk at a time (the X chunk read once for the 4 corners, the corners
+    recomputed per chunk: arithmetic is cheaper than registers)."""
+    dot = tl.zeros(rows.shape, ACC)
+    dot_dy = tl.zeros(rows.shape, ACC)
+    dot_dx = tl.zeros(rows.shape, ACC)
+    for c0 in range(0, N, BLOCK):
+        ch = c0 + tl.arange(0, BLOCK)
+        ok = ch[None, :] < N
+        x = tl.load(X + rows[:, None] * N + ch[None, :],
+                    mask=valid[:, None] & ok, other=0.0).to(ACC)
+        for c in tl.static_range(4):
+            row, inside, w, dw_dy, dw_dx = _corner(ty, tx, H, W, row0, c,
+                                                   valid)
+            r = tl.load(CORNERS + row[:, None] * N + ch[None, :],
+                        mask=inside[:, None] & ok, other=0.0).to(ACC)
+            d = tl.sum(x * r, axis=1)
+            dot += w * d
+            dot_dy += dw_dy * d
+            dot_dx += dw_dx * d
+    return dot, dot_dy, dot_dx
+
+
+@triton.jit
+def _column(tile, kidx, kk):
+    """Column ``kk`` of a [BLOCK_Q, K_PAD] register tile."""
+    return tl.sum(tl.where(kidx[None, :] == kk, tile, 0.0), axis=1)
+
+
+@triton.jit
+def _put_column(tile, kidx, kk, column):
+    return tl.where(kidx[None, :] == kk, column[:, None], tile)
+
+
+@triton.jit
 def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
                        CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
                        KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
-                       BLOCK_Q: tl.constexpr, BLOCK_CQ: tl.constexpr,
-                       BLOCK_C: tl.constexpr, ACC: tl.constexpr):
+                       K_PAD: tl.constexpr, BLOCK_Q: tl.constexpr,
+                       BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
+                       ACC: tl.constexpr):
     rows, valid, row0, y, x = _query_block(total, H, W, BLOCK_Q)
-    cq = tl.arange(0, BLOCK_CQ)
-    cv = tl.arange(0, BLOCK_C)
-    q_mask = valid[:, None] & (cq[None, :] < CQ)
-    q = tl.load(Q + rows[:, None] * CQ + cq[None, :], mask=q_mask,
-                other=0.0).to(ACC)
-    m = tl.full([BLOCK_Q], float('-inf'), ACC)
-    s = tl.zeros([BLOCK_Q], ACC)
-    acc = tl.zeros([BLOCK_Q, BLOCK_C], ACC)
+    kidx = tl.arange(0, K_PAD)
+    # logits of every point: [BLOCK_Q, K_PAD], padding columns -inf
+    logits = tl.where(kidx[None, :] < KH * KW, 0.0,
+                      float('-inf')) + tl.zeros([BLOCK_Q, K_PAD], ACC)
     all_finite = valid
     for kk in range(KH * KW):
         ty, tx, finite = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH,
                                  DH, DW, 2 * KH * KW, ACC)
         all_finite = all_finite & finite
-        logit = tl.zeros([BLOCK_Q], ACC)
-        for c in tl.static_range(4):
-            row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
-            key = tl.load(KEY + row[:, None] * CQ + cq[None, :],
-                          mask=inside[:, None] & (cq[None, :] < CQ),
-                          other=0.0).to(ACC)
-            logit += w * tl.sum(q * key, axis=1)
-        logit = logit * scale
-        m_new = tl.maximum(m, logit)
-        alpha = tl.exp(m - m_new)
-        p = tl.exp(logit - m_new)
-        s = s * alpha + p
-        acc = acc * alpha[:, None]
-        for c in tl.static_range(4):
-            row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
-            val = tl.load(V + row[:, None] * C + cv[None, :],
-                          mask=inside[:, None] & (cv[None, :] < C),
-                          other=0.0).to(ACC)
-            acc += (p * w)[:, None] * val
-        m = m_new
-    # NaN out for a query with a non-finite position; its NaN log-sum-exp
-    # carries NaN through the backward too.
-    out = tl.where(all_finite[:, None], acc / s[:, None], float('nan'))
-    tl.store(OUT + rows[:, None] * C + cv[None, :],
-             out.to(OUT.dtype.element_ty),
-             mask=valid[:, None] & (cv[None, :] < C))
+        logit, _, _ = _point_dots(Q, rows, valid, KEY, ty, tx, H, W, row0, CQ,
+                                  BLOCK_CQ, ACC)
+        logits = _put_column(logits, kidx, kk, logit * scale)
+    # exact softmax over the K points (eq. 6)
+    m = tl.max(logits, axis=1)
+    e = tl.exp(logits - m[:, None])
+    s = tl.sum(e, axis=1)
+    prob = e / s[:, None]
+    # eq. 7, BLOCK_C output channels at a time
+    for c0 in range(0, C, BLOCK_C):
+        ch = c0 + tl.arange(0, BLOCK_C)
+        ch_ok = ch[None, :] < C
+        acc = tl.zeros([BLOCK_Q, BLOCK_C], ACC)
+        for kk in range(KH * KW):
+            ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH,
+                                DW, 2 * KH * KW, ACC)
+            p = _column(prob, kidx, kk)
+            for c in tl.static_range(4):
+                row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
+                val = tl.load(V + row[:, None] * C + ch[None, :],
+                              mask=inside[:, None] & ch_ok,
+                              other=0.0).to(ACC)
+                acc += (p * w)[:, None] * val
+        # NaN out for a query with a non-finite position; its NaN
+        # log-sum-exp carries NaN through the backward too.
+        out = tl.where(all_finite[:, None], acc, float('nan'))
+        tl.store(OUT + rows[:, None] * C + ch[None, :],
+                 out.to(OUT.dtype.element_ty), mask=valid[:, None] & ch_ok)
     tl.store(LSE + rows, tl.where(all_finite, m + tl.log(s), float('nan')),
              mask=valid)
 
 
 @triton.jit
 def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
-                        GRAD_KEY, GRAD_V, GRAD_OFF, total, H, W, scale,
-                        CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
-                        KW: tl.constexpr, DH: tl.constexpr,
-                        DW: tl.constexpr, BLOCK_Q: tl.constexpr,
+                        GRAD_KEY, GRAD_V, GRAD_OFF, PROB, GRAD_LOGIT, total,
+                        H, W, scale, CQ: tl.constexpr, C: tl.constexpr,
+                        KH: tl.constexpr, KW: tl.constexpr,
+                        DH: tl.constexpr, DW: tl.constexpr,
+                        K_PAD: tl.constexpr, BLOCK_Q: tl.constexpr,
                         BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
-                        ACC: tl.constexpr):
+                        DETERMINISTIC: tl.constexpr, ACC: tl.constexpr):
+    # DETERMINISTIC: no atomics; p_k and the logit gradients go to PROB and
+    # GRAD_LOGIT ([total, K]) and snl_segment_sum_kernel adds the key and
+    # value gradients pixel by pixel in a fixed order.
     rows, valid, row0, y, x = _query_block(total, H, W, BLOCK_Q)
-    cq = tl.arange(0, BLOCK_CQ)
-    cv = tl.arange(0, BLOCK_C)
-    cq_ok = cq[None, :] < CQ
-    cv_ok = cv[None, :] < C
-    q = tl.load(Q + rows[:, None] * CQ + cq[None, :],
-                mask=valid[:, None] & cq_ok, other=0.0).to(ACC)
-    go = tl.load(GRAD_OUT + rows[:, None] * C + cv[None, :],
-                 mask=valid[:, None] & cv_ok, other=0.0).to(ACC)
+    kidx = tl.arange(0, K_PAD)
     lse = tl.load(LSE + rows, mask=valid, other=0.0).to(ACC)
     delta = tl.load(DELTA + rows, mask=valid, other=0.0).to(ACC)
-    grad_q = tl.zeros([BLOCK_Q, BLOCK_CQ], ACC)
+    two_k = 2 * KH * KW
+    # pass 1, point by point: per corner <q, key_c> and <grad_out, value_c>
+    # give p_k, the logit gradient and the offset gradient of point k.
+    prob = tl.zeros([BLOCK_Q, K_PAD], ACC)
+    grad_logit = tl.zeros([BLOCK_Q, K_PAD], ACC)
     for kk in range(KH * KW):
         ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH,
-                            DW, 2 * KH * KW, ACC)
-        # pass 1: the logit and <grad_out, sampled value> of point kk
-        logit = tl.zeros([BLOCK_Q], ACC)
-        grad_p = tl.zeros([BLOCK_Q], ACC)
-        for c in tl.static_range(4):
-            row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
-            key = tl.load(KEY + row[:, None] * CQ + cq[None, :],
-                          mask=inside[:, None] & cq_ok, other=0.0).to(ACC)
-            val = tl.load(V + row[:, None] * C + cv[None, :],
-                          mask=inside[:, None] & cv_ok, other=0.0).to(ACC)
-            logit += w * tl.sum(q * key, axis=1)
-            grad_p += w * tl.sum(go * val, axis=1)
+                            DW, two_k, ACC)
+        # d w_kc / d t weighted sums of <q, key_c> and <grad_out, value_c>
+        logit, qk_dy, qk_dx = _point_dots(Q, rows, valid, KEY, ty, tx, H, W,
+                                          row0, CQ, BLOCK_CQ, ACC)
+        grad_p, gv_dy, gv_dx = _point_dots(GRAD_OUT, rows, valid, V, ty, tx,
+                                           H, W, row0, C, BLOCK_C, ACC)
         p = tl.where(valid, tl.exp(logit * scale - lse), 0.0)
-        grad_logit = p * (grad_p - delta) * scale
-        # pass 2: gradients of the corners' rows and of their weights
-        grad_ty = tl.zeros([BLOCK_Q], ACC)
-        grad_tx = tl.zeros([BLOCK_Q], ACC)
-        for c in tl.static_range(4):
-            row, inside, w, dw_dy, dw_dx = _corner(ty, tx, H, W, row0, c,
+        g = p * (grad_p - delta) * scale
+        # d out / d w_kc = p_k <go, value_c> + g_k <q, key_c>
+        tl.store(GRAD_OFF + rows * two_k + 2 * kk, p * gv_dy + g * qk_dy,
+                 mask=valid)
+        tl.store(GRAD_OFF + rows * two_k + 2 * kk + 1,
+                 p * gv_dx + g * qk_dx, mask=valid)
+        if DETERMINISTIC:
+            tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
+            tl.store(GRAD_LOGIT + rows * (KH * KW) + kk, g, mask=valid)
+        prob = _put_column(prob, kidx, kk, p)
+        grad_logit = _put_column(grad_logit, kidx, kk, g)
+    # pass 2: query gradient (stored) and key gradient (atomics), by chunks
+    for c0 in range(0, CQ, BLOCK_CQ):
+        ch = c0 + tl.arange(0, BLOCK_CQ)
+        ch_ok = ch[None, :] < CQ
+        q = tl.load(Q + rows[:, None] * CQ + ch[None, :],
+                    mask=valid[:, None] & ch_ok, other=0.0).to(ACC)
+        grad_q = tl.zeros([BLOCK_Q, BLOCK_CQ], ACC)
+        for kk in range(KH * KW):
+            ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH,
+                                DW, two_k, ACC)
+            g = _column(grad_logit, kidx, kk)
+            for c in tl.static_range(4):
+                row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
+                mask = inside[:, None] & ch_ok
+                key = tl.load(KEY + row[:, None] * CQ + ch[None, :],
+                              mask=mask, other=0.0).to(ACC)
+                grad_q += (g * w)[:, None] * key
+                if not DETERMINISTIC:
+                    tl.atomic_add(GRAD_KEY + row[:, None] * CQ + ch[None, :],
+                                  (g * w)[:, None] * q, mask=mask)
+        tl.store(GRAD_Q + rows[:, None] * CQ + ch[None, :], grad_q,
+                 mask=valid[:, None] & ch_ok)
+    # pass 3: value gradient (atomics), by chunks
+    if not DETERMINISTIC:
+        for c0 in range(0, C, BLOCK_C):
+            ch = c0 + tl.arange(0, BLOCK_C)
+            ch_ok = ch[None, :] < C
+            go = tl.load(GRAD_OUT + rows[:, None] * C + ch[None, :],
+                         mask=valid[:, None] & ch_ok, other=0.0).to(ACC)
+            for kk in range(KH * KW):
+                ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW,
+                                    KH, DH, DW, two_k, ACC)
+                p = _column(prob, kidx, kk)
+                for c in tl.static_range(4):
+                    row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,
                                                    valid)
-            key_mask = inside[:, None] & cq_ok
-            val_mask = inside[:, None] & cv_ok
-            key = tl.load(KEY + row[:, None] * CQ + cq[None, :],
-                          mask=key_mask, other=0.0).to(ACC)
-            val = tl.load(V + row[:, None] * C + cv[None, :], mask=val_mask,
-                          other=0.0).to(ACC)
-            grad_q += (grad_logit * w)[:, None] * key
-            tl.atomic_add(GRAD_KEY + row[:, None] * CQ + cq[None, :],
-                          (grad_logit * w)[:, None] * q, mask=key_mask)
-            tl.atomic_add(GRAD_V + row[:, None] * C + cv[None, :],
-                          (p * w)[:, None] * go, mask=val_mask)
-            grad_w = (p * tl.sum(go * val, axis=1)
-                      + grad_logit * tl.sum(q * key, axis=1))
-            grad_ty += grad_w * dw_dy
-            grad_tx += grad_w * dw_dx
-        two_k = 2 * KH * KW
-        tl.store(GRAD_OFF + rows * two_k + 2 * kk, grad_ty, mask=valid)
-        tl.store(GRAD_OFF + rows * two_k + 2 * kk + 1, grad_tx, mask=valid)
-    tl.store(GRAD_Q + rows[:, None] * CQ + cq[None, :], grad_q,
-             mask=valid[:, None] & cq_ok)
+                    tl.atomic_add(GRAD_V + row[:, None] * C + ch[None, :],
+                                  (p * w)[:, None] * go,
+                                  mask=inside[:, None] & ch_ok)
+
+
+@triton.jit
+def snl_segment_sum_kernel(SRC, ENTRY_ROW, ENTRY_COEF, STARTS, OUT,
+                           N: tl.constexpr, BLOCK_E: tl.constexpr,
+                           BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """OUT[pixel] = sum over the pixel's entries e of ENTRY_COEF[e] *
+    SRC[ENTRY_ROW[e]], entries STARTS[pixel]:STARTS[pixel + 1] of a list
+    sorted by pixel; one program per pixel and chunk of N channels, so the
+    sum has one fixed order (the deterministic key and value gradients)."""
+    pixel = tl.program_id(0)
+    ch = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    ch_ok = ch < N
+    start = tl.load(STARTS + pixel)
+    end = tl.load(STARTS + pixel + 1)
+    acc = tl.zeros([BLOCK], ACC)
+    for e0 in range(start, end, BLOCK_E):
+        e = e0 + tl.arange(0, BLOCK_E)
+        ok = e < end
+        row = tl.load(ENTRY_ROW + e, mask=ok, other=0)
+        coef = tl.load(ENTRY_COEF + e, mask=ok, other=0.0).to(ACC)
+        src = tl.load(SRC + row[:, None] * N + ch[None, :],
+                      mask=ok[:, None] & ch_ok[None, :], other=0.0).to(ACC)
+        acc += tl.sum(coef[:, None] * src, axis=0)
+    tl.store(OUT + pixel * N + ch, acc, mask=ch_ok)
