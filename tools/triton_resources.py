@@ -143,10 +143,10 @@ def main(argv=None):
                         f'(default: the paper\'s, {" ".join(PAPER_SHAPES)})')
     parser.add_argument('--dtypes', nargs='+', choices=list(DTYPES),
                         default=list(DTYPES), help='input dtypes')
-    parser.add_argument('--archs', nargs='+', type=int, choices=[80, 90],
-                        default=[80, 90],
+    parser.add_argument('--archs', nargs='+', type=int,
+                        choices=[75, 80, 86, 89, 90], default=[80, 90],
                         help='compute capability: 80 (A100), 90 (H100, '
-                        'sm_90a)')
+                        'sm_90a), ...')
     parser.add_argument('--kernels', nargs='+', choices=KERNELS,
                         default=list(KERNELS),
                         help='which kernels (backward_deterministic: under '

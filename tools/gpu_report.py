@@ -1,0 +1,343 @@
+"""One-command report of the SNL operator on a GPU (torch and triton only).
+
+For a machine with a CUDA GPU and no mmcv: correctness of every backend
+that runs there against a float64 ``reference`` (values and the four
+gradients), the fp16/bf16 error of ``triton``, whether its backward is
+bitwise reproducible (default and under ``torch.use_deterministic_algorithms``),
+time (``triton.testing.do_bench``) and peak memory of the operator beside
+dense attention in plain torch, ``F.scaled_dot_product_attention`` (which
+SDPA backend ran is recorded) and the ``reference`` path, and the static
+resource table of the Triton kernels for this GPU's architecture. Writes
+``report.md`` and ``report.json``.
+
+Example (on the GPU machine)::
+
+    python tools/gpu_report.py --out work_dirs/gpu_report
+
+CI runs it end to end at a tiny size on CPU tensors under
+``TRITON_INTERPRET=1`` (``--device cpu``), so that it is not dead code;
+CPU times there mean nothing.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmseg_ssanet.ops import sparse_nonlocal_attention  # noqa: E402
+from mmseg_ssanet.ops.backends import BACKENDS  # noqa: E402
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
+          'fp16': torch.float16}
+
+
+def _inputs(b, cq, c, h, w, k, dtype, device, seed=0):
+    """Query, key, value in ``dtype``; offsets (a few pixels) in at least
+    float32, as the operator uses them: offsets rounded to 8 bits put
+    points exactly on pixel lines, where the offset gradient is one-sided
+    and ``grid_sample``'s rounding may pick the other side."""
+    g = torch.Generator().manual_seed(seed)
+    q, key = (torch.randn(b, cq, h, w, generator=g) for _ in range(2))
+    v = torch.randn(b, c, h, w, generator=g)
+    off = torch.randn(b, 2 * k, h, w, generator=g) * 2
+    off_dtype = torch.promote_types(dtype, torch.float32)
+    return [x.to(device, t).contiguous(memory_format=torch.channels_last)
+            for x, t in ((q, dtype), (key, dtype), (v, dtype),
+                         (off, off_dtype))]
+
+
+def _value_and_grads(backend, inputs, kernel):
+    xs = [x.detach().requires_grad_() for x in inputs]
+    out = sparse_nonlocal_attention(*xs, kernel, backend=backend)
+    weight = torch.linspace(-1, 1, out.numel(), device=out.device)
+    grads = torch.autograd.grad((out.float() * weight.view_as(out)).sum(),
+                                xs)
+    return [out.detach(), *grads]
+
+
+def correctness(args, device):
+    """Relative error (max |error| / max |value|) of each backend and input
+    dtype against ``reference`` in float64 on the same (rounded) inputs:
+    the kernel's arithmetic and the rounding of its results to the input
+    dtype, not the rounding of its inputs."""
+    side = round(args.k**0.5)
+    shape = (2, args.cq, args.c, args.check_size[0], args.check_size[1],
+             args.k)
+    rows = []
+    for name, module in BACKENDS.items():
+        reason = module.unavailable(torch.device(device))
+        if reason:
+            rows.append(dict(backend=name, dtype='-', skipped=reason))
+            continue
+        for dtype in (['fp64', 'fp32', 'bf16', 'fp16']
+                      if name == 'triton' else ['fp64', 'fp32']):
+            inputs = _inputs(*shape, DTYPES.get(dtype, torch.float64),
+                             device)
+            got = _value_and_grads(name, inputs, side)
+            want = _value_and_grads('reference',
+                                    [x.double() for x in inputs], side)
+            errors = [((a.double() - b).abs().max() /
+                       b.abs().max().clamp_min(1e-30)).item()
+                      for a, b in zip(got, want)]
+            rows.append(dict(backend=name, dtype=dtype,
+                             **dict(zip(['out', 'grad_query', 'grad_key',
+                                         'grad_value', 'grad_offset'],
+                                        errors))))
+    return rows
+
+
+def determinism(args, device):
+    """Is the triton backward bitwise equal from run to run?"""
+    if BACKENDS['triton'].unavailable(torch.device(device)):
+        return []
+    side = round(args.k**0.5)
+    inputs = _inputs(2, args.cq, args.c, args.check_size[0],
+                     args.check_size[1], args.k, torch.float32, device)
+    rows = []
+    for mode in (False, True):
+        before = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(mode)
+        try:
+            runs = [_value_and_grads('triton', inputs, side)
+                    for _ in range(3)]
+        finally:
+            torch.use_deterministic_algorithms(before)
+        same = all(torch.equal(a, b) for run in runs[1:]
+                   for a, b in zip(runs[0], run))
+        rows.append(dict(deterministic_algorithms=mode, bitwise_equal=same))
+    return rows
+
+
+def _dense(q, k, v):  # the dense non-local block's attention, plain torch
+    b, c, h, w = v.shape
+    q, k, v = (x.flatten(2).transpose(1, 2) for x in (q, k, v))
+    attn = torch.softmax(q @ k.transpose(1, 2), -1)
+    return (attn @ v).transpose(1, 2).reshape(b, c, h, w)
+
+
+def _sdpa(q, k, v):
+    b, c, h, w = v.shape
+    q, k, v = (x.flatten(2).transpose(1, 2) for x in (q, k, v))
+    return F.scaled_dot_product_attention(q, k, v, scale=1.0).transpose(
+        1, 2).reshape(b, c, h, w)
+
+
+def sdpa_backend(q, k, v):
+    """The first SDPA backend, in torch's order, that takes these inputs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    for backend in (SDPBackend.FLASH_ATTENTION,
+                    SDPBackend.EFFICIENT_ATTENTION,
+                    SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH):
+        try:
+            with sdpa_kernel([backend]):
+                _sdpa(q, k, v)
+            return backend.name
+        except RuntimeError:
+            continue
+    return 'none'
+
+
+def _time_ms(fn, device, repeats):
+    if device == 'cuda':
+        import triton.testing
+        return triton.testing.do_bench(fn, rep=repeats * 10)
+    fn()  # CPU (interpreter): wall clock, meaningless beyond smoke
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
+def _peak_mb(fn, device):
+    if device != 'cuda':
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def timing(args, device):
+    side = round(args.k**0.5)
+    methods = {
+        'snl triton': lambda q, k, v, o: sparse_nonlocal_attention(
+            q, k, v, o, side, backend='triton'),
+        'snl reference': lambda q, k, v, o: sparse_nonlocal_attention(
+            q, k, v, o, side, backend='reference'),
+        'dense torch': lambda q, k, v, o: _dense(q, k, v),
+        'dense sdpa': lambda q, k, v, o: _sdpa(q, k, v),
+    }
+    if BACKENDS['triton'].unavailable(torch.device(device)):
+        del methods['snl triton']
+    rows = []
+    for h, w in args.sizes:
+        for b in args.batches:
+            for dtype in args.dtypes:
+                inputs = _inputs(b, args.cq, args.c, h, w, args.k,
+                                 DTYPES[dtype], device)
+                sdpa = sdpa_backend(*inputs[:3])
+                for name, fn in methods.items():
+                    row = dict(size=f'{h}x{w}', batch=b, dtype=dtype,
+                               method=name,
+                               sdpa_backend=sdpa if 'sdpa' in name else '')
+                    dense = name.startswith('dense')
+                    if dense and (h * w)**2 * b * 4 > args.max_dense_bytes:
+                        rows.append(dict(row, skipped='N x N too large'))
+                        continue
+                    xs = [x.detach().requires_grad_() for x in inputs]
+
+                    def forward():
+                        with torch.no_grad():
+                            fn(*inputs)
+
+                    def forward_backward():
+                        fn(*xs).float().sum().backward()
+
+                    try:
+                        row.update(
+                            forward_ms=_time_ms(forward, device,
+                                                args.repeats),
+                            forward_backward_ms=_time_ms(
+                                forward_backward, device, args.repeats),
+                            peak_mb=_peak_mb(forward_backward, device))
+                    except (RuntimeError, torch.OutOfMemoryError) as err:
+                        row['skipped'] = str(err).split('\n')[0][:120]
+                    rows.append(row)
+    return rows
+
+
+def resources(args):
+    """The static table of the Triton kernels for ``args.archs``."""
+    if not args.archs:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        tool = osp.join(osp.dirname(osp.abspath(__file__)),
+                        'triton_resources.py')
+        proc = subprocess.run(
+            [sys.executable, tool, '--shapes', f'{args.cq},{args.c},{args.k}',
+             '--archs', *map(str, args.archs), '--out', tmp],
+            capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f'triton_resources.py failed: '
+                               f'{proc.stderr[-2000:]}')
+        with open(osp.join(tmp, 'resources.json')) as f:
+            return json.load(f)
+
+
+def _table(rows, keys):
+    lines = ['| ' + ' | '.join(keys) + ' |',
+             '| ' + ' | '.join('---' for _ in keys) + ' |']
+    for r in rows:
+        cells = []
+        for key in keys:
+            value = r.get(key, '')
+            cells.append(f'{value:.3g}' if isinstance(value, float)
+                         else str(value))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def markdown(report):
+    env = report['environment']
+    parts = [
+        '# SNL operator on ' + env['device_name'], '',
+        ', '.join(f'{k} {v}' for k, v in env.items()), '',
+        '## Correctness (max |error| / max |value| against float64 '
+        'reference)', '',
+        _table(report['correctness'],
+               ['backend', 'dtype', 'out', 'grad_query', 'grad_key',
+                'grad_value', 'grad_offset', 'skipped']), '',
+        '## Determinism of the triton backward', '',
+        _table(report['determinism'],
+               ['deterministic_algorithms', 'bitwise_equal']), '',
+        '## Time (ms) and peak memory (MB)', '',
+        _table(report['timing'],
+               ['size', 'batch', 'dtype', 'method', 'forward_ms',
+                'forward_backward_ms', 'peak_mb', 'sdpa_backend',
+                'skipped']), '',
+        '## Triton kernels for this architecture (ptxas -v)', '',
+        _table(report['resources'],
+               ['kernel', 'dtype', 'target', 'registers', 'stack_bytes',
+                'spill_store_bytes', 'spill_load_bytes']), ''
+    ]
+    return '\n'.join(parts)
+
+
+def _size(text):
+    try:
+        h, w = (int(v) for v in text.split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'size {text!r}: expected HxW, e.g. 64x128') from None
+    return h, w
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', default='work_dirs/gpu_report',
+                        help='folder for report.md and report.json')
+    parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'],
+                        help='cpu: the CI smoke run under TRITON_INTERPRET=1')
+    parser.add_argument('--sizes', nargs='+', type=_size,
+                        default=[(64, 128), (96, 192), (128, 256)],
+                        metavar='HxW', help='feature maps to time')
+    parser.add_argument('--batches', nargs='+', type=int, default=[1, 2],
+                        help='batch sizes to time')
+    parser.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16'],
+                        default=['fp32', 'bf16'], help='dtypes to time')
+    parser.add_argument('--cq', type=int, default=256,
+                        help='query/key channels (the paper: C/2)')
+    parser.add_argument('--c', type=int, default=512, help='value channels')
+    parser.add_argument('--k', type=int, default=81,
+                        help='sampling points, a square (49, 81, ...)')
+    parser.add_argument('--check-size', type=_size, default=(12, 16),
+                        metavar='HxW', help='map of the correctness check')
+    parser.add_argument('--repeats', type=int, default=10,
+                        help='timing effort (do_bench ms / 10 on CUDA, '
+                        'runs on CPU)')
+    parser.add_argument('--max-dense-bytes', type=float, default=8e9,
+                        help='skip dense attention whose N x N matrix '
+                        'would exceed this')
+    parser.add_argument('--archs', nargs='*', type=int, default=None,
+                        help='compute capabilities for the resource table '
+                        '(default: this GPU\'s; none on CPU)')
+    args = parser.parse_args(argv)
+    side = round(args.k**0.5)
+    if side * side != args.k:
+        parser.error(f'--k {args.k}: a square number of points (49, 81)')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('no CUDA device here; --device cpu runs the smoke '
+                     'test under TRITON_INTERPRET=1')
+    if args.archs is None:
+        args.archs = ([int(''.join(map(str, torch.cuda.get_device_capability(
+        ))))] if args.device == 'cuda' else [])
+    import triton
+    env = dict(device_name=(torch.cuda.get_device_name()
+                            if args.device == 'cuda' else 'cpu'),
+               torch=torch.__version__, triton=triton.__version__,
+               interpreter=os.environ.get('TRITON_INTERPRET') == '1')
+    report = dict(environment=env, correctness=correctness(args, args.device),
+                  determinism=determinism(args, args.device),
+                  timing=timing(args, args.device),
+                  resources=resources(args))
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'report.json'), 'w') as f:
+        json.dump(report, f, indent=1)
+    text = markdown(report)
+    with open(osp.join(args.out, 'report.md'), 'w') as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
