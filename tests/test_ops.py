@@ -199,17 +199,23 @@ def test_torch_compile_matches_eager(backend):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_cpp_op_compiles_with_no_graph_break():
-    # The kernel is a registered torch op (mmseg_ssanet::snl_cpu) with a
-    # fake implementation and an autograd formula: dynamo traces the front
-    # end, the op and its backward in one graph (fullgraph=True fails on
-    # any break), and the result is the eager one.
+FUSED_OPS = {'cpp': 'snl_cpu', 'triton': 'snl_triton'}
+
+
+@pytest.mark.parametrize('backend', FUSED_OPS)
+def test_fused_op_compiles_with_no_graph_break(backend):
+    # Each fused kernel is a registered torch op (mmseg_ssanet::snl_cpu,
+    # mmseg_ssanet::snl_triton) with a fake implementation and an autograd
+    # formula: dynamo traces the front end, the op and its backward in one
+    # graph (fullgraph=True fails on any break), and the result is the
+    # eager one.
     q, k, v, o = (x.detach().float().requires_grad_() for x in
                   _inputs(H=6, W=7, K=9, dtype=torch.float32))
     torch._dynamo.reset()
-    fn = torch.compile(lambda *x: snl(*x, 3, 1, scale=0.5), fullgraph=True)
+    fn = torch.compile(lambda *x: snl(*x, 3, 1, scale=0.5, backend=backend),
+                       fullgraph=True)
     compiled = fn(q, k, v, o)
-    eager = snl(q, k, v, o, 3, 1, scale=0.5)
+    eager = snl(q, k, v, o, 3, 1, scale=0.5, backend=backend)
     torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
     weights = torch.randn_like(eager)
     for a, b in zip(torch.autograd.grad((compiled * weights).sum(),
@@ -219,24 +225,26 @@ def test_cpp_op_compiles_with_no_graph_break():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_cpp_op_passes_opcheck():
+@pytest.mark.parametrize('backend', FUSED_OPS)
+def test_fused_op_passes_opcheck(backend):
     # torch.library's own checks: schema, fake implementation against the
     # real one (shapes and strides), autograd registration, AOT dispatch.
-    from mmseg_ssanet.ops.backends.cpp import snl_cpu
+    op = getattr(torch.ops.mmseg_ssanet, FUSED_OPS[backend])
     q, k, v, o = (x.detach().contiguous(memory_format=torch.channels_last)
                   .requires_grad_() for x in _inputs(H=5, W=6, K=9))
-    torch.library.opcheck(snl_cpu, (q, k, v, o, [3, 3], [1, 1], 0.7))
+    torch.library.opcheck(op, (q, k, v, o, [3, 3], [1, 1], 0.7))
 
 
-def test_cpp_op_exports():
+@pytest.mark.parametrize('backend', FUSED_OPS)
+def test_fused_op_exports(backend):
     class Attention(torch.nn.Module):
 
         def forward(self, q, k, v, o):
-            return snl(q, k, v, o, 3, backend='cpp')
+            return snl(q, k, v, o, 3, backend=backend)
 
     q, k, v, o = (x.detach() for x in _inputs(H=5, W=6, K=9))
     program = torch.export.export(Attention(), (q, k, v, o))
-    assert 'mmseg_ssanet.snl_cpu' in str(program.graph)
+    assert f'mmseg_ssanet.{FUSED_OPS[backend]}' in str(program.graph)
     torch.testing.assert_close(program.module()(q, k, v, o),
                                Attention()(q, k, v, o))
 

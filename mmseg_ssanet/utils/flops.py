@@ -19,9 +19,12 @@ from typing import Any, List, Tuple
 
 import torch
 
-# How the operator shows up in a trace: the autograd Functions of the
-# triton and csr backends, and the cpp kernel's registered torch op.
-SNL_OPS = ('prim::PythonOp.SparseAttentionFunction', 'mmseg_ssanet::snl_cpu')
+from ..ops.backends import BACKENDS
+
+# How the operator shows up in a trace, whichever backend ran: the fused
+# kernels' registered torch ops, csr's autograd Function.
+SNL_OPS = tuple(name for backend in BACKENDS.values()
+                for name in backend.TRACE_NAMES)
 
 
 def snl_flops(batch: int, pixels: int, num_points: int, query_channels: int,

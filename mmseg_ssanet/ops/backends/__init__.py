@@ -1,9 +1,10 @@
 """Interchangeable implementations of the SNL operator.
 
 Each backend module has ``attention(query, key, value, offset, kernel_size,
-dilation, scale)`` (inputs already checked and in float32 or float64) and
+dilation, scale)`` (inputs already checked and in float32 or float64),
 ``unavailable(device)``: None where it can run on that device, else the
-reason. The front end (:mod:`..functional`) picks one by device.
+reason, and ``TRACE_NAMES``: the names the operator has in a traced graph
+(FLOP counting). The front end (:mod:`..functional`) picks one by device.
 
 * ``cpp``: the fused C++ kernel, CPU; built at install time.
 * ``triton``: the fused Triton kernel, CUDA (CPU tensors under

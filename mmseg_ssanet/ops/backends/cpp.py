@@ -13,6 +13,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .layout import channels_last_like, unit_channel_stride
+
 # Another build of the kernel (a single-ISA or sanitizer build made by
 # tools/check_kernel.sh) loaded instead of the installed one, for its tests.
 BUILD_ENV = 'SSANET_CPP_EXTENSION'
@@ -53,40 +55,31 @@ def unavailable(device: torch.device):
     return None
 
 
-def _rows(x: Tensor) -> Tensor:
-    """Unit channel stride (pixels as rows); free for channels_last input
-    and for channel slices of a channels_last tensor."""
-    return x if x.stride(1) == 1 or x.shape[1] <= 1 else \
-        x.contiguous(memory_format=torch.channels_last)
-
-
 # The kernel as registered torch operators (torch.library): dynamo and
 # torch.export see an op with a fake (shape-only) implementation and an
 # autograd formula, so torch.compile(fullgraph=True) traces through the
 # SNL block instead of breaking the graph at an opaque pybind call.
 # Outputs and gradients are channels_last, as the kernel writes them.
-def _channels_last_like(x: Tensor, channels: int) -> Tensor:
-    B, _, H, W = x.shape
-    return x.new_empty(B, H, W, channels).permute(0, 3, 1, 2)
+OP_NAME = 'mmseg_ssanet::snl_cpu'
+TRACE_NAMES = (OP_NAME, )  # how a trace shows it (FLOP counting)
 
 
-@torch.library.custom_op('mmseg_ssanet::snl_cpu', mutates_args=(),
-                         device_types='cpu')
+@torch.library.custom_op(OP_NAME, mutates_args=(), device_types='cpu')
 def snl_cpu(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
             kernel_size: List[int], dilation: List[int],
             scale: float) -> Tensor:
     """Forward of the fused kernel; query/key/value need unit channel
-    stride (``_rows``)."""
+    stride (``unit_channel_stride``)."""
     return _C.forward(query, key, value, offset, *kernel_size, *dilation,
                       scale)
 
 
 @snl_cpu.register_fake
 def _(query, key, value, offset, kernel_size, dilation, scale):
-    return _channels_last_like(value, value.shape[1])
+    return channels_last_like(value, value.shape[1])
 
 
-@torch.library.custom_op('mmseg_ssanet::snl_cpu_backward', mutates_args=(),
+@torch.library.custom_op(OP_NAME + '_backward', mutates_args=(),
                          device_types='cpu')
 def snl_cpu_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                      value: Tensor, offset: Tensor, kernel_size: List[int],
@@ -103,7 +96,7 @@ def snl_cpu_backward(grad_out: Tensor, query: Tensor, key: Tensor,
 @snl_cpu_backward.register_fake
 def _(grad_out, query, key, value, offset, kernel_size, dilation, scale,
       needs):
-    return [_channels_last_like(x, x.shape[1]) if need else x.new_empty(0)
+    return [channels_last_like(x, x.shape[1]) if need else x.new_empty(0)
             for x, need in zip((query, key, value, offset), needs)]
 
 
@@ -127,6 +120,7 @@ snl_cpu.register_autograd(_backward, setup_context=_setup_context)
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
-    return snl_cpu(_rows(query), _rows(key), _rows(value), offset,
+    return snl_cpu(unit_channel_stride(query), unit_channel_stride(key),
+                   unit_channel_stride(value), offset,
                    list(kernel_size), list(dilation),
                    1.0 if scale is None else float(scale))

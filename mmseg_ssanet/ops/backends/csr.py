@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .layout import pixel_rows
 from ..sampling import (bilinear_corners, finite_positions,
                         sampling_positions)
 
@@ -63,6 +64,10 @@ def _sddmm(crow: Tensor, col: Tensor, left: Tensor, right: Tensor) -> Tensor:
                    right.shape[0])
     return torch.sparse.sampled_addmm(pattern, left, right.t(),
                                       beta=0.).values()
+
+
+# how a trace shows it (FLOP counting): an autograd Function
+TRACE_NAMES = ('prim::PythonOp.SparseAttentionFunction', )
 
 
 class SparseAttentionFunction(torch.autograd.Function):
@@ -140,12 +145,6 @@ def _sparse_attention(*args) -> Tensor:
     return SparseAttentionFunction.apply(*args)
 
 
-def _rows(x: Tensor) -> Tensor:
-    """``[B, C, H, W]`` -> ``[B*H*W, C]``: a view for channels_last input."""
-    B, C, H, W = x.shape
-    return x.permute(0, 2, 3, 1).reshape(B * H * W, C).contiguous()
-
-
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
@@ -165,12 +164,12 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     # entries; duplicates can exceed B*N x B*N on tiny maps, so give it spare
     # all-zero key/value rows that no index points at.
     spare = max(0, 4 * index.shape[1] - B * N)
-    key_rows, value_rows = _rows(key), _rows(value)
+    key_rows, value_rows = pixel_rows(key), pixel_rows(value)
     if spare:
         key_rows = F.pad(key_rows, (0, 0, 0, spare))
         value_rows = F.pad(value_rows, (0, 0, 0, spare))
     out = _sparse_attention(
-        _rows(query), key_rows, value_rows, index, weight,
+        pixel_rows(query), key_rows, value_rows, index, weight,
         1.0 if scale is None else float(scale))
     return out.view(B, H, W, C).permute(0, 3, 1, 2)
 

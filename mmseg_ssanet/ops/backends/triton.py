@@ -7,11 +7,12 @@ torch alone.
 """
 import importlib.util
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+
+from .layout import channels_last_like, pixel_rows
 
 # Inputs may stay in half precision: the kernel accumulates in float32.
 HALF_INPUTS = True
@@ -27,13 +28,6 @@ def unavailable(device: torch.device) -> Optional[str]:
         return None
     return (f'the triton kernel runs on CUDA tensors, or on CPU tensors '
             f'under TRITON_INTERPRET=1; got {device}')
-
-
-def _rows(x: Tensor) -> Tensor:
-    """``[B, C, H, W]`` -> contiguous ``[B*H*W, C]`` (a view when
-    channels_last)."""
-    B, C, H, W = x.shape
-    return x.permute(0, 2, 3, 1).reshape(B * H * W, C).contiguous()
 
 
 def launch_config(kernel: str, cq: int, c: int, k: int,
@@ -75,75 +69,117 @@ def _accumulator(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-class SparseAttentionFunction(torch.autograd.Function):
+def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
-    @staticmethod
-    def forward(ctx, query, key, value, offset, kernel_size, dilation, scale):
-        import triton
 
-        from .triton_kernels import snl_forward_kernel
-        B, C, H, W = value.shape
-        q, k, v, off = (_rows(x) for x in (query, key, value, offset))
-        total, cq = q.shape
-        out = torch.empty_like(v)
-        acc_dtype = torch.float64 if v.dtype == torch.float64 else \
-            torch.float32
-        lse = torch.empty(total, device=v.device, dtype=acc_dtype)
-        config = launch_config('forward', cq, C,
-                               kernel_size[0] * kernel_size[1],
-                               interpreted=v.device.type == 'cpu')
-        grid = (triton.cdiv(total, config['BLOCK_Q']), )
-        snl_forward_kernel[grid](
-            q, k, v, off, out, lse, total, H, W, scale, CQ=cq, C=C,
-            KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
-            DW=dilation[1], ACC=_accumulator(v.dtype), **config)
-        ctx.save_for_backward(q, k, v, off, out, lse)
-        ctx.geometry = (B, C, H, W, kernel_size, dilation, scale)
-        return out.view(B, H, W, C).permute(0, 3, 1, 2)
+# The kernels as registered torch operators (torch.library), like the C++
+# kernel's: torch.compile(fullgraph=True) and torch.export see ops with
+# fake (shape-only) implementations and an autograd formula instead of
+# breaking the graph at a kernel launch. CPU: under TRITON_INTERPRET=1.
+OP_NAME = 'mmseg_ssanet::snl_triton'
+TRACE_NAMES = (OP_NAME, )  # how a trace shows it (FLOP counting)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        import triton
 
-        from .triton_kernels import snl_backward_kernel
-        q, k, v, off, out, lse = ctx.saved_tensors
-        B, C, H, W, kernel_size, dilation, scale = ctx.geometry
-        go = _rows(grad_out)
-        total, cq = q.shape
-        acc_dtype = lse.dtype
-        # softmax backward: sum_k p_k <go, v_k> = <go, out>
-        delta = (go.to(acc_dtype) * out.to(acc_dtype)).sum(1)
-        grad_q = torch.empty(total, cq, device=q.device, dtype=acc_dtype)
-        grad_k = torch.zeros(total, cq, device=q.device, dtype=acc_dtype)
-        grad_v = torch.zeros(total, C, device=q.device, dtype=acc_dtype)
-        grad_off = torch.empty(total, off.shape[1], device=q.device,
-                               dtype=acc_dtype)
-        n_points = kernel_size[0] * kernel_size[1]
-        # torch.use_deterministic_algorithms(True): no float atomics
-        deterministic = torch.are_deterministic_algorithms_enabled()
-        prob, grad_logit = (
-            torch.empty(total if deterministic else 0, n_points,
-                        device=q.device, dtype=acc_dtype) for _ in range(2))
-        config = launch_config('backward', cq, C, n_points,
-                               interpreted=v.device.type == 'cpu')
-        grid = (triton.cdiv(total, config['BLOCK_Q']), )
-        snl_backward_kernel[grid](
-            q, k, v, off, go, lse, delta, grad_q, grad_k, grad_v, grad_off,
-            prob, grad_logit, total, H, W, scale, CQ=cq, C=C,
-            KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
-            DW=dilation[1], DETERMINISTIC=deterministic,
-            ACC=_accumulator(v.dtype), **config)
-        if deterministic:
-            grad_k, grad_v = key_value_grads_in_order(
-                q, go, off, prob, grad_logit, (B, H, W), kernel_size,
-                dilation)
+@torch.library.custom_op(OP_NAME, mutates_args=(),
+                         device_types=('cuda', 'cpu'))
+def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
+               kernel_size: List[int], dilation: List[int],
+               scale: float) -> Tuple[Tensor, Tensor]:
+    """Forward: the output (channels_last) and each query's log-sum-exp."""
+    import triton
 
-        def image(rows, like):
-            return rows.to(like.dtype).view(B, H, W, -1).permute(0, 3, 1, 2)
+    from .triton_kernels import snl_forward_kernel
+    B, C, H, W = value.shape
+    q, k, v, off = (pixel_rows(x) for x in (query, key, value, offset))
+    total, cq = q.shape
+    out = torch.empty_like(v)
+    lse = torch.empty(total, device=v.device, dtype=_lse_dtype(v.dtype))
+    config = launch_config('forward', cq, C,
+                           kernel_size[0] * kernel_size[1],
+                           interpreted=v.device.type == 'cpu')
+    grid = (triton.cdiv(total, config['BLOCK_Q']), )
+    snl_forward_kernel[grid](
+        q, k, v, off, out, lse, total, H, W, scale, CQ=cq, C=C,
+        KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
+        DW=dilation[1], ACC=_accumulator(v.dtype), **config)
+    return out.view(B, H, W, C).permute(0, 3, 1, 2), lse
 
-        return (image(grad_q, q), image(grad_k, k), image(grad_v, v),
-                image(grad_off, off), None, None, None)
+
+@snl_triton.register_fake
+def _(query, key, value, offset, kernel_size, dilation, scale):
+    B, C, H, W = value.shape
+    return (channels_last_like(value, C),
+            value.new_empty(B * H * W, dtype=_lse_dtype(value.dtype)))
+
+
+@torch.library.custom_op(OP_NAME + '_backward', mutates_args=(),
+                         device_types=('cuda', 'cpu'))
+def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
+                        value: Tensor, offset: Tensor, out: Tensor,
+                        lse: Tensor, kernel_size: List[int],
+                        dilation: List[int], scale: float,
+                        deterministic: bool) -> List[Tensor]:
+    """Gradients of query, key, value and offset (channels_last);
+    ``deterministic``: no float atomics (``key_value_grads_in_order``)."""
+    import triton
+
+    from .triton_kernels import snl_backward_kernel
+    B, C, H, W = value.shape
+    q, k, v, off, o, go = (pixel_rows(x) for x in (query, key, value, offset,
+                                                   out, grad_out))
+    total, cq = q.shape
+    acc_dtype = lse.dtype
+    # softmax backward: sum_k p_k <go, v_k> = <go, out>
+    delta = (go.to(acc_dtype) * o.to(acc_dtype)).sum(1)
+    grad_q = torch.empty(total, cq, device=q.device, dtype=acc_dtype)
+    grad_k = torch.zeros(total, cq, device=q.device, dtype=acc_dtype)
+    grad_v = torch.zeros(total, C, device=q.device, dtype=acc_dtype)
+    grad_off = torch.empty(total, off.shape[1], device=q.device,
+                           dtype=acc_dtype)
+    n_points = kernel_size[0] * kernel_size[1]
+    prob, grad_logit = (
+        torch.empty(total if deterministic else 0, n_points,
+                    device=q.device, dtype=acc_dtype) for _ in range(2))
+    config = launch_config('backward', cq, C, n_points,
+                           interpreted=v.device.type == 'cpu')
+    grid = (triton.cdiv(total, config['BLOCK_Q']), )
+    snl_backward_kernel[grid](
+        q, k, v, off, go, lse, delta, grad_q, grad_k, grad_v, grad_off,
+        prob, grad_logit, total, H, W, scale, CQ=cq, C=C,
+        KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
+        DW=dilation[1], DETERMINISTIC=deterministic,
+        ACC=_accumulator(v.dtype), **config)
+    if deterministic:
+        grad_k, grad_v = key_value_grads_in_order(
+            q, go, off, prob, grad_logit, (B, H, W), kernel_size, dilation)
+    return [rows.to(x.dtype).view(B, H, W, -1).permute(0, 3, 1, 2)
+            for rows, x in ((grad_q, query), (grad_k, key), (grad_v, value),
+                            (grad_off, offset))]
+
+
+@snl_triton_backward.register_fake
+def _(grad_out, query, key, value, offset, out, lse, kernel_size, dilation,
+      scale, deterministic):
+    return [channels_last_like(x, x.shape[1])
+            for x in (query, key, value, offset)]
+
+
+def _setup_context(ctx, inputs, output):
+    query, key, value, offset, kernel_size, dilation, scale = inputs
+    ctx.save_for_backward(query, key, value, offset, *output)
+    ctx.geometry = (kernel_size, dilation, scale)
+
+
+def _backward(ctx, grad_out, _grad_lse):
+    # torch.use_deterministic_algorithms(True): no float atomics
+    grads = snl_triton_backward(
+        grad_out, *ctx.saved_tensors, *ctx.geometry,
+        torch.are_deterministic_algorithms_enabled())
+    return (*grads, None, None, None)
+
+
+snl_triton.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _corner_entries(off: Tensor, shape: Tuple[int, int, int],
@@ -219,11 +255,9 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor,
     return grads
 
 
-# Dynamo does not trace through the launch: run it eagerly (graph break).
-@torch.compiler.disable
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
-    return SparseAttentionFunction.apply(
-        query, key, value, offset, kernel_size, dilation,
-        1.0 if scale is None else float(scale))
+    out, _ = snl_triton(query, key, value, offset, list(kernel_size),
+                        list(dilation), 1.0 if scale is None else float(scale))
+    return out
