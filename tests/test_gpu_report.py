@@ -11,7 +11,9 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
         'python', 'tools/gpu_report.py', '--device', 'cpu', '--sizes', '6x8',
         '--batches', '1', '--dtypes', 'fp32', '--cq', '4', '--c', '6',
         '--k', '9', '--check-size', '5x6', '--repeats', '1', '--archs',
-        '90', '--out', str(tmp_path)])
+        '90', '--train-configs', 'configs/ssanet_mobilenetv2_cityscapes.py',
+        '--train-size', '64x128', '--train-iters', '4', '--out',
+        str(tmp_path)])
     assert code == 0, log[-3000:]
     report = json.loads((tmp_path / 'report.json').read_text())
     errors = {(r['backend'], r['dtype']): r for r in report['correctness']}
@@ -34,5 +36,9 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
         'forward', 'backward', 'backward_deterministic', 'segment_sum'}
     for r in report['resources']:
         assert r['target'] == 'sm_90a' and r['spill_store_bytes'] == 0
+    # mmcv's ops are built for CPU here: the short training run runs
+    train, = report['training']
+    assert train['config'] == 'configs/ssanet_mobilenetv2_cityscapes.py'
+    assert train['iterations'] == 4 and train['ms_per_iter'] > 0
     text = (tmp_path / 'report.md').read_text()
     assert '## Correctness' in text and '| snl triton |' in text

@@ -3,12 +3,14 @@
 For a machine with a CUDA GPU and no mmcv: correctness of every backend
 that runs there against a float64 ``reference`` (values and the four
 gradients), the fp16/bf16 error of ``triton``, whether its backward is
-bitwise reproducible (default and under ``torch.use_deterministic_algorithms``),
-time (``triton.testing.do_bench``) and peak memory of the operator beside
+bitwise reproducible (by default and under
+``torch.use_deterministic_algorithms``), time (``triton.testing.do_bench``) and peak memory of the operator beside
 dense attention in plain torch, ``F.scaled_dot_product_attention`` (which
 SDPA backend ran is recorded) and the ``reference`` path, and the static
-resource table of the Triton kernels for this GPU's architecture. Writes
-``report.md`` and ``report.json``.
+resource table of the Triton kernels for this GPU's architecture; where
+mmcv's ops are built for the device, a short training run of the
+MobileNetV2 and R101 configs on generated Cityscapes data (time per
+iteration, peak memory). Writes ``report.md`` and ``report.json``.
 
 Example (on the GPU machine)::
 
@@ -215,6 +217,62 @@ def timing(args, device):
     return rows
 
 
+def mmcv_ops_for(device: str):
+    """None if mmcv's compiled ops run on ``device``, else why not."""
+    try:
+        from mmcv.ops import get_compiling_cuda_version
+    except ImportError as err:
+        return f'mmcv with compiled ops is not installed ({err})'
+    if device == 'cuda' and get_compiling_cuda_version() == 'not available':
+        return 'mmcv\'s ops are built without CUDA'
+    return None
+
+
+def training(args, device):
+    """A short training run of each config on generated Cityscapes data:
+    median time per iteration (after 2 warm-up ones) and peak memory."""
+    reason = mmcv_ops_for(device)
+    if reason or not args.train_configs:
+        return [dict(config='-', skipped=reason or 'no --train-configs')]
+    from mmengine.config import Config, DictAction
+    from mmengine.runner import Runner
+
+    from mmseg_ssanet.datasets import generate
+    from mmseg_ssanet.utils.short_run import short_run_options
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = osp.join(tmp, 'cityscapes')
+        h, w = args.train_size
+        generate('cityscapes', root, num_train=4, num_val=1, height=h,
+                 width=w, seed=0)
+        for path in args.train_configs:
+            parser = argparse.ArgumentParser()
+            parser.add_argument('--cfg-options', nargs='+',
+                                action=DictAction)
+            options = short_run_options(path, root, (h, w),
+                                        max_iters=args.train_iters,
+                                        batch_size=args.train_batch)
+            cfg = Config.fromfile(path)
+            cfg.merge_from_dict(parser.parse_args(
+                ['--cfg-options', *options]).cfg_options)
+            cfg.work_dir = osp.join(tmp, osp.basename(path))
+            cfg.default_hooks.checkpoint.interval = args.train_iters + 1
+            cfg.device = device
+            if device == 'cuda':
+                torch.cuda.reset_peak_memory_stats()
+            runner = Runner.from_cfg(cfg)
+            runner.train()
+            times = sorted(runner.message_hub.get_scalar(
+                'train/time').data[0][2:])
+            rows.append(dict(
+                config=osp.relpath(path), crop=f'{h}x{w}',
+                batch=args.train_batch, iterations=args.train_iters,
+                ms_per_iter=1e3 * times[len(times) // 2] if times else None,
+                peak_mb=(torch.cuda.max_memory_allocated() / 2**20
+                         if device == 'cuda' else None)))
+    return rows
+
+
 def resources(args):
     """The static table of the Triton kernels for ``args.archs``."""
     if not args.archs:
@@ -264,6 +322,10 @@ def markdown(report):
                ['size', 'batch', 'dtype', 'method', 'forward_ms',
                 'forward_backward_ms', 'peak_mb', 'sdpa_backend',
                 'skipped']), '',
+        '## Short training runs on generated data', '',
+        _table(report['training'],
+               ['config', 'crop', 'batch', 'iterations', 'ms_per_iter',
+                'peak_mb', 'skipped']), '',
         '## Triton kernels for this architecture (ptxas -v)', '',
         _table(report['resources'],
                ['kernel', 'dtype', 'target', 'registers', 'stack_bytes',
@@ -310,6 +372,17 @@ def main(argv=None):
     parser.add_argument('--archs', nargs='*', type=int, default=None,
                         help='compute capabilities for the resource table '
                         '(default: this GPU\'s; none on CPU)')
+    parser.add_argument('--train-configs', nargs='*',
+                        default=['configs/ssanet_mobilenetv2_cityscapes.py',
+                                 'configs/ssanet_r101_cityscapes.py'],
+                        help='configs to train briefly where mmcv\'s ops run '
+                        'on the device (none: skip)')
+    parser.add_argument('--train-size', type=_size, default=(512, 1024),
+                        metavar='HxW', help='generated images and crop')
+    parser.add_argument('--train-iters', type=int, default=20,
+                        help='iterations per config (2 are warm-up)')
+    parser.add_argument('--train-batch', type=int, default=2,
+                        help='images per iteration')
     args = parser.parse_args(argv)
     side = round(args.k**0.5)
     if side * side != args.k:
@@ -328,6 +401,7 @@ def main(argv=None):
     report = dict(environment=env, correctness=correctness(args, args.device),
                   determinism=determinism(args, args.device),
                   timing=timing(args, args.device),
+                  training=training(args, args.device),
                   resources=resources(args))
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'report.json'), 'w') as f:
