@@ -1,16 +1,17 @@
 """One-command report of the SNL operator on a GPU (torch and triton only).
 
-For a machine with a CUDA GPU and no mmcv: correctness of every backend
-that runs there against a float64 ``reference`` (values and the four
-gradients), the fp16/bf16 error of ``triton``, whether its backward is
-bitwise reproducible (by default and under
-``torch.use_deterministic_algorithms``), time (``triton.testing.do_bench``) and peak memory of the operator beside
-dense attention in plain torch, ``F.scaled_dot_product_attention`` (which
-SDPA backend ran is recorded) and the ``reference`` path, and the static
-resource table of the Triton kernels for this GPU's architecture; where
-mmcv's ops are built for the device, a short training run of the
-MobileNetV2 and R101 configs on generated Cityscapes data (time per
-iteration, peak memory). Writes ``report.md`` and ``report.json``.
+For a machine with a CUDA GPU (mmcv not needed): correctness of every
+backend that runs there against a float64 ``reference`` (values and the
+four gradients), the fp16/bf16 error of ``triton``, whether its backward
+is bitwise reproducible (by default and under
+``torch.use_deterministic_algorithms``), time (``triton.testing.do_bench``)
+and peak memory of the operator beside dense attention in plain torch,
+``F.scaled_dot_product_attention`` (which SDPA backend ran is recorded)
+and the ``reference`` path, and the static resource table of the Triton
+kernels for this GPU's architecture; where mmcv's ops are built for the
+device, a short training run of the MobileNetV2 and R101 configs on
+generated Cityscapes data (time per iteration, peak memory). Writes
+``report.md`` and ``report.json``.
 
 Example (on the GPU machine)::
 
