@@ -565,3 +565,18 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
         assert torch.equal(a.nan_to_num(), b.nan_to_num())
         torch.testing.assert_close(a.nan_to_num(), want.nan_to_num(),
                                    rtol=1e-9, atol=1e-9)
+
+
+def test_every_backend_declares_the_interface():
+    from mmseg_ssanet.ops.backends import BACKENDS, Backend
+    assert sorted(BACKENDS) == sorted(BACKEND_NAMES)
+    for name, backend in BACKENDS.items():
+        assert isinstance(backend, Backend) and backend.name == name
+        reason = backend.unavailable(torch.device('cpu'))
+        assert reason is None or (isinstance(reason, str) and reason)
+        # trace names are what FLOP counting matches: registered ops are
+        # namespaced, autograd Functions show as prim::PythonOp
+        for trace_name in backend.trace_names:
+            assert trace_name.startswith(('mmseg_ssanet::', 'prim::PythonOp.'))
+    assert BACKENDS['triton'].half_inputs
+    assert not BACKENDS['cpp'].half_inputs

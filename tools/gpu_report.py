@@ -74,8 +74,8 @@ def correctness(args, device):
     shape = (2, args.cq, args.c, args.check_size[0], args.check_size[1],
              args.k)
     rows = []
-    for name, module in BACKENDS.items():
-        reason = module.unavailable(torch.device(device))
+    for name, backend in BACKENDS.items():
+        reason = backend.unavailable(torch.device(device))
         if reason:
             rows.append(dict(backend=name, dtype='-', skipped=reason))
             continue

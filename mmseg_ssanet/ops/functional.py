@@ -177,18 +177,18 @@ def sparse_nonlocal_attention(query: Tensor,
     backend = resolve_backend(backend, value.device)
     if value.numel() == 0:
         return _NoOutput.apply(query, key, value, offset)
-    module = BACKENDS[backend]
+    implementation = BACKENDS[backend]
     # Logits and softmax in float32 at least: under autocast the 1x1 convs
     # hand us fp16/bf16, whose dot products over Cq channels overflow.
     # Backends that accumulate in float32 themselves take them as they are.
     dtype = torch.promote_types(value.dtype, torch.float32)
-    if getattr(module, 'HALF_INPUTS', False) and value.dtype in (
+    if implementation.half_inputs and value.dtype in (
             torch.float16, torch.bfloat16):
         dtype = value.dtype
     # (only when autocast is on: a traced graph then stays flat)
     with torch.autocast(value.device.type, enabled=False) if \
             torch.is_autocast_enabled(value.device.type) else nullcontext():
-        out = module.attention(
+        out = implementation.attention(
             query.to(dtype), key.to(dtype), value.to(dtype),
             offset.to(torch.promote_types(dtype, torch.float32)),
             kernel_size, dilation, scale)

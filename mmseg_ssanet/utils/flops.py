@@ -24,7 +24,7 @@ from ..ops.backends import BACKENDS
 # How the operator shows up in a trace, whichever backend ran: the fused
 # kernels' registered torch ops, csr's autograd Function.
 SNL_OPS = tuple(name for backend in BACKENDS.values()
-                for name in backend.TRACE_NAMES)
+                for name in backend.trace_names)
 
 
 def snl_flops(batch: int, pixels: int, num_points: int, query_channels: int,

@@ -1,10 +1,10 @@
 """Interchangeable implementations of the SNL operator.
 
-Each backend module has ``attention(query, key, value, offset, kernel_size,
-dilation, scale)`` (inputs already checked and in float32 or float64),
-``unavailable(device)``: None where it can run on that device, else the
-reason, and ``TRACE_NAMES``: the names the operator has in a traced graph
-(FLOP counting). The front end (:mod:`..functional`) picks one by device.
+Each backend module declares one :class:`.base.Backend` (``BACKEND``): its
+``attention`` function, ``unavailable(device)`` (None where it runs, else
+why not), whether it takes half-precision inputs as they are, and the
+names it has in a traced graph (FLOP counting). The front end
+(:mod:`..functional`) picks one by device.
 
 * ``cpp``: the fused C++ kernel, CPU; built at install time.
 * ``triton``: the fused Triton kernel, CUDA (CPU tensors under
@@ -14,8 +14,9 @@ reason, and ``TRACE_NAMES``: the names the operator has in a traced graph
 * ``reference``: the equations with ``grid_sample``; ONNX-exportable.
 """
 from . import cpp, csr, reference, triton
+from .base import Backend
 
-BACKENDS = {'cpp': cpp, 'triton': triton, 'csr': csr,
-            'reference': reference}
+BACKENDS = {b.name: b for b in (cpp.BACKEND, triton.BACKEND, csr.BACKEND,
+                                reference.BACKEND)}
 
-__all__ = ['BACKENDS']
+__all__ = ['BACKENDS', 'Backend']

@@ -13,6 +13,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .base import Backend
 from .layout import channels_last_like, unit_channel_stride
 
 # Another build of the kernel (a single-ISA or sanitizer build made by
@@ -61,7 +62,6 @@ def unavailable(device: torch.device):
 # SNL block instead of breaking the graph at an opaque pybind call.
 # Outputs and gradients are channels_last, as the kernel writes them.
 OP_NAME = 'mmseg_ssanet::snl_cpu'
-TRACE_NAMES = (OP_NAME, )  # how a trace shows it (FLOP counting)
 
 
 @torch.library.custom_op(OP_NAME, mutates_args=(), device_types='cpu')
@@ -124,3 +124,7 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
                    unit_channel_stride(value), offset,
                    list(kernel_size), list(dilation),
                    1.0 if scale is None else float(scale))
+
+
+BACKEND = Backend(name='cpp', attention=attention, unavailable=unavailable,
+                  trace_names=(OP_NAME, ))

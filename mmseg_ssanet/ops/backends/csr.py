@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .base import Backend
 from .layout import pixel_rows
 from ..sampling import (bilinear_corners, finite_positions,
                         sampling_positions)
@@ -64,10 +65,6 @@ def _sddmm(crow: Tensor, col: Tensor, left: Tensor, right: Tensor) -> Tensor:
                    right.shape[0])
     return torch.sparse.sampled_addmm(pattern, left, right.t(),
                                       beta=0.).values()
-
-
-# how a trace shows it (FLOP counting): an autograd Function
-TRACE_NAMES = ('prim::PythonOp.SparseAttentionFunction', )
 
 
 class SparseAttentionFunction(torch.autograd.Function):
@@ -177,3 +174,7 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
 def unavailable(device: torch.device):
     """None: plain PyTorch runs wherever torch does."""
     return None
+
+
+BACKEND = Backend(name='csr', attention=attention, unavailable=unavailable,
+                  trace_names=('prim::PythonOp.SparseAttentionFunction', ))

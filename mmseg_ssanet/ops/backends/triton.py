@@ -12,11 +12,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .base import Backend
 from .layout import channels_last_like, pixel_rows
-
-# Inputs may stay in half precision: the kernel accumulates in float32.
-HALF_INPUTS = True
-
 
 def unavailable(device: torch.device) -> Optional[str]:
     """None if the kernel can run on ``device``, else why not."""
@@ -78,7 +75,6 @@ def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
 # fake (shape-only) implementations and an autograd formula instead of
 # breaking the graph at a kernel launch. CPU: under TRITON_INTERPRET=1.
 OP_NAME = 'mmseg_ssanet::snl_triton'
-TRACE_NAMES = (OP_NAME, )  # how a trace shows it (FLOP counting)
 
 
 @torch.library.custom_op(OP_NAME, mutates_args=(),
@@ -261,3 +257,9 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     out, _ = snl_triton(query, key, value, offset, list(kernel_size),
                         list(dilation), 1.0 if scale is None else float(scale))
     return out
+
+
+# Inputs may stay in half precision: the kernel accumulates in float32.
+BACKEND = Backend(name='triton', attention=attention,
+                  unavailable=unavailable, half_inputs=True,
+                  trace_names=(OP_NAME, ))

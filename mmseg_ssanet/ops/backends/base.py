@@ -1,0 +1,30 @@
+"""The one interface every backend of the SNL operator declares."""
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An implementation of the operator, as the front end uses it.
+
+    Args:
+        name: how ``backend=`` selects it.
+        attention: ``(query, key, value, offset, kernel_size, dilation,
+            scale) -> output``; inputs already checked, query/key/value in
+            float32 or float64 (or their half dtype with ``half_inputs``),
+            offsets in at least float32.
+        unavailable: ``device -> None`` where it runs on that device, else
+            the reason (shown to the user).
+        half_inputs: takes fp16/bf16 inputs as they are (it accumulates in
+            float32 itself) instead of having them promoted.
+        trace_names: the names the operator has in a traced graph, for
+            FLOP counting (:mod:`mmseg_ssanet.utils.flops`).
+    """
+    name: str
+    attention: Callable[..., Tensor]
+    unavailable: Callable[[torch.device], Optional[str]]
+    half_inputs: bool = False
+    trace_names: Tuple[str, ...] = ()
