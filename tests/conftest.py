@@ -40,3 +40,95 @@ def run_cli(args, cwd=ROOT, timeout=900):
                           stderr=subprocess.STDOUT, text=True,
                           timeout=timeout)
     return proc.returncode, proc.stdout
+
+
+# The demo model (tests of the tools, the explorer and the mim CLI).
+DEMO_CONFIG = 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'
+DEMO = osp.join(ROOT, DEMO_CONFIG)
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    """A checkpoint as mmengine writes it, of the demo model."""
+    import torch
+    from mmengine.runner.checkpoint import save_checkpoint
+    from mmseg.datasets import CityscapesDataset
+
+    from mmseg_ssanet.apis import load_segmentor
+    torch.manual_seed(0)
+    model = load_segmentor(DEMO)
+    # trained offsets are not zero: move the sampling points (through the
+    # bias, as an untrained backbone's features are close to zero)
+    snl = model.decode_head.snl
+    torch.nn.init.normal_(snl.offset.conv.weight, std=0.05)
+    torch.nn.init.normal_(snl.offset.conv.bias, std=1.0)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'demo.pth')
+    save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(
+        dataset_meta=dict(CityscapesDataset.METAINFO))), path)
+    return path
+
+
+def demo_images(cityscapes_root):
+    """The validation images of ``cityscapes_root``."""
+    return osp.join(cityscapes_root, 'leftImg8bit', 'val', 'frankfurt')
+
+
+def data_options(root):
+    """``--cfg-options`` re-rooting every dataloader, no worker processes."""
+    opts = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.dataset.data_root={root}',
+                 f'{loader}.num_workers=0',
+                 f'{loader}.persistent_workers=False']
+    return opts
+
+
+def read_miou(output: str) -> float:
+    """The last mIoU an mmengine test/val loop logged."""
+    import re
+    found = re.findall(r'Iter\((?:test|val)\).*?mIoU: ([0-9.]+)', output)
+    assert found, output[-3000:]
+    return float(found[-1])
+
+
+# format -> (mmseg base dataset config, sub-folder the stock data_root names)
+STOCK = {
+    'cityscapes': ('cityscapes.py', ''),
+    'ade20k': ('ade20k.py', 'ADEChallengeData2016'),
+    'pascal_context': ('pascal_context_59.py', 'VOC2010'),
+}
+
+
+def stock_dataset(fmt, root, split):
+    """The dataset exactly as mmseg's base config builds it, re-rooted."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    cfg = Config.fromfile(
+        osp.join(mmseg_config_dir(), '_base_', 'datasets', STOCK[fmt][0]))
+    loader = cfg.train_dataloader if split == 'train' else cfg.val_dataloader
+    dataset_cfg = loader.dataset.copy()
+    dataset_cfg.data_root = osp.join(root, STOCK[fmt][1])
+    init_default_scope('mmseg')
+    return DATASETS.build(dataset_cfg), cfg
+
+
+def training_like_checkpoint(path):
+    """What mmengine's Runner.save_checkpoint writes, minus the model."""
+    import torch
+    from mmengine.logging import MessageHub
+    from mmengine.runner.checkpoint import save_checkpoint
+    hub = MessageHub.get_instance('ssanet-compat-test')
+    for i in range(5):
+        hub.update_scalar('train/loss', 1.0 / (i + 1))
+    hub.update_info('iter', 5)
+    model = torch.nn.Conv2d(3, 4, 1)
+    optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(1, 3, 4, 4)).sum().backward()
+    optim.step()
+    save_checkpoint(
+        dict(meta=dict(seed=0, iter=5, dataset_meta=dict(classes=('a', 'b'))),
+             state_dict=model.state_dict(), message_hub=hub.state_dict(),
+             optimizer=optim.state_dict(),
+             param_schedulers=[dict(last_step=5, base_lrs=[0.1])]), path)
+    return model

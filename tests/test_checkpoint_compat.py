@@ -5,35 +5,19 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import HistoryBuffer, MessageHub
-from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import load_checkpoint
 
 import mmseg_ssanet  # noqa: F401  (installs the allow-list)
 
-
-def _training_like_checkpoint(path):
-    """What mmengine's Runner.save_checkpoint writes, minus the model."""
-    hub = MessageHub.get_instance('ssanet-compat-test')
-    for i in range(5):
-        hub.update_scalar('train/loss', 1.0 / (i + 1))
-    hub.update_info('iter', 5)
-    model = torch.nn.Conv2d(3, 4, 1)
-    optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    model(torch.randn(1, 3, 4, 4)).sum().backward()
-    optim.step()
-    save_checkpoint(
-        dict(meta=dict(seed=0, iter=5, dataset_meta=dict(classes=('a', 'b'))),
-             state_dict=model.state_dict(), message_hub=hub.state_dict(),
-             optimizer=optim.state_dict(),
-             param_schedulers=[dict(last_step=5, base_lrs=[0.1])]), path)
-    return model
+from .conftest import training_like_checkpoint
 
 
 def test_without_allow_list_torch_refuses_mmengine_checkpoints(tmp_path):
     # The premise of the fix: torch's default weights_only load refuses them.
     from mmseg_ssanet.utils.checkpoint_compat import allow_mmengine_checkpoints
     path = str(tmp_path / 'iter_5.pth')
-    _training_like_checkpoint(path)
+    training_like_checkpoint(path)
     torch.serialization.clear_safe_globals()
     try:
         with pytest.raises(pickle.UnpicklingError, match='Weights only'):
@@ -45,7 +29,7 @@ def test_without_allow_list_torch_refuses_mmengine_checkpoints(tmp_path):
 
 def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
     path = str(tmp_path / 'iter_5.pth')
-    model = _training_like_checkpoint(path)
+    model = training_like_checkpoint(path)
     ckpt = torch.load(path, weights_only=True)
     buf = ckpt['message_hub']['log_scalars']['train/loss']
     assert isinstance(buf, HistoryBuffer)

@@ -10,7 +10,7 @@ from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.sampling import sampling_points_for
 
 from .conftest import run_cli
-from .test_tools import DEMO, _images, checkpoint  # noqa: F401  (fixture)
+from .conftest import DEMO, demo_images
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMEDRIVER = '/usr/bin/chromedriver'
@@ -37,11 +37,11 @@ def browser():
     driver.quit()
 
 
-def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,  # noqa: F811
+def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,
                                                 cityscapes_root, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    image = osp.join(_images(cityscapes_root),
+    image = osp.join(demo_images(cityscapes_root),
                      'frankfurt_000000_000019_leftImg8bit.png')
     page = tmp_path / 'explorer.html'
     code, log = run_cli(['python', 'tools/explore_sampling.py', DEMO,
@@ -97,14 +97,14 @@ def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,  # noqa: F
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 1000
 
 
-def test_page_escapes_hostile_file_names(tmp_path, checkpoint,  # noqa: F811
+def test_page_escapes_hostile_file_names(tmp_path, checkpoint,
                                          cityscapes_root, browser):
     # A page shared with colleagues must not run what a file name says.
     import shutil
     from selenium.webdriver.common.by import By
     name = '<img src=x onerror="document.title=1">__W__ & <b>.png'
     image = tmp_path / name
-    shutil.copy(osp.join(_images(cityscapes_root),
+    shutil.copy(osp.join(demo_images(cityscapes_root),
                          'frankfurt_000000_000019_leftImg8bit.png'), image)
     page = tmp_path / 'explorer.html'
     code, log = run_cli(['python', 'tools/explore_sampling.py', DEMO,
@@ -131,7 +131,7 @@ def test_explorer_names_a_model_without_snl(tmp_path, cityscapes_root):
     ckpt = str(tmp_path / 'fcn.pth')
     save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(
         dataset_meta=dict(CityscapesDataset.METAINFO))), ckpt)
-    image = osp.join(_images(cityscapes_root),
+    image = osp.join(demo_images(cityscapes_root),
                      'frankfurt_000000_000019_leftImg8bit.png')
     code, log = run_cli(['python', 'tools/explore_sampling.py', base, ckpt,
                          image, '--out', str(tmp_path / 'x.html')])

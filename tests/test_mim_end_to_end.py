@@ -4,31 +4,13 @@ import re
 
 import pytest
 
-from .conftest import run_cli
-
-DEMO_CONFIG = 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'
-
-
-def _data_options(root):
-    opts = []
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.dataset.data_root={root}',
-                 f'{loader}.num_workers=0',
-                 f'{loader}.persistent_workers=False']
-    return opts
-
-
-def read_miou(output: str) -> float:
-    found = re.findall(r'Iter\((?:test|val)\).*?mIoU: ([0-9.]+)', output)
-    assert found, output[-3000:]
-    return float(found[-1])
-
+from .conftest import DEMO_CONFIG, data_options, read_miou, run_cli
 
 @pytest.mark.slow
 def test_mim_train_resume_test(tmp_path, cityscapes_root):
     work = str(tmp_path / 'work')
     common = ['--gpus', '0', '--work-dir', work]
-    opts = _data_options(cityscapes_root) + [
+    opts = data_options(cityscapes_root) + [
         'train_dataloader.batch_size=2',
         'default_hooks.checkpoint.interval=3',
         'default_hooks.logger.interval=1',
@@ -49,7 +31,7 @@ def test_mim_train_resume_test(tmp_path, cityscapes_root):
 
     code, out = run_cli(['mim', 'test', 'mmseg', DEMO_CONFIG, *common,
                          '--checkpoint', osp.join(work, 'iter_6.pth'),
-                         '--cfg-options', *_data_options(cityscapes_root)])
+                         '--cfg-options', *data_options(cityscapes_root)])
     assert code == 0, out[-3000:]
     assert 'Weights only load failed' not in out
     miou = read_miou(out)
@@ -62,7 +44,7 @@ def test_mim_train_with_missing_data_names_it(tmp_path):
     missing = str(tmp_path / 'no_such_dataset')
     code, out = run_cli(['mim', 'train', 'mmseg', DEMO_CONFIG, '--gpus', '0',
                          '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-                         *_data_options(missing)])
+                         *data_options(missing)])
     assert code != 0
     assert f"data_root '{missing}' does not exist" in out
     assert 'tools/generate_data.py' in out

@@ -17,8 +17,7 @@ from mmseg_ssanet.datasets import generate
 from mmseg_ssanet.datasets.synthetic import CITYSCAPES_TRAINID_TO_LABELID
 from mmseg_ssanet.utils.short_run import short_run_options
 
-from .conftest import ROOT, run_cli
-from .test_mim_end_to_end import read_miou
+from .conftest import ROOT, read_miou, run_cli
 
 pytestmark = pytest.mark.slow
 CITYSCAPES = 'configs/ssanet_r101_cityscapes.py'

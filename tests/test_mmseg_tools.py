@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from .conftest import run_cli
-from .test_tools import DEMO, _images, checkpoint  # noqa: F401  (fixture)
+from .conftest import DEMO, demo_images
 
 
 def mmseg_tool(path):
@@ -16,7 +16,7 @@ def mmseg_tool(path):
     return osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', path)
 
 
-def test_test_py_out_show_dir_then_confusion_matrix(tmp_path, checkpoint,  # noqa: F811
+def test_test_py_out_show_dir_then_confusion_matrix(tmp_path, checkpoint,
                                                     cityscapes_root):
     data = f'test_dataloader.dataset.data_root={cityscapes_root}'
     out, show = tmp_path / 'preds', tmp_path / 'show'
@@ -61,7 +61,7 @@ def test_mmseg_inferencer(tmp_path, checkpoint, cityscapes_root):  # noqa: F811
     from mmseg.apis import MMSegInferencer
     inferencer = MMSegInferencer(model=DEMO, weights=checkpoint,
                                  device='cpu')
-    image = osp.join(_images(cityscapes_root),
+    image = osp.join(demo_images(cityscapes_root),
                      'frankfurt_000000_000019_leftImg8bit.png')
     result = inferencer(image, out_dir=str(tmp_path / 'inf'))
     assert result['predictions'].shape == (64, 128)

@@ -14,7 +14,7 @@ from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, CUE_ROLES,
                                                TARGET_SIZE)
 from mmseg_ssanet.datasets.synthetic import ROLES, make_cue_scene
 
-from .test_synthetic_data import _stock_dataset
+from .conftest import stock_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -118,7 +118,7 @@ def test_hue_labelled_pairs_are_recovered_from_the_files(tmp_path):
 def test_cue_scenes_load_as_stock_cityscapes(tmp_path):
     generate('cityscapes', str(tmp_path), num_train=2, num_val=2, height=128,
              width=256, seed=3, variant='cues', cue_distance=(48, 80))
-    dataset, _ = _stock_dataset('cityscapes', str(tmp_path), 'val')
+    dataset, _ = stock_dataset('cityscapes', str(tmp_path), 'val')
     classes = dataset.metainfo['classes']
     for i in range(len(dataset)):
         gt = dataset[i]['data_samples'].gt_sem_seg.data

@@ -6,8 +6,7 @@ import sys
 import numpy as np
 import torch
 
-from .conftest import run_cli
-from .test_checkpoint_compat import _training_like_checkpoint
+from .conftest import run_cli, training_like_checkpoint
 
 PLAIN_LOAD = r'''
 import sys, torch
@@ -21,7 +20,7 @@ print('SEED', type(ckpt['meta']['seed']).__name__)
 
 def test_published_checkpoint_loads_without_the_plugin(tmp_path):
     src = str(tmp_path / 'iter_5.pth')
-    model = _training_like_checkpoint(src)
+    model = training_like_checkpoint(src)
     # give meta what Runner sometimes puts there: numpy scalars and arrays
     ckpt = torch.load(src, weights_only=True)
     ckpt['meta'].update(seed=np.int64(7), mean=np.array([1.5, 2.5]))

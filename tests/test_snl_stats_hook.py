@@ -11,7 +11,7 @@ from mmseg_ssanet.engine import SNLStatsHook, snl_statistics
 from mmseg_ssanet.models import SparseNonLocal2d
 
 from .conftest import run_cli
-from .test_mim_end_to_end import DEMO_CONFIG, _data_options
+from .conftest import DEMO_CONFIG, data_options
 
 
 def _outside_on_the_grid(H, W, kh, kw, d):
@@ -73,7 +73,7 @@ def test_hook_logs_through_mim_train(tmp_path, cityscapes_root):
     work = tmp_path / 'work'
     code, out = run_cli([
         'mim', 'train', 'mmseg', DEMO_CONFIG, '--gpus', '0', '--work-dir',
-        str(work), '--cfg-options', *_data_options(cityscapes_root),
+        str(work), '--cfg-options', *data_options(cityscapes_root),
         'train_dataloader.batch_size=2', 'train_cfg.max_iters=4',
         'train_cfg.val_interval=100', 'default_hooks.logger.interval=2',
         # the SSANet configs carry the hook (configs/_base_/snl_stats.py)

@@ -1,38 +1,15 @@
 """Generated datasets load through mmseg's stock classes and pipelines."""
 import filecmp
-import os.path as osp
 
 import numpy as np
 import pytest
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
-from mmseg.registry import DATASETS
 from PIL import Image
 
 from mmseg_ssanet.datasets import generate, make_scene
 from mmseg_ssanet.datasets.synthetic import ROLES, label_ids
 
-from .conftest import mmseg_config_dir
-
-# format -> (mmseg base dataset config, sub-folder the stock data_root names)
-STOCK = {
-    'cityscapes': ('cityscapes.py', ''),
-    'ade20k': ('ade20k.py', 'ADEChallengeData2016'),
-    'pascal_context': ('pascal_context_59.py', 'VOC2010'),
-}
-
-
-def _stock_dataset(fmt, root, split):
-    """The dataset exactly as mmseg's base config builds it, re-rooted."""
-    cfg = Config.fromfile(
-        osp.join(mmseg_config_dir(), '_base_', 'datasets', STOCK[fmt][0]))
-    loader = cfg.train_dataloader if split == 'train' else cfg.val_dataloader
-    dataset_cfg = loader.dataset.copy()
-    dataset_cfg.data_root = osp.join(root, STOCK[fmt][1])
-    init_default_scope('mmseg')
-    return DATASETS.build(dataset_cfg), cfg
-
+from .conftest import STOCK, stock_dataset
 
 @pytest.mark.parametrize('fmt', sorted(STOCK))
 @pytest.mark.parametrize('split', ['train', 'val'])
@@ -42,7 +19,7 @@ def test_stock_dataset_loads_generated_data(tmp_path, fmt, split):
     set_random_seed(0)
     generate(fmt, str(tmp_path), num_train=3, num_val=2, height=64,
              width=96, seed=1)
-    dataset, cfg = _stock_dataset(fmt, str(tmp_path), split)
+    dataset, cfg = stock_dataset(fmt, str(tmp_path), split)
     assert len(dataset) == (3 if split == 'train' else 2)
     shift = 0 if fmt == 'cityscapes' else 1  # reduce_zero_label
     valid = set((label_ids(fmt).astype(int) - shift).tolist()) | {255}

@@ -7,49 +7,23 @@ import re
 import numpy as np
 import pytest
 import torch
-from mmengine.runner.checkpoint import save_checkpoint
-from mmseg.datasets import CityscapesDataset
 from PIL import Image
 
 from mmseg_ssanet.apis import (CheckpointMismatchError, load_segmentor,
                                sampling_points_for)
 from mmseg_ssanet.apis.sampling import default_queries
 
-from .conftest import ROOT, run_cli
-
-DEMO = osp.join(ROOT, 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-'
-                'cityscapes.py')
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """A checkpoint as mmengine writes it, of the demo model."""
-    torch.manual_seed(0)
-    model = load_segmentor(DEMO)
-    # trained offsets are not zero: move the sampling points (through the
-    # bias, as an untrained backbone's features are close to zero)
-    snl = model.decode_head.snl
-    torch.nn.init.normal_(snl.offset.conv.weight, std=0.05)
-    torch.nn.init.normal_(snl.offset.conv.bias, std=1.0)
-    path = str(tmp_path_factory.mktemp('ckpt') / 'demo.pth')
-    save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(
-        dataset_meta=dict(CityscapesDataset.METAINFO))), path)
-    return path
-
-
-def _images(cityscapes_root):
-    return osp.join(cityscapes_root, 'leftImg8bit', 'val', 'frankfurt')
-
+from .conftest import DEMO, demo_images, run_cli
 
 def test_infer_writes_overlays(tmp_path, checkpoint, cityscapes_root):
     out = str(tmp_path / 'overlays')
     code, log = run_cli(['python', 'tools/infer.py', DEMO, checkpoint,
-                         _images(cityscapes_root), '--out-dir', out])
+                         demo_images(cityscapes_root), '--out-dir', out])
     assert code == 0, log[-3000:]
     pngs = sorted(osp.basename(p) for p in glob.glob(osp.join(out, '*.png')))
     assert len(pngs) == 4
     overlay = np.array(Image.open(osp.join(out, pngs[0])))
-    src = np.array(Image.open(osp.join(_images(cityscapes_root), pngs[0])))
+    src = np.array(Image.open(osp.join(demo_images(cityscapes_root), pngs[0])))
     assert overlay.shape == src.shape  # drawn at the image's size
     assert np.abs(overlay.astype(int) - src.astype(int)).mean() > 1
 
@@ -86,7 +60,7 @@ def test_infer_skips_unreadable_files_and_finishes(tmp_path, checkpoint,
     # good image gets its overlay, each bad one is named, exit status 1.
     import shutil
     folder = tmp_path / 'mixed'
-    shutil.copytree(_images(cityscapes_root), folder)
+    shutil.copytree(demo_images(cityscapes_root), folder)
     (folder / 'a_empty.png').write_bytes(b'')
     good = sorted(folder.glob('*_leftImg8bit.png'))
     (folder / 'b_truncated.png').write_bytes(good[0].read_bytes()[:100])
@@ -114,7 +88,7 @@ def test_load_segmentor_mismatch_lists_the_keys(tmp_path, checkpoint):
 def test_fresh_model_samples_on_the_initial_grid(cityscapes_root):
     model = load_segmentor(DEMO)
     image = np.array(Image.open(osp.join(
-        _images(cityscapes_root),
+        demo_images(cityscapes_root),
         'frankfurt_000000_000019_leftImg8bit.png')))[..., ::-1]
     samples = sampling_points_for(model, image.copy(), [(10, 20), (50, 100)])
     assert len(samples) == 2
@@ -127,7 +101,7 @@ def test_fresh_model_samples_on_the_initial_grid(cityscapes_root):
 
 def test_trained_offsets_move_points_and_picture_is_written(
         tmp_path, checkpoint, cityscapes_root):
-    img = osp.join(_images(cityscapes_root),
+    img = osp.join(demo_images(cityscapes_root),
                    'frankfurt_000000_000019_leftImg8bit.png')
     out = str(tmp_path / 'sampling.png')
     code, log = run_cli(['python', 'tools/visualize_sampling.py', DEMO, img,
@@ -143,7 +117,7 @@ def test_trained_offsets_move_points_and_picture_is_written(
 
 def test_onnx_export_matches_pytorch(tmp_path, checkpoint, cityscapes_root):
     pytest.importorskip('onnxruntime')
-    img = osp.join(_images(cityscapes_root),
+    img = osp.join(demo_images(cityscapes_root),
                    'frankfurt_000000_000019_leftImg8bit.png')
     out = str(tmp_path / 'ssanet.onnx')
     code, log = run_cli(['python', 'tools/export_onnx.py', DEMO, checkpoint,
