@@ -172,14 +172,18 @@ def spread_call(B, Cq, C, H, W, kernel, dtype_name):
                for a, b in zip(got, expected))
 
 
+def _empty_views(shape, Cq):
+    B, C, H, W = shape
+    return [torch.randn(B, ch, H, W, dtype=torch.float64, requires_grad=True)
+            for ch in (Cq, Cq, C, 18)]
+
+
 def empty_kernel_call(shape):
     """The cpp backend's kernel alone (no front end) on an empty problem:
     the output's and the gradients' shapes."""
     from mmseg_ssanet.ops.backends import cpp
-    B, C, H, W = shape
-    views = [torch.randn(B, ch, H, W, dtype=torch.float64,
-                         requires_grad=True) for ch in (4, 4, C, 18)]
-    out = cpp.attention(*views, (3, 3), (1, 1), None)
+    views = _empty_views(shape, 4)
+    out = cpp.BACKEND.attention(*views, (3, 3), (1, 1), None)
     grads = torch.autograd.grad(out.sum(), views)
     return tuple(out.shape), [tuple(g.shape) for g in grads]
 
@@ -188,9 +192,7 @@ def empty_call(backend, shape, Cq):
     """The operator on an empty problem ``[B, C, H, W]`` and its backward:
     the shapes of the output and of the four gradients, and whether every
     gradient is zero."""
-    B, C, H, W = shape
-    views = [torch.randn(B, ch, H, W, dtype=torch.float64,
-                         requires_grad=True) for ch in (Cq, Cq, C, 18)]
+    views = _empty_views(shape, Cq)
     out = snl(*views, 3, backend=backend)
     grads = torch.autograd.grad(out.sum(), views)
     return (tuple(out.shape), [tuple(g.shape) for g in grads],

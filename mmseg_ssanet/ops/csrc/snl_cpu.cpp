@@ -47,7 +47,7 @@ namespace {
 #define SNL_STRINGIFY(x) #x
 #define SNL_STRING(x) SNL_STRINGIFY(x)
 // Lambdas too: one left out of line is compiled for the baseline target,
-// outside the clone that calls it.
+// outside the variant that calls it.
 #define SNL_LAMBDA_INLINE __attribute__((always_inline))
 
 constexpr int kTile = 8;     // queries per tile, along a row
