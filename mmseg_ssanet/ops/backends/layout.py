@@ -1,5 +1,6 @@
 """Memory layouts the fused kernels read and write: pixels as rows of
 channels (channels_last), which 1x1 convs produce for free."""
+import torch
 from torch import Tensor
 
 
@@ -13,7 +14,6 @@ def pixel_rows(x: Tensor) -> Tensor:
 def unit_channel_stride(x: Tensor) -> Tensor:
     """``x`` itself where each pixel's channels are contiguous (channels_last
     input, or a channel slice of one), else a channels_last copy."""
-    import torch
     return x if x.stride(1) == 1 or x.shape[1] <= 1 else \
         x.contiguous(memory_format=torch.channels_last)
 

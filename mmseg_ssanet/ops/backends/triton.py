@@ -15,6 +15,7 @@ from torch import Tensor
 from .base import Backend
 from .layout import channels_last_like, pixel_rows
 
+
 def unavailable(device: torch.device) -> Optional[str]:
     """None if the kernel can run on ``device``, else why not."""
     if importlib.util.find_spec('triton') is None:
@@ -129,8 +130,10 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
     # softmax backward: sum_k p_k <go, v_k> = <go, out>
     delta = (go.to(acc_dtype) * o.to(acc_dtype)).sum(1)
     grad_q = torch.empty(total, cq, device=q.device, dtype=acc_dtype)
-    grad_k = torch.zeros(total, cq, device=q.device, dtype=acc_dtype)
-    grad_v = torch.zeros(total, C, device=q.device, dtype=acc_dtype)
+    # the atomics' targets; the deterministic path returns its own sums
+    atomic_rows = 0 if deterministic else total
+    grad_k = torch.zeros(atomic_rows, cq, device=q.device, dtype=acc_dtype)
+    grad_v = torch.zeros(atomic_rows, C, device=q.device, dtype=acc_dtype)
     grad_off = torch.empty(total, off.shape[1], device=q.device,
                            dtype=acc_dtype)
     n_points = kernel_size[0] * kernel_size[1]
@@ -224,8 +227,9 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor,
     Owner computes: the (query, point, corner) entries are sorted stably
     by pixel, and one program per pixel adds its entries' rows (query rows
     times g_k w_kc for keys, grad_out rows times p_k w_kc for values) in
-    that order. Costs 2 index and 2 coefficient values per entry
-    (4 K per query) and a sort, against the atomics' nothing.
+    that order. Costs, against the atomics' nothing: two [N, K] buffers
+    from the kernel, 4 K entries per query (int64 pixel, query and point
+    indices and a weight each) and a sort.
     """
     import triton
 
