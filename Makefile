@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python tools/generate_data.py cityscapes $(DEMO_DATA) \
+	$(BIN)/python tools/misc/generate_data.py cityscapes $(DEMO_DATA) \
 		--num-train 64 --num-val 16 --size 128x256 --seed 0
 	$(BIN)/mim train mmseg $(DEMO_CONFIG) --gpus 0 --work-dir $(DEMO_DIR) \
 		--cfg-options train_dataloader.dataset.data_root=$(DEMO_DATA) \

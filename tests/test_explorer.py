@@ -12,6 +12,7 @@ from mmseg_ssanet.apis.sampling import sampling_points_for
 from .conftest import run_cli
 from .conftest import DEMO, demo_images
 
+EXPLORE = 'tools/visualization/explore_sampling.py'
 CHROMIUM = '/usr/bin/chromium'
 CHROMEDRIVER = '/usr/bin/chromedriver'
 
@@ -44,8 +45,8 @@ def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,
     image = osp.join(demo_images(cityscapes_root),
                      'frankfurt_000000_000019_leftImg8bit.png')
     page = tmp_path / 'explorer.html'
-    code, log = run_cli(['python', 'tools/explore_sampling.py', DEMO,
-                         checkpoint, image, '--out', str(page)])
+    code, log = run_cli(['python', EXPLORE, DEMO, checkpoint, image,
+                         '--out', str(page)])
     assert code == 0, log[-2000:]
     html = page.read_text()
     assert 'http://' not in html.replace('http://www.w3.org/2000/svg', '')
@@ -107,8 +108,8 @@ def test_page_escapes_hostile_file_names(tmp_path, checkpoint,
     shutil.copy(osp.join(demo_images(cityscapes_root),
                          'frankfurt_000000_000019_leftImg8bit.png'), image)
     page = tmp_path / 'explorer.html'
-    code, log = run_cli(['python', 'tools/explore_sampling.py', DEMO,
-                         checkpoint, str(image), '--out', str(page)])
+    code, log = run_cli(['python', EXPLORE, DEMO, checkpoint, str(image),
+                         '--out', str(page)])
     assert code == 0, log[-2000:]
     html = page.read_text()
     assert '<img src=x' not in html and '<b>' not in html
@@ -133,7 +134,7 @@ def test_explorer_names_a_model_without_snl(tmp_path, cityscapes_root):
         dataset_meta=dict(CityscapesDataset.METAINFO))), ckpt)
     image = osp.join(demo_images(cityscapes_root),
                      'frankfurt_000000_000019_leftImg8bit.png')
-    code, log = run_cli(['python', 'tools/explore_sampling.py', base, ckpt,
-                         image, '--out', str(tmp_path / 'x.html')])
+    code, log = run_cli(['python', EXPLORE, base, ckpt, image,
+                         '--out', str(tmp_path / 'x.html')])
     assert code != 0
     assert 'has no SparseNonLocal2d block' in log

@@ -31,7 +31,7 @@ def test_snl_block_flops_are_the_closed_form_plus_its_convs(backend):
 
 
 def test_get_flops_on_ours_and_on_a_stock_config():
-    code, log = run_cli(['python', 'tools/get_flops.py',
+    code, log = run_cli(['python', 'tools/analysis_tools/get_flops.py',
                          'configs/ablation/mobilenetv2_snl-k81_cityscapes.py',
                          '--shape', '128', '256'])
     assert code == 0, log[-2000:]
@@ -42,7 +42,7 @@ def test_get_flops_on_ours_and_on_a_stock_config():
     # the SNL block's operator on the 8x16 stride-16 map is part of it
     assert ours > snl_flops(1, 8 * 16, 81, 128, 256)
 
-    code, log = run_cli(['python', 'tools/get_flops.py',
+    code, log = run_cli(['python', 'tools/analysis_tools/get_flops.py',
                          'mmseg::fcn/fcn_r18-d8_4xb2-80k_cityscapes-512x1024'
                          '.py', '--shape', '64'])
     assert code == 0, log[-2000:]

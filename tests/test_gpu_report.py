@@ -1,4 +1,4 @@
-"""tools/gpu_report.py end to end at a tiny size, on CPU tensors under
+"""tools/analysis_tools/gpu_report.py end to end at a tiny size, on CPU tensors under
 Triton's interpreter (conftest sets TRITON_INTERPRET=1): the GPU report
 is not dead code, and what it reports here is checked."""
 import json
@@ -8,7 +8,8 @@ from .conftest import run_cli
 
 def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     code, log = run_cli([
-        'python', 'tools/gpu_report.py', '--device', 'cpu', '--sizes', '6x8',
+        'python', 'tools/analysis_tools/gpu_report.py', '--device', 'cpu',
+        '--sizes', '6x8',
         '--batches', '1', '--dtypes', 'fp32', '--cq', '4', '--c', '6',
         '--k', '9', '--check-size', '5x6', '--repeats', '1', '--archs',
         '90', '--train-configs', 'configs/ssanet_mobilenetv2_cityscapes.py',

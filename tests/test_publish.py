@@ -26,7 +26,7 @@ def test_published_checkpoint_loads_without_the_plugin(tmp_path):
     ckpt['meta'].update(seed=np.int64(7), mean=np.array([1.5, 2.5]))
     torch.save(ckpt, src)
 
-    code, log = run_cli(['python', 'tools/publish_model.py', src,
+    code, log = run_cli(['python', 'tools/misc/publish_model.py', src,
                          str(tmp_path / 'ssanet.pth')])
     assert code == 0, log[-2000:]
     (final, ) = re.findall(r'published (\S+ssanet-[0-9a-f]{8}\.pth)', log)
@@ -45,6 +45,6 @@ def test_published_checkpoint_loads_without_the_plugin(tmp_path):
 
 
 def test_publish_names_a_missing_file(tmp_path):
-    code, log = run_cli(['python', 'tools/publish_model.py',
+    code, log = run_cli(['python', 'tools/misc/publish_model.py',
                          str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth')])
     assert code != 0 and 'does not exist' in log

@@ -15,10 +15,12 @@ from mmseg_ssanet.apis.sampling import default_queries
 
 from .conftest import DEMO, demo_images, run_cli
 
+INFER = 'tools/visualization/infer.py'
+
 def test_infer_writes_overlays(tmp_path, checkpoint, cityscapes_root):
     out = str(tmp_path / 'overlays')
-    code, log = run_cli(['python', 'tools/infer.py', DEMO, checkpoint,
-                         demo_images(cityscapes_root), '--out-dir', out])
+    code, log = run_cli(['python', INFER, DEMO, checkpoint,
+                         demo_images(cityscapes_root), '--out', out])
     assert code == 0, log[-3000:]
     pngs = sorted(osp.basename(p) for p in glob.glob(osp.join(out, '*.png')))
     assert len(pngs) == 4
@@ -48,8 +50,8 @@ def test_infer_errors_are_named(tmp_path, checkpoint, case, match):
         del state['decode_head.conv_seg.bias']
         ckpt = str(tmp_path / 'other.pth')
         torch.save(dict(state_dict=state), ckpt)
-    code, log = run_cli(['python', 'tools/infer.py', DEMO, ckpt, str(img),
-                         '--out-dir', str(tmp_path / 'o')])
+    code, log = run_cli(['python', INFER, DEMO, ckpt, str(img),
+                         '--out', str(tmp_path / 'o')])
     assert code != 0
     assert re.search(match, log), log[-2000:]
 
@@ -65,8 +67,8 @@ def test_infer_skips_unreadable_files_and_finishes(tmp_path, checkpoint,
     good = sorted(folder.glob('*_leftImg8bit.png'))
     (folder / 'b_truncated.png').write_bytes(good[0].read_bytes()[:100])
     out = tmp_path / 'overlays'
-    code, log = run_cli(['python', 'tools/infer.py', DEMO, checkpoint,
-                         str(folder), '--out-dir', str(out)])
+    code, log = run_cli(['python', INFER, DEMO, checkpoint,
+                         str(folder), '--out', str(out)])
     assert code == 1, log[-3000:]
     assert sorted(p.name for p in out.glob('*.png')) == sorted(
         p.name for p in good)
@@ -104,8 +106,8 @@ def test_trained_offsets_move_points_and_picture_is_written(
     img = osp.join(demo_images(cityscapes_root),
                    'frankfurt_000000_000019_leftImg8bit.png')
     out = str(tmp_path / 'sampling.png')
-    code, log = run_cli(['python', 'tools/visualize_sampling.py', DEMO, img,
-                         '--checkpoint', checkpoint, '--out', out])
+    code, log = run_cli(['python', 'tools/visualization/visualize_sampling.py',
+                         DEMO, checkpoint, img, '--out', out])
     assert code == 0, log[-3000:]
     assert Image.open(out).size[0] > 500
     model = load_segmentor(DEMO, checkpoint,
@@ -120,8 +122,8 @@ def test_onnx_export_matches_pytorch(tmp_path, checkpoint, cityscapes_root):
     img = osp.join(demo_images(cityscapes_root),
                    'frankfurt_000000_000019_leftImg8bit.png')
     out = str(tmp_path / 'ssanet.onnx')
-    code, log = run_cli(['python', 'tools/export_onnx.py', DEMO, checkpoint,
-                         '--image', img, '--out', out])
+    code, log = run_cli(['python', 'tools/deployment/export_onnx.py', DEMO,
+                         checkpoint, img, '--out', out])
     assert code == 0, log[-3000:]
     assert osp.getsize(out) > 1e6
     # checked at the image's size and at another one (dynamic axes)
@@ -134,8 +136,8 @@ def test_onnx_export_matches_pytorch(tmp_path, checkpoint, cityscapes_root):
 
 def test_benchmark_snl_small_run(tmp_path):
     out = str(tmp_path / 'bench')
-    code, log = run_cli(['python', 'tools/benchmark_snl.py', '--sizes',
-                         '49x49', '--channels', '32', '--batches', '1',
+    code, log = run_cli(['python', 'tools/analysis_tools/benchmark_snl.py',
+                         '--sizes', '49x49', '--channels', '32', '--batches', '1',
                          '--repeats', '1', '--out', out])
     assert code == 0, log[-3000:]
     results = json.load(open(osp.join(out, 'results.json')))
@@ -159,8 +161,8 @@ def test_benchmark_snl_small_run(tmp_path):
 
 def test_benchmark_models_small_run(tmp_path):
     out = str(tmp_path / 'models')
-    code, log = run_cli(['python', 'tools/benchmark_models.py', '--height',
-                         '64', '--width', '128', '--repeats', '1', '--out',
+    code, log = run_cli(['python', 'tools/analysis_tools/benchmark_models.py',
+                         '--height', '64', '--width', '128', '--repeats', '1', '--out',
                          out])
     assert code == 0, log[-3000:]
     rows = json.load(open(osp.join(out, 'results.json')))['rows']
@@ -177,8 +179,8 @@ def test_benchmark_fps_goes_round_a_small_test_set(tmp_path, checkpoint,
     # mmseg's benchmark.py prints `fps nan` on fewer than 200 images
     out = str(tmp_path / 'fps.json')
     code, log = run_cli([
-        'python', 'tools/benchmark_fps.py', DEMO, checkpoint, '--images',
-        '7', '--warmup', '1', '--repeat-times', '2', '--out', out,
+        'python', 'tools/analysis_tools/benchmark_fps.py', DEMO, checkpoint,
+        '--images', '7', '--warmup', '1', '--repeat-times', '2', '--out', out,
         '--cfg-options', f'test_dataloader.dataset.data_root={cityscapes_root}'
     ])
     assert code == 0, log[-3000:]
@@ -193,7 +195,8 @@ def test_browse_dataset_writes_samples_with_ground_truth(tmp_path,
                                                          cityscapes_root):
     out = tmp_path / 'browse'
     code, log = run_cli([
-        'python', 'tools/browse_dataset.py', DEMO, '--output-dir', str(out),
+        'python', 'tools/analysis_tools/browse_dataset.py', DEMO, '--out',
+        str(out),
         '--max-images', '3', '--cfg-options',
         f'train_dataloader.dataset.data_root={cityscapes_root}'])
     assert code == 0, log[-3000:]
@@ -214,28 +217,3 @@ def test_weight_inside_counts_the_attention_mass_in_a_box():
     # a margin grows the box on every side
     assert weight_inside(sample, (8, 8, 4, 4), margin=8)[0] == 0.5
     assert weight_inside(sample, (8, 8, 4, 4), margin=19)[0] == 1.0
-
-
-def test_cue_scene_picture_queries_targets_and_scores_their_cues(tmp_path):
-    from mmseg_ssanet.datasets import generate
-    generate('cityscapes', str(tmp_path / 'cues'), num_train=0, num_val=1,
-             seed=2, variant='cues', cue_distance=(40, 64))
-    stem = 'val/frankfurt/frankfurt_000000_000019_'
-    img = str(tmp_path / 'cues' / f'leftImg8bit/{stem}leftImg8bit.png')
-    label = str(tmp_path / 'cues' / f'gtFine/{stem}gtFine_labelTrainIds.png')
-    out = str(tmp_path / 'cues.png')
-    code, log = run_cli(['python', 'tools/visualize_sampling.py', DEMO, img,
-                         '--label', label, '--out', out])
-    assert code == 0, log[-3000:]
-    assert Image.open(out).size[0] > 500
-    found = re.findall(r'target at .*?cue (\d+) px away: attention on its '
-                       r'cue ([0-9.]+) \(initial grid ([0-9.]+)\)', log)
-    assert len(found) >= 2, log[-2000:]
-    for distance, learned, initial in found:
-        assert 40 <= int(distance) <= 64
-        # untrained: zero offsets, near-uniform weights on the initial grid
-        assert abs(float(learned) - float(initial)) < 0.02
-    assert any(float(initial) > 0 for _, _, initial in found)
-    code, log = run_cli(['python', 'tools/visualize_sampling.py', DEMO, img,
-                         '--label', img, '--out', out])
-    assert code != 0 and 'is not a label map' in log

@@ -1,5 +1,5 @@
 # SSANet (MobileNetV2, SNL K=81, global pooling, decoder) sized for a short
-# CPU run on the generated Cityscapes-format scenes (tools/generate_data.py).
+# CPU run on the generated Cityscapes-format scenes (tools/misc/generate_data.py).
 # Inherits the real model; trained from scratch (no network for ImageNet
 # weights here), plain BN, whole 128x256 images, a few hundred iterations.
 _base_ = ['../ssanet_mobilenetv2_cityscapes.py']

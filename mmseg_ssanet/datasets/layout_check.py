@@ -39,7 +39,8 @@ def _where(dataset) -> str:
     hint = f' {name} expects {layout}.' if layout else ''
     return (f'{name} (data_root={dataset.data_root!r}, '
             f'data_prefix={dict(dataset.data_prefix)!r}).{hint} '
-            f'tools/generate_data.py writes a small dataset in this layout.')
+            f'tools/misc/generate_data.py writes a small dataset in this '
+            f'layout.')
 
 
 def check_before_listing(dataset) -> None:

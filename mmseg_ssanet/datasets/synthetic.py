@@ -16,12 +16,10 @@ recognisable and give the model easy classes to learn.
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
-
-from . import paired_cues
 
 # Scene roles and the class name each benchmark uses for them.
 ROLES = ('road', 'sidewalk', 'building', 'vegetation', 'sky', 'person', 'car')
@@ -55,28 +53,6 @@ class Scene:
     image: np.ndarray  # H x W x 3 uint8, RGB
     roles: np.ndarray  # H x W uint8, index into ROLES
     is_day: Optional[bool] = None  # street scenes: the sky's cue
-    pairs: Tuple[paired_cues.CuePair, ...] = ()  # cue scenes: their pairs
-
-
-VARIANTS = ('street', 'cues')
-
-
-def make_cue_scene(height: int, width: int, rng: np.random.Generator,
-                   num_pairs: int = 3,
-                   distance: Tuple[int, int] = paired_cues.DEFAULT_DISTANCE,
-                   cue_labels: str = 'centre') -> Scene:
-    """Draw targets labelled by distant cues (see ``paired_cues``)."""
-    distance = paired_cues.check_distance(distance, height, width)
-    paired_cues.check_cue_labels(cue_labels, num_pairs)
-    pairs = paired_cues.place_pairs(height, width, rng, num_pairs, distance)
-    if not pairs:
-        raise ValueError(f'no target/cue pair at {distance[0]}..'
-                         f'{distance[1]} px fits a {height}x{width} image')
-    img, roles = paired_cues.draw_pairs(
-        height, width, rng, pairs, {name: i for i, name in enumerate(ROLES)},
-        cue_labels)
-    return Scene(np.clip(img, 0, 255).astype(np.uint8), roles,
-                 pairs=tuple(pairs))
 
 
 def make_scene(height: int, width: int, rng: np.random.Generator) -> Scene:
@@ -150,10 +126,9 @@ def _save_jpg(path: str, array: np.ndarray) -> None:
 
 def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
              height: int = 128, width: int = 256, seed: int = 0,
-             num_test: int = 0, variant: str = 'street',
-             num_pairs: int = 3,
-             cue_distance: Tuple[int, int] = paired_cues.DEFAULT_DISTANCE,
-             cue_labels: str = 'centre') -> Dict[str, List[str]]:
+             num_test: int = 0,
+             draw_scene: Optional[Callable[[np.random.Generator], Scene]]
+             = None) -> Dict[str, List[str]]:
     """Write a dataset in ``fmt``'s layout below ``out_dir``.
 
     Args:
@@ -164,11 +139,10 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
             unlabeled / 255), as the benchmark ships them.
         height, width: image size in pixels.
         seed: RNG seed; the same arguments write the same files.
-        variant: ``'street'`` (one image-global cue: the sky) or ``'cues'``
-            (targets labelled by their own distant cue, see
-            ``paired_cues``), which also take ``num_pairs`` per image,
-            ``cue_distance`` (min, max) in pixels and ``cue_labels``
-            (``'centre'`` or ``'hue'``: what a cue's own label names).
+        draw_scene: draws one ``Scene`` of ``height`` x ``width`` from the
+            RNG it is given; default: the street scenes of ``make_scene``.
+            Studies bring their own scenes this way (e.g.
+            ``projects/cue_scenes``) and keep the benchmarks' layouts.
 
     Returns:
         The image ids written, per split.
@@ -181,18 +155,8 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
             raise ValueError(f'{name} must be >= 0, got {n}')
     if num_test and fmt != 'cityscapes':
         raise ValueError('num_test is only used for the Cityscapes layout')
-    if variant not in VARIANTS:
-        raise ValueError(f'unknown variant {variant!r}; choose from '
-                         f'{VARIANTS}')
-    if variant == 'cues':
-        make_cue_scene(height, width, np.random.default_rng(0), num_pairs,
-                       cue_distance, cue_labels)  # checks before writing
-
-        def draw(rng):
-            return make_cue_scene(height, width, rng, num_pairs,
-                                  cue_distance, cue_labels)
-    else:
-        def draw(rng):
+    if draw_scene is None:
+        def draw_scene(rng):
             return make_scene(height, width, rng)
     rng = np.random.default_rng(seed)
     lut = label_ids(fmt)
@@ -203,7 +167,7 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
                      ('test', num_test)):
         if n == 0:
             continue
-        scenes = [draw(rng) for _ in range(n)]
+        scenes = [draw_scene(rng) for _ in range(n)]
         written[split] = writer(out_dir, split, scenes, lut)
     if fmt == 'pascal_context':
         sets = osp.join(out_dir, 'VOC2010', 'ImageSets', 'SegmentationContext')
@@ -263,57 +227,3 @@ def _write_pascal_context(root: str, split: str, scenes: List[Scene],
         _save_png(osp.join(base, 'SegmentationClassContext', stem + '.png'),
                   lut[scene.roles])
     return ids
-
-
-def image_size(value: str) -> Tuple[int, int]:
-    """Parse ``HxW`` (e.g. ``128x256``) for command-line tools."""
-    try:
-        h, w = (int(v) for v in value.lower().split('x'))
-    except ValueError:
-        raise ValueError(f'image size must look like 128x256, got {value!r}')
-    return h, w
-
-
-def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
-                       seed: int = 0, num_pairs: int = 3,
-                       distance: Tuple[int, int] = paired_cues
-                       .DEFAULT_DISTANCE, num_scenes: int = 3,
-                       cue_labels: str = 'centre') -> None:
-    """Draw the first ``num_scenes`` training scenes that ``generate`` writes
-    for these arguments (variant ``'cues'``), labels beside them and an
-    arrow from every target to its cue."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from mmseg.datasets import CityscapesDataset
-    palette = np.array(CityscapesDataset.METAINFO['palette'], np.uint8)
-    lut = label_ids('cityscapes')
-    rng = np.random.default_rng(seed)  # as generate(): train scenes first
-    fig, axes = plt.subplots(num_scenes, 2, squeeze=False,
-                             figsize=(10, 1.2 + 2 * num_scenes))
-    t, c = paired_cues.TARGET_SIZE / 2, paired_cues.CUE_SIZE / 2
-    for row in axes:
-        scene = make_cue_scene(height, width, rng, num_pairs, distance,
-                               cue_labels)
-        row[0].imshow(scene.image)
-        row[1].imshow(palette[lut[scene.roles]])
-        for pair in scene.pairs:
-            (ty, tx), (cy, cx) = pair.target, pair.cue
-            for ax in row:
-                ax.annotate('', xy=(cx + c, cy + c), xytext=(tx + t, ty + t),
-                            arrowprops=dict(arrowstyle='->', color='yellow'))
-            row[1].text(tx + 1, ty + t + 3, pair.role, color='white',
-                        fontsize=7)
-        for ax in row:
-            ax.axis('off')
-    axes[0, 0].set_title('image (arrow: target -> its cue)', fontsize=9)
-    axes[0, 1].set_title(
-        'labels: road, building (white cue), vegetation (black cue), car, '
-        'person' if cue_labels == 'centre' else 'labels: road; cues '
-        'building/vegetation (red, white/black), sky/sidewalk (blue, '
-        'white/black); car, person', fontsize=9)
-    fig.suptitle(f'--variant cues: each target labelled by its own cue, '
-                 f'{distance[0]}-{distance[1]} px away', fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=90)
-    plt.close(fig)

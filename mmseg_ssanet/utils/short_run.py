@@ -3,7 +3,7 @@
 They re-root the data, keep images at their generated size (no upscaling to
 the benchmark's 2048 px), drop pretrained weights (no network) and shorten
 the schedule; everything else is the config as users run it. Used by the
-tests and by tools/ablation_miniature.py.
+tests and by projects/cue_scenes/tools/ablation_miniature.py.
 """
 from typing import List, Tuple
 

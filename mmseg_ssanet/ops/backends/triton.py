@@ -36,8 +36,9 @@ def launch_config(kernel: str, cq: int, c: int, k: int,
     A program holds [BLOCK_Q, K_PAD] tiles of logits and probabilities and
     [BLOCK_Q, 32]-channel chunks of rows; with 8 queries on 4 warps both
     kernels fit the register file for any channel count, with no local
-    memory: ``tools/triton_resources.py`` reports registers and spills for
-    sm_80/sm_90a, and its test asserts this for every shape of the paper.
+    memory: ``tools/analysis_tools/triton_resources.py`` reports registers
+    and spills for sm_80/sm_90a, and its test asserts this for every shape
+    of the paper.
     (16 queries, or 64-channel chunks, measured up to 255 registers and
     hundreds of bytes of spills in the backward.) One stage: software
     pipelining would hold more chunks in flight than registers allow.

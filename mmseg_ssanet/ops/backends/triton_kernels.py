@@ -5,7 +5,7 @@ of channels-last tensors). K is small (9-121), so a query's K logits fit in
 registers as one ``[BLOCK_Q, K_PAD]`` tile and the softmax over them is
 exact; channels are only ever held a chunk at a time, which keeps every
 tile within the register file whatever Cq and C are (no local memory,
-checked ahead of time by ``tools/triton_resources.py``):
+checked ahead of time by ``tools/analysis_tools/triton_resources.py``):
 
 * forward: for each point k, its 4 bilinear corners' key rows are read in
   chunks of ``BLOCK_CQ`` channels and dotted with the query (eqs. 4-6);

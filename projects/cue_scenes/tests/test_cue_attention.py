@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from mmseg_ssanet.apis import load_segmentor
-from mmseg_ssanet.apis.cue_attention import (cue_attention_over,
+from projects.cue_scenes.cue_attention import (cue_attention_over,
                                              dense_attention_on_cues,
                                              read_cue_scene,
                                              recorded_dense_attention)
-from mmseg_ssanet.datasets import generate
+from projects.cue_scenes.paired_cues import generate_cue_scenes
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 NL = osp.join(ROOT, 'configs', 'comparison', 'mobilenetv2_nl_cityscapes.py')
 BASELINE = osp.join(ROOT, 'configs', 'ablation',
@@ -32,7 +32,7 @@ def _model(config, **options):
 @pytest.fixture(scope='module')
 def cue_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('cues') / 'cityscapes')
-    generate('cityscapes', root, 1, 2, *SIZE, seed=3, variant='cues')
+    generate_cue_scenes('cityscapes', root, 1, 2, *SIZE, seed=3)
     return root
 
 
@@ -103,8 +103,8 @@ def test_the_dataset_mean_dispatches_on_the_block(cue_root):
 
 
 def test_feature_similarity_tells_the_own_cue_when_features_carry_it():
-    from mmseg_ssanet.apis.cue_attention import feature_similarity
-    from mmseg_ssanet.datasets.paired_cues import CuePair
+    from projects.cue_scenes.cue_attention import feature_similarity
+    from projects.cue_scenes.paired_cues import CuePair
     # two pairs in a 128x256 image; feature map 8x16 at stride 16
     pairs = [CuePair((0, 0), (80, 4), 'car', 90.),
              CuePair((0, 200), (80, 204), 'person', 90.)]

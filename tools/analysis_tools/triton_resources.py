@@ -8,7 +8,7 @@ Markdown table and writes ``resources.md`` and ``resources.json``.
 
 Example (the paper's shapes, both targets, three dtypes)::
 
-    python tools/triton_resources.py --out work_dirs/triton_resources
+    python tools/analysis_tools/triton_resources.py --out work_dirs/triton_resources
 
 Must run without ``TRITON_INTERPRET`` (under the interpreter the kernels
 are not compiled); the tool unsets it for itself.

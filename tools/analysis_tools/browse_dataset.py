@@ -3,8 +3,8 @@ their ground truth drawn (mmseg's browse_dataset, fixed).
 
 Example::
 
-    python tools/browse_dataset.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
-        --output-dir work_dirs/browse --max-images 8 \
+    python tools/analysis_tools/browse_dataset.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+        --out work_dirs/browse --max-images 8 \
         --cfg-options train_dataloader.dataset.data_root=data/synthetic_cityscapes
 
 mmseg's ``tools/analysis_tools/browse_dataset.py`` fails on every config
@@ -23,10 +23,15 @@ import sys
 def main(argv=None):
     from mmengine.config import Config, DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--output-dir', default='work_dirs/browse_dataset')
-    parser.add_argument('--max-images', type=int, default=None)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('config', help='config whose train_dataloader '
+                        'to browse')
+    parser.add_argument('--out', default='work_dirs/browse_dataset',
+                        help='folder for the PNGs (default %(default)s)')
+    parser.add_argument('--max-images', type=int, default=None,
+                        help='stop after this many (default: all)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides, as for mim train (e.g. '
+                        'train_dataloader.dataset.data_root=DIR)')
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -43,7 +48,7 @@ def main(argv=None):
         sys.exit(f'error: {err}')
     visualizer = VISUALIZERS.build(cfg.visualizer)
     visualizer.dataset_meta = dataset.metainfo
-    os.makedirs(args.output_dir, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
     count = len(dataset) if args.max_images is None else min(
         len(dataset), args.max_images)
     for index in tqdm(range(count), desc='browse', unit='img'):
@@ -55,9 +60,9 @@ def main(argv=None):
         visualizer.add_datasample(
             name=name, image=img, data_sample=item['data_samples'].numpy(),
             draw_gt=True, draw_pred=False, show=False,
-            out_file=osp.join(args.output_dir,
+            out_file=osp.join(args.out,
                               osp.splitext(name)[0] + '.png'))
-    print(f'{count} images written to {args.output_dir}')
+    print(f'{count} images written to {args.out}')
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """Does the attention block look at the right place? Scored on cue scenes.
 
-On scenes of ``tools/generate_data.py --variant cues`` every target's label
-is decided by its own cue (``mmseg_ssanet/datasets/paired_cues.py``). For a
+On cue scenes (``tools/generate_cue_data.py``) every target's label
+is decided by its own cue (``paired_cues.py``). For a
 query at a target's centre, the share of the block's attention that lands
 on that cue is a direct measure of "learning where to look". Its untrained
 reference is what uniform weights would give: for the sparse block (SNL)
@@ -16,9 +16,10 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ..datasets.paired_cues import (CUE_SIZE, TARGET_SIZE, CuePair,
-                                    pairs_from_labels)
-from .sampling import feature_pixel, sampling_points_for, weight_inside
+from mmseg_ssanet.apis.sampling import (feature_pixel, sampling_points_for,
+                                        weight_inside)
+
+from .paired_cues import CUE_SIZE, TARGET_SIZE, CuePair, pairs_from_labels
 
 
 def read_cue_scene(image_file: str, label_file: str
@@ -35,7 +36,7 @@ def read_cue_scene(image_file: str, label_file: str
                               CityscapesDataset.METAINFO['classes'])
     if not pairs:
         raise ValueError(f'{label_file} holds no target/cue pairs (is it '
-                         f'from generate_data.py --variant cues?)')
+                         f'from tools/generate_cue_data.py?)')
     return np.ascontiguousarray(image[..., ::-1]), pairs
 
 
@@ -86,7 +87,7 @@ def find_attention_block(model):
     """The model's SNL block, else its dense non-local block."""
     from mmcv.cnn import NonLocal2d
 
-    from ..models import SparseNonLocal2d
+    from mmseg_ssanet.models import SparseNonLocal2d
     for kind in (SparseNonLocal2d, NonLocal2d):
         blocks = [m for m in model.modules() if isinstance(m, kind)]
         if blocks:
@@ -177,7 +178,7 @@ def cue_attention_over(model, data_root: str, split: str = 'val') -> dict:
     model with an SNL block or a dense non-local block; with the cosine
     similarity of the block's input features at a target and at its own
     cue (``similarity_own``) or another cue (``similarity_other``)."""
-    from ..models import SparseNonLocal2d
+    from mmseg_ssanet.models import SparseNonLocal2d
     block = find_attention_block(model)
     measure = (attention_on_cues if isinstance(block, SparseNonLocal2d)
                else dense_attention_on_cues)

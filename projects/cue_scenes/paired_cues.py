@@ -1,6 +1,6 @@
-"""Scenes whose labels depend on a distant, *local* cue (``--variant cues``).
+"""Scenes whose labels depend on a distant, *local* cue.
 
-The street scenes of ``synthetic.py`` carry one image-global cue (day or
+The street scenes of ``mmseg_ssanet/datasets/synthetic.py`` carry one image-global cue (day or
 night sky), which any network with a wide enough receptive field or a global
 pooling branch can read. Here every image holds several *targets*, plain
 squares of one colour, and each target has its own *cue* somewhere else:
@@ -17,7 +17,7 @@ squares of one colour, and each target has its own *cue* somewhere else:
 * every image with two or more targets has both classes, so pooling over the
   whole image cannot decide them.
 
-Roles (see ``synthetic.ROLES``): background ``road``; cues ``building``
+Roles (see ``mmseg_ssanet.datasets.synthetic.ROLES``): background ``road``; cues ``building``
 (white centre) and ``vegetation`` (black centre); the two context classes
 ``car`` (white cue) and ``person`` (black cue).
 
@@ -33,9 +33,11 @@ Distances are measured centre to centre in image pixels; at output stride 16
 one feature pixel is 16 image pixels.
 """
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
+
+from mmseg_ssanet.datasets import synthetic
 
 # Hues, one per target/cue pair of an image (RGB, mid brightness so a white
 # or black cue centre stands out).
@@ -209,3 +211,89 @@ def share_within_grid(pairs: List[CuePair], kernel_size: Tuple[int, int],
                          - np.array(p.target) - TARGET_SIZE / 2) / stride
                         for p in pairs])
     return float((np.abs(offsets) <= reach).all(1).mean())
+
+
+@dataclass(frozen=True)
+class CueScene(synthetic.Scene):
+    """A generated cue scene and the target/cue pairs drawn in it."""
+    pairs: Tuple[CuePair, ...] = ()
+
+
+def make_cue_scene(height: int, width: int, rng: np.random.Generator,
+                   num_pairs: int = 3,
+                   distance: Tuple[int, int] = DEFAULT_DISTANCE,
+                   cue_labels: str = 'centre') -> CueScene:
+    """Draw targets labelled by distant cues."""
+    distance = check_distance(distance, height, width)
+    check_cue_labels(cue_labels, num_pairs)
+    pairs = place_pairs(height, width, rng, num_pairs, distance)
+    if not pairs:
+        raise ValueError(f'no target/cue pair at {distance[0]}..'
+                         f'{distance[1]} px fits a {height}x{width} image')
+    img, roles = draw_pairs(
+        height, width, rng, pairs,
+        {name: i for i, name in enumerate(synthetic.ROLES)}, cue_labels)
+    return CueScene(np.clip(img, 0, 255).astype(np.uint8), roles,
+                    pairs=tuple(pairs))
+
+
+def generate_cue_scenes(fmt: str, out_dir: str, num_train: int = 16,
+                        num_val: int = 4, height: int = 128,
+                        width: int = 256, seed: int = 0, num_pairs: int = 3,
+                        cue_distance: Tuple[int, int] = DEFAULT_DISTANCE,
+                        cue_labels: str = 'centre') -> Dict[str, List[str]]:
+    """Write cue scenes in ``fmt``'s layout (``synthetic.generate``'s
+    arguments), ``num_pairs`` per image, each cue ``cue_distance`` (min,
+    max) pixels from its target; ``cue_labels`` (``'centre'`` or ``'hue'``)
+    says what a cue's own label names."""
+    make_cue_scene(height, width, np.random.default_rng(0), num_pairs,
+                   cue_distance, cue_labels)  # checks before writing
+    return synthetic.generate(
+        fmt, out_dir, num_train, num_val, height, width, seed,
+        draw_scene=lambda rng: make_cue_scene(height, width, rng, num_pairs,
+                                              cue_distance, cue_labels))
+
+
+def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
+                       seed: int = 0, num_pairs: int = 3,
+                       distance: Tuple[int, int] = DEFAULT_DISTANCE,
+                       num_scenes: int = 3,
+                       cue_labels: str = 'centre') -> None:
+    """Draw the first ``num_scenes`` training scenes that
+    ``generate_cue_scenes`` writes for these arguments, labels beside them
+    and an arrow from every target to its cue."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from mmseg.datasets import CityscapesDataset
+    palette = np.array(CityscapesDataset.METAINFO['palette'], np.uint8)
+    lut = synthetic.label_ids('cityscapes')
+    rng = np.random.default_rng(seed)  # as generate(): train scenes first
+    fig, axes = plt.subplots(num_scenes, 2, squeeze=False,
+                             figsize=(10, 1.2 + 2 * num_scenes))
+    t, c = TARGET_SIZE / 2, CUE_SIZE / 2
+    for row in axes:
+        scene = make_cue_scene(height, width, rng, num_pairs, distance,
+                               cue_labels)
+        row[0].imshow(scene.image)
+        row[1].imshow(palette[lut[scene.roles]])
+        for pair in scene.pairs:
+            (ty, tx), (cy, cx) = pair.target, pair.cue
+            for ax in row:
+                ax.annotate('', xy=(cx + c, cy + c), xytext=(tx + t, ty + t),
+                            arrowprops=dict(arrowstyle='->', color='yellow'))
+            row[1].text(tx + 1, ty + t + 3, pair.role, color='white',
+                        fontsize=7)
+        for ax in row:
+            ax.axis('off')
+    axes[0, 0].set_title('image (arrow: target -> its cue)', fontsize=9)
+    axes[0, 1].set_title(
+        'labels: road, building (white cue), vegetation (black cue), car, '
+        'person' if cue_labels == 'centre' else 'labels: road; cues '
+        'building/vegetation (red, white/black), sky/sidewalk (blue, '
+        'white/black); car, person', fontsize=9)
+    fig.suptitle(f'cue scenes: each target labelled by its own cue, '
+                 f'{distance[0]}-{distance[1]} px away', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=90)
+    plt.close(fig)

@@ -2,7 +2,7 @@
 
 Example::
 
-    python tools/benchmark_fps.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+    python tools/analysis_tools/benchmark_fps.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
         work_dirs/demo/iter_400.pth --images 50 \
         --cfg-options test_dataloader.dataset.data_root=data/synthetic_cityscapes
 
@@ -44,16 +44,21 @@ def images_per_second(model, loader, images: int, warmup: int) -> float:
 def main(argv=None):
     from mmengine.config import Config, DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='model config (its test data is '
+                        'timed)')
+    parser.add_argument('checkpoint', help='trained weights')
     parser.add_argument('--images', type=int, default=200,
-                        help='images timed per round')
-    parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--repeat-times', type=int, default=1)
-    parser.add_argument('--device', default='cpu')
+                        help='images timed per round (default %(default)s)')
+    parser.add_argument('--warmup', type=int, default=5,
+                        help='untimed images first (default %(default)s)')
+    parser.add_argument('--repeat-times', type=int, default=1,
+                        help='timed rounds (default %(default)s)')
+    parser.add_argument('--device', default='cpu',
+                        help='torch device (default %(default)s)')
     parser.add_argument('--out', help='JSON file (default: next to the '
                         'checkpoint)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides, as for mim test')
     args = parser.parse_args(argv)
     if args.images < 1 or args.warmup < 0 or args.repeat_times < 1:
         sys.exit('error: --images and --repeat-times must be >= 1, '

@@ -6,18 +6,18 @@ through ``mim train``, once per seed, with the same short CPU schedule;
 scores each with ``mim test``; and writes mean +- std of mIoU and of the
 context classes' IoU as JSON, a Markdown table and a bar plot.
 
-The data is ``tools/generate_data.py --variant cues``: every target's class
+The data is cue scenes (``generate_cue_data.py``): every target's class
 (``car`` or ``person``) is told only by its own cue, a square 4-7 feature
-pixels away (see ``mmseg_ssanet/datasets/paired_cues.py``).
+pixels away (see ``projects/cue_scenes/paired_cues.py``). Run from the
+repository root (the configs' paths are relative to it):
 
-    python tools/ablation_miniature.py --out work_dirs/ablation_miniature
+    python projects/cue_scenes/projects/cue_scenes/tools/ablation_miniature.py --out work_dirs/ablation_miniature
 
 Runs already scored in ``--out`` (their ``scores.json``) are reused, so an
 interrupted table resumes; delete the folder to start over.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import re
 import subprocess
@@ -26,13 +26,12 @@ import time
 
 import numpy as np
 
-from mmseg_ssanet.datasets import generate
-from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, CUE_LABELS,
-                                               DEFAULT_DISTANCE,
-                                               pairs_from_labels,
-                                               share_within_grid)
-from mmseg_ssanet.datasets.synthetic import image_size
-from mmseg_ssanet.utils.short_run import short_run_options
+sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
+from mmseg_ssanet.utils.cli import image_size  # noqa: E402
+from mmseg_ssanet.utils.short_run import short_run_options  # noqa: E402
+from projects.cue_scenes.paired_cues import (  # noqa: E402
+    CUE_CLASSES, CUE_LABELS, DEFAULT_DISTANCE, generate_cue_scenes,
+    pairs_from_labels, share_within_grid)
 
 # (row, config, the paper's Cityscapes val mIoU: Tables 1 and 2)
 ROWS = [
@@ -98,7 +97,7 @@ def cue_attention(config, checkpoint, data, size, extra_options):
     from mmengine.config import Config
 
     from mmseg_ssanet.apis import load_segmentor
-    from mmseg_ssanet.apis.cue_attention import cue_attention_over
+    from projects.cue_scenes.cue_attention import cue_attention_over
     h, w = size
     resize = next(i for i, t in enumerate(Config.fromfile(config)
                                           .test_pipeline)
@@ -277,19 +276,38 @@ def plot(rows, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', default='work_dirs/ablation_miniature')
-    parser.add_argument('--num-train', type=int, default=512)
-    parser.add_argument('--num-val', type=int, default=32)
-    parser.add_argument('--size', type=image_size, default=(128, 256))
+    parser.add_argument('--out', default='work_dirs/ablation_miniature',
+                        help='folder for the data, runs and results '
+                        '(default %(default)s); scored runs there are reused')
+    parser.add_argument('--num-train', type=int, default=512,
+                        help='training images (default %(default)s)')
+    parser.add_argument('--num-val', type=int, default=32,
+                        help='validation images (default %(default)s)')
+    parser.add_argument('--size', type=image_size, default=(128, 256),
+                        help='image size HxW (default 128x256)')
     parser.add_argument('--cue-distance', type=int, nargs=2,
-                        default=DEFAULT_DISTANCE, metavar=('MIN', 'MAX'))
-    parser.add_argument('--num-pairs', type=int, default=3)
-    parser.add_argument('--cue-labels', choices=CUE_LABELS, default='centre')
-    parser.add_argument('--iters', type=int, default=1000)
-    parser.add_argument('--batch', type=int, default=4)
-    parser.add_argument('--lr', type=float, default=0.02)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--data-seed', type=int, default=0)
+                        default=DEFAULT_DISTANCE, metavar=('MIN', 'MAX'),
+                        help='target-to-cue distance in pixels, centre to '
+                        'centre (default %(default)s)')
+    parser.add_argument('--num-pairs', type=int, default=3,
+                        help='targets (each with a cue) per image '
+                        '(default %(default)s)')
+    parser.add_argument('--cue-labels', choices=CUE_LABELS, default='centre',
+                        help='what a cue\'s own label names (default '
+                        '%(default)s; see generate_cue_data.py)')
+    parser.add_argument('--iters', type=int, default=1000,
+                        help='training iterations per run (default '
+                        '%(default)s)')
+    parser.add_argument('--batch', type=int, default=4,
+                        help='images per iteration (default %(default)s)')
+    parser.add_argument('--lr', type=float, default=0.02,
+                        help='SGD learning rate (default %(default)s)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='training seeds, one run each per row '
+                        '(default 0 1 2)')
+    parser.add_argument('--data-seed', type=int, default=0,
+                        help='seed of the generated scenes (default '
+                        '%(default)s)')
     parser.add_argument('--only', nargs='+', metavar='ROW',
                         help='row names to run (default: all)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
@@ -304,9 +322,11 @@ def main(argv=None):
     from tqdm import tqdm
     start = time.time()
     data = osp.join(args.out, 'data', 'cityscapes')
-    generate('cityscapes', data, args.num_train, args.num_val, *args.size,
-             seed=args.data_seed, variant='cues', num_pairs=args.num_pairs,
-             cue_distance=args.cue_distance, cue_labels=args.cue_labels)
+    generate_cue_scenes('cityscapes', data, args.num_train, args.num_val,
+                        *args.size, seed=args.data_seed,
+                        num_pairs=args.num_pairs,
+                        cue_distance=args.cue_distance,
+                        cue_labels=args.cue_labels)
     jobs = [(row, seed) for row in rows for seed in args.seeds]
     runs = {}
     for (name, config, _), seed in tqdm(jobs, desc='ablation', unit='run'):

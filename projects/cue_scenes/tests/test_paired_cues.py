@@ -1,4 +1,4 @@
-"""``--variant cues``: each target's label is decided by its own distant cue."""
+"""Cue scenes: each target's label is decided by its own distant cue."""
 import os.path as osp
 import subprocess
 import sys
@@ -7,16 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmseg_ssanet.datasets import generate
-from mmseg_ssanet.datasets.paired_cues import (CUE_CLASSES, CUE_ROLES,
-                                               CUE_SIZE, HUE_CUE_ROLES,
-                                               LABELLED_HUES, PAIR_HUES,
-                                               TARGET_SIZE)
-from mmseg_ssanet.datasets.synthetic import ROLES, make_cue_scene
+from mmseg_ssanet.datasets.synthetic import ROLES, generate, label_ids
+from projects.cue_scenes.paired_cues import (CUE_CLASSES, CUE_ROLES, CUE_SIZE,
+                                             HUE_CUE_ROLES, LABELLED_HUES,
+                                             PAIR_HUES, TARGET_SIZE,
+                                             generate_cue_scenes,
+                                             make_cue_scene)
+from tests.conftest import ROOT, stock_dataset
 
-from .conftest import stock_dataset
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(ROOT, 'projects', 'cue_scenes', 'tools')
 
 
 def _scenes(n=20, distance=(64, 112), num_pairs=3, seed=0):
@@ -101,9 +100,9 @@ def test_hue_labelled_cues_name_their_hue_and_centre():
 def test_hue_labelled_pairs_are_recovered_from_the_files(tmp_path):
     from mmseg.datasets import CityscapesDataset
 
-    from mmseg_ssanet.datasets.paired_cues import pairs_from_labels
-    generate('cityscapes', str(tmp_path), num_train=0, num_val=2, seed=2,
-             variant='cues', num_pairs=2, cue_labels='hue')
+    from projects.cue_scenes.paired_cues import pairs_from_labels
+    generate_cue_scenes('cityscapes', str(tmp_path), num_train=0, num_val=2,
+                        seed=2, num_pairs=2, cue_labels='hue')
     label = next((tmp_path / 'gtFine/val').rglob('*_labelTrainIds.png'))
     image = str(label).replace('_gtFine_labelTrainIds', '_leftImg8bit'
                                ).replace('gtFine', 'leftImg8bit', 1)
@@ -116,8 +115,8 @@ def test_hue_labelled_pairs_are_recovered_from_the_files(tmp_path):
 
 
 def test_cue_scenes_load_as_stock_cityscapes(tmp_path):
-    generate('cityscapes', str(tmp_path), num_train=2, num_val=2, height=128,
-             width=256, seed=3, variant='cues', cue_distance=(48, 80))
+    generate_cue_scenes('cityscapes', str(tmp_path), num_train=2, num_val=2,
+                        height=128, width=256, seed=3, cue_distance=(48, 80))
     dataset, _ = stock_dataset('cityscapes', str(tmp_path), 'val')
     classes = dataset.metainfo['classes']
     for i in range(len(dataset)):
@@ -129,8 +128,8 @@ def test_cue_scenes_load_as_stock_cityscapes(tmp_path):
 def test_cue_generation_is_seeded(tmp_path):
     files = []
     for name, seed in (('a', 5), ('b', 5), ('c', 6)):
-        generate('cityscapes', str(tmp_path / name), num_train=1, num_val=0,
-                 variant='cues', seed=seed)
+        generate_cue_scenes('cityscapes', str(tmp_path / name), num_train=1,
+                            num_val=0, seed=seed)
         files.append(np.array(Image.open(
             tmp_path / name / 'leftImg8bit/train/aachen/'
             'aachen_000000_000019_leftImg8bit.png')))
@@ -138,50 +137,57 @@ def test_cue_generation_is_seeded(tmp_path):
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(variant='clouds'), 'unknown variant'),
-    (dict(variant='cues', cue_distance=(20, 80)), 'cue distance'),
-    (dict(variant='cues', cue_distance=(90, 60)), 'cue distance'),
-    (dict(variant='cues', cue_distance=(64, 400)), 'cue distance'),
-    (dict(variant='cues', cue_distance='far'), 'cue distance'),
-    (dict(variant='cues', num_pairs=0), 'num_pairs'),
-    (dict(variant='cues', num_pairs=3, cue_labels='hue'), 'num_pairs'),
-    (dict(variant='cues', num_pairs=2, cue_labels='rim'), 'cue_labels'),
+    (dict(cue_distance=(20, 80)), 'cue distance'),
+    (dict(cue_distance=(90, 60)), 'cue distance'),
+    (dict(cue_distance=(64, 400)), 'cue distance'),
+    (dict(cue_distance='far'), 'cue distance'),
+    (dict(num_pairs=0), 'num_pairs'),
+    (dict(num_pairs=3, cue_labels='hue'), 'num_pairs'),
+    (dict(num_pairs=2, cue_labels='rim'), 'cue_labels'),
 ])
 def test_bad_cue_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        generate('cityscapes', str(tmp_path), num_train=1, num_val=0,
-                 **kwargs)
+        generate_cue_scenes('cityscapes', str(tmp_path), num_train=1,
+                            num_val=0, **kwargs)
     assert not (tmp_path / 'leftImg8bit').exists()  # checked before writing
 
 
+def test_cue_scenes_go_through_the_packages_writer(tmp_path):
+    """The package's generate() writes whatever scenes it is given, in
+    the benchmark's layout: the study's scenes need no writer of their own.
+    """
+    generate('ade20k', str(tmp_path), num_train=1, num_val=0, seed=1,
+             draw_scene=lambda rng: make_cue_scene(128, 256, rng))
+    first = make_cue_scene(128, 256, np.random.default_rng(1))
+    written = np.array(Image.open(
+        tmp_path / 'ADEChallengeData2016/annotations/training/'
+        'ADE_train_00000001.png'))
+    assert (written == label_ids('ade20k')[first.roles]).all()
+
+
 def test_cli_writes_cue_scenes_and_rejects_bad_distance(tmp_path):
-    tool = osp.join(ROOT, 'tools', 'generate_data.py')
+    tool = osp.join(TOOLS, 'generate_cue_data.py')
     out = subprocess.run(
         [sys.executable, tool, 'cityscapes', str(tmp_path / 'ok'),
-         '--variant', 'cues', '--num-train', '2', '--num-val', '1',
+         '--num-train', '2', '--num-val', '1',
          '--cue-distance', '48', '96', '--preview', str(tmp_path / 'p.png')],
         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert 'cityscapes train: 2 images' in out.stdout
     assert Image.open(tmp_path / 'p.png').size[0] > 600
-    street = subprocess.run(
-        [sys.executable, tool, 'cityscapes', str(tmp_path / 'street'),
-         '--preview', str(tmp_path / 'q.png')], capture_output=True,
-        text=True)
-    assert street.returncode == 2 and '--variant cues' in street.stderr
     bad = subprocess.run(
         [sys.executable, tool, 'cityscapes', str(tmp_path / 'bad'),
-         '--variant', 'cues', '--cue-distance', '10', '20'],
-        capture_output=True, text=True)
+         '--cue-distance', '10', '20'], capture_output=True, text=True)
     assert bad.returncode == 2 and 'cue distance' in bad.stderr
+    assert not (tmp_path / 'bad').exists()
 
 
 def test_pairs_are_recovered_from_the_written_files(tmp_path):
     from mmseg.datasets import CityscapesDataset
 
-    from mmseg_ssanet.datasets.paired_cues import pairs_from_labels
-    generate('cityscapes', str(tmp_path), num_train=1, num_val=0, seed=4,
-             variant='cues')
+    from projects.cue_scenes.paired_cues import pairs_from_labels
+    generate_cue_scenes('cityscapes', str(tmp_path), num_train=1, num_val=0,
+                        seed=4)
     first = make_cue_scene(128, 256, np.random.default_rng(4))  # same draw
     stem = 'train/aachen/aachen_000000_000019_'
     image = np.array(Image.open(tmp_path / f'leftImg8bit/{stem}'
@@ -198,7 +204,7 @@ def test_pairs_are_recovered_from_the_written_files(tmp_path):
 
 
 def test_share_of_cues_within_the_initial_grid():
-    from mmseg_ssanet.datasets.paired_cues import CuePair, share_within_grid
+    from projects.cue_scenes.paired_cues import CuePair, share_within_grid
 
     def pair(dy, dx):  # cue centre (dy, dx) feature pixels from the target's
         y, x = 64 + 16 * dy + 4, 64 + 16 * dx + 4  # (TARGET - CUE) / 2 = 4

@@ -2,8 +2,8 @@
 
 Example::
 
-    python tools/get_flops.py configs/ssanet_r101_cityscapes.py --shape 1024 2048
-    python tools/get_flops.py mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py
+    python tools/analysis_tools/get_flops.py configs/ssanet_r101_cityscapes.py --shape 1024 2048
+    python tools/analysis_tools/get_flops.py mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py
 
 mmseg's ``tools/analysis_tools/get_flops.py`` fails on every model with
 mmengine 0.10.7 (it passes both ``input_shape`` and ``inputs`` to
@@ -43,10 +43,12 @@ def build(config: str, cfg_options=None):
 def main(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
+    parser.add_argument('config', help='model config')
     parser.add_argument('--shape', type=int, nargs='+', default=[512, 1024],
-                        help='input H W (or one number for a square)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+                        help='input H W (or one number for a square; '
+                        'default 512 1024)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides, as for mim train')
     args = parser.parse_args(argv)
     if len(args.shape) not in (1, 2) or min(args.shape) < 32:
         sys.exit(f'error: --shape takes H [W], each >= 32, got {args.shape}')

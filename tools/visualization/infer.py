@@ -2,9 +2,9 @@
 
 Example::
 
-    python tools/infer.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+    python tools/visualization/infer.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
         work_dirs/demo/iter_400.pth data/synthetic_cityscapes/leftImg8bit/val \
-        --out-dir work_dirs/demo/overlays
+        --out work_dirs/demo/overlays
 
 Inputs are image files and/or folders. Uses mmseg's ``inference_model``
 and ``SegLocalVisualizer``; a missing checkpoint or a checkpoint that does
@@ -15,27 +15,36 @@ exit status is 1 if any was skipped.
 import argparse
 import sys
 
+from mmengine.config import DictAction
+
 from mmseg_ssanet.apis import (collect_images, draw_overlays,
                                load_segmentor)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='model config')
+    parser.add_argument('checkpoint', help='trained weights')
     parser.add_argument('inputs', nargs='+', help='image files or folders')
-    parser.add_argument('--out-dir', default='work_dirs/overlays')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--opacity', type=float, default=0.5)
+    parser.add_argument('--out', default='work_dirs/overlays',
+                        help='folder for the overlays (default %(default)s)')
+    parser.add_argument('--device', default='cpu',
+                        help='torch device (default %(default)s)')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='opacity of the prediction overlay (default '
+                        '%(default)s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='config overrides, as for mim test')
     args = parser.parse_args(argv)
     try:
         images = collect_images(args.inputs)
-        model = load_segmentor(args.config, args.checkpoint, args.device)
-        written, skipped = draw_overlays(model, images, args.out_dir,
+        model = load_segmentor(args.config, args.checkpoint, args.device,
+                               cfg_options=args.cfg_options)
+        written, skipped = draw_overlays(model, images, args.out,
                                          args.opacity)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
-    print(f'{len(written)} overlays written to {args.out_dir}; '
+    print(f'{len(written)} overlays written to {args.out}; '
           f'{len(skipped)} of {len(images)} images skipped')
     for path, reason in skipped:
         print(f'  skipped {path}: {reason}')

@@ -1,4 +1,4 @@
-"""tools/ablation_miniature.py: the multi-seed Table 1 on cue scenes."""
+"""ablation_miniature.py: the multi-seed Table 1 on cue scenes."""
 import importlib.util
 import json
 import os.path as osp
@@ -6,10 +6,11 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from .conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli
 
-_spec = importlib.util.spec_from_file_location(
-    'ablation_miniature', osp.join(ROOT, 'tools', 'ablation_miniature.py'))
+TOOL = 'projects/cue_scenes/tools/ablation_miniature.py'
+_spec = importlib.util.spec_from_file_location('ablation_miniature',
+                                               osp.join(ROOT, TOOL))
 ablation = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ablation)
 
@@ -74,7 +75,7 @@ def test_tiny_table_end_to_end(tmp_path):
     the table, JSON and plot are written and the cue attention measured."""
     out = tmp_path / 'ablation'
     code, log = run_cli(
-        ['python', 'tools/ablation_miniature.py', '--out', str(out),
+        ['python', TOOL, '--out', str(out),
          '--only', '+ SNL K=9', '--seeds', '0', '1', '--iters', '2',
          '--num-train', '4', '--num-val', '2', '--batch', '2'])
     assert code == 0, log[-3000:]
@@ -94,7 +95,7 @@ def test_tiny_table_end_to_end(tmp_path):
     assert (out / 'results.png').stat().st_size > 10000
     # a second call reuses the scored runs
     code, log = run_cli(
-        ['python', 'tools/ablation_miniature.py', '--out', str(out),
+        ['python', TOOL, '--out', str(out),
          '--only', '+ SNL K=9', '--seeds', '0', '1', '--iters', '2',
          '--num-train', '4', '--num-val', '2', '--batch', '2'])
     assert code == 0, log[-3000:]

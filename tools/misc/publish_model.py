@@ -2,7 +2,7 @@
 
 Example::
 
-    python tools/publish_model.py work_dirs/demo/iter_400.pth \
+    python tools/misc/publish_model.py work_dirs/demo/iter_400.pth \
         work_dirs/demo/ssanet_demo.pth   # -> ssanet_demo-<sha256[:8]>.pth
 
 Keeps the weights and the metadata (class names, palette, config) and

@@ -2,7 +2,7 @@
 
 Example::
 
-    python tools/explore_sampling.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+    python tools/visualization/explore_sampling.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
         work_dirs/demo/iter_400.pth \
         data/synthetic_cityscapes/leftImg8bit/val/frankfurt/frankfurt_000001_000019_leftImg8bit.png \
         --out work_dirs/demo/sampling_explorer.html
@@ -20,6 +20,8 @@ import argparse
 import os
 import os.path as osp
 import sys
+
+from mmengine.config import DictAction
 
 from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.explorer import explorer_page
@@ -55,19 +57,28 @@ def screenshot(page: str, out_png: str, click_yx, chromium='/usr/bin/chromium',
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('image')
-    parser.add_argument('--out', default='sampling_explorer.html')
-    parser.add_argument('--opacity', type=float, default=0.5)
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('config', help='model config (an SNL model)')
+    parser.add_argument('checkpoint', help='trained weights')
+    parser.add_argument('image', help='the image to explore')
+    parser.add_argument('--out', default='sampling_explorer.html',
+                        help='HTML page to write (default %(default)s)')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='opacity of the prediction overlay (default '
+                        '%(default)s)')
+    parser.add_argument('--device', default='cpu',
+                        help='torch device (default %(default)s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='config overrides, as for mim test '
+                        '(e.g. test_pipeline.1.scale="(256,128)" to keep a '
+                        'small image at its size)')
     parser.add_argument('--screenshot', help='PNG of the page after a click')
     parser.add_argument('--click', type=parse_point, default=None,
                         help='image pixel Y,X to click for --screenshot')
     args = parser.parse_args(argv)
     try:
         model = load_segmentor(args.config, args.checkpoint, args.device,
-                               cfg_options={'model.test_cfg.mode': 'whole'})
+                               cfg_options={**args.cfg_options,
+                                            'model.test_cfg.mode': 'whole'})
         image = read_image(args.image)
         page = explorer_page(model, image, osp.basename(args.image),
                              args.opacity)

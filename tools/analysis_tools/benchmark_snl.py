@@ -26,7 +26,7 @@ estimated memory exceeds ``--max-gb`` are skipped and reported as such.
 
 Example::
 
-    python tools/benchmark_snl.py --out work_dirs/benchmark_snl
+    python tools/analysis_tools/benchmark_snl.py --out work_dirs/benchmark_snl
 
 writes ``results.json``, ``results.md`` (every row, then the ratios the
 fused kernel is judged by) and ``time_vs_n.png`` there.
@@ -426,14 +426,21 @@ def plot(rows, path, channels, batch):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--worker', nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument('--out', default='work_dirs/benchmark_snl')
+    parser.add_argument('--out', default='work_dirs/benchmark_snl',
+                        help='folder for the tables, JSON and plot (default '
+                        '%(default)s)')
     parser.add_argument('--sizes', nargs='+', default=list(SIZES),
-                        choices=list(SIZES))
-    parser.add_argument('--channels', nargs='+', type=int, default=[512])
-    parser.add_argument('--batches', nargs='+', type=int, default=[1, 2])
+                        choices=list(SIZES), help='feature map sizes '
+                        '(default: all)')
+    parser.add_argument('--channels', nargs='+', type=int, default=[512],
+                        help='block input channels (default 512)')
+    parser.add_argument('--batches', nargs='+', type=int, default=[1, 2],
+                        help='batch sizes (default 1 2)')
     parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
-                        choices=METHODS)
-    parser.add_argument('--num-samples', type=int, default=81)
+                        choices=METHODS, help='what to time (default: '
+                        f'{" ".join(DEFAULT_METHODS)})')
+    parser.add_argument('--num-samples', type=int, default=81,
+                        help='SNL points K (default %(default)s)')
     parser.add_argument('--offset-std', type=float, default=2.0,
                         help='standard deviation of the offsets, pixels')
     parser.add_argument('--repeats', type=int, default=5,

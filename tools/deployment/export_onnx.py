@@ -2,8 +2,8 @@
 
 Example::
 
-    python tools/export_onnx.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
-        work_dirs/demo/iter_400.pth --image IMAGE --out work_dirs/demo/ssanet.onnx
+    python tools/deployment/export_onnx.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+        work_dirs/demo/iter_400.pth IMAGE --out work_dirs/demo/ssanet.onnx
 
 The graph takes any input height and width (dynamic axes). The check runs
 onnxruntime and PyTorch (mmseg's ``encode_decode``) on the image at its own
@@ -13,25 +13,17 @@ share of pixels with the same predicted class. It fails above ``--atol``
 (default 1e-3 on logits) or below 99.9% agreement at either size.
 """
 import argparse
+import functools
 import sys
 
 import mmcv
 import numpy as np
+from mmengine.config import DictAction
 
 from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.export import (export_onnx, preprocess,
                                       reference_logits, run_onnx)
-
-
-def _size(text):
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected HxW, got {text!r}')
-    if h < 32 or w < 32:
-        raise argparse.ArgumentTypeError(f'HxW must be at least 32x32, got '
-                                         f'{text!r}')
-    return h, w
+from mmseg_ssanet.utils.cli import image_size
 
 
 def compare(onnx_file, inputs, expected):
@@ -43,18 +35,27 @@ def compare(onnx_file, inputs, expected):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--image', required=True)
-    parser.add_argument('--out', default='ssanet.onnx')
-    parser.add_argument('--opset', type=int, default=17)
-    parser.add_argument('--atol', type=float, default=1e-3)
-    parser.add_argument('--check-size', type=_size,
+    parser.add_argument('config', help='model config')
+    parser.add_argument('checkpoint', help='trained weights')
+    parser.add_argument('image', help='an image to trace the graph on and '
+                        'to check it with')
+    parser.add_argument('--out', default='ssanet.onnx',
+                        help='ONNX file to write (default %(default)s)')
+    parser.add_argument('--opset', type=int, default=17,
+                        help='ONNX opset (default %(default)s)')
+    parser.add_argument('--atol', type=float, default=1e-3,
+                        help='largest logit difference allowed (default '
+                        '%(default)s)')
+    parser.add_argument('--check-size',
+                        type=functools.partial(image_size, minimum=32),
                         help='second input size HxW to check (default: 3/4 '
                         'of the height, 5/4 of the width)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='config overrides, as for mim test')
     args = parser.parse_args(argv)
     try:
-        model = load_segmentor(args.config, args.checkpoint, 'cpu')
+        model = load_segmentor(args.config, args.checkpoint, 'cpu',
+                               cfg_options=args.cfg_options)
         image = read_image(args.image)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')

@@ -7,10 +7,10 @@ the Table 2 configs, timed in one process on the same random input
 Reports median time, ratio to the baseline, the context module's overhead,
 parameters and FLOPs (mmengine's counter with the SNL operator counted in
 full, bilinear sampling included: :mod:`mmseg_ssanet.utils.flops`, as
-``tools/get_flops.py``), beside the paper's times. SNL runs on the
+``tools/analysis_tools/get_flops.py``), beside the paper's times. SNL runs on the
 device's default backend (the fused C++ kernel on CPU).
 
-    python tools/benchmark_models.py --out work_dirs/benchmark_models
+    python tools/analysis_tools/benchmark_models.py --out work_dirs/benchmark_models
 """
 import argparse
 import json
@@ -83,12 +83,20 @@ def count_flops(config_path, x):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument('--height', type=int, default=1024)
-    parser.add_argument('--width', type=int, default=2048)
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--no-flops', action='store_true')
-    parser.add_argument('--out', default='work_dirs/benchmark_models')
+    parser.add_argument('--batch', type=int, default=1,
+                        help='images per forward pass (default %(default)s)')
+    parser.add_argument('--height', type=int, default=1024,
+                        help='input height (default %(default)s)')
+    parser.add_argument('--width', type=int, default=2048,
+                        help='input width (default %(default)s)')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed passes per model, median reported '
+                        '(default %(default)s)')
+    parser.add_argument('--no-flops', action='store_true',
+                        help='skip counting FLOPs')
+    parser.add_argument('--out', default='work_dirs/benchmark_models',
+                        help='folder for the table, JSON and plot (default '
+                        '%(default)s)')
     args = parser.parse_args(argv)
     from tqdm import tqdm
     torch.manual_seed(0)

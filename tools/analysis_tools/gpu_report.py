@@ -15,7 +15,7 @@ generated Cityscapes data (time per iteration, peak memory). Writes
 
 Example (on the GPU machine)::
 
-    python tools/gpu_report.py --out work_dirs/gpu_report
+    python tools/analysis_tools/gpu_report.py --out work_dirs/gpu_report
 
 CI runs it end to end at a tiny size on CPU tensors under
 ``TRITON_INTERPRET=1`` (``--device cpu``), so that it is not dead code;
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmseg_ssanet.ops import sparse_nonlocal_attention  # noqa: E402
 from mmseg_ssanet.ops.backends import BACKENDS  # noqa: E402
+from mmseg_ssanet.utils.cli import image_size  # noqa: E402
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}
@@ -335,22 +336,13 @@ def markdown(report):
     return '\n'.join(parts)
 
 
-def _size(text):
-    try:
-        h, w = (int(v) for v in text.split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'size {text!r}: expected HxW, e.g. 64x128') from None
-    return h, w
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='work_dirs/gpu_report',
                         help='folder for report.md and report.json')
     parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'],
                         help='cpu: the CI smoke run under TRITON_INTERPRET=1')
-    parser.add_argument('--sizes', nargs='+', type=_size,
+    parser.add_argument('--sizes', nargs='+', type=image_size,
                         default=[(64, 128), (96, 192), (128, 256)],
                         metavar='HxW', help='feature maps to time')
     parser.add_argument('--batches', nargs='+', type=int, default=[1, 2],
@@ -362,7 +354,7 @@ def main(argv=None):
     parser.add_argument('--c', type=int, default=512, help='value channels')
     parser.add_argument('--k', type=int, default=81,
                         help='sampling points, a square (49, 81, ...)')
-    parser.add_argument('--check-size', type=_size, default=(12, 16),
+    parser.add_argument('--check-size', type=image_size, default=(12, 16),
                         metavar='HxW', help='map of the correctness check')
     parser.add_argument('--repeats', type=int, default=10,
                         help='timing effort (do_bench ms / 10 on CUDA, '
@@ -378,7 +370,7 @@ def main(argv=None):
                                  'configs/ssanet_r101_cityscapes.py'],
                         help='configs to train briefly where mmcv\'s ops run '
                         'on the device (none: skip)')
-    parser.add_argument('--train-size', type=_size, default=(512, 1024),
+    parser.add_argument('--train-size', type=image_size, default=(512, 1024),
                         metavar='HxW', help='generated images and crop')
     parser.add_argument('--train-iters', type=int, default=20,
                         help='iterations per config (2 are warm-up)')

@@ -1,0 +1,67 @@
+"""Draw where SSANet's sparse non-local block samples, for query pixels.
+
+Example::
+
+    python tools/visualization/visualize_sampling.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+        work_dirs/demo/iter_400.pth \
+        data/synthetic_cityscapes/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png \
+        --out sampling.png
+
+The image goes through the config's ``test_pipeline``: a benchmark config
+resizes it (Cityscapes: to 2048x1024), so for a small generated image pass
+``--cfg-options test_pipeline.1.scale="(256,128)"`` to see it as trained.
+
+With ``none`` as the checkpoint the model is freshly initialised: its
+offsets are zero and every point sits on the initial grid. Queries are
+``y,x`` image pixels (``--points 100,50 20,200``) or a ``--grid`` of them.
+(The cue-scene study's variant, a query on every target and its attention
+on its own cue: ``projects/cue_scenes/tools/visualize_cue_attention.py``.)
+"""
+import argparse
+import sys
+
+from mmengine.config import DictAction
+
+from mmseg_ssanet.apis import (draw_sampling_points, load_segmentor,
+                               read_image, sampling_points_for)
+from mmseg_ssanet.apis.sampling import parse_point
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='model config (an SNL model)')
+    parser.add_argument('checkpoint', help='trained weights, or "none" for '
+                        'a freshly initialised model')
+    parser.add_argument('image', help='the image to query')
+    parser.add_argument('--points', nargs='+', type=parse_point,
+                        metavar='Y,X', help='query pixels (default: a '
+                        '--grid of them)')
+    parser.add_argument('--grid', type=int, default=3,
+                        help='without --points: a GRID x GRID spread of '
+                        'queries (default %(default)s)')
+    parser.add_argument('--out', default='sampling_points.png',
+                        help='PNG to write (default %(default)s)')
+    parser.add_argument('--device', default='cpu',
+                        help='torch device (default %(default)s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='config overrides, as for mim test '
+                        '(e.g. test_pipeline.1.scale="(256,128)" to keep a '
+                        'small image at its size)')
+    args = parser.parse_args(argv)
+    checkpoint = None if args.checkpoint == 'none' else args.checkpoint
+    try:
+        model = load_segmentor(args.config, checkpoint, args.device,
+                               cfg_options={**args.cfg_options,
+                                            'model.test_cfg.mode': 'whole'})
+        image = read_image(args.image)
+        samples = sampling_points_for(model, image, args.points, args.grid)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    title = f'SNL sampling points, K={len(samples[0]["weights"])}' + (
+        '' if checkpoint else ' (untrained)')
+    draw_sampling_points(image, samples, args.out, title=title)
+    print(f'written: {args.out}')
+
+
+if __name__ == '__main__':
+    main()
