@@ -9,6 +9,10 @@ STAMP := $(VENV)/.mmseg_ssanet-env
 DEMO_CONFIG ?= configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py
 DEMO_DIR ?= work_dirs/demo
 DEMO_DATA ?= data/synthetic_cityscapes
+# Training seed, and an SNL backend to force (empty: the default, cpp on CPU)
+DEMO_SEED ?= 0
+DEMO_BACKEND ?=
+DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND))
 PYTEST_ARGS ?=
 
 .PHONY: env test demo clean browser browser-if-possible kernel-check
@@ -29,10 +33,12 @@ demo: $(STAMP)
 	$(BIN)/mim train mmseg $(DEMO_CONFIG) --gpus 0 --work-dir $(DEMO_DIR) \
 		--cfg-options train_dataloader.dataset.data_root=$(DEMO_DATA) \
 		val_dataloader.dataset.data_root=$(DEMO_DATA) \
-		test_dataloader.dataset.data_root=$(DEMO_DATA)
+		test_dataloader.dataset.data_root=$(DEMO_DATA) \
+		randomness.seed=$(DEMO_SEED) $(DEMO_OPTIONS)
 	$(BIN)/mim test mmseg $(DEMO_CONFIG) --gpus 0 --work-dir $(DEMO_DIR) \
 		--checkpoint $$(cat $(DEMO_DIR)/last_checkpoint) \
-		--cfg-options test_dataloader.dataset.data_root=$(DEMO_DATA)
+		--cfg-options test_dataloader.dataset.data_root=$(DEMO_DATA) \
+		$(DEMO_OPTIONS)
 
 # The fused kernel built for each ISA alone, with ASan + UBSan, running the
 # operator tests and the differential fuzz (tools/check_kernel.sh).

@@ -3,7 +3,7 @@
 Example::
 
     python tools/visualization/infer.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
-        work_dirs/demo/iter_400.pth data/synthetic_cityscapes/leftImg8bit/val \
+        work_dirs/demo/iter_400.pth data/synthetic_cityscapes/leftImg8bit/val/frankfurt \
         --out work_dirs/demo/overlays
 
 Inputs are image files and/or folders. Uses mmseg's ``inference_model``
