@@ -55,7 +55,7 @@ def test_mim_training_learns_the_generated_scenes(tmp_path, cityscapes_root):
     assert code == 0, out[-3000:]
     losses = [float(v) for v in re.findall(
         r'Iter\(train\).*?\bloss: ([0-9.]+)', out)]
-    assert len(losses) == iters // 10, out[-3000:]
+    assert len(losses) >= iters // 10, out[-3000:]
     assert losses[-1] < 0.5 * losses[0], losses
 
     code, out = run_cli(['mim', 'test', 'mmseg', DEMO_CONFIG, *common,
