@@ -17,3 +17,42 @@ def image_size(text: str, minimum: int = 1) -> Tuple[int, int]:
         raise argparse.ArgumentTypeError(
             f'size {text!r}: HxW must be at least {minimum}x{minimum}')
     return h, w
+
+
+def add_cfg_options(parser: argparse.ArgumentParser, example: str = ''
+                    ) -> None:
+    """``--cfg-options KEY=VALUE ...`` as ``mim train/test`` take it."""
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='config overrides, as for mim '
+                        'train/test' + (f' (e.g. {example})' if example
+                                         else ''))
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--device', default='cpu',
+                        help='torch device (default %(default)s)')
+
+
+# Keeps a generated 128x256 image at its size: benchmark configs resize
+# test images to 2048x1024.
+SMALL_IMAGE_OPTION = ('test_pipeline.1.scale="(256,128)" to keep a small '
+                      'image at its size')
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every generated-dataset tool takes: layout, folder, split
+    sizes, image size and seed."""
+    from ..datasets.synthetic import FORMATS
+    parser.add_argument('format', choices=FORMATS,
+                        help='the benchmark whose layout to write')
+    parser.add_argument('out_dir', help='dataset root to write into')
+    parser.add_argument('--num-train', type=int, default=16,
+                        help='training images (default %(default)s)')
+    parser.add_argument('--num-val', type=int, default=4,
+                        help='validation images (default %(default)s)')
+    parser.add_argument('--size', type=image_size, default=(128, 256),
+                        help='image size HxW (default 128x256)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='RNG seed: the same arguments write the same '
+                        'files (default %(default)s)')

@@ -42,7 +42,9 @@ def images_per_second(model, loader, images: int, warmup: int) -> float:
 
 
 def main(argv=None):
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
+
+    from mmseg_ssanet.utils.cli import add_cfg_options, add_device
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config (its test data is '
                         'timed)')
@@ -53,12 +55,10 @@ def main(argv=None):
                         help='untimed images first (default %(default)s)')
     parser.add_argument('--repeat-times', type=int, default=1,
                         help='timed rounds (default %(default)s)')
-    parser.add_argument('--device', default='cpu',
-                        help='torch device (default %(default)s)')
+    add_device(parser)
     parser.add_argument('--out', help='JSON file (default: next to the '
                         'checkpoint)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='config overrides, as for mim test')
+    add_cfg_options(parser)
     args = parser.parse_args(argv)
     if args.images < 1 or args.warmup < 0 or args.repeat_times < 1:
         sys.exit('error: --images and --repeat-times must be >= 1, '

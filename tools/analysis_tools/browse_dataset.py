@@ -21,7 +21,9 @@ import sys
 
 
 def main(argv=None):
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
+
+    from mmseg_ssanet.utils.cli import add_cfg_options
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config whose train_dataloader '
                         'to browse')
@@ -29,9 +31,7 @@ def main(argv=None):
                         help='folder for the PNGs (default %(default)s)')
     parser.add_argument('--max-images', type=int, default=None,
                         help='stop after this many (default: all)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='config overrides, as for mim train (e.g. '
-                        'train_dataloader.dataset.data_root=DIR)')
+    add_cfg_options(parser, 'train_dataloader.dataset.data_root=DIR')
     args = parser.parse_args(argv)
 
     import numpy as np

@@ -41,14 +41,13 @@ def build(config: str, cfg_options=None):
 
 
 def main(argv=None):
-    from mmengine.config import DictAction
+    from mmseg_ssanet.utils.cli import add_cfg_options
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config')
     parser.add_argument('--shape', type=int, nargs='+', default=[512, 1024],
                         help='input H W (or one number for a square; '
                         'default 512 1024)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='config overrides, as for mim train')
+    add_cfg_options(parser)
     args = parser.parse_args(argv)
     if len(args.shape) not in (1, 2) or min(args.shape) < 32:
         sys.exit(f'error: --shape takes H [W], each >= 32, got {args.shape}')

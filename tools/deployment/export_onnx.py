@@ -18,12 +18,11 @@ import sys
 
 import mmcv
 import numpy as np
-from mmengine.config import DictAction
 
 from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.export import (export_onnx, preprocess,
                                       reference_logits, run_onnx)
-from mmseg_ssanet.utils.cli import image_size
+from mmseg_ssanet.utils.cli import add_cfg_options, image_size
 
 
 def compare(onnx_file, inputs, expected):
@@ -50,8 +49,7 @@ def main(argv=None):
                         type=functools.partial(image_size, minimum=32),
                         help='second input size HxW to check (default: 3/4 '
                         'of the height, 5/4 of the width)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='config overrides, as for mim test')
+    add_cfg_options(parser)
     args = parser.parse_args(argv)
     try:
         model = load_segmentor(args.config, args.checkpoint, 'cpu',

@@ -14,26 +14,15 @@ scenes: ``projects/cue_scenes/tools/generate_cue_data.py``.
 """
 import argparse
 
-from mmseg_ssanet.datasets.synthetic import FORMATS, generate
-from mmseg_ssanet.utils.cli import image_size
+from mmseg_ssanet.datasets.synthetic import generate
+from mmseg_ssanet.utils.cli import add_dataset_arguments
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('format', choices=FORMATS,
-                        help='the benchmark whose layout to write')
-    parser.add_argument('out_dir', help='dataset root to write into')
-    parser.add_argument('--num-train', type=int, default=16,
-                        help='training images (default %(default)s)')
-    parser.add_argument('--num-val', type=int, default=4,
-                        help='validation images (default %(default)s)')
+    add_dataset_arguments(parser)
     parser.add_argument('--num-test', type=int, default=0,
                         help='Cityscapes only: unlabelled test images')
-    parser.add_argument('--size', type=image_size, default=(128, 256),
-                        help='image size HxW (default 128x256)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='RNG seed: the same arguments write the same '
-                        'files (default %(default)s)')
     args = parser.parse_args(argv)
     try:
         written = generate(args.format, args.out_dir, args.num_train,

@@ -21,11 +21,11 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
-
 from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.explorer import explorer_page
 from mmseg_ssanet.apis.sampling import parse_point
+from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
+                                    add_device)
 
 
 def screenshot(page: str, out_png: str, click_yx, chromium='/usr/bin/chromium',
@@ -65,12 +65,8 @@ def main(argv=None):
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='opacity of the prediction overlay (default '
                         '%(default)s)')
-    parser.add_argument('--device', default='cpu',
-                        help='torch device (default %(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='config overrides, as for mim test '
-                        '(e.g. test_pipeline.1.scale="(256,128)" to keep a '
-                        'small image at its size)')
+    add_device(parser)
+    add_cfg_options(parser, SMALL_IMAGE_OPTION)
     parser.add_argument('--screenshot', help='PNG of the page after a click')
     parser.add_argument('--click', type=parse_point, default=None,
                         help='image pixel Y,X to click for --screenshot')

@@ -15,10 +15,9 @@ exit status is 1 if any was skipped.
 import argparse
 import sys
 
-from mmengine.config import DictAction
-
 from mmseg_ssanet.apis import (collect_images, draw_overlays,
                                load_segmentor)
+from mmseg_ssanet.utils.cli import add_cfg_options, add_device
 
 
 def main(argv=None):
@@ -28,13 +27,11 @@ def main(argv=None):
     parser.add_argument('inputs', nargs='+', help='image files or folders')
     parser.add_argument('--out', default='work_dirs/overlays',
                         help='folder for the overlays (default %(default)s)')
-    parser.add_argument('--device', default='cpu',
-                        help='torch device (default %(default)s)')
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='opacity of the prediction overlay (default '
                         '%(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='config overrides, as for mim test')
+    add_device(parser)
+    add_cfg_options(parser)
     args = parser.parse_args(argv)
     try:
         images = collect_images(args.inputs)

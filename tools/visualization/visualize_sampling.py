@@ -20,11 +20,11 @@ on its own cue: ``projects/cue_scenes/tools/visualize_cue_attention.py``.)
 import argparse
 import sys
 
-from mmengine.config import DictAction
-
 from mmseg_ssanet.apis import (draw_sampling_points, load_segmentor,
                                read_image, sampling_points_for)
 from mmseg_ssanet.apis.sampling import parse_point
+from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
+                                    add_device)
 
 
 def main(argv=None):
@@ -41,12 +41,8 @@ def main(argv=None):
                         'queries (default %(default)s)')
     parser.add_argument('--out', default='sampling_points.png',
                         help='PNG to write (default %(default)s)')
-    parser.add_argument('--device', default='cpu',
-                        help='torch device (default %(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='config overrides, as for mim test '
-                        '(e.g. test_pipeline.1.scale="(256,128)" to keep a '
-                        'small image at its size)')
+    add_device(parser)
+    add_cfg_options(parser, SMALL_IMAGE_OPTION)
     args = parser.parse_args(argv)
     checkpoint = None if args.checkpoint == 'none' else args.checkpoint
     try:

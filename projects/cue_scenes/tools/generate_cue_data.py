@@ -15,26 +15,14 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
-from mmseg_ssanet.datasets.synthetic import FORMATS  # noqa: E402
-from mmseg_ssanet.utils.cli import image_size  # noqa: E402
+from mmseg_ssanet.utils.cli import add_dataset_arguments  # noqa: E402
 from projects.cue_scenes.paired_cues import (  # noqa: E402
     CUE_LABELS, DEFAULT_DISTANCE, generate_cue_scenes, preview_cue_scenes)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('format', choices=FORMATS,
-                        help='the benchmark whose layout to write')
-    parser.add_argument('out_dir', help='dataset root to write into')
-    parser.add_argument('--num-train', type=int, default=16,
-                        help='training images (default %(default)s)')
-    parser.add_argument('--num-val', type=int, default=4,
-                        help='validation images (default %(default)s)')
-    parser.add_argument('--size', type=image_size, default=(128, 256),
-                        help='image size HxW (default 128x256)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='RNG seed: the same arguments write the same '
-                        'files (default %(default)s)')
+    add_dataset_arguments(parser)
     parser.add_argument('--num-pairs', type=int, default=3,
                         help='targets (each with a cue) per image (default '
                         '%(default)s)')

@@ -21,11 +21,12 @@ import os.path as osp
 import sys
 
 import numpy as np
-from mmengine.config import DictAction
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
 from mmseg_ssanet.apis import (draw_sampling_points,  # noqa: E402
                                load_segmentor)
+from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION,  # noqa: E402
+                                    add_cfg_options, add_device)
 from projects.cue_scenes.cue_attention import (  # noqa: E402
     attention_on_cues, cue_box, read_cue_scene)
 
@@ -39,12 +40,8 @@ def main(argv=None):
     parser.add_argument('label', help='its _gtFine_labelTrainIds.png')
     parser.add_argument('--out', default='cue_attention.png',
                         help='PNG to write (default %(default)s)')
-    parser.add_argument('--device', default='cpu',
-                        help='torch device (default %(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='config overrides, as for mim test '
-                        '(e.g. test_pipeline.1.scale="(256,128)" to keep a '
-                        'small image at its size)')
+    add_device(parser)
+    add_cfg_options(parser, SMALL_IMAGE_OPTION)
     args = parser.parse_args(argv)
     checkpoint = None if args.checkpoint == 'none' else args.checkpoint
     try:
