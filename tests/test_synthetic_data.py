@@ -110,3 +110,12 @@ def test_cityscapes_label_ids_match_train_ids(tmp_path):
 def test_bad_generator_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate(out_dir=str(tmp_path), **kwargs)
+
+
+def test_a_scene_drawer_of_the_wrong_size_is_refused_before_writing(
+        tmp_path):
+    with pytest.raises(ValueError, match=r'expected \(128, 256, 3\)'):
+        generate('cityscapes', str(tmp_path), num_train=2, num_val=0,
+                 height=128, width=256,
+                 draw_scene=lambda rng: make_scene(64, 64, rng))
+    assert not (tmp_path / 'leftImg8bit').exists()

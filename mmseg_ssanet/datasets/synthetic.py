@@ -168,6 +168,14 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
         if n == 0:
             continue
         scenes = [draw_scene(rng) for _ in range(n)]
+        for scene in scenes:  # a study's drawer may not honour the size
+            if (scene.image.shape != (height, width, 3)
+                    or scene.roles.shape != (height, width)):
+                raise ValueError(
+                    f'draw_scene returned an image of shape '
+                    f'{scene.image.shape} with roles {scene.roles.shape}; '
+                    f'expected ({height}, {width}, 3) and ({height}, '
+                    f'{width})')
         written[split] = writer(out_dir, split, scenes, lut)
     if fmt == 'pascal_context':
         sets = osp.join(out_dir, 'VOC2010', 'ImageSets', 'SegmentationContext')
