@@ -56,3 +56,21 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0,
                         help='RNG seed: the same arguments write the same '
                         'files (default %(default)s)')
+
+
+def add_snl_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``config checkpoint`` of the sampling tools; ``none`` as the
+    checkpoint asks for a freshly initialised model."""
+    parser.add_argument('config', help='model config (an SNL model)')
+    parser.add_argument('checkpoint', help='trained weights, or "none" for '
+                        'a freshly initialised model')
+
+
+def snl_model_from(args: argparse.Namespace):
+    """The model of ``add_snl_model_arguments`` (and ``add_device``,
+    ``add_cfg_options``), set to infer on whole images."""
+    from ..apis import load_segmentor
+    checkpoint = None if args.checkpoint == 'none' else args.checkpoint
+    return load_segmentor(args.config, checkpoint, args.device,
+                          cfg_options={**args.cfg_options,
+                                       'model.test_cfg.mode': 'whole'})

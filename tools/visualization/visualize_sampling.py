@@ -20,18 +20,17 @@ on its own cue: ``projects/cue_scenes/tools/visualize_cue_attention.py``.)
 import argparse
 import sys
 
-from mmseg_ssanet.apis import (draw_sampling_points, load_segmentor,
-                               read_image, sampling_points_for)
+from mmseg_ssanet.apis import (draw_sampling_points, read_image,
+                               sampling_points_for)
 from mmseg_ssanet.apis.sampling import parse_point
 from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
-                                    add_device)
+                                    add_device, add_snl_model_arguments,
+                                    snl_model_from)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='model config (an SNL model)')
-    parser.add_argument('checkpoint', help='trained weights, or "none" for '
-                        'a freshly initialised model')
+    add_snl_model_arguments(parser)
     parser.add_argument('image', help='the image to query')
     parser.add_argument('--points', nargs='+', type=parse_point,
                         metavar='Y,X', help='query pixels (default: a '
@@ -44,17 +43,14 @@ def main(argv=None):
     add_device(parser)
     add_cfg_options(parser, SMALL_IMAGE_OPTION)
     args = parser.parse_args(argv)
-    checkpoint = None if args.checkpoint == 'none' else args.checkpoint
     try:
-        model = load_segmentor(args.config, checkpoint, args.device,
-                               cfg_options={**args.cfg_options,
-                                            'model.test_cfg.mode': 'whole'})
+        model = snl_model_from(args)
         image = read_image(args.image)
         samples = sampling_points_for(model, image, args.points, args.grid)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
     title = f'SNL sampling points, K={len(samples[0]["weights"])}' + (
-        '' if checkpoint else ' (untrained)')
+        '' if args.checkpoint != 'none' else ' (untrained)')
     draw_sampling_points(image, samples, args.out, title=title)
     print(f'written: {args.out}')
 

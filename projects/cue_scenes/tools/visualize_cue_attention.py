@@ -23,19 +23,17 @@ import sys
 import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
-from mmseg_ssanet.apis import (draw_sampling_points,  # noqa: E402
-                               load_segmentor)
-from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION,  # noqa: E402
-                                    add_cfg_options, add_device)
+from mmseg_ssanet.apis import draw_sampling_points  # noqa: E402
+from mmseg_ssanet.utils.cli import (  # noqa: E402
+    SMALL_IMAGE_OPTION, add_cfg_options, add_device, add_snl_model_arguments,
+    snl_model_from)
 from projects.cue_scenes.cue_attention import (  # noqa: E402
     attention_on_cues, cue_box, read_cue_scene)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='model config (an SNL model)')
-    parser.add_argument('checkpoint', help='trained weights, or "none" for '
-                        'a freshly initialised model')
+    add_snl_model_arguments(parser)
     parser.add_argument('image', help='a cue scene\'s image')
     parser.add_argument('label', help='its _gtFine_labelTrainIds.png')
     parser.add_argument('--out', default='cue_attention.png',
@@ -43,11 +41,8 @@ def main(argv=None):
     add_device(parser)
     add_cfg_options(parser, SMALL_IMAGE_OPTION)
     args = parser.parse_args(argv)
-    checkpoint = None if args.checkpoint == 'none' else args.checkpoint
     try:
-        model = load_segmentor(args.config, checkpoint, args.device,
-                               cfg_options={**args.cfg_options,
-                                            'model.test_cfg.mode': 'whole'})
+        model = snl_model_from(args)
         image, pairs = read_cue_scene(args.image, args.label)
         on_cue = attention_on_cues(model, image, pairs)
     except (FileNotFoundError, ValueError) as err:
@@ -65,7 +60,7 @@ def main(argv=None):
           f'(initial grid: {initial:.3f})')
     samples = [c['sample'] for c in on_cue]
     title = (f'SNL sampling points, K={len(samples[0]["weights"])}'
-             + ('' if checkpoint else ' (untrained)')
+             + ('' if args.checkpoint != 'none' else ' (untrained)')
              + f'; mean weight on the own cue {learned:.2f} '
              f'(initial grid {initial:.2f})')
     draw_sampling_points(image, samples, args.out, title=title, marks=marks)
