@@ -4,6 +4,7 @@ a config is read, help text on every argument."""
 import argparse
 import glob
 import importlib.util
+import os
 import os.path as osp
 
 import pytest
@@ -23,15 +24,20 @@ def parser_of(path, monkeypatch):
     spec = importlib.util.spec_from_file_location(
         'tool_' + osp.splitext(osp.basename(path))[0], path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     caught = []
 
     def catch(self, *args, **kwargs):
         caught.append(self)
         raise _Parsed
     monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', catch)
-    with pytest.raises(_Parsed):
-        module.main([])
+    environ = dict(os.environ)  # a tool may set its own (TRITON_INTERPRET)
+    try:
+        spec.loader.exec_module(module)
+        with pytest.raises(_Parsed):
+            module.main([])
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
     return caught[0]
 
 

@@ -22,8 +22,6 @@ import subprocess
 import sys
 import tempfile
 
-os.environ.pop('TRITON_INTERPRET', None)  # before triton is imported
-
 DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
 KERNELS = ('forward', 'backward', 'backward_deterministic', 'segment_sum')
 # (Cq, C, K): R101 Cityscapes, R101 ADE20K / PASCAL Context, MobileNetV2
@@ -155,6 +153,7 @@ def main(argv=None):
     parser.add_argument('--out', default=None,
                         help='folder for resources.md and resources.json')
     args = parser.parse_args(argv)
+    os.environ.pop('TRITON_INTERPRET', None)  # before triton is imported
     rows = measure(args.shapes, args.dtypes, args.archs, args.kernels)
     table = markdown(rows)
     print(table)

@@ -113,18 +113,27 @@ def cue_attention(config, checkpoint, data, size, extra_options):
 def run_one(name, config, seed, data, args, extra_options):
     work = osp.join(args.out, re.sub(r'[^a-z0-9]+', '_', name.lower())
                     .strip('_'), f'seed{seed}')
+    checkpoint = osp.join(work, f'iter_{args.iters}.pth')
     scores_file = osp.join(work, 'scores.json')
     if osp.exists(scores_file):
         with open(scores_file) as f:
             result = json.load(f)
-        if attends(name) and 'similarity_own' not in result.get(
-                'cue_attention', {}):  # measured by an older version
-            result['cue_attention'] = cue_attention(
-                config, osp.join(work, f'iter_{args.iters}.pth'), data,
-                args.size, extra_options)
-            with open(scores_file, 'w') as f:
-                json.dump(result, f, indent=1)
-        return result
+        if not attends(name) or 'similarity_own' in result.get(
+                'cue_attention', {}):
+            return result  # scored; else measured by an older version
+    else:
+        result = train_and_test(name, config, seed, data, work, checkpoint,
+                                args, extra_options)
+    if attends(name):
+        result['cue_attention'] = cue_attention(
+            config, checkpoint, data, args.size, extra_options)
+    with open(scores_file, 'w') as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def train_and_test(name, config, seed, data, work, checkpoint, args,
+                   extra_options):
     opts = short_run_options(config, data, args.size, args.iters,
                              args.batch, num_workers=2) + [
         f'optim_wrapper.optimizer.lr={args.lr}', f'randomness.seed={seed}',
@@ -134,22 +143,14 @@ def run_one(name, config, seed, data, args, extra_options):
                      work, '--cfg-options', *opts])
     trained = time.time()
     out = mim(['test', 'mmseg', config, '--gpus', '0', '--work-dir', work,
-               '--checkpoint', osp.join(work, f'iter_{args.iters}.pth'),
-               '--cfg-options', *opts])
+               '--checkpoint', checkpoint, '--cfg-options', *opts])
     miou, per_class = parse_scores(out)
-    result = dict(
+    return dict(
         method=name, config=config, seed=seed, miou=miou,
         context_iou=float(np.mean([per_class[c] for c in CUE_CLASSES])),
         per_class=per_class, snl_stats=last_snl_stats(train_log),
         train_s=round(trained - start, 1),
         test_s=round(time.time() - trained, 1))
-    if attends(name):
-        result['cue_attention'] = cue_attention(
-            config, osp.join(work, f'iter_{args.iters}.pth'), data,
-            args.size, extra_options)
-    with open(scores_file, 'w') as f:
-        json.dump(result, f, indent=1)
-    return result
 
 
 def cue_reach(data):
