@@ -1,4 +1,4 @@
-"""Argument types the command-line tools share."""
+"""Arguments and argument types the command-line tools share."""
 import argparse
 from typing import Tuple
 
