@@ -66,3 +66,12 @@ def test_tool_follows_the_convention(path, monkeypatch):
         assert '--cfg-options' in flags
     if 'checkpoint' in positionals:
         assert positionals[1] == 'checkpoint'
+
+
+def test_cfg_options_strings_become_a_dict():
+    from mmseg_ssanet.utils.cli import cfg_options_dict
+    assert cfg_options_dict(
+        ['model.decode_head.snl_dilation=2',
+         'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult=0.1']) == {
+        'model.decode_head.snl_dilation': 2,
+        'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult': 0.1}

@@ -1,6 +1,6 @@
 """Arguments and argument types the command-line tools share."""
 import argparse
-from typing import Tuple
+from typing import List, Tuple
 
 
 def image_size(text: str, minimum: int = 1) -> Tuple[int, int]:
@@ -27,6 +27,15 @@ def add_cfg_options(parser: argparse.ArgumentParser, example: str = ''
                         default={}, help='config overrides, as for mim '
                         'train/test' + (f' (e.g. {example})' if example
                                          else ''))
+
+
+def cfg_options_dict(options: List[str]) -> dict:
+    """``KEY=VALUE`` strings, as ``--cfg-options`` takes them (e.g. from
+    ``short_run_options``), parsed the way ``mim`` parses them."""
+    from mmengine.config import DictAction
+    namespace = argparse.Namespace()
+    DictAction([], 'cfg_options')(None, namespace, options)
+    return namespace.cfg_options
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:

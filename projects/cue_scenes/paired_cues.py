@@ -1,9 +1,10 @@
 """Scenes whose labels depend on a distant, *local* cue.
 
-The street scenes of ``mmseg_ssanet/datasets/synthetic.py`` carry one image-global cue (day or
-night sky), which any network with a wide enough receptive field or a global
-pooling branch can read. Here every image holds several *targets*, plain
-squares of one colour, and each target has its own *cue* somewhere else:
+The street scenes of ``mmseg_ssanet/datasets/synthetic.py`` carry one
+image-global cue (day or night sky), which any network with a wide enough
+receptive field or a global pooling branch can read. Here every image
+holds several *targets*, plain squares of one colour, and each target has
+its own *cue* somewhere else:
 
 * a target's class (``car`` or ``person`` in the benchmark's label set) is
   decided only by its cue's centre, white or black. The cues themselves are
@@ -17,9 +18,10 @@ squares of one colour, and each target has its own *cue* somewhere else:
 * every image with two or more targets has both classes, so pooling over the
   whole image cannot decide them.
 
-Roles (see ``mmseg_ssanet.datasets.synthetic.ROLES``): background ``road``; cues ``building``
-(white centre) and ``vegetation`` (black centre); the two context classes
-``car`` (white cue) and ``person`` (black cue).
+Roles (see ``mmseg_ssanet.datasets.synthetic.ROLES``): background
+``road``; cues ``building`` (white centre) and ``vegetation`` (black
+centre); the two context classes ``car`` (white cue) and ``person`` (black
+cue).
 
 Cue labels (``cue_labels``): with ``'centre'`` (the default) a cue's label
 names only its centre, so nothing asks the backbone to keep the hue, the

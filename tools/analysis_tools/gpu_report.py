@@ -36,7 +36,7 @@ import torch.nn.functional as F
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmseg_ssanet.ops import sparse_nonlocal_attention  # noqa: E402
 from mmseg_ssanet.ops.backends import BACKENDS  # noqa: E402
-from mmseg_ssanet.utils.cli import image_size  # noqa: E402
+from mmseg_ssanet.utils.cli import cfg_options_dict, image_size  # noqa: E402
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}
@@ -236,7 +236,7 @@ def training(args, device):
     reason = mmcv_ops_for(device)
     if reason or not args.train_configs:
         return [dict(config='-', skipped=reason or 'no --train-configs')]
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     from mmengine.runner import Runner
 
     from mmseg_ssanet.datasets import generate
@@ -248,15 +248,11 @@ def training(args, device):
         generate('cityscapes', root, num_train=4, num_val=1, height=h,
                  width=w, seed=0)
         for path in args.train_configs:
-            parser = argparse.ArgumentParser()
-            parser.add_argument('--cfg-options', nargs='+',
-                                action=DictAction)
             options = short_run_options(path, root, (h, w),
                                         max_iters=args.train_iters,
                                         batch_size=args.train_batch)
             cfg = Config.fromfile(path)
-            cfg.merge_from_dict(parser.parse_args(
-                ['--cfg-options', *options]).cfg_options)
+            cfg.merge_from_dict(cfg_options_dict(options))
             cfg.work_dir = osp.join(tmp, osp.basename(path))
             cfg.default_hooks.checkpoint.interval = args.train_iters + 1
             cfg.device = device

@@ -57,14 +57,6 @@ def test_a_single_seed_is_shown_without_a_std():
     assert 'nan' not in table
 
 
-def test_cfg_options_strings_become_a_dict():
-    assert ablation.parse_options(
-        ['model.decode_head.snl_dilation=2',
-         'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult=0.1']) == {
-        'model.decode_head.snl_dilation': 2,
-        'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult': 0.1}
-
-
 def test_unknown_row_is_refused():
     with pytest.raises(SystemExit):
         ablation.main(['--only', 'Baseline', '+ SNL K=7'])

@@ -11,7 +11,7 @@ The data is cue scenes (``generate_cue_data.py``): every target's class
 pixels away (see ``projects/cue_scenes/paired_cues.py``). Run from the
 repository root (the configs' paths are relative to it):
 
-    python projects/cue_scenes/projects/cue_scenes/tools/ablation_miniature.py --out work_dirs/ablation_miniature
+    python projects/cue_scenes/tools/ablation_miniature.py --out work_dirs/ablation_miniature
 
 Runs already scored in ``--out`` (their ``scores.json``) are reused, so an
 interrupted table resumes; delete the folder to start over.
@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
-from mmseg_ssanet.utils.cli import image_size  # noqa: E402
+from mmseg_ssanet.utils.cli import (cfg_options_dict,  # noqa: E402
+                                    image_size)
 from mmseg_ssanet.utils.short_run import short_run_options  # noqa: E402
 from projects.cue_scenes.paired_cues import (  # noqa: E402
     CUE_CLASSES, CUE_LABELS, DEFAULT_DISTANCE, generate_cue_scenes,
@@ -79,14 +80,6 @@ def last_snl_stats(output):
     return stats
 
 
-def parse_options(options):
-    """``KEY=VALUE`` strings (as ``--cfg-options`` takes them) -> dict."""
-    from mmengine.config import DictAction
-    namespace = argparse.Namespace()
-    DictAction([], 'options')(None, namespace, options)
-    return namespace.options
-
-
 def attends(name):
     """Rows with an attention block (SNL or dense NL) to score."""
     return 'NL' in name
@@ -106,7 +99,7 @@ def cue_attention(config, checkpoint, data, size, extra_options):
         'model.pretrained': None, 'model.backbone.init_cfg': None,
         'model.test_cfg.mode': 'whole',
         f'test_pipeline.{resize}.scale': (w, h),  # as trained and tested
-        **parse_options(extra_options)})
+        **cfg_options_dict(extra_options)})
     return cue_attention_over(model, data)
 
 
