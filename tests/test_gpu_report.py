@@ -1,5 +1,5 @@
-"""tools/analysis_tools/gpu_report.py end to end at a tiny size, on CPU tensors under
-Triton's interpreter (conftest sets TRITON_INTERPRET=1): the GPU report
+"""tools/analysis_tools/gpu_report.py end to end at a tiny size, on CPU
+tensors under Triton's interpreter (conftest sets TRITON_INTERPRET=1): the GPU report
 is not dead code, and what it reports here is checked."""
 import json
 

@@ -137,8 +137,8 @@ def test_onnx_export_matches_pytorch(tmp_path, checkpoint, cityscapes_root):
 def test_benchmark_snl_small_run(tmp_path):
     out = str(tmp_path / 'bench')
     code, log = run_cli(['python', 'tools/analysis_tools/benchmark_snl.py',
-                         '--sizes', '49x49', '--channels', '32', '--batches', '1',
-                         '--repeats', '1', '--out', out])
+                         '--sizes', '49x49', '--channels', '32',
+                         '--batches', '1', '--repeats', '1', '--out', out])
     assert code == 0, log[-3000:]
     results = json.load(open(osp.join(out, 'results.json')))
     rows = results['rows']
@@ -162,8 +162,8 @@ def test_benchmark_snl_small_run(tmp_path):
 def test_benchmark_models_small_run(tmp_path):
     out = str(tmp_path / 'models')
     code, log = run_cli(['python', 'tools/analysis_tools/benchmark_models.py',
-                         '--height', '64', '--width', '128', '--repeats', '1', '--out',
-                         out])
+                         '--height', '64', '--width', '128', '--repeats', '1',
+                         '--out', out])
     assert code == 0, log[-3000:]
     rows = json.load(open(osp.join(out, 'results.json')))['rows']
     assert [r['method'] for r in rows] == ['Baseline', '+ PPM', '+ ASPP',
