@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import torch
-from mmcv.ops import deform_conv2d
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
 from mmseg_ssanet.ops.backends import cpp
@@ -86,7 +85,10 @@ def test_matches_the_equations(backend, kernel, dilation, scale):
 @pytest.mark.parametrize('backend', BACKEND_NAMES)
 def test_offset_layout_is_mmcv_deform_conv(backend):
     # With a zero query every sampling point gets weight 1/K, so the op is a
-    # deformable conv whose kernel averages the K sampled values.
+    # deformable conv whose kernel averages the K sampled values. (mmcv
+    # imported here: the rest of the file needs torch alone, and runs so on
+    # a bare GPU machine, tools/device_check.sh.)
+    from mmcv.ops import deform_conv2d
     B, C, H, W, kh, kw, d = 2, 3, 7, 8, 3, 5, 2
     _, k, v, o = (x.detach().float() for x in
                   _inputs(B=B, C=C, H=H, W=W, K=kh * kw, dtype=torch.float32))

@@ -262,7 +262,12 @@ def snl_segment_sum_kernel(SRC, ENTRY_ROW, ENTRY_COEF, STARTS, OUT,
     start = tl.load(STARTS + pixel)
     end = tl.load(STARTS + pixel + 1)
     acc = tl.zeros([BLOCK], ACC)
-    for e0 in range(start, end, BLOCK_E):
+    # A while loop, not range(start, end): the interpreter turns range's
+    # bounds into Python ints, which numpy>=2.4 refuses for the [1]-shaped
+    # arrays it holds scalars in ('only 0-dimensional arrays can be
+    # converted'); a loop condition is read with bool(), which it accepts.
+    e0 = start
+    while e0 < end:
         e = e0 + tl.arange(0, BLOCK_E)
         ok = e < end
         row = tl.load(ENTRY_ROW + e, mask=ok, other=0)
@@ -270,4 +275,5 @@ def snl_segment_sum_kernel(SRC, ENTRY_ROW, ENTRY_COEF, STARTS, OUT,
         src = tl.load(SRC + row[:, None] * N + ch[None, :],
                       mask=ok[:, None] & ch_ok[None, :], other=0.0).to(ACC)
         acc += tl.sum(coef[:, None] * src, axis=0)
+        e0 += BLOCK_E
     tl.store(OUT + pixel * N + ch, acc, mask=ch_ok)

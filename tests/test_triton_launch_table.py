@@ -1,0 +1,102 @@
+"""The Triton kernels with the launch table a GPU runs, under the interpreter.
+
+CPU tensors normally take the interpreter's table (64 queries a program);
+a GPU takes 8 queries a program, so its partial blocks and masks differ.
+``SSANET_TRITON_LAUNCH_TABLE=gpu`` makes the interpreter run the GPU's
+table: values and the four gradients against ``reference`` in float64, the
+default (atomic) and the deterministic backward, on shapes where every
+block is partial somewhere.
+"""
+import pytest
+import torch
+
+from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+from mmseg_ssanet.ops.backends import triton as triton_backend
+from tests.test_ops import _inputs
+
+# 13 queries (one full 8-query block, one of 5), a 3x5 grid (K = 15,
+# padded to 16), Cq = 5 and C = 37 (a partial 32-channel chunk after a
+# full one) at dilation 2, offsets pushing points off the map. The
+# interpreter runs a program op by op, so sizes stay small.
+SHAPE = dict(B=1, Cq=5, C=37, H=1, W=13, K=15, offset_scale=2.5)
+KERNEL, DILATION = (3, 5), 2
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """The ``interpreted`` flag of every launch the backend configures."""
+    seen = []
+    configure = triton_backend.launch_config
+
+    def recorded(kernel, cq, c, k, interpreted=False):
+        seen.append((kernel, interpreted))
+        return configure(kernel, cq, c, k, interpreted)
+
+    monkeypatch.setattr(triton_backend, 'launch_config', recorded)
+    return seen
+
+
+def _values_and_grads(backend, inputs, deterministic=False, kernel=KERNEL,
+                      dilation=DILATION):
+    xs = [x.detach().requires_grad_() for x in inputs]
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        out = snl(*xs, kernel, dilation, scale=0.4, backend=backend)
+        weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+        grads = torch.autograd.grad((out * weight.view_as(out)).sum(), xs)
+    finally:
+        torch.use_deterministic_algorithms(before)
+    return [out, *grads]
+
+
+@pytest.mark.parametrize('deterministic', [False, True])
+@pytest.mark.parametrize('table', ['gpu', 'interpreter'])
+def test_launch_table_matches_reference(monkeypatch, launches, table,
+                                        deterministic):
+    monkeypatch.setenv(triton_backend.LAUNCH_TABLE_ENV, table)
+    inputs = _inputs(**SHAPE)
+    got = _values_and_grads('triton', inputs, deterministic)
+    want = _values_and_grads('reference', inputs)
+    _assert_table(launches, table)
+    _assert_close(got, want)
+
+
+def test_gpu_launch_table_odd_grid(monkeypatch, launches):
+    # the paper's kind of grid: 7x9 (K = 63, padded to 64), 9 queries
+    monkeypatch.setenv(triton_backend.LAUNCH_TABLE_ENV, 'gpu')
+    inputs = _inputs(B=1, Cq=3, C=6, H=1, W=9, K=63, offset_scale=3.0)
+    got = _values_and_grads('triton', inputs, kernel=(7, 9), dilation=1)
+    want = _values_and_grads('reference', inputs, kernel=(7, 9), dilation=1)
+    _assert_table(launches, 'gpu')
+    _assert_close(got, want)
+
+
+def _assert_table(launches, table):
+    fused = [(k, flag) for k, flag in launches if k != 'segment_sum']
+    assert {k for k, _ in fused} == {'forward', 'backward'}
+    assert all(flag == (table == 'interpreter') for _, flag in fused)
+
+
+def _assert_close(got, want):
+    names = ['output', 'query', 'key', 'value', 'offset']
+    for name, a, b in zip(names, got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9,
+                                   msg=lambda m: f'{name}: {m}')
+
+
+def test_gpu_launch_table_gradcheck(monkeypatch):
+    monkeypatch.setenv(triton_backend.LAUNCH_TABLE_ENV, 'gpu')
+    # 11 queries: one full 8-query block and one of 3.
+    q, k, v, o = _inputs(B=1, Cq=2, C=3, H=1, W=11, K=9, offset_scale=2.0)
+    assert torch.autograd.gradcheck(
+        lambda *x: snl(*x, 3, 1, backend='triton'), (q, k, v, o),
+        fast_mode=True)
+
+
+def test_gpu_launch_table_takes_eight_queries_a_program():
+    config = triton_backend.launch_config('backward', 5, 37, 63)
+    assert (config['BLOCK_Q'], config['K_PAD'], config['BLOCK_C']) == (8, 64,
+                                                                       32)
+    assert triton_backend.launch_config('forward', 5, 37, 63,
+                                        interpreted=True)['BLOCK_Q'] == 64
