@@ -15,7 +15,8 @@ DEMO_BACKEND ?=
 DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND))
 PYTEST_ARGS ?=
 
-.PHONY: env test demo clean browser browser-if-possible kernel-check
+.PHONY: env test demo clean browser browser-if-possible kernel-check \
+	device-rehearsal
 env: $(STAMP)
 
 $(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.toml \
@@ -44,6 +45,11 @@ demo: $(STAMP)
 # operator tests and the differential fuzz (tools/check_kernel.sh).
 kernel-check: $(STAMP)
 	PYTHON=$(BIN)/python bash tools/check_kernel.sh
+
+# tools/device_check.sh (the one command for a GPU machine) in its CPU mode
+# on a bare stack: a throwaway venv without mmcv/mmengine/mmseg.
+device-rehearsal:
+	bash tools/rehearse_device_check.sh work_dirs/device_check_cpu
 
 # Chromium for the explorer's browser test, where this user can install
 # it (root and apt-get). Elsewhere that one test is skipped and says how to

@@ -42,6 +42,23 @@ def run_cli(args, cwd=ROOT, timeout=900):
     return proc.returncode, proc.stdout
 
 
+# Runs a script as from a plain checkout on a bare machine: the package's
+# install (setuptools' editable finder) is dropped, and the working folder
+# is not the repo, so only the tool's own sys.path line can find it.
+_NOT_INSTALLED = (
+    "import runpy, sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path "
+    "if '__editable__' not in str(getattr(f, '__module__', ''))]; "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def run_from_plain_checkout(tool, args, cwd, timeout=900):
+    """``tool`` (a path under the repo) with ``args``, run as on a machine
+    where the package is not installed; returns (returncode, output)."""
+    return run_cli([sys.executable, '-c', _NOT_INSTALLED,
+                    osp.join(ROOT, tool), *args], cwd=cwd, timeout=timeout)
+
+
 # The demo model (tests of the tools, the explorer and the mim CLI).
 DEMO_CONFIG = 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'
 DEMO = osp.join(ROOT, DEMO_CONFIG)

@@ -33,7 +33,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# the repo root: the report runs from a plain checkout (a bare GPU machine)
+sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 from mmseg_ssanet.ops import sparse_nonlocal_attention  # noqa: E402
 from mmseg_ssanet.ops.backends import BACKENDS  # noqa: E402
 from mmseg_ssanet.utils.cli import cfg_options_dict, image_size  # noqa: E402
@@ -290,6 +291,8 @@ def resources(args):
 
 
 def _table(rows, keys):
+    if rows is None:  # the run stopped before this part
+        return '(not reached: the run stopped before this part)'
     lines = ['| ' + ' | '.join(keys) + ' |',
              '| ' + ' | '.join('---' for _ in keys) + ' |']
     for r in rows:
@@ -309,27 +312,37 @@ def markdown(report):
         ', '.join(f'{k} {v}' for k, v in env.items()), '',
         '## Correctness (max |error| / max |value| against float64 '
         'reference)', '',
-        _table(report['correctness'],
+        _table(report.get('correctness'),
                ['backend', 'dtype', 'out', 'grad_query', 'grad_key',
                 'grad_value', 'grad_offset', 'skipped']), '',
         '## Determinism of the triton backward', '',
-        _table(report['determinism'],
+        _table(report.get('determinism'),
                ['deterministic_algorithms', 'bitwise_equal']), '',
         '## Time (ms) and peak memory (MB)', '',
-        _table(report['timing'],
+        _table(report.get('timing'),
                ['size', 'batch', 'dtype', 'method', 'forward_ms',
                 'forward_backward_ms', 'peak_mb', 'sdpa_backend',
                 'skipped']), '',
         '## Short training runs on generated data', '',
-        _table(report['training'],
+        _table(report.get('training'),
                ['config', 'crop', 'batch', 'iterations', 'ms_per_iter',
                 'peak_mb', 'skipped']), '',
         '## Triton kernels for this architecture (ptxas -v)', '',
-        _table(report['resources'],
+        _table(report.get('resources'),
                ['kernel', 'dtype', 'target', 'registers', 'stack_bytes',
                 'spill_store_bytes', 'spill_load_bytes']), ''
     ]
     return '\n'.join(parts)
+
+
+def write_report(report, out):
+    """``report.json`` and ``report.md`` of the parts measured so far."""
+    with open(osp.join(out, 'report.json'), 'w') as f:
+        json.dump(report, f, indent=1)
+    text = markdown(report)
+    with open(osp.join(out, 'report.md'), 'w') as f:
+        f.write(text)
+    return text
 
 
 def main(argv=None):
@@ -387,17 +400,18 @@ def main(argv=None):
                             if args.device == 'cuda' else 'cpu'),
                torch=torch.__version__, triton=triton.__version__,
                interpreter=os.environ.get('TRITON_INTERPRET') == '1')
-    report = dict(environment=env, correctness=correctness(args, args.device),
-                  determinism=determinism(args, args.device),
-                  timing=timing(args, args.device),
-                  training=training(args, args.device),
-                  resources=resources(args))
+    report = dict(environment=env)
     os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'report.json'), 'w') as f:
-        json.dump(report, f, indent=1)
-    text = markdown(report)
-    with open(osp.join(args.out, 'report.md'), 'w') as f:
-        f.write(text)
+    # Written after each part: a run stopped by a time limit keeps the
+    # parts it finished (a bare GPU machine is lent for minutes).
+    for name, part in (('correctness', correctness),
+                       ('determinism', determinism), ('timing', timing),
+                       ('training', training), ('resources', resources)):
+        start = time.time()
+        report[name] = part(args) if part is resources else part(
+            args, args.device)
+        env.setdefault('seconds', {})[name] = round(time.time() - start, 1)
+        text = write_report(report, args.out)
     print(text)
     return 0
 

@@ -22,6 +22,9 @@ import subprocess
 import sys
 import tempfile
 
+# the repo root: this tool runs from a plain checkout (a bare GPU machine)
+sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
+
 DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
 KERNELS = ('forward', 'backward', 'backward_deterministic', 'segment_sum')
 # (Cq, C, K): R101 Cityscapes, R101 ADE20K / PASCAL Context, MobileNetV2

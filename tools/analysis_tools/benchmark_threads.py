@@ -1,0 +1,253 @@
+"""Thread scaling of the fused C++ SNL kernel against its 1x1-conv floor.
+
+What a CPU-inference user needs to know: how the SNL block's time falls
+with cores, and how far it stays from its floor (the block's own 1x1
+convolutions with nothing between them, what a perfect SNL block would
+cost). torch only (no mmcv): the block is written here with plain
+``nn.Conv2d`` layers of the shapes ``SparseNonLocal2d`` has (theta and phi
+C -> C/2, g C -> C, offsets C -> 2K, gamma C -> C), the operator on the
+``cpp`` backend; the floor runs theta, phi, g and the offsets as one GEMM,
+then gamma.
+
+For each (size, batch), in one process: every thread count and pass is
+timed round by round, interleaved (a disturbance hits all alike), and the
+median of ``--repeats`` rounds reported. Rows are written as they finish,
+so a run stopped by a time limit keeps what it measured.
+
+Example (the default grid: 64x128 and 128x256, C=512, K=81, B=1 and 8,
+1-16 threads; minutes on 16 cores)::
+
+    python tools/analysis_tools/benchmark_threads.py --out work_dirs/threads
+
+writes ``threads.md`` and ``threads.json`` there. Runs from a plain
+checkout (the repo root is put on ``sys.path``); set
+``SSANET_CPP_EXTENSION`` to time another build of the kernel.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+# the repo root: this tool runs from a plain checkout (a bare GPU machine)
+sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
+from mmseg_ssanet.ops import sparse_nonlocal_attention  # noqa: E402
+from mmseg_ssanet.ops.backends import cpp  # noqa: E402
+from mmseg_ssanet.utils.cli import image_size  # noqa: E402
+
+
+def _conv(c_in, c_out):
+    return nn.Conv2d(c_in, c_out, 1)
+
+
+class PlainSNLBlock(nn.Module):
+    """The SNL block's arithmetic in plain torch (eq. 7: Z = gamma(Y) + X).
+
+    Offsets are trained-like: the offset conv's weights give offsets of
+    about ``offset_std`` pixels on unit-variance input.
+    """
+
+    def __init__(self, channels, kernel_size, offset_std=2.0):
+        super().__init__()
+        k = kernel_size[0] * kernel_size[1]
+        self.kernel_size = kernel_size
+        self.theta, self.phi = _conv(channels, channels // 2), \
+            _conv(channels, channels // 2)
+        self.g, self.gamma = _conv(channels, channels), \
+            _conv(channels, channels)
+        self.offset = _conv(channels, 2 * k)
+        nn.init.normal_(self.offset.weight, std=offset_std / channels**0.5)
+
+    def projections(self):
+        return [self.theta, self.phi, self.g, self.offset]
+
+    def forward(self, x):
+        x = x.contiguous(memory_format=torch.channels_last)
+        q, k, v, o = (m(x) for m in self.projections())
+        y = sparse_nonlocal_attention(q, k, v, o, self.kernel_size,
+                                      backend='cpp')
+        return x + self.gamma(y)
+
+
+class ConvFloor(nn.Module):
+    """A block's 1x1 convs with nothing between them: theta, phi, g and the
+    offsets as one conv of their stacked weights, then gamma. Returns every
+    projection so a backward reaches all weights."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        x = x.contiguous(memory_format=torch.channels_last)
+        convs = self.block.projections()
+        out = nn.functional.conv2d(x, torch.cat([c.weight for c in convs]),
+                                   torch.cat([c.bias for c in convs]))
+        q, k, g, o = out.split([c.out_channels for c in convs], 1)
+        return x + self.block.gamma(g), q, k, o
+
+
+def _passes(module, x):
+    def forward():
+        with torch.no_grad():
+            module(x)
+
+    def forward_backward():
+        xg = x.detach().requires_grad_()
+        out = module(xg)
+        outs = out if isinstance(out, tuple) else (out, )
+        sum(o.sum() for o in outs).backward()
+        module.zero_grad(set_to_none=True)
+
+    return {'forward': forward, 'forward_backward': forward_backward}
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(size, batch, args, on_row):
+    """Every (threads, method, pass) of one (size, batch), interleaved;
+    ``on_row(row)`` gets each row as its medians are known."""
+    torch.manual_seed(0)
+    block = PlainSNLBlock(args.channels, args.kernel_size).train()
+    floor = ConvFloor(block).train()
+    x = torch.randn(batch, args.channels, *size)
+    passes = {}
+    for method, module in (('snl', block), ('floor', floor)):
+        for name, fn in _passes(module, x).items():
+            passes[method, name] = fn
+    times = {(t, m, p): [] for t in args.threads for (m, p) in passes}
+    for t in args.threads:  # warm-up: oneDNN primitives, allocator
+        torch.set_num_threads(t)
+        for fn in passes.values():
+            fn()
+    for _ in range(args.repeats):
+        for t in args.threads:
+            torch.set_num_threads(t)
+            for (m, p), fn in passes.items():
+                times[t, m, p].append(_timed(fn))
+    for t in args.threads:
+        ms = {(m, p): 1000 * statistics.median(times[t, m, p])
+              for (m, p) in passes}
+        row = dict(size=f'{size[0]}x{size[1]}', batch=batch, threads=t,
+                   channels=args.channels,
+                   k=args.kernel_size[0] * args.kernel_size[1],
+                   repeats=args.repeats)
+        for p in ('forward', 'forward_backward'):
+            row[f'snl_{p}_ms'] = ms['snl', p]
+            row[f'floor_{p}_ms'] = ms['floor', p]
+            row[f'snl_over_floor_{p}'] = ms['snl', p] / ms['floor', p]
+        on_row(row)
+
+
+def speedups(rows):
+    """Each row's SNL speed-up over the fewest threads of its (size,
+    batch)."""
+    base = {}
+    for r in sorted(rows, key=lambda r: r['threads']):
+        base.setdefault((r['size'], r['batch']), r)
+    for r in rows:
+        b = base[r['size'], r['batch']]
+        for p in ('forward', 'forward_backward'):
+            r[f'snl_{p}_speedup'] = b[f'snl_{p}_ms'] / r[f'snl_{p}_ms']
+    return rows
+
+
+def markdown(rows, header):
+    cols = [('size', 'size', '{}'), ('batch', 'B', '{}'),
+            ('threads', 'threads', '{}'),
+            ('snl_forward_ms', 'SNL fwd ms', '{:.1f}'),
+            ('floor_forward_ms', 'floor fwd ms', '{:.1f}'),
+            ('snl_over_floor_forward', 'SNL/floor fwd', '{:.2f}'),
+            ('snl_forward_speedup', 'SNL fwd speed-up', '{:.2f}x'),
+            ('snl_forward_backward_ms', 'SNL fwd+bwd ms', '{:.1f}'),
+            ('floor_forward_backward_ms', 'floor fwd+bwd ms', '{:.1f}'),
+            ('snl_over_floor_forward_backward', 'SNL/floor fwd+bwd',
+             '{:.2f}'),
+            ('snl_forward_backward_speedup', 'SNL fwd+bwd speed-up',
+             '{:.2f}x')]
+    lines = header + ['', '| ' + ' | '.join(c[1] for c in cols) + ' |',
+                      '|' + ' --- |' * len(cols)]
+    for r in rows:
+        lines.append('| ' + ' | '.join(fmt.format(r[key])
+                                       for key, _, fmt in cols) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', default='work_dirs/benchmark_threads',
+                        help='folder for threads.md and threads.json')
+    parser.add_argument('--sizes', nargs='+', type=image_size,
+                        default=[(64, 128), (128, 256)],
+                        help='feature map sizes HxW')
+    parser.add_argument('--batches', nargs='+', type=int, default=[1, 8],
+                        help='batch sizes')
+    parser.add_argument('--threads', nargs='+', type=int,
+                        default=[1, 2, 4, 8, 16],
+                        help='thread counts (more than the CPUs are '
+                        'dropped, and said so)')
+    parser.add_argument('--channels', type=int, default=512,
+                        help='channels C of the block input')
+    parser.add_argument('--kernel-size', type=image_size, default=(9, 9),
+                        help='sampling grid kh x kw (9x9: K=81)')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='timed rounds (the median is reported)')
+    args = parser.parse_args(argv)
+    for name in ('batches', 'threads'):
+        if any(n <= 0 for n in getattr(args, name)):
+            parser.error(f'--{name} must be positive integers')
+    if args.repeats <= 0 or args.channels < 2:
+        parser.error('--repeats must be positive and --channels at least 2')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    reason = cpp.unavailable(torch.device('cpu'))
+    if reason:
+        sys.exit(f'benchmark_threads: {reason}')
+    cpus = os.cpu_count() or 1
+    dropped = [t for t in args.threads if t > cpus]
+    args.threads = [t for t in args.threads if t <= cpus] or [cpus]
+    os.makedirs(args.out, exist_ok=True)
+    header = [
+        '# SNL block (fused C++ kernel) against its 1x1-conv floor, by '
+        'threads', '',
+        f'Command: `python tools/analysis_tools/benchmark_threads.py '
+        f'{" ".join(sys.argv[1:])}`  ',
+        f'Machine: {platform.processor() or platform.machine()}, '
+        f'{cpus} CPUs; torch {torch.__version__}; kernel variant '
+        f'{cpp._C.variant()} (build {cpp._C.isa}); '
+        f'{time.strftime("%Y-%m-%d")}  ',
+        'Times: median of the rounds, in ms; speed-up over the fewest '
+        'threads.' + (f' Not run (more threads than CPUs): {dropped}.'
+                      if dropped else '')]
+    rows = []
+
+    def on_row(row):
+        rows.append(row)
+        speedups(rows)
+        with open(osp.join(args.out, 'threads.json'), 'w') as f:
+            json.dump(rows, f, indent=1)
+        with open(osp.join(args.out, 'threads.md'), 'w') as f:
+            f.write(markdown(rows, header))
+        print(json.dumps(row), flush=True)
+
+    for batch in sorted(args.batches):
+        for size in sorted(args.sizes, key=lambda s: s[0] * s[1]):
+            measure(size, batch, args, on_row)
+    print(markdown(rows, header))
+
+
+if __name__ == '__main__':
+    main()
