@@ -7,15 +7,17 @@ refuses for a CPU module. With the plugin imported:
 
 * without CUDA, the launcher skips ``set_device`` and, since NCCL needs
   CUDA, initialises gloo instead of nccl (with CUDA nothing changes);
-* ``model_wrapper_cfg=dict(type='CPUDistributedDataParallel')`` wraps the
-  model for CPU: ``device_ids=None``, and SyncBN layers reverted to BN, as
-  mmengine does for single-process runs (torch's SyncBN needs a GPU).
-
-The switch, for any config::
-
-    python -m torch.distributed.run --nproc_per_node 2 \\
-        <mmseg>/.mim/tools/train.py CONFIG --launcher pytorch \\
-        --cfg-options model_wrapper_cfg.type=CPUDistributedDataParallel
+* the plugin's configs set ``model_wrapper_cfg`` to
+  ``AnyDeviceDistributedDataParallel``: on a GPU exactly mmengine's
+  default (``MMDistributedDataParallel``, ``device_ids=[LOCAL_RANK]``,
+  ``broadcast_buffers=False``), on CPU ``device_ids=None`` with SyncBN
+  reverted to BN, as mmengine does for single-process runs (torch's SyncBN
+  needs a GPU). So ``mim train mmseg CONFIG --gpus N --launcher pytorch``
+  works on a CPU-only machine as typed;
+* ``CPUDistributedDataParallel`` is the CPU behaviour alone, the switch
+  for a config of one's own that does not inherit the plugin's:
+  ``--cfg-options model_wrapper_cfg.type=CPUDistributedDataParallel``
+  (the launcher says so when it starts without CUDA).
 """
 import functools
 
@@ -34,9 +36,21 @@ def _cuda_free_init_dist_pytorch(original):
         import torch.distributed as torch_dist
         backend = 'gloo' if backend == 'nccl' else backend
         torch_dist.init_process_group(backend=backend, **kwargs)
+        if torch_dist.get_rank() == 0:
+            print(CPU_WRAPPER_HINT, flush=True)
 
     init_dist_pytorch._ssanet_cpu_aware = True
     return init_dist_pytorch
+
+
+CPU_WRAPPER_HINT = (
+    'mmseg_ssanet: distributed run without CUDA (gloo). The model wrapper '
+    'must take CPU modules: the plugin\'s configs set model_wrapper_cfg='
+    'dict(type=\'AnyDeviceDistributedDataParallel\'); for a config that '
+    'does not inherit them add --cfg-options model_wrapper_cfg.type='
+    'CPUDistributedDataParallel (else torch says "DistributedDataParallel '
+    'device_ids and output_device arguments only work with ... GPU '
+    'modules").')
 
 
 def install_cpu_launcher() -> None:
@@ -60,3 +74,24 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=revert_sync_batchnorm(module),
                          detect_anomalous_params=detect_anomalous_params,
                          device_ids=None, **kwargs)
+
+
+@MODEL_WRAPPERS.register_module()
+class AnyDeviceDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's default DDP wrapper on a GPU, the CPU one on CPU.
+
+    A module on CUDA gets exactly what mmengine builds without a
+    ``model_wrapper_cfg`` (``device_ids=[LOCAL_RANK]`` from the runner,
+    ``broadcast_buffers`` and ``find_unused_parameters`` from this config);
+    a module on CPU gets ``device_ids=None`` and SyncBN reverted to BN.
+    """
+
+    def __init__(self, module, broadcast_buffers=False,
+                 find_unused_parameters=False, **kwargs):
+        on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
+        if on_cpu:
+            kwargs['device_ids'] = None
+            module = revert_sync_batchnorm(module)
+        super().__init__(module=module, broadcast_buffers=broadcast_buffers,
+                         find_unused_parameters=find_unused_parameters,
+                         **kwargs)

@@ -2,8 +2,14 @@
 # last downsampling removed (strides 1,2,2,1), the last stage dilated (2).
 custom_imports = dict(imports=['mmseg_ssanet'], allow_failed_imports=False)
 # SyncBN for multi-GPU training; mmengine reverts it to BN in single-process
-# runs, and CPUDistributedDataParallel does for CPU (gloo) runs.
+# runs, and the wrapper below does for CPU (gloo) runs.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
+# Multi-process runs (--launcher pytorch): on GPUs exactly mmengine's default
+# DDP wrapper; on a CPU-only machine device_ids=None and SyncBN -> BN, so
+# `mim train mmseg CONFIG --gpus N --launcher pytorch` works there too.
+model_wrapper_cfg = dict(type='AnyDeviceDistributedDataParallel',
+                         broadcast_buffers=False,
+                         find_unused_parameters=False)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
