@@ -33,6 +33,19 @@ def test_ablation_switches(with_snl, with_global_pool):
     assert out.shape == (2, 5, 8, 8)  # stride 16, no decoder
 
 
+def test_one_image_per_process_is_explained():
+    one = [f[:1] for f in _feats()]
+    head = _head().train()
+    with pytest.raises(ValueError, match=r'1 image per process.*batch_size=2'
+                       r'.*SyncBN.*GN.*with_global_pool=False'):
+        head(one)
+    # what the message offers works: a per-image norm, or no pooling branch
+    gn = dict(type='GN', num_groups=8, requires_grad=True)
+    assert _head(norm_cfg=gn).train()(one).shape == (1, 5, 8, 8)
+    assert _head(with_global_pool=False).train()(one).shape == (1, 5, 8, 8)
+    assert _head().eval()(one).shape == (1, 5, 8, 8)  # inference: fine
+
+
 def test_decoder_brings_stride_4():
     neck = LowLevelNeck([24, 32, 96, 320], out_channels=16,
                         norm_cfg=dict(type='BN'))

@@ -104,9 +104,32 @@ class SNLHead(BaseDecodeHead):
                 f'{tuple(x.shape)}: check in_index / in_channels against the '
                 f'backbone\'s out_indices')
 
+    def _check_batch(self, x: Tensor) -> None:
+        """Batch norm after global pooling sees one value per channel and
+        image: with one image per process torch refuses it in training
+        ("Expected more than 1 value per channel"). Said here, with the fix.
+        SyncBN across processes pools the batch over all of them."""
+        if not (self.training and x.shape[0] == 1
+                and self.global_pool is not None):
+            return
+        norm = self.global_pool[1].norm if self.global_pool[1].with_norm \
+            else None
+        if isinstance(norm, nn.modules.batchnorm._BatchNorm) and \
+                not isinstance(norm, nn.SyncBatchNorm):
+            raise ValueError(
+                'SNLHead: training with 1 image per process, but the global '
+                'pooling branch normalises a 1x1 map with BatchNorm, which '
+                'needs more than one value per channel. Train with at least '
+                '2 images per process (train_dataloader.batch_size=2), or '
+                'across processes with SyncBN, or give the head a norm that '
+                'works per image (norm_cfg=dict(type=\'GN\', num_groups=32, '
+                'requires_grad=True)), or drop the branch '
+                '(with_global_pool=False)')
+
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         x = self._transform_inputs(inputs)
         self._check_input(x)
+        self._check_batch(x)
         reduced = self.reduce(x)
         out = self.snl(reduced) if self.snl is not None else reduced
         if self.global_pool is not None:
