@@ -28,6 +28,18 @@ def test_missing_data_root(tmp_path):
         _cityscapes(root)
 
 
+def test_relative_data_root_says_where_it_looked(tmp_path, monkeypatch):
+    # the configs' data_root='data/cityscapes/' is read from the current
+    # folder, not the config's: the error names both
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetLayoutError,
+                       match=r"data_root 'data/cityscapes/' does not exist "
+                             r"\(a relative path: looked for '"
+                             + str(tmp_path) + r"/data/cityscapes', from the "
+                             r"current folder '" + str(tmp_path)):
+        _cityscapes('data/cityscapes/')
+
+
 def test_dataset_in_another_layout(tmp_path):
     # An ADE20K folder where a Cityscapes one was expected.
     generate('ade20k', str(tmp_path), num_train=2, num_val=1, height=48,

@@ -7,6 +7,7 @@ missing label file deep inside a dataloader worker. The plugin checks the
 layout when a dataset lists its files and names what it expected to find.
 """
 import functools
+import os
 import os.path as osp
 from typing import List
 
@@ -47,8 +48,15 @@ def check_before_listing(dataset) -> None:
     """Check what must exist before the dataset lists its files."""
     root = dataset.data_root
     if root and not osp.isdir(root):
+        # a relative data_root (the configs' 'data/cityscapes/') is read
+        # from the folder the command runs in, not the config's
+        resolved = '' if osp.isabs(root) else (
+            f' (a relative path: looked for {osp.abspath(root)!r}, from the '
+            f'current folder {os.getcwd()!r}; run from the folder that '
+            f'holds it, or give an absolute data_root)')
         raise DatasetLayoutError(
-            f'data_root {root!r} does not exist, for {_where(dataset)}')
+            f'data_root {root!r} does not exist{resolved}, for '
+            f'{_where(dataset)}')
     img_dir = dataset.data_prefix.get('img_path')
     if img_dir and not osp.isdir(img_dir):
         raise DatasetLayoutError(
