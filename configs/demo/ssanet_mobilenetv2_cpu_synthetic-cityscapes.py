@@ -63,6 +63,9 @@ param_scheduler = [
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=max_iters // 2))
+    checkpoint=dict(interval=max_iters // 2),
+    # `mim test ... --show-dir DIR` draws every image (mmseg's default is
+    # every 50th, none of the 16 here); it draws nothing without the flag
+    visualization=dict(interval=1))
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)
