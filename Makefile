@@ -16,7 +16,7 @@ DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND
 PYTEST_ARGS ?=
 
 .PHONY: env test demo clean browser browser-if-possible kernel-check \
-	device-rehearsal
+	device-rehearsal docs-pictures cue-pictures
 env: $(STAMP)
 
 $(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.toml \
@@ -45,6 +45,14 @@ demo: $(STAMP)
 # operator tests and the differential fuzz (tools/check_kernel.sh).
 kernel-check: $(STAMP)
 	PYTHON=$(BIN)/python bash tools/check_kernel.sh
+
+# The pictures the docs show (the docs' commands write to work_dirs/).
+docs-pictures: $(STAMP)
+	test -f $(DEMO_DIR)/iter_400.pth || $(MAKE) --no-print-directory demo
+	PYTHON=$(BIN)/python bash docs/regenerate_pictures.sh
+
+cue-pictures: $(STAMP)
+	PYTHON=$(BIN)/python bash projects/cue_scenes/docs/regenerate_pictures.sh
 
 # tools/device_check.sh (the one command for a GPU machine) in its CPU mode
 # on a bare stack: a throwaway venv without mmcv/mmengine/mmseg.

@@ -2,10 +2,11 @@
 
 They re-root the data, keep images at their generated size (no upscaling to
 the benchmark's 2048 px), drop pretrained weights (no network) and shorten
-the schedule; everything else is the config as users run it. Used by the
-tests and by projects/cue_scenes/tools/ablation_miniature.py.
+the schedule; everything else is the config as users run it. Printed for
+users by tools/misc/short_run_options.py; used by the tests and by
+projects/cue_scenes/tools/ablation_miniature.py.
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -16,10 +17,13 @@ def _step_index(pipeline, type_name):
 
 def short_run_options(config_path: str, data_root: str,
                       image_size: Tuple[int, int], max_iters: int = 2,
-                      batch_size: int = 2, num_workers: int = 0
-                      ) -> List[str]:
-    """Options for ``mim train/test``; image_size is the generated (h, w)."""
+                      batch_size: int = 2, num_workers: int = 0,
+                      cfg_options: Optional[dict] = None) -> List[str]:
+    """Options for ``mim train/test``; image_size is the generated (h, w);
+    ``cfg_options`` are applied to the config before it is read."""
     cfg = Config.fromfile(config_path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     h, w = image_size
     opts = ['model.pretrained=None', 'model.backbone.init_cfg=None',
             f'model.data_preprocessor.size=({h},{w})',

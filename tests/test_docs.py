@@ -1,0 +1,177 @@
+"""The docs stay true: every command they show names a tool, flag, make
+target and config that exist, writes nowhere into tracked files, and every
+relative link and #anchor resolves.
+
+The shell commands are read from the fenced ``bash`` blocks of the README,
+docs/, configs/README.md and the projects' READMEs (continued lines
+joined). Each Python tool's flags are checked against its own ``--help``;
+placeholders (CONFIG, CKPT, ...) are fine, their files need not exist.
+"""
+import functools
+import glob
+import os.path as osp
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+DOCS = sorted(['README.md', 'configs/README.md',
+               *(osp.relpath(p, ROOT) for p in glob.glob(
+                   osp.join(ROOT, 'docs', '*.md'))),
+               *(osp.relpath(p, ROOT) for p in glob.glob(
+                   osp.join(ROOT, 'projects', '*', 'README.md')))])
+# flags that name where a command writes
+OUTPUT_FLAGS = ('--out', '--work-dir', '--show-dir', '--screenshot',
+                '--preview', '--save-path')
+
+
+def _read(doc):
+    with open(osp.join(ROOT, doc), encoding='utf-8') as f:
+        return f.read()
+
+
+def shell_commands(doc):
+    """(line number, command) of each command in the bash blocks of doc."""
+    commands, block, start = [], None, 0
+    for number, line in enumerate(_read(doc).splitlines(), 1):
+        if block is None:
+            if re.match(r'^\s*```(bash|sh|shell)\s*$', line):
+                block = []
+            continue
+        if line.strip().startswith('```'):
+            text = '\n'.join(block).replace('\\\n', ' ')
+            for offset, cmd in enumerate(text.splitlines()):
+                cmd = cmd.split(' #')[0].strip()
+                if cmd and not cmd.startswith('#'):
+                    commands.append((start + offset, cmd))
+            block = None
+            continue
+        if not block:
+            start = number
+        block.append(line)
+    return commands
+
+
+ALL = [(doc, number, cmd) for doc in DOCS
+       for number, cmd in shell_commands(doc)]
+
+
+def _tracked():
+    out = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.split()
+    dirs = {osp.dirname(p) for p in out}
+    dirs |= {osp.dirname(d) for d in list(dirs)}
+    return set(out), {d for d in dirs if d}
+
+
+@functools.lru_cache(None)
+def tool_help(path):
+    proc = subprocess.run([sys.executable, path, '--help'], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f'{path} --help: {proc.stderr[-2000:]}'
+    return proc.stdout
+
+
+def make_targets():
+    text = _read('Makefile')
+    return set(re.findall(r'^([A-Za-z][\w-]*):', text, re.M))
+
+
+def test_the_docs_show_commands():
+    # the extraction works: the README's quick start and the device check
+    found = {cmd for _, _, cmd in ALL}
+    assert 'make demo' in found and 'make test' in found
+    assert any(cmd.startswith('bash tools/device_check.sh') for cmd in found)
+    assert len(ALL) > 40
+
+
+@pytest.mark.parametrize('doc, line, cmd', ALL,
+                         ids=[f'{d}:{n}' for d, n, _ in ALL])
+def test_command_names_what_exists(doc, line, cmd):
+    words = shlex.split(cmd)
+    where = f'{doc}:{line}: {cmd}'
+    # skip environment assignments (SSANET_ISA=... make ...)
+    while words and re.match(r'^[A-Z_]+=', words[0]):
+        words = words[1:]
+    if not words:
+        return
+    program = words[0]
+    if program in ('python', 'python3') and len(words) > 1 and \
+            words[1].endswith('.py') and not words[1].startswith('-'):
+        tool = words[1]
+        if not tool.startswith(('tools/', 'projects/')):
+            return  # mmseg's own tools (a placeholder path to .mim)
+        assert osp.isfile(osp.join(ROOT, tool)), f'no such tool: {where}'
+        helptext = tool_help(tool)
+        for flag in (w.split('=')[0] for w in words[2:]
+                     if w.startswith('--')):
+            assert re.search(rf'(^|[\s\[,]){re.escape(flag)}\b', helptext), \
+                f'{tool} has no flag {flag}: {where}'
+    elif program == 'bash' and len(words) > 1:
+        assert osp.isfile(osp.join(ROOT, words[1])), f'no such script: {where}'
+    elif program == 'make':
+        targets = [w for w in words[1:] if '=' not in w and
+                   not w.startswith('-')]
+        missing = set(targets) - make_targets()
+        assert not missing, f'no make target {missing}: {where}'
+    elif program == 'mim' and len(words) > 3 and words[1] in ('train',
+                                                               'test'):
+        config = words[3]
+        if config.startswith('configs/'):
+            assert osp.isfile(osp.join(ROOT, config)), \
+                f'no such config: {where}'
+
+
+@pytest.mark.parametrize('doc, line, cmd', ALL,
+                         ids=[f'{d}:{n}' for d, n, _ in ALL])
+def test_command_writes_nothing_tracked(doc, line, cmd):
+    files, dirs = _tracked()
+    words = shlex.split(cmd)
+    for flag, value in zip(words, words[1:]):
+        if flag in OUTPUT_FLAGS:
+            path = osp.normpath(value)
+            assert path not in files and path not in dirs and not any(
+                path.startswith(d + '/') for d in dirs
+                if d.startswith(('docs', 'projects', 'configs', 'tests',
+                                 'mmseg_ssanet', 'tools'))), \
+                f'{doc}:{line} writes into the repo\'s tracked files: {cmd}'
+
+
+def _slug(heading):
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r'[`*_]|\[([^\]]*)\]\([^)]*\)', r'\1', heading.strip())
+    text = re.sub(r'[^\w\- ]', '', text.lower())
+    return text.replace(' ', '-')
+
+
+@functools.lru_cache(None)
+def anchors(doc):
+    text = re.sub(r'```.*?```', '', _read(doc), flags=re.S)
+    return {_slug(h) for h in re.findall(r'^#+\s+(.*)$', text, re.M)}
+
+
+LINKS = [(doc, target) for doc in DOCS for target in re.findall(
+    r'\]\(([^)\s]+)\)', re.sub(r'```.*?```', '', _read(doc), flags=re.S))
+    if not re.match(r'^[a-z]+:', target)]
+
+
+def test_links_are_found():
+    assert len(LINKS) > 20
+
+
+@pytest.mark.parametrize('doc, target', LINKS,
+                         ids=[f'{d}->{t}' for d, t in LINKS])
+def test_relative_link_and_anchor_resolve(doc, target):
+    path, _, anchor = target.partition('#')
+    resolved = osp.normpath(osp.join(osp.dirname(doc), path)) if path \
+        else doc
+    assert osp.exists(osp.join(ROOT, resolved)), \
+        f'{doc}: link to {target} points nowhere'
+    if anchor:
+        assert resolved.endswith('.md'), f'{doc}: anchor into {resolved}'
+        assert anchor in anchors(resolved), \
+            f'{doc}: no heading #{anchor} in {resolved}'
