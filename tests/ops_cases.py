@@ -16,6 +16,18 @@ LAYOUTS = ('contiguous', 'channels_last', 'sliced', 'strided', 'expanded')
 OFFSETS = ('zero', 'small', 'spread', 'huge')
 
 
+def random_inputs(B=2, Cq=4, C=5, H=6, W=7, K=15, dtype=torch.float64,
+                  offset_scale=2.0, seed=0):
+    """Query, key, value and offsets (unit normal, offsets times
+    ``offset_scale``), each requiring grad."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, Cq, H, W, generator=g, dtype=dtype)
+    k = torch.randn(B, Cq, H, W, generator=g, dtype=dtype)
+    v = torch.randn(B, C, H, W, generator=g, dtype=dtype)
+    o = torch.randn(B, 2 * K, H, W, generator=g, dtype=dtype) * offset_scale
+    return [x.requires_grad_() for x in (q, k, v, o)]
+
+
 def offsets(mode, B, K, H, W, kernel, dilation, generator, dtype):
     """``[B, 2K, H, W]`` offsets: zero, small (a few pixels, some points
     off the map), spread (each point anywhere on the map), or huge (half

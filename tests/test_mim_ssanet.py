@@ -7,7 +7,6 @@ import glob
 import os
 import os.path as osp
 import re
-import sys
 
 import numpy as np
 import pytest

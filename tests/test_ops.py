@@ -13,6 +13,7 @@ import torch
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
 from mmseg_ssanet.ops.backends import cpp
+from tests.ops_cases import random_inputs as _inputs
 
 BACKEND_NAMES = ['cpp', 'triton', 'csr', 'reference']
 FAST_BACKENDS = ['cpp', 'triton', 'csr']
@@ -25,16 +26,6 @@ def gradcheck(fn, inputs, backend):
     # input element).
     return torch.autograd.gradcheck(fn, inputs,
                                     fast_mode=backend == 'triton')
-
-
-def _inputs(B=2, Cq=4, C=5, H=6, W=7, K=15, dtype=torch.float64,
-            offset_scale=2.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(B, Cq, H, W, generator=g, dtype=dtype)
-    k = torch.randn(B, Cq, H, W, generator=g, dtype=dtype)
-    v = torch.randn(B, C, H, W, generator=g, dtype=dtype)
-    o = torch.randn(B, 2 * K, H, W, generator=g, dtype=dtype) * offset_scale
-    return [x.requires_grad_() for x in (q, k, v, o)]
 
 
 def _naive(q, k, v, o, kh, kw, dilation=1, scale=None):

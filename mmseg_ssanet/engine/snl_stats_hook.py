@@ -24,7 +24,8 @@ iteration's input of the block:
 
 They go into mmengine's message hub as ``train/snl/<block>/<name>``
 scalars, so the logger prints them and every configured visualisation
-backend (TensorBoard among them) receives them.
+backend (TensorBoard among them) receives them, as
+``snl/<block>/<name>`` (the logger drops the ``train/`` prefix).
 """
 import math
 from typing import Dict, Optional

@@ -19,8 +19,9 @@ Example (the options are printed one per word, for ``$(...)``)::
         tools/misc/short_run_options.py configs/ssanet_r101_cityscapes.py \\
         data/tiny_cityscapes --size 128x256 --iters 20)
 
-What it prints is the list :func:`mmseg_ssanet.utils.short_run.short_run_options`
-returns (the tests and the cue-scene study use the same).
+What it prints is the list that
+:func:`mmseg_ssanet.utils.short_run.short_run_options` returns (the tests
+and the cue-scene study use the same).
 """
 import argparse
 
