@@ -1,8 +1,10 @@
 """The user-facing tools: overlays, sampling pictures, export, benchmarks."""
 import glob
 import json
+import os
 import os.path as osp
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from mmseg_ssanet.apis import (CheckpointMismatchError, load_segmentor,
                                sampling_points_for)
 from mmseg_ssanet.apis.sampling import default_queries
 
-from .conftest import DEMO, demo_images, run_cli
+from .conftest import DEMO, ROOT, demo_images, run_cli
 
 INFER = 'tools/visualization/infer.py'
 
@@ -132,6 +134,70 @@ def test_onnx_export_matches_pytorch(tmp_path, checkpoint, cityscapes_root):
     import onnx
     dims = onnx.load(out).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims[2:]] == ['height', 'width']
+    # a checked graph of standard operators whose sparse attention never
+    # holds [B, C, N, K]: its largest intermediate is one [1, C, h, w] map
+    assert "operator domains ['ai.onnx']" in log
+    largest = re.search(r'largest intermediate of decode_head.snl: '
+                        r'\[(.*?)\] \((\d+) elements\)', log)
+    shape = [int(d) for d in largest.group(1).split(',')]
+    c, h, w = 256, 64 // 16, 128 // 16  # the head's channels, stride 16
+    assert int(largest.group(2)) <= c * h * w, shape
+    from mmseg_ssanet.apis.export import check_graph
+    graph = check_graph(out, 64, 128, '/decode_head/snl/')
+    assert 'GridSample' in graph['ops'] and graph['domains'] == ['ai.onnx']
+
+
+def _onnx_infer_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'onnx_infer', osp.join(ROOT, 'tools/deployment/onnx_infer.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_onnx_inference_tool_matches_pytorch(tmp_path, checkpoint,
+                                             cityscapes_root):
+    images = demo_images(cityscapes_root)
+    graph = str(tmp_path / 'ssanet.onnx')
+    code, log = run_cli(['python', 'tools/deployment/export_onnx.py', DEMO,
+                         checkpoint, osp.join(images, sorted(
+                             os.listdir(images))[0]), '--out', graph])
+    assert code == 0, log[-3000:]
+    # as on a deployment machine: mmcv without its compiled ops, and the
+    # plugin never imported
+    blocked = ("import runpy, sys; sys.modules['mmcv._ext'] = None; "
+               "sys.argv = sys.argv[1:]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__'); "
+               "assert 'mmseg_ssanet' not in sys.modules")
+    out = tmp_path / 'overlays'
+    code, log = run_cli([sys.executable, '-c', blocked,
+                         'tools/deployment/onnx_infer.py', DEMO, graph,
+                         images, '--out', str(out)])
+    assert code == 0, log[-3000:]
+    assert len(list(out.glob('*.png'))) == 4 and '4 overlays written' in log
+    # the same classes as PyTorch's mmseg inference on 99.9 % of pixels
+    import mmcv
+    from mmseg.apis import inference_model
+
+    from mmseg_ssanet.apis import load_segmentor
+    model = load_segmentor(DEMO, checkpoint)
+    segmentor = _onnx_infer_module().OnnxSegmentor(DEMO, graph)
+    for name in sorted(os.listdir(images)):
+        image = mmcv.imread(osp.join(images, name))
+        want = inference_model(model, image).pred_sem_seg.data[0].numpy()
+        got = segmentor.predict(image)
+        assert got.shape == want.shape
+        assert (got == want).mean() >= 0.999
+    # a graph that does not fit the config is refused, naming why
+    for option, match in (('model.data_preprocessor.mean=[0,0,0]',
+                           'exported with mean'),
+                          ('model.decode_head.num_classes=5',
+                           'classes, the config has 5')):
+        code, log = run_cli(['python', 'tools/deployment/onnx_infer.py',
+                             DEMO, graph, images, '--out', str(out),
+                             '--cfg-options', option])
+        assert code != 0 and match in log, log[-2000:]
 
 
 def test_benchmark_snl_small_run(tmp_path):

@@ -1,8 +1,9 @@
 """Export a trained SSANet to ONNX and check it against PyTorch.
 
-The SNL blocks switch to the operator's ``reference`` backend
-(``grid_sample``, ONNX ``GridSample`` from opset 16); the fused kernels
-have no ONNX equivalent. The exported graph maps a normalised image tensor
+The SNL blocks switch to the operator's ``reference`` backend, which
+exports the sparse attention one sampling point at a time (ONNX
+``GridSample`` from opset 16, standard operators only, no intermediate
+larger than ``[B, C, H, W]``); the fused kernels have no ONNX equivalent. The exported graph maps a normalised image tensor
 ``[1, 3, H, W]`` (after mmseg's data preprocessor) to class logits at the
 input size, for any H and W (dynamic axes).
 """
@@ -64,7 +65,30 @@ def export_onnx(model, image: np.ndarray, out_file: str, opset: int = 17):
                           input_names=['inputs'], output_names=['logits'],
                           dynamic_axes=dict(inputs=size, logits=size),
                           dynamo=False)
+    _add_metadata(out_file, model)
     return inputs, reference_logits(model, inputs)
+
+
+def _add_metadata(out_file: str, model) -> None:
+    """What running the graph on images needs besides it, as ONNX metadata
+    (``tools/deployment/onnx_infer.py`` reads it): class names, palette
+    and the data preprocessor's normalisation."""
+    import json
+
+    import onnx
+    graph = onnx.load(out_file)
+    pre = model.data_preprocessor
+    dataset = getattr(model, 'dataset_meta', None) or {}
+    meta = dict(mean=pre.mean.flatten().tolist(),
+                std=pre.std.flatten().tolist(),
+                bgr_to_rgb=bool(pre.channel_conversion))
+    if 'classes' in dataset and 'palette' in dataset:
+        meta.update(classes=list(dataset['classes']),
+                    palette=[list(map(int, c)) for c in dataset['palette']])
+    for key, value in meta.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = f'mmseg_ssanet.{key}', json.dumps(value)
+    onnx.save(graph, out_file)
 
 
 def run_onnx(onnx_file: str, inputs: torch.Tensor) -> np.ndarray:
@@ -72,3 +96,38 @@ def run_onnx(onnx_file: str, inputs: torch.Tensor) -> np.ndarray:
     session = ort.InferenceSession(onnx_file,
                                    providers=['CPUExecutionProvider'])
     return session.run(None, {'inputs': inputs.numpy()})[0]
+
+
+def check_graph(onnx_file: str, height: int, width: int,
+                scope: str = '') -> dict:
+    """``onnx.checker`` with full checks on the file, then shapes inferred
+    for a ``[1, 3, height, width]`` input: the operator domains used and
+    the largest intermediate tensor (name, shape, elements) among those
+    whose name starts with ``scope`` (e.g. ``/decode_head/snl/``)."""
+    import onnx
+    model = onnx.load(onnx_file)
+    onnx.checker.check_model(model, full_check=True)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, (1, 3, height, width)):
+        dim.ClearField('dim_param')
+        dim.dim_value = value
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True,
+                                                 data_prop=True)
+    largest = ('', (), 0)
+    unknown = []
+    for info in inferred.graph.value_info:
+        if not info.name.startswith(scope):
+            continue
+        shape = tuple(d.dim_value if d.HasField('dim_value') else None
+                      for d in info.type.tensor_type.shape.dim)
+        if None in shape:
+            unknown.append(info.name)
+            continue
+        numel = int(np.prod(shape)) if shape else 1
+        if numel > largest[2]:
+            largest = (info.name, shape, numel)
+    return dict(domains=sorted({n.domain or 'ai.onnx'
+                                for n in model.graph.node}),
+                ops=sorted({n.op_type for n in model.graph.node}),
+                largest=largest, unknown_shapes=unknown,
+                nodes=len(model.graph.node))

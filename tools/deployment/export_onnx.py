@@ -20,8 +20,9 @@ import mmcv
 import numpy as np
 
 from mmseg_ssanet.apis import load_segmentor, read_image
-from mmseg_ssanet.apis.export import (export_onnx, preprocess,
+from mmseg_ssanet.apis.export import (check_graph, export_onnx, preprocess,
                                       reference_logits, run_onnx)
+from mmseg_ssanet.models import SparseNonLocal2d
 from mmseg_ssanet.utils.cli import add_cfg_options, image_size
 
 
@@ -63,6 +64,15 @@ def main(argv=None):
     other = preprocess(model, mmcv.imresize(image, second[::-1]))
     print(f'exported {args.out} (opset {args.opset}, dynamic height and '
           f'width, traced at {h}x{w})')
+    graph = check_graph(args.out, h, w)
+    print(f'graph: onnx.checker (full) and shape inference pass; '
+          f'{graph["nodes"]} nodes, operator domains {graph["domains"]}')
+    for name, block in model.named_modules():
+        if isinstance(block, SparseNonLocal2d):
+            scope = '/' + name.replace('.', '/') + '/'
+            _, shape, numel = check_graph(args.out, h, w, scope)['largest']
+            print(f'largest intermediate of {name}: {list(shape)} '
+                  f'({numel} elements)')
     failed = False
     for x, ref in ((inputs, expected), (other, reference_logits(model,
                                                                 other))):

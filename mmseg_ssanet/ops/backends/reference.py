@@ -1,8 +1,12 @@
 """The plain reference: the paper's equations 4 to 7, literally.
 
 Keys and values are sampled with ``F.grid_sample`` into ``[B, C, N, K]``
-tensors. Simple and exportable (ONNX ``GridSample``, opset >= 16), but it
-materialises every sampled key and value: O(N K C) memory.
+tensors: simple, but O(N K C) memory. Exported to ONNX (``GridSample``,
+opset >= 16) the same equations take one sampling point at a time
+(:func:`attention_by_point`): K logits per query first, then the
+softmax-weighted sum of the sampled values, so no intermediate is larger
+than O(N C) (an onnxruntime session would keep the ``[B, C, N, K]``
+tensors alive together).
 """
 from typing import Optional, Tuple
 
@@ -59,11 +63,52 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     return out.view(B, C, H, W)
 
 
+def _sample_point(feature: Tensor, t_y: Tensor, t_x: Tensor) -> Tensor:
+    """G(feature, t) of eq. 5 for one point per query: t_y, t_x
+    ``[B, H, W]`` -> ``[B, C, H, W]`` (zeros outside the map)."""
+    _, _, H, W = feature.shape
+    grid = torch.stack([(2 * t_x + 1) / W - 1, (2 * t_y + 1) / H - 1], -1)
+    return F.grid_sample(feature, grid, mode='bilinear', padding_mode='zeros',
+                         align_corners=False)
+
+
+def attention_by_point(query: Tensor, key: Tensor, value: Tensor,
+                       offset: Tensor, kernel_size: Tuple[int, int],
+                       dilation: Tuple[int, int],
+                       scale: Optional[float]) -> Tensor:
+    """Eqs. 4-7 one sampling point at a time: the largest intermediate is
+    ``[B, C, H, W]``, whatever K. The same values as :func:`attention`
+    (the ONNX export's form; a Python loop over K, unrolled by tracing)."""
+    t_y, t_x = sampling_positions(offset, kernel_size, dilation)  # eq. 4
+    t_y, t_x, guard = finite_positions(t_y, t_x)
+    n_points = t_y.shape[1]
+    logits = torch.stack(
+        [(query * _sample_point(key, t_y[:, k], t_x[:, k])).sum(1)
+         for k in range(n_points)], 1)  # eqs. 5, 6: [B, K, H, W]
+    if scale is not None:
+        logits = logits * scale
+    affinity = (logits + guard.unsqueeze(1)).softmax(dim=1)
+    out = None
+    for k in range(n_points):  # eq. 7, a running weighted sum
+        term = affinity[:, k:k + 1] * _sample_point(value, t_y[:, k],
+                                                    t_x[:, k])
+        out = term if out is None else out + term
+    return out
+
+
+def _attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
+               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
+               scale: Optional[float]) -> Tensor:
+    form = attention_by_point if torch.onnx.is_in_onnx_export() \
+        else attention
+    return form(query, key, value, offset, kernel_size, dilation, scale)
+
+
 def unavailable(device: torch.device):
     """None: plain PyTorch runs wherever torch does."""
     return None
 
 
 # In a trace: torch's own ops (grid_sample, matmul), counted as such.
-BACKEND = Backend(name='reference', attention=attention,
+BACKEND = Backend(name='reference', attention=_attention,
                   unavailable=unavailable)
