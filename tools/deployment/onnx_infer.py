@@ -57,7 +57,11 @@ class OnnxSegmentor:
         self.resize = _step(cfg.test_dataloader.dataset.pipeline, 'Resize')
         self.align_corners = cfg.model.decode_head.get('align_corners',
                                                        False)
+        # the memory pattern off, as mmseg_ssanet.apis.export's
+        # session_options (not imported: it needs the plugin): with it on,
+        # onnxruntime keeps one block sized for every intermediate of a run
         options = ort.SessionOptions()
+        options.enable_mem_pattern = False
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
