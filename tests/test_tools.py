@@ -200,6 +200,22 @@ def test_onnx_inference_tool_matches_pytorch(tmp_path, checkpoint,
         assert code != 0 and match in log, log[-2000:]
 
 
+def test_benchmark_onnx_small_run(tmp_path):
+    out = tmp_path / 'bench'
+    code, log = run_cli(['python', 'tools/analysis_tools/benchmark_onnx.py',
+                         DEMO, '--sizes', '64x128', '--trace-size', '32x64',
+                         '--repeats', '1', '--out', str(out)])
+    assert code == 0, log[-3000:]
+    result = json.load(open(out / 'results.json'))
+    assert result['session'] == 'enable_mem_pattern=False'
+    assert result['graph_mb'] > 1 and result['export_s'] > 0
+    (row, ) = result['rows']
+    for path in ('eager', 'ort'):
+        assert row[path]['peak_mb'] > 100 and len(row[path]['times_s']) == 1
+    text = (out / 'results.md').read_text()
+    assert '| 64x128 | onnxruntime |' in text and 'Command: `python' in text
+
+
 def test_benchmark_snl_small_run(tmp_path):
     out = str(tmp_path / 'bench')
     code, log = run_cli(['python', 'tools/analysis_tools/benchmark_snl.py',

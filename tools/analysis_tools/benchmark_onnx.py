@@ -6,8 +6,9 @@ dynamic height and width; its size and the export time are reported),
 then for each ``--sizes`` one image-sized input runs ``--repeats`` times in
 PyTorch eager (the default ``cpp`` SNL backend, mmseg's
 ``encode_decode``) and in onnxruntime, each path in a fresh process of its
-own: peak resident memory of that process (``getrusage``) and the time of
-each run. Both use ``--threads`` threads. The onnxruntime session takes
+own (onnxruntime's without torch or the plugin imported, as deployed):
+peak resident memory of that process (``getrusage``) and the time of each
+run. Both use ``--threads`` threads. The onnxruntime session takes
 the options the project's tools use (``session_options``: the memory
 pattern off, which is what keeps its memory near eager's);
 ``--ort-defaults`` measures onnxruntime's own defaults instead.
@@ -77,13 +78,14 @@ def eager_worker(args):
 def ort_worker(args):
     import numpy as np
     import onnxruntime as ort
-    if args['ort_defaults']:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args['threads']
-    else:
-        from mmseg_ssanet.apis.export import session_options
-        options = session_options(args['threads'])
+    # As a deployment process: onnxruntime and numpy alone (no torch, no
+    # plugin, whose imports alone hold about 0.5 GB); the options of
+    # mmseg_ssanet.apis.export.session_options, written out for that.
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args['threads']
     options.inter_op_num_threads = 1
+    if not args['ort_defaults']:
+        options.enable_mem_pattern = False
     session = ort.InferenceSession(args['onnx'], options,
                                    providers=['CPUExecutionProvider'])
     h, w = args['size']
@@ -129,10 +131,9 @@ def markdown(result):
             r = row[path]
             ratio = (f'{r["peak_mb"] / eager["peak_mb"]:.2f}x',
                      f'{r["times_s"][-1] / eager["times_s"][-1]:.2f}x')
+            name = 'PyTorch eager (cpp)' if path == 'eager' else 'onnxruntime'
             lines.append(
-                f'| {row["size"]} | '
-                f'{"PyTorch eager (cpp)" if path == "eager" else "onnxruntime"}'
-                f' | {r["peak_mb"] / 1024:.2f} | '
+                f'| {row["size"]} | {name} | {r["peak_mb"] / 1024:.2f} | '
                 f'{", ".join(f"{t:.1f}" for t in r["times_s"])} | '
                 f'{ratio[0]} | {ratio[1]} |')
     return '\n'.join(lines) + '\n'
