@@ -144,6 +144,8 @@ def draw(segmentor, image, labels, out_file, opacity):
 
 
 def collect(inputs):
+    """Image files from files and folders (the plugin's collect_images,
+    written out: this tool must run where the plugin cannot be imported)."""
     found = []
     for item in inputs:
         if osp.isdir(item):
