@@ -48,6 +48,7 @@ kernel-check: $(STAMP)
 
 # The pictures the docs show (the docs' commands write to work_dirs/).
 docs-pictures: $(STAMP)
+	@$(MAKE) --no-print-directory browser-if-possible  # the explorer's screenshot
 	test -f $(DEMO_DIR)/iter_400.pth || $(MAKE) --no-print-directory demo
 	PYTHON=$(BIN)/python bash docs/regenerate_pictures.sh
 

@@ -13,7 +13,7 @@ OUT=work_dirs/docs_pictures
 [ -f "$CKPT" ] || { echo "no $CKPT: run make demo first" >&2; exit 1; }
 mkdir -p "$OUT"
 "$PY" tools/visualization/infer.py $CFG $CKPT $VAL --out $OUT/overlays
-# four overlays, two by two
+# four overlays, two by two, at twice their size
 "$PY" - "$OUT/overlays" docs/demo_overlays.png <<'PY'
 import glob, sys
 from PIL import Image
@@ -23,7 +23,7 @@ w, h = tiles[0].size
 sheet = Image.new('RGB', (2 * w, 2 * h))
 for i, tile in enumerate(tiles):
     sheet.paste(tile, ((i % 2) * w, (i // 2) * h))
-sheet.save(sys.argv[2])
+sheet.resize((4 * w, 4 * h), Image.NEAREST).save(sys.argv[2])
 PY
 "$PY" tools/visualization/visualize_sampling.py $CFG $CKPT $IMG \
   --points 104,40 104,200 --out docs/sampling_points_demo.png
