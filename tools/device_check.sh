@@ -89,7 +89,6 @@ elif [ "$MODE" = gpu ]; then
 else  # CI runs the sanitizer builds in `make kernel-check`
   SANITIZE=0; kernel_kind="plain builds (CPU rehearsal; sanitizer builds: make kernel-check)"
 fi
-sfx=$([ "$SANITIZE" = 1 ] && echo -sanitize || true)
 
 # check_kernel.sh for each ISA at once, one log each; the exit status of
 # the worst. $1: phase, $2: time limit, $3: SANITIZE, then the ISAs.
