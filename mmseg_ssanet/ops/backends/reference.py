@@ -24,11 +24,17 @@ def sample_bilinear(feature: Tensor, t_y: Tensor, t_x: Tensor) -> Tensor:
     Zeros outside the map. Pixel coordinates are normalised for
     ``align_corners=False``, which is defined for any map size (also 1).
     """
-    B, _, H, W = feature.shape
-    gx = (2 * t_x + 1) / W - 1
-    gy = (2 * t_y + 1) / H - 1
-    grid = torch.stack([gx, gy], -1)  # [B, K, H, W, 2]
-    grid = grid.flatten(2, 3).transpose(1, 2)  # [B, N, K, 2]
+    grid = _grid(t_y, t_x, feature)  # [B, K, H, W, 2]
+    return _grid_sample(feature, grid.flatten(2, 3).transpose(1, 2))
+
+
+def _grid(t_y: Tensor, t_x: Tensor, feature: Tensor) -> Tensor:
+    """Pixel coordinates as ``grid_sample``'s trailing (x, y) in [-1, 1]."""
+    _, _, H, W = feature.shape
+    return torch.stack([(2 * t_x + 1) / W - 1, (2 * t_y + 1) / H - 1], -1)
+
+
+def _grid_sample(feature: Tensor, grid: Tensor) -> Tensor:
     return F.grid_sample(feature, grid, mode='bilinear', padding_mode='zeros',
                          align_corners=False)
 
@@ -66,10 +72,7 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
 def _sample_point(feature: Tensor, t_y: Tensor, t_x: Tensor) -> Tensor:
     """G(feature, t) of eq. 5 for one point per query: t_y, t_x
     ``[B, H, W]`` -> ``[B, C, H, W]`` (zeros outside the map)."""
-    _, _, H, W = feature.shape
-    grid = torch.stack([(2 * t_x + 1) / W - 1, (2 * t_y + 1) / H - 1], -1)
-    return F.grid_sample(feature, grid, mode='bilinear', padding_mode='zeros',
-                         align_corners=False)
+    return _grid_sample(feature, _grid(t_y, t_x, feature))
 
 
 def attention_by_point(query: Tensor, key: Tensor, value: Tensor,
