@@ -2,45 +2,23 @@
 
 ``import mmseg_ssanet`` (or ``custom_imports=dict(imports=['mmseg_ssanet'])``
 in a config) registers the plugin's modules into mmseg's registries and
-applies the compatibility fixes the pinned stack needs:
-
-* torch>=2.6 loads mmengine's checkpoints with ``weights_only=True``
-  (an allow-list, see :mod:`mmseg_ssanet.utils.checkpoint_compat`);
-* datasets with a missing or misplaced folder fail early with a message that
-  names the expected layout (:mod:`mmseg_ssanet.datasets.layout_check`);
-* mmengine's pytorch launcher works on CPU-only machines (gloo), with the
-  ``CPUDistributedDataParallel`` wrapper
-  (:mod:`mmseg_ssanet.engine.cpu_distributed`).
+applies the compatibility shims the pinned stack needs, all listed in
+:mod:`mmseg_ssanet.compat` (torch>=2.6 loading mmengine's checkpoints,
+datasets in the wrong layout named early, mmengine's pytorch launcher on
+CPU-only machines).
 
 Without mmseg installed only the operator is there:
 ``mmseg_ssanet.ops`` needs torch alone.
 """
-import importlib.util
-
+from .utils.stack import check_mmcv_ops, openmmlab_installed
 from .version import __version__
 
-
-def openmmlab_installed() -> bool:
-    """Whether mmseg is installed (then mmcv with its ops must be too)."""
-    try:
-        return importlib.util.find_spec('mmseg') is not None
-    except (ImportError, ValueError):
-        return False
-
-
 if openmmlab_installed():
-    from .utils.mmcv_check import check_mmcv_ops
-
     check_mmcv_ops()  # before mmseg.models, which fails obscurely without
 
-    from .datasets.layout_check import install_layout_check
-    from .engine import install_cpu_launcher
-    from .utils.checkpoint_compat import allow_mmengine_checkpoints
+    from . import datasets, engine, models  # noqa: F401  (registration)
+    from .compat import apply_shims
 
-    allow_mmengine_checkpoints()
-    install_layout_check()
-    install_cpu_launcher()
-
-    from . import models  # noqa: F401  (registers modules)
+    apply_shims()
 
 __all__ = ['__version__', 'openmmlab_installed']

@@ -67,22 +67,22 @@ def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,
         (40 + 0.5) * size['height'] / h - size['height'] / 2).click().perform()
 
     readout = browser.find_element(By.ID, 'readout')
-    fy, fx = expected['feature_pixel']
+    fy, fx = expected.feature_pixel
     assert (readout.get_attribute('data-fy'),
             readout.get_attribute('data-fx')) == (str(fy), str(fx))
     assert 'pinned' in readout.text
     samples = browser.find_elements(By.CSS_SELECTOR, 'circle.sample')
     initial = browser.find_elements(By.CSS_SELECTOR, 'circle.initial')
-    K = len(expected['weights'])
+    K = len(expected.weights)
     assert len(samples) == len(initial) == K == 81
     drawn = {int(c.get_attribute('data-k')): c for c in samples}
     weights = np.array([float(drawn[k].get_attribute('data-weight'))
                         for k in range(K)])
-    np.testing.assert_allclose(weights, expected['weights'], atol=1e-4)
+    np.testing.assert_allclose(weights, expected.weights, atol=1e-4)
     points = np.array([[float(drawn[k].get_attribute('cy')),
                         float(drawn[k].get_attribute('cx'))]
                        for k in range(K)])
-    np.testing.assert_allclose(points, expected['points'], atol=0.01)
+    np.testing.assert_allclose(points, expected.points, atol=0.01)
     radius = np.array([float(drawn[k].get_attribute('r'))
                        for k in range(K)])
     assert radius.argmax() == weights.argmax()  # sized by weight

@@ -97,9 +97,9 @@ def test_fresh_model_samples_on_the_initial_grid(cityscapes_root):
     samples = sampling_points_for(model, image.copy(), [(10, 20), (50, 100)])
     assert len(samples) == 2
     for s in samples:
-        assert s['points'].shape == (81, 2)
-        np.testing.assert_allclose(s['points'], s['initial'], atol=1e-5)
-        assert s['weights'].sum() == pytest.approx(1.0, abs=1e-5)
+        assert s.points.shape == (81, 2)
+        np.testing.assert_allclose(s.points, s.initial, atol=1e-5)
+        assert s.weights.sum() == pytest.approx(1.0, abs=1e-5)
     assert default_queries(64, 128, 3)[4] == (32, 64)
 
 
@@ -116,7 +116,7 @@ def test_trained_offsets_move_points_and_picture_is_written(
                            cfg_options={'model.test_cfg.mode': 'whole'})
     s = sampling_points_for(model, np.array(Image.open(img))[..., ::-1]
                             .copy(), [(32, 64)])[0]
-    assert np.abs(s['points'] - s['initial']).max() > 0.1
+    assert np.abs(s.points - s.initial).max() > 0.1
 
 
 def test_onnx_export_matches_pytorch(tmp_path, checkpoint, cityscapes_root):
@@ -288,14 +288,3 @@ def test_browse_dataset_writes_samples_with_ground_truth(tmp_path,
     assert drawn.ndim == 3 and drawn.shape[2] == 3
     # the ground truth is drawn over the image: far from a single colour
     assert drawn.reshape(-1, 3).std(0).mean() > 5
-
-
-def test_weight_inside_counts_the_attention_mass_in_a_box():
-    from mmseg_ssanet.apis.sampling import weight_inside
-    sample = dict(points=np.array([[0., 0.], [10., 10.], [11., 30.]]),
-                  initial=np.array([[0., 0.], [9., 9.], [20., 20.]]),
-                  weights=np.array([1., 3., 4.]))
-    assert weight_inside(sample, (8, 8, 4, 4)) == (0.375, pytest.approx(1 / 3))
-    # a margin grows the box on every side
-    assert weight_inside(sample, (8, 8, 4, 4), margin=8)[0] == 0.5
-    assert weight_inside(sample, (8, 8, 4, 4), margin=19)[0] == 1.0

@@ -24,7 +24,6 @@ model = dict(
     pretrained=None,
     data_preprocessor=dict(size=crop_size),
     backbone=dict(norm_cfg=norm_cfg),
-    neck=dict(norm_cfg=norm_cfg),
     decode_head=dict(channels=64, norm_cfg=norm_cfg, align_corners=False,
                      loss_decode=dict(loss_decode, loss_weight=1.0)),
     auxiliary_head=dict(norm_cfg=norm_cfg, align_corners=False,

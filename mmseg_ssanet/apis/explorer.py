@@ -40,21 +40,21 @@ def explorer_page(model, image: np.ndarray, title: str = '',
     if not 0 <= opacity <= 1:
         raise ValueError(f'opacity must be in [0, 1], got {opacity}')
     field = sampling_field(model, image)
-    h, w = field['image_size']
-    feat_h, feat_w, K = field['weights'].shape
+    h, w = field.image_size
+    feat_h, feat_w, K = field.weights.shape
     data = dict(
         height=h, width=w, feat_h=feat_h, feat_w=feat_w, K=K,
-        stride=[round(float(s), 6) for s in field['stride']],
-        grid=field['grid'].astype(int).tolist(),
+        stride=[round(float(s), 6) for s in field.stride],
+        grid=field.grid.astype(int).tolist(),
         # flat [feat_h, feat_w, K, (y, x)] and [feat_h, feat_w, K]
-        points=np.round(field['points'], 2).reshape(-1).tolist(),
-        weights=np.round(field['weights'], 5).reshape(-1).tolist())
+        points=np.round(field.points, 2).reshape(-1).tolist(),
+        weights=np.round(field.weights, 5).reshape(-1).tolist())
     # shown at display_width, unless already between half and all of it
     scale = 1.0 if display_width / 2 <= w <= display_width else \
         display_width / w
     with open(TEMPLATE) as f:
         page = f.read()
-    overlay = segmentation_rgb(field['result'],
+    overlay = segmentation_rgb(field.result,
                                model.dataset_meta['palette'])
     replacements = {
         # a file name is text, never markup: '<img onerror=...>.png'
@@ -63,7 +63,7 @@ def explorer_page(model, image: np.ndarray, title: str = '',
         '__DISPLAY_W__': str(round(w * scale)),
         '__DISPLAY_H__': str(round(h * scale)),
         '__OPACITY__': str(opacity),
-        '__STRIDE__': f'{field["stride"][0]:.3g} x {field["stride"][1]:.3g}',
+        '__STRIDE__': f'{field.stride[0]:.3g} x {field.stride[1]:.3g}',
         '__IMAGE__': _png(np.ascontiguousarray(image[..., ::-1])),
         '__OVERLAY__': _png(overlay),
         # inside <script>: no '</' may appear in the JSON

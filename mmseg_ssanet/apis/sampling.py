@@ -4,7 +4,8 @@ For chosen query pixels, the K learned sampling locations of the model's
 sparse non-local block (eq. 4), sized and coloured by their attention
 weight (eq. 6), beside the regular initial grid they started from.
 """
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,16 +49,52 @@ def feature_pixel(y: float, x: float, stride: Tuple[float, float],
             min(int(x / stride[1]), shape[1] - 1))
 
 
-def sampling_field(model, image: np.ndarray) -> dict:
+@dataclass(frozen=True)
+class SamplingField:
+    """Where every query pixel of the SNL block's feature map samples.
+
+    Args:
+        result: the segmentation (mmseg's ``SegDataSample``).
+        image_size: (height, width) of the image.
+        stride: (sy, sx), image pixels per feature pixel.
+        grid: ``[K, 2]``, the initial (dy, dx) in feature pixels.
+        points: ``[Hf, Wf, K, 2]``, the learned points, image (y, x).
+        initial: ``[Hf, Wf, K, 2]``, the regular grid, image (y, x).
+        weights: ``[Hf, Wf, K]``, the attention weights.
+    """
+    result: Any
+    image_size: Tuple[int, int]
+    stride: Tuple[float, float]
+    grid: np.ndarray
+    points: np.ndarray
+    initial: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass(frozen=True)
+class QuerySamples:
+    """The sampling points of one query pixel.
+
+    Args:
+        query: (y, x) in image pixels.
+        feature_pixel: (fy, fx), the feature pixel it falls in.
+        stride: (sy, sx), image pixels per feature pixel.
+        points, initial: ``[K, 2]`` image (y, x): learned, initial grid.
+        weights: ``[K]``, the attention weights.
+    """
+    query: Tuple[int, int]
+    feature_pixel: Tuple[int, int]
+    stride: Tuple[float, float]
+    points: np.ndarray
+    initial: np.ndarray
+    weights: np.ndarray
+
+
+def sampling_field(model, image: np.ndarray) -> SamplingField:
     """Run ``model`` on ``image`` (BGR) once; where every query samples.
 
     Needs whole-image inference, so that the block sees the whole image
-    once. Returns the segmentation ``result`` and, for every pixel (fy, fx)
-    of the SNL block's feature map, in image (y, x) coordinates:
-    ``points`` ``[Hf, Wf, K, 2]`` (learned), ``initial`` ``[Hf, Wf, K, 2]``
-    (the regular grid) and ``weights`` ``[Hf, Wf, K]``; with ``grid``
-    (the K initial (dy, dx) in feature pixels), ``stride`` (image pixels
-    per feature pixel, y and x) and ``image_size``.
+    once.
     """
     from mmseg.apis import inference_model
     if model.test_cfg.get('mode', 'whole') != 'whole':
@@ -86,7 +123,7 @@ def sampling_field(model, image: np.ndarray) -> dict:
     dy, dx = initial_grid(block.kernel_size, block.dilation)
     ys = torch.arange(feat_h, dtype=dy.dtype).view(-1, 1, 1)
     xs = torch.arange(feat_w, dtype=dx.dtype).view(1, -1, 1)
-    return dict(
+    return SamplingField(
         result=result, stride=(sy, sx), image_size=(ori_h, ori_w),
         grid=torch.stack([dy, dx], -1).numpy(),
         points=to_image(t_y.permute(1, 2, 0),
@@ -99,18 +136,14 @@ def sampling_field(model, image: np.ndarray) -> dict:
 
 def sampling_points_for(model, image: np.ndarray,
                         queries: Optional[Sequence[Tuple[int, int]]] = None,
-                        grid: int = 3) -> List[dict]:
+                        grid: int = 3) -> List[QuerySamples]:
     """Run ``model`` on ``image`` (BGR); sampling points per query pixel.
 
-    Queries are (y, x) in image pixels; each result holds the query, the K
-    learned points and initial grid points as ``[K, 2]`` (y, x) image
-    coordinates, the K weights and the stride (image pixels per feature
-    pixel; see :func:`sampling_field`).
+    Queries are (y, x) in image pixels; None: a ``grid`` x ``grid`` set.
     """
     field = sampling_field(model, image)
-    ori_h, ori_w = field['image_size']
-    sy, sx = field['stride']
-    feat_h, feat_w = field['weights'].shape[:2]
+    ori_h, ori_w = field.image_size
+    feat_h, feat_w = field.weights.shape[:2]
     if queries is None:
         queries = default_queries(ori_h, ori_w, grid)
     out = []
@@ -118,34 +151,15 @@ def sampling_points_for(model, image: np.ndarray,
         if not (0 <= qy < ori_h and 0 <= qx < ori_w):
             raise ValueError(f'query ({qy}, {qx}) is outside the '
                              f'{ori_h}x{ori_w} image')
-        fy, fx = feature_pixel(qy, qx, (sy, sx), (feat_h, feat_w))
-        out.append(dict(query=(qy, qx), feature_pixel=(fy, fx), stride=sy,
-                        points=field['points'][fy, fx],
-                        initial=field['initial'][fy, fx],
-                        weights=field['weights'][fy, fx]))
+        fy, fx = feature_pixel(qy, qx, field.stride, (feat_h, feat_w))
+        out.append(QuerySamples(
+            query=(qy, qx), feature_pixel=(fy, fx), stride=field.stride,
+            points=field.points[fy, fx], initial=field.initial[fy, fx],
+            weights=field.weights[fy, fx]))
     return out
 
 
-def weight_inside(sample: dict, box: Tuple[int, int, int, int],
-                  margin: float = 0.0) -> Tuple[float, float]:
-    """Attention mass that ``sample``'s query puts inside ``box``.
-
-    ``box`` is (y0, x0, h, w) in image pixels, grown by ``margin`` on each
-    side. Returns the learned points' weight inside it and, for comparison,
-    the share of the initial grid's points inside it (uniform weights: the
-    untrained block).
-    """
-    y0, x0, h, w = box
-
-    def inside(pts):
-        return ((pts[:, 0] >= y0 - margin) & (pts[:, 0] < y0 + h + margin) &
-                (pts[:, 1] >= x0 - margin) & (pts[:, 1] < x0 + w + margin))
-    weights = sample['weights'] / max(sample['weights'].sum(), 1e-12)
-    return (float(weights[inside(sample['points'])].sum()),
-            float(inside(sample['initial']).mean()))
-
-
-def draw_sampling_points(image: np.ndarray, samples: List[dict],
+def draw_sampling_points(image: np.ndarray, samples: List[QuerySamples],
                          out_file: str, title: str = '',
                          marks: Sequence[Tuple[Tuple[int, int, int, int],
                                                str, Optional[int]]] = ()
@@ -168,9 +182,9 @@ def draw_sampling_points(image: np.ndarray, samples: List[dict],
                           (axes[1], 'initial', 'initial regular grid')):
         ax.imshow(rgb)
         for s, c in zip(samples, colors):
-            pts = s[key]
+            pts = getattr(s, key)
             if key == 'points':
-                wts = s['weights'] / max(s['weights'].max(), 1e-12)
+                wts = s.weights / max(s.weights.max(), 1e-12)
                 rgba = np.tile(c, (len(pts), 1))
                 rgba[:, 3] = 0.25 + 0.75 * wts
                 ax.scatter(pts[:, 1], pts[:, 0], s=8 + 120 * wts, c=rgba,
@@ -178,7 +192,7 @@ def draw_sampling_points(image: np.ndarray, samples: List[dict],
             else:
                 ax.scatter(pts[:, 1], pts[:, 0], s=10, facecolors='none',
                            edgecolors=[c])
-            ax.scatter([s['query'][1]], [s['query'][0]], marker='*', s=160,
+            ax.scatter([s.query[1]], [s.query[0]], marker='*', s=160,
                        c=[c], edgecolors='white', linewidths=0.8)
         for (y0, x0, bh, bw), label, owner in marks:
             c = 'yellow' if owner is None else colors[owner]

@@ -4,9 +4,9 @@ Stock mmseg lists image files lazily: a wrong ``data_root`` ends in a bare
 ``FileNotFoundError`` from the file backend, and a folder in the wrong layout
 ends in an empty dataset (``num_samples should be a positive integer``) or in a
 missing label file deep inside a dataloader worker. The plugin checks the
-layout when a dataset lists its files and names what it expected to find.
+layout when a dataset lists its files (the ``dataset_layout`` shim,
+:mod:`mmseg_ssanet.compat`) and names what it expected to find.
 """
-import functools
 import os
 import os.path as osp
 from typing import List
@@ -85,20 +85,3 @@ def check_listed(dataset, data_list: List[dict]) -> None:
             f'{len(missing)} of {len(data_list)} label files are missing, '
             f'e.g. {missing[0]!r}, for {_where(dataset)}')
 
-
-def install_layout_check() -> None:
-    """Wrap ``BaseSegDataset.load_data_list`` with the checks above (once)."""
-    from mmseg.datasets import BaseSegDataset
-    original = BaseSegDataset.load_data_list
-    if getattr(original, '_ssanet_layout_checked', False):
-        return
-
-    @functools.wraps(original)
-    def load_data_list(self):
-        check_before_listing(self)
-        data_list = original(self)
-        check_listed(self, data_list)
-        return data_list
-
-    load_data_list._ssanet_layout_checked = True
-    BaseSegDataset.load_data_list = load_data_list

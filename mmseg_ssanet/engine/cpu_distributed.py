@@ -5,8 +5,9 @@ mmengine 0.10.7 assumes a GPU in two places: its pytorch launcher calls
 and its default DDP wrapper passes ``device_ids=[LOCAL_RANK]``, which torch
 refuses for a CPU module. With the plugin imported:
 
-* without CUDA, the launcher skips ``set_device`` and, since NCCL needs
-  CUDA, initialises gloo instead of nccl (with CUDA nothing changes);
+* without CUDA, the launcher skips ``set_device`` and initialises gloo
+  instead of nccl (the ``cpu_launcher`` shim, :mod:`mmseg_ssanet.compat`;
+  with CUDA nothing is patched);
 * the plugin's configs set ``model_wrapper_cfg`` to
   ``AnyDeviceDistributedDataParallel``: on a GPU exactly mmengine's
   default (``MMDistributedDataParallel``, ``device_ids=[LOCAL_RANK]``,
@@ -19,46 +20,9 @@ refuses for a CPU module. With the plugin imported:
   ``--cfg-options model_wrapper_cfg.type=CPUDistributedDataParallel``
   (the launcher says so when it starts without CUDA).
 """
-import functools
-
-import torch
 from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 # mmengine's root registry: Runner.wrap_model looks the type up there.
 from mmengine.registry import MODEL_WRAPPERS
-
-
-def _cuda_free_init_dist_pytorch(original):
-
-    @functools.wraps(original)
-    def init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
-        if torch.cuda.is_available() or init_backend != 'torch':
-            return original(backend, init_backend=init_backend, **kwargs)
-        import torch.distributed as torch_dist
-        backend = 'gloo' if backend == 'nccl' else backend
-        torch_dist.init_process_group(backend=backend, **kwargs)
-        if torch_dist.get_rank() == 0:
-            print(CPU_WRAPPER_HINT, flush=True)
-
-    init_dist_pytorch._ssanet_cpu_aware = True
-    return init_dist_pytorch
-
-
-CPU_WRAPPER_HINT = (
-    'mmseg_ssanet: distributed run without CUDA (gloo). The model wrapper '
-    'must take CPU modules: the plugin\'s configs set model_wrapper_cfg='
-    'dict(type=\'AnyDeviceDistributedDataParallel\'); for a config that '
-    'does not inherit them add --cfg-options model_wrapper_cfg.type='
-    'CPUDistributedDataParallel (else torch says "DistributedDataParallel '
-    'device_ids and output_device arguments only work with ... GPU '
-    'modules").')
-
-
-def install_cpu_launcher() -> None:
-    """Make mmengine's pytorch launcher work without CUDA (idempotent)."""
-    from mmengine.dist import utils
-    if not getattr(utils._init_dist_pytorch, '_ssanet_cpu_aware', False):
-        utils._init_dist_pytorch = _cuda_free_init_dist_pytorch(
-            utils._init_dist_pytorch)
 
 
 @MODEL_WRAPPERS.register_module()

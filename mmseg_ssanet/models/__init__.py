@@ -1,15 +1,10 @@
 """SSANet's parts, registered into mmseg's ``MODELS`` on import."""
-from .. import openmmlab_installed
+from ..utils.stack import require_openmmlab
 
-if not openmmlab_installed():
-    raise ImportError(
-        'mmseg_ssanet.models needs mmsegmentation, mmcv (with its ops) and '
-        'mmengine; see README.md, "Install". The SNL operator, '
-        'mmseg_ssanet.ops, works with torch alone.')
+require_openmmlab('mmseg_ssanet.models')
 
 from .blocks import SparseNonLocal2d  # noqa: E402
 from .decode_heads import SNLHead  # noqa: E402
 from .decoders import SSANetDecoder  # noqa: E402
-from .necks import LowLevelNeck  # noqa: E402
 
-__all__ = ['SparseNonLocal2d', 'SNLHead', 'SSANetDecoder', 'LowLevelNeck']
+__all__ = ['SparseNonLocal2d', 'SNLHead', 'SSANetDecoder']

@@ -4,11 +4,27 @@ Sampling point k of query pixel (y, x) starts on a kh x kw grid centred on the
 query, laid out as mmcv's deformable convolution lays out its kernel (row-major,
 ``(k - 1) // 2`` points before the centre, spaced by ``dilation``), and is
 shifted by its learned offset (dy, dx), channels ``2k`` and ``2k + 1``.
+
+This module is the one statement of that geometry: every backend's Python
+side uses it, and the fused kernels (``csrc/snl_cpu.cpp``,
+``backends/triton_kernels.py``), which keep their own arithmetic, name the
+function each part mirrors; ``tests/test_sampling_geometry.py`` checks that
+they sample where these functions say. Points and grids are always
+``(kh, kw)``, ``(y, x)`` order.
+
+Off the map: a corner outside the map contributes nothing (zero padding,
+as ``grid_sample``); a position that is not finite is moved to ``OFF_MAP``,
+where all four corners are outside.
 """
 from typing import Tuple
 
 import torch
 from torch import Tensor
+
+
+# Both bilinear rows (and columns) of -2, i.e. -2 and -1, are outside
+# every map.
+OFF_MAP = -2.0
 
 
 def initial_grid(kernel_size: Tuple[int, int], dilation: Tuple[int, int],
@@ -51,20 +67,19 @@ def finite_positions(t_y: Tensor, t_x: Tensor
     """
     guard = ((t_y + t_x) * 0).sum(1)  # 0 * inf and 0 * NaN are NaN
     finite = torch.isfinite(t_y) & torch.isfinite(t_x)
-    outside = -2.0  # both bilinear rows (-2, -1) are outside every map
-    return (torch.where(finite, t_y, outside),
-            torch.where(finite, t_x, outside), guard)
+    return (torch.where(finite, t_y, OFF_MAP),
+            torch.where(finite, t_x, OFF_MAP), guard)
 
 
-def bilinear_corners(t_y: Tensor, t_x: Tensor, height: int, width: int
-                     ) -> Tuple[Tensor, Tensor]:
-    """Flat indices and weights of the 4 bilinear neighbours (eq. 5).
+def corners(t_y: Tensor, t_x: Tensor, height: int, width: int
+            ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The 4 bilinear neighbours of each position (eq. 5).
 
-    Returns ``index`` (long) and ``weight``, both ``[..., 4]``, for corners
-    (y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1). A corner outside
-    the map gets weight 0 (zero padding, as ``grid_sample``) and a clamped,
-    valid index. Weights are differentiable in t, so the offset gradient
-    flows through plain autograd.
+    Returns ``ys``, ``xs`` (float pixel coordinates), ``weight`` and
+    ``inside`` (bool), each ``[..., 4]``, for corners (y0, x0),
+    (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1). Weights are
+    differentiable in t, so the offset gradient flows through plain
+    autograd; they are not yet zeroed outside the map.
     """
     y0, x0 = t_y.detach().floor(), t_x.detach().floor()
     fy, fx = t_y - y0, t_x - x0
@@ -73,6 +88,17 @@ def bilinear_corners(t_y: Tensor, t_x: Tensor, height: int, width: int
     weight = torch.stack([(1 - fy) * (1 - fx), (1 - fy) * fx,
                           fy * (1 - fx), fy * fx], -1)
     inside = (ys >= 0) & (ys <= height - 1) & (xs >= 0) & (xs <= width - 1)
-    weight = weight * inside
+    return ys, xs, weight, inside
+
+
+def bilinear_corners(t_y: Tensor, t_x: Tensor, height: int, width: int
+                     ) -> Tuple[Tensor, Tensor]:
+    """Flat indices and weights of the 4 bilinear neighbours (eq. 5).
+
+    Returns ``index`` (long) and ``weight``, both ``[..., 4]``, in the
+    order of :func:`corners`. A corner outside the map gets weight 0 and a
+    clamped, valid index.
+    """
+    ys, xs, weight, inside = corners(t_y, t_x, height, width)
     index = (ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)).long()
-    return index, weight
+    return index, weight * inside

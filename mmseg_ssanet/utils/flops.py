@@ -21,10 +21,12 @@ import torch
 
 from ..ops.backends import BACKENDS
 
-# How the operator shows up in a trace, whichever backend ran: the fused
-# kernels' registered torch ops, csr's autograd Function.
-SNL_OPS = tuple(name for backend in BACKENDS.values()
-                for name in backend.trace_names)
+# How the operator shows up in a trace, whichever backend ran (the fused
+# kernels' registered torch ops, csr's autograd Function), and which
+# backend reads that call's sizes.
+TRACED_BY = {name: backend for backend in BACKENDS.values()
+             for name in backend.trace_names}
+SNL_OPS = tuple(TRACED_BY)
 
 
 def snl_flops(batch: int, pixels: int, num_points: int, query_channels: int,
@@ -34,29 +36,25 @@ def snl_flops(batch: int, pixels: int, num_points: int, query_channels: int,
         5 * (query_channels + value_channels) + 7)
 
 
-def snl_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
-    """FlopAnalyzer handle of the operator (``SNL_OPS``).
+def snl_flop_handle(name: str):
+    """FlopAnalyzer handle of the traced op ``name`` (one of ``SNL_OPS``):
+    its backend turns the call's input shapes into sizes."""
+    trace_sizes = TRACED_BY[name].trace_sizes
 
-    ``cpp`` and ``triton``: (query, key, value, offset) as ``[B, C, H, W]``;
-    ``csr``: (query rows ``[R, Cq]``, key, value rows ``[M, C]``, corner
-    index ``[R, K, 4]``, ...).
-    """
-    from mmengine.analysis.jit_handles import get_shape
-    query, value = get_shape(inputs[0]), get_shape(inputs[2])
-    if len(query) == 4:
-        b, cq, h, w = query
-        k = get_shape(inputs[3])[1] // 2
-        return snl_flops(b, h * w, k, cq, value[1])
-    rows, cq = query
-    k = get_shape(inputs[3])[1]
-    return snl_flops(1, rows, k, cq, value[1])
+    def count(inputs: List[Any], outputs: List[Any]) -> int:
+        from mmengine.analysis.jit_handles import get_shape
+        sizes = trace_sizes([get_shape(x) for x in inputs])
+        return snl_flops(1, sizes.queries, sizes.points,
+                         sizes.query_channels, sizes.value_channels)
+
+    return count
 
 
 def flop_analyzer(model: torch.nn.Module, inputs: Tuple[torch.Tensor, ...]):
     """mmengine's ``FlopAnalyzer`` with the SNL operator counted."""
     from mmengine.analysis import FlopAnalyzer
     return FlopAnalyzer(model, inputs).set_op_handle(
-        **{name: snl_flop_jit for name in SNL_OPS})
+        **{name: snl_flop_handle(name) for name in SNL_OPS})
 
 
 def count_flops(model: torch.nn.Module, inputs: Tuple[torch.Tensor, ...]

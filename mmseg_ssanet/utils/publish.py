@@ -2,10 +2,10 @@
 
 mmengine's training checkpoints hold the optimizer, the schedulers and the
 message hub (``HistoryBuffer`` objects), which torch's safe loader
-(``weights_only=True``, the default since torch 2.6) refuses unless the
-plugin's allow-list is installed. A published checkpoint keeps only
-``state_dict`` and ``meta``, with ``meta`` reduced to plain Python values,
-so that ``torch.load(path, weights_only=True)`` reads it in any process.
+(``weights_only=True``, the default since torch 2.6) refuses unless
+given the allow-list of :mod:`.checkpoint_globals`. A published checkpoint
+keeps only ``state_dict`` and ``meta``, with ``meta`` reduced to plain
+Python values, so that ``torch.load(path, weights_only=True)`` reads it in any process.
 """
 import hashlib
 import os
@@ -14,8 +14,6 @@ from typing import Any, List, Tuple
 
 import numpy as np
 import torch
-
-KEPT = ('state_dict', 'meta')
 
 
 def plain(value: Any, where: str, dropped: List[str]) -> Any:
@@ -59,11 +57,12 @@ def publish_checkpoint(in_file: str, out_file: str) -> Tuple[str, List[str]]:
     """Write ``in_file``'s weights and plain meta; name it with the first 8
     hex digits of its sha256 (``out-1a2b3c4d.pth``, as OpenMMLab's model
     zoos do). Returns the final path and the meta entries dropped."""
-    from .checkpoint_compat import allow_mmengine_checkpoints
+    from .checkpoint_globals import mmengine_checkpoint_globals
     if not osp.isfile(in_file):
         raise FileNotFoundError(f'checkpoint {in_file!r} does not exist')
-    allow_mmengine_checkpoints()
-    checkpoint = torch.load(in_file, map_location='cpu', weights_only=True)
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        checkpoint = torch.load(in_file, map_location='cpu',
+                                weights_only=True)
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         raise ValueError(f'{in_file!r} is not an mmengine checkpoint (no '
                          f'state_dict)')

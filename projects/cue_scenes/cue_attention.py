@@ -16,8 +16,8 @@ from typing import List, Tuple
 
 import numpy as np
 
-from mmseg_ssanet.apis.sampling import (feature_pixel, sampling_points_for,
-                                        weight_inside)
+from mmseg_ssanet.apis.sampling import (QuerySamples, feature_pixel,
+                                        sampling_points_for)
 
 from .paired_cues import CUE_SIZE, TARGET_SIZE, CuePair, pairs_from_labels
 
@@ -44,6 +44,25 @@ def cue_box(pair: CuePair) -> Tuple[int, int, int, int]:
     return (*pair.cue, CUE_SIZE, CUE_SIZE)
 
 
+def weight_inside(sample: QuerySamples, box: Tuple[int, int, int, int],
+                  margin: float = 0.0) -> Tuple[float, float]:
+    """Attention mass that ``sample``'s query puts inside ``box``.
+
+    ``box`` is (y0, x0, h, w) in image pixels, grown by ``margin`` on each
+    side. Returns the learned points' weight inside it and, for comparison,
+    the share of the initial grid's points inside it (uniform weights: the
+    untrained block).
+    """
+    y0, x0, h, w = box
+
+    def inside(pts):
+        return ((pts[:, 0] >= y0 - margin) & (pts[:, 0] < y0 + h + margin) &
+                (pts[:, 1] >= x0 - margin) & (pts[:, 1] < x0 + w + margin))
+    weights = sample.weights / max(sample.weights.sum(), 1e-12)
+    return (float(weights[inside(sample.points)].sum()),
+            float(inside(sample.initial).mean()))
+
+
 def attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
                       ) -> List[dict]:
     """For a query at each target's centre: its sampling points
@@ -56,7 +75,7 @@ def attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
     for pair, sample in zip(pairs, sampling_points_for(model, image,
                                                        queries)):
         learned, initial = weight_inside(sample, cue_box(pair),
-                                         sample['stride'] / 2)
+                                         sample.stride[0] / 2)
         out.append(dict(pair=pair, sample=sample, learned=learned,
                         initial=initial))
     return out

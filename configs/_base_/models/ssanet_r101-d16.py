@@ -32,13 +32,6 @@ model = dict(
         norm_eval=False,
         style='pytorch',
         contract_dilation=True),
-    # res2 (stride 4) reduced to 48 channels for the decoder
-    neck=dict(
-        type='LowLevelNeck',
-        in_channels=[256, 512, 1024, 2048],
-        low_level_index=0,
-        out_channels=48,
-        norm_cfg=norm_cfg),
     decode_head=dict(
         type='SNLHead',
         in_channels=2048,
@@ -47,8 +40,10 @@ model = dict(
         num_samples=81,
         with_snl=True,
         with_global_pool=True,
-        decoder=dict(type='SSANetDecoder', low_level_channels=48),
-        low_level_index=0,
+        # the decoder's low-level input: res2 (stride 4, 256 channels),
+        # reduced to 48 channels (DeepLabV3+'s width; the paper gives none)
+        decoder=dict(type='SSANetDecoder', low_level_index=0,
+                     low_level_in_channels=256, low_level_channels=48),
         dropout_ratio=0.1,
         num_classes=19,
         norm_cfg=norm_cfg,

@@ -44,11 +44,10 @@ class SNLHead(BaseDecodeHead):
         with_snl (bool): Use the SNL block. Default: True.
         with_global_pool (bool): Use the global pooling branch. Default: True.
         decoder (dict, optional): Config of the decoder, e.g.
-            ``dict(type='SSANetDecoder', low_level_channels=48)``; its
+            ``dict(type='SSANetDecoder', low_level_in_channels=256)``; it
+            reads the backbone outputs for its low-level input; its
             ``in_channels``, ``channels``, norm, activation and
             ``align_corners`` default to the head's.
-        low_level_index (int): Which input feeds the decoder (the stride-4
-            stage, reduced by :class:`LowLevelNeck`). Default: 0.
     """
 
     def __init__(self,
@@ -61,13 +60,12 @@ class SNLHead(BaseDecodeHead):
                  with_snl: bool = True,
                  with_global_pool: bool = True,
                  decoder: Optional[dict] = None,
-                 low_level_index: int = 0,
                  **kwargs):
         super().__init__(**kwargs)
         if isinstance(self.in_channels, (list, tuple)):
             raise ValueError('SNLHead reads one feature map: give in_index '
                              'and in_channels as ints (the decoder takes '
-                             'its low-level input by low_level_index)')
+                             'its low-level input by its low_level_index)')
         conv = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
                     act_cfg=self.act_cfg)
         self.reduce = ConvModule(self.in_channels, self.channels, 3,
@@ -84,7 +82,6 @@ class SNLHead(BaseDecodeHead):
                 ConvModule(self.channels, self.channels, 1, **conv))
             self.bottleneck = ConvModule(2 * self.channels, self.channels, 3,
                                          padding=1, **conv)
-        self.low_level_index = low_level_index
         self.decoder = None
         if decoder is not None:
             self.decoder = MODELS.build(decoder, default_args=dict(
@@ -137,5 +134,5 @@ class SNLHead(BaseDecodeHead):
                             mode='bilinear', align_corners=self.align_corners)
             out = self.bottleneck(torch.cat([out, pooled], dim=1))
         if self.decoder is not None:
-            out = self.decoder(out, inputs[self.low_level_index])
+            out = self.decoder(out, inputs)
         return self.cls_seg(out)

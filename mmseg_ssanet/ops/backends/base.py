@@ -1,9 +1,24 @@
 """The one interface every backend of the SNL operator declares."""
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+
+class TraceSizes(NamedTuple):
+    """The sizes of one traced call of the operator (FLOP counting)."""
+    queries: int
+    points: int
+    query_channels: int
+    value_channels: int
+
+
+def image_trace_sizes(shapes: Sequence[Sequence[int]]) -> TraceSizes:
+    """:class:`TraceSizes` of an op called as the front end is:
+    (query, key, value, offset), each ``[B, C, H, W]``, offset ``2K``."""
+    (b, cq, h, w), value, offset = shapes[0], shapes[2], shapes[3]
+    return TraceSizes(b * h * w, offset[1] // 2, cq, value[1])
 
 
 @dataclass(frozen=True)
@@ -22,9 +37,13 @@ class Backend:
             float32 itself) instead of having them promoted.
         trace_names: the names the operator has in a traced graph, for
             FLOP counting (:mod:`mmseg_ssanet.utils.flops`).
+        trace_sizes: the input shapes of such a traced call ->
+            :class:`TraceSizes`; each backend reads its own arguments.
     """
     name: str
     attention: Callable[..., Tensor]
     unavailable: Callable[[torch.device], Optional[str]]
     half_inputs: bool = False
     trace_names: Tuple[str, ...] = ()
+    trace_sizes: Callable[[Sequence[Sequence[int]]], TraceSizes] = \
+        image_trace_sizes

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .base import Backend
+from .base import Backend, TraceSizes
 from .layout import pixel_rows
 from ..sampling import (bilinear_corners, finite_positions,
                         sampling_positions)
@@ -176,5 +176,13 @@ def unavailable(device: torch.device):
     return None
 
 
+def trace_sizes(shapes) -> TraceSizes:
+    """Sizes of a traced ``SparseAttentionFunction.apply``: query rows
+    ``[R, Cq]``, key, value rows ``[M, C]``, index ``[R, K, 4]``, ..."""
+    (rows, cq), value, index = shapes[0], shapes[2], shapes[3]
+    return TraceSizes(rows, index[1], cq, value[1])
+
+
 BACKEND = Backend(name='csr', attention=attention, unavailable=unavailable,
-                  trace_names=('prim::PythonOp.SparseAttentionFunction', ))
+                  trace_names=('prim::PythonOp.SparseAttentionFunction', ),
+                  trace_sizes=trace_sizes)

@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..sampling import corners, finite_positions, sampling_positions
 from .base import Backend
 from .layout import channels_last_like, pixel_rows
 
@@ -199,35 +200,23 @@ def _corner_entries(off: Tensor, shape: Tuple[int, int, int],
                     dtype: torch.dtype):
     """Every (query, point, corner) whose corner is inside the map: the
     corner's pixel row, the query row, the point index and the bilinear
-    weight, flat (eqs. 4-5, as the kernels compute them)."""
+    weight, flat (eqs. 4-5, :mod:`..sampling`, as the kernels compute
+    them; off-map corners, and all corners of a non-finite position, have
+    no entry)."""
     B, H, W = shape
-    kh, kw = kernel_size
-    total, n_points = off.shape[0], kh * kw
-    dev = off.device
-    rows = torch.arange(total, device=dev)
-    y = ((rows % (H * W)) // W).to(dtype)[:, None]
-    x = (rows % W).to(dtype)[:, None]
-    kk = torch.arange(n_points, device=dev)
-    grid_y = ((kk // kw - (kh - 1) // 2) * dilation[0]).to(dtype)
-    grid_x = ((kk % kw - (kw - 1) // 2) * dilation[1]).to(dtype)
-    off = off.to(dtype)
-    t_y = y + grid_y + off[:, 0::2]
-    t_x = x + grid_x + off[:, 1::2]
-    y0, x0 = t_y.floor(), t_x.floor()
-    f_y, f_x = t_y - y0, t_x - x0
-    pix, weight = [], []
-    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        cy, cx = y0 + dy, x0 + dx  # NaN/inf positions compare False
-        inside = (cy >= 0) & (cy < H) & (cx >= 0) & (cx < W)
-        pix.append(torch.where(inside, cy * W + cx, -1.0))
-        weight.append((f_y if dy else 1 - f_y) * (f_x if dx else 1 - f_x))
-    pix = torch.stack(pix, -1)  # [total, K, 4]
-    keep = pix >= 0
+    total, two_k = off.shape
+    offset = off.to(dtype).view(B, H, W, two_k).permute(0, 3, 1, 2)
+    t_y, t_x = sampling_positions(offset, kernel_size, dilation)
+    t_y, t_x, _ = finite_positions(t_y, t_x)
+    # [B, K, H, W] -> rows of channels-last pixels, [total, K]
+    t_y, t_x = (t.permute(0, 2, 3, 1).reshape(total, -1) for t in (t_y, t_x))
+    ys, xs, weight, inside = corners(t_y, t_x, H, W)  # [total, K, 4]
+    rows = torch.arange(total, device=off.device)
     image_start = (rows - rows % (H * W))[:, None, None]
-    pixel = (image_start + pix.long()).expand_as(pix)[keep]
-    query = rows[:, None, None].expand_as(pix)[keep]
-    point = kk[None, :, None].expand_as(pix)[keep]
-    return pixel, query, point, torch.stack(weight, -1)[keep]
+    pixel = (image_start + (ys * W + xs).long())[inside]
+    query = rows[:, None, None].expand_as(inside)[inside]
+    point = torch.arange(two_k // 2, device=off.device)[None, :, None]
+    return pixel, query, point.expand_as(inside)[inside], weight[inside]
 
 
 def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor,

@@ -50,14 +50,17 @@ def _corner(ty, tx, H, W, row0, c: tl.constexpr, valid):
 
 
 @triton.jit
-def _points(OFF, rows, kk, y, x, valid, H, W, KW: tl.constexpr,
-            KH: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+def _points(OFF, rows, kk, y, x, valid, H, W, KH: tl.constexpr,
+            KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
             TWO_K: tl.constexpr, ACC: tl.constexpr):
     """Sampling coordinates of point ``kk`` of each query (eq. 4), kept
     within a pixel or two of the map so the integer casts cannot overflow
     (points beyond that have every corner outside anyway), and whether
     they are finite. A NaN or inf position samples nothing here; the
-    caller makes its query NaN (GPU min/max would drop a NaN silently)."""
+    caller makes its query NaN (GPU min/max would drop a NaN silently).
+    Mirrors ``ops/sampling.py``: ``initial_grid`` and ``sampling_positions``
+    (eq. 4), -2 is its ``OFF_MAP`` (``finite_positions``); the test
+    ``test_sampling_geometry.py`` compares the positions sampled."""
     oy = tl.load(OFF + rows * TWO_K + 2 * kk, mask=valid, other=0.0).to(ACC)
     ox = tl.load(OFF + rows * TWO_K + 2 * kk + 1, mask=valid,
                  other=0.0).to(ACC)
@@ -131,7 +134,7 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
                       float('-inf')) + tl.zeros([BLOCK_Q, K_PAD], ACC)
     all_finite = valid
     for kk in range(KH * KW):
-        ty, tx, finite = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH,
+        ty, tx, finite = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                  DH, DW, 2 * KH * KW, ACC)
         all_finite = all_finite & finite
         logit, _, _ = _point_dots(Q, rows, valid, KEY, ty, tx, H, W, row0, CQ,
@@ -148,7 +151,7 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
         ch_ok = ch[None, :] < C
         acc = tl.zeros([BLOCK_Q, BLOCK_C], ACC)
         for kk in range(KH * KW):
-            ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH,
+            ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
                                 DW, 2 * KH * KW, ACC)
             p = _column(prob, kidx, kk)
             for c in tl.static_range(4):
@@ -188,7 +191,7 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
     prob = tl.zeros([BLOCK_Q, K_PAD], ACC)
     grad_logit = tl.zeros([BLOCK_Q, K_PAD], ACC)
     for kk in range(KH * KW):
-        ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH,
+        ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
                             DW, two_k, ACC)
         # d w_kc / d t weighted sums of <q, key_c> and <grad_out, value_c>
         logit, qk_dy, qk_dx = _point_dots(Q, rows, valid, KEY, ty, tx, H, W,
@@ -215,7 +218,7 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
                     mask=valid[:, None] & ch_ok, other=0.0).to(ACC)
         grad_q = tl.zeros([BLOCK_Q, BLOCK_CQ], ACC)
         for kk in range(KH * KW):
-            ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW, KH, DH,
+            ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
                                 DW, two_k, ACC)
             g = _column(grad_logit, kidx, kk)
             for c in tl.static_range(4):
@@ -237,8 +240,8 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
             go = tl.load(GRAD_OUT + rows[:, None] * C + ch[None, :],
                          mask=valid[:, None] & ch_ok, other=0.0).to(ACC)
             for kk in range(KH * KW):
-                ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KW,
-                                    KH, DH, DW, two_k, ACC)
+                ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH,
+                                    KW, DH, DW, two_k, ACC)
                 p = _column(prob, kidx, kk)
                 for c in tl.static_range(4):
                     row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,

@@ -177,6 +177,8 @@ struct Tile {
         grad_prob(kTile * p.K()), zeros(std::max(p.C, p.Cq), T(0)) {
     key_row[0] = value_row[0] = zeros.data();
     pix[0] = cell[0] = -1;
+    // ops/sampling.py initial_grid: row-major kh x kw, (k - 1) / 2 before
+    // the centre, spaced by the dilation
     for (int64_t k = 0; k < p.K(); ++k) {
       dy[k] = (k / p.kw - (p.kh - 1) / 2) * p.dh;
       dx[k] = (k % p.kw - (p.kw - 1) / 2) * p.dw;
@@ -201,6 +203,7 @@ SNL_INLINE void build_tile(const Problem<T>& p, Tile<T>& s, int64_t b,
     const T* off = p.offset + b * p.osb + y * p.osy + x * p.osx;
     s.finite[t] = true;
     for (int64_t k = 0; k < K; ++k) {
+      // ops/sampling.py sampling_positions (eq. 4), corners (eq. 5)
       const T ty = y + s.dy[k] + off[2 * k * p.osc];
       const T tx = x + s.dx[k] + off[(2 * k + 1) * p.osc];
       // NaN/inf: the point samples nothing (below), and attention_probs
@@ -213,7 +216,8 @@ SNL_INLINE void build_tile(const Problem<T>& p, Tile<T>& s, int64_t b,
       const T w[4] = {(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx),
                       fy * fx};
       const int64_t j = t * K4 + 4 * k;
-      // Far outside the map (or NaN): no corner inside, all weights 0.
+      // Far outside the map (or NaN): no corner inside, all weights 0
+      // (-2: ops/sampling.py OFF_MAP).
       const bool near = y0f >= -1 && y0f <= H - 1 && x0f >= -1 && x0f <= W - 1;
       const int32_t y0 = near ? static_cast<int32_t>(y0f) : -2;
       const int32_t x0c = near ? static_cast<int32_t>(x0f) : -2;

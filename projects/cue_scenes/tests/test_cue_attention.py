@@ -118,3 +118,17 @@ def test_feature_similarity_tells_the_own_cue_when_features_carry_it():
     features[:, 5, 13] = [1, 0, 0, 1]  # both cues look like pair 0's
     own, other = zip(*feature_similarity(features, pairs, (128, 256)))
     assert own[1] == pytest.approx(0.5) and other[1] == pytest.approx(0.5)
+
+
+def test_weight_inside_counts_the_attention_mass_in_a_box():
+    from mmseg_ssanet.apis.sampling import QuerySamples
+    from projects.cue_scenes.cue_attention import weight_inside
+    sample = QuerySamples(
+        query=(10, 10), feature_pixel=(1, 1), stride=(8., 8.),
+        points=np.array([[0., 0.], [10., 10.], [11., 30.]]),
+        initial=np.array([[0., 0.], [9., 9.], [20., 20.]]),
+        weights=np.array([1., 3., 4.]))
+    assert weight_inside(sample, (8, 8, 4, 4)) == (0.375, pytest.approx(1 / 3))
+    # a margin grows the box on every side
+    assert weight_inside(sample, (8, 8, 4, 4), margin=8)[0] == 0.5
+    assert weight_inside(sample, (8, 8, 4, 4), margin=19)[0] == 1.0

@@ -15,7 +15,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
-from mmseg_ssanet.utils.cli import add_dataset_arguments  # noqa: E402
+from mmseg_ssanet.apis.cli import add_dataset_arguments  # noqa: E402
 from projects.cue_scenes.paired_cues import (  # noqa: E402
     CUE_LABELS, DEFAULT_DISTANCE, generate_cue_scenes, preview_cue_scenes)
 

@@ -24,9 +24,10 @@ import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
 from mmseg_ssanet.apis import draw_sampling_points  # noqa: E402
+from mmseg_ssanet.apis.cli import (  # noqa: E402
+    add_snl_model_arguments, snl_model_from)
 from mmseg_ssanet.utils.cli import (  # noqa: E402
-    SMALL_IMAGE_OPTION, add_cfg_options, add_device, add_snl_model_arguments,
-    snl_model_from)
+    SMALL_IMAGE_OPTION, add_cfg_options, add_device)
 from projects.cue_scenes.cue_attention import (  # noqa: E402
     attention_on_cues, cue_box, read_cue_scene)
 

@@ -1,11 +1,13 @@
-"""Let torch>=2.6 load mmengine's own checkpoints with ``weights_only=True``.
+"""What torch>=2.6 may unpickle from mmengine's own checkpoints.
 
 mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; since torch 2.6
 that defaults to True and the unpickler refuses anything it does not know,
 including what a training checkpoint carries besides tensors (the message
 hub's ``HistoryBuffer``s and the numpy arrays and scalars inside them).
 
-Rather than switching safe loading off, we allow-list exactly those types.
+Rather than switching safe loading off, the plugin allow-lists exactly those
+types (the ``checkpoint_globals`` shim, :mod:`mmseg_ssanet.compat`; or
+locally, ``torch.serialization.safe_globals(mmengine_checkpoint_globals())``).
 A checkpoint that pickles any other object is still refused by torch.
 
 One entry needs care: ``HistoryBuffer.__getstate__`` stores its statistics
@@ -17,7 +19,6 @@ object, so the name ``builtins.getattr`` is mapped to
 import pickle
 
 import numpy as np
-import torch
 
 
 def history_buffer_method(owner, name: str):
@@ -55,13 +56,3 @@ def mmengine_checkpoint_globals() -> list:
     return [HistoryBuffer, np.ndarray, np.dtype, *reconstruct, *scalar,
             *dtype_classes, *restricted_getattr]
 
-
-def allow_mmengine_checkpoints() -> None:
-    """Register :func:`mmengine_checkpoint_globals` with torch's safe loader.
-
-    Idempotent; a no-op on torch versions without ``add_safe_globals``.
-    """
-    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
-    if add_safe_globals is None:
-        return
-    add_safe_globals(mmengine_checkpoint_globals())

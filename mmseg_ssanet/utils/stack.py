@@ -1,5 +1,11 @@
-"""Fail early, and say why, when mmcv is installed without its compiled ops."""
+"""Which parts of the OpenMMLab stack are installed, checked early.
+
+The operator (``mmseg_ssanet.ops``) needs torch alone; everything else needs
+mmseg, mmengine and mmcv *with* its compiled ops, and fails obscurely
+inside ``mmseg.models`` without them. These functions say so first.
+"""
 import importlib
+import importlib.util
 
 MMCV_OPS_HINT = (
     'mmseg_ssanet needs mmcv 2.1.0 *with* its compiled ops (the `mmcv` '
@@ -7,6 +13,23 @@ MMCV_OPS_HINT = (
     'with `pip install --find-links <wheel dir> mmcv==2.1.0` or build it from '
     'source (`pip install --no-build-isolation mmcv==2.1.0`, about 9 minutes '
     'on 2 cores); see README.md, "Install".')
+
+
+def openmmlab_installed() -> bool:
+    """Whether mmseg is installed (then mmcv with its ops must be too)."""
+    try:
+        return importlib.util.find_spec('mmseg') is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_openmmlab(what: str) -> None:
+    """Raise ImportError naming ``what`` if mmseg is not installed."""
+    if not openmmlab_installed():
+        raise ImportError(
+            f'{what} needs mmsegmentation, mmcv (with its ops) and '
+            f'mmengine; see README.md, "Install". The SNL operator, '
+            f'mmseg_ssanet.ops, works with torch alone.')
 
 
 def check_mmcv_ops() -> None:

@@ -1,0 +1,144 @@
+"""Every change the plugin makes to other libraries, in one place.
+
+``import mmseg_ssanet`` calls :func:`apply_shims`. Each :class:`Shim` names
+the upstream release it was written against, what goes wrong there without
+it, and when it applies; ``tests/test_compat.py`` holds one test per shim
+that fails the day upstream changes the function it wraps or fixes the
+behaviour, so that the shim is reconsidered then. Where a config-level
+choice exists it is taken instead of a patch (the distributed model
+wrapper: ``engine.cpu_distributed``); what a GPU user runs is not patched.
+"""
+import functools
+from dataclasses import dataclass
+from typing import Callable, Tuple
+
+import torch
+
+
+@dataclass(frozen=True)
+class Shim:
+    """One workaround.
+
+    Args:
+        name: short identifier (``SHIMS`` key, tests).
+        upstream: the library releases it was written against.
+        works_around: what goes wrong there without it.
+        applies: ``() -> bool``: whether this process needs it.
+        apply: ``() -> None``: applies it; idempotent.
+    """
+    name: str
+    upstream: str
+    works_around: str
+    applies: Callable[[], bool]
+    apply: Callable[[], None]
+
+
+def _always() -> bool:
+    return True
+
+
+# -- torch >= 2.6 loading mmengine's checkpoints --------------------------
+
+def _allow_mmengine_checkpoints() -> None:
+    from .utils.checkpoint_globals import mmengine_checkpoint_globals
+    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+
+
+CHECKPOINT_GLOBALS = Shim(
+    name='checkpoint_globals',
+    upstream='mmengine 0.10.7 (CheckpointLoader.load_from_local), '
+             'torch >= 2.6',
+    works_around='mmengine calls torch.load without weights_only, which '
+                 'torch 2.6 made True: resume, load_from and mim test refuse '
+                 'the HistoryBuffers and numpy values in mmengine\'s own '
+                 'checkpoints. The allow-list '
+                 '(utils.checkpoint_globals) admits exactly those.',
+    applies=lambda: hasattr(torch.serialization, 'add_safe_globals'),
+    apply=_allow_mmengine_checkpoints)
+
+
+# -- datasets that are missing or in the wrong layout ---------------------
+
+def _check_dataset_layout() -> None:
+    from mmseg.datasets import BaseSegDataset
+
+    from .datasets.layout_check import check_before_listing, check_listed
+    original = BaseSegDataset.load_data_list
+    if getattr(original, '_ssanet_shim', False):
+        return
+
+    @functools.wraps(original)
+    def load_data_list(self):
+        check_before_listing(self)
+        data_list = original(self)
+        check_listed(self, data_list)
+        return data_list
+
+    load_data_list._ssanet_shim = True
+    BaseSegDataset.load_data_list = load_data_list
+
+
+DATASET_LAYOUT = Shim(
+    name='dataset_layout',
+    upstream='mmseg 1.2.2 (BaseSegDataset.load_data_list(self))',
+    works_around='a folder in the wrong layout lists no images and fails '
+                 'later as "num_samples should be a positive integer"; a '
+                 'wrong data_root fails as a bare FileNotFoundError. The '
+                 'checks (datasets.layout_check) name the folder and the '
+                 'layout expected.',
+    applies=_always,
+    apply=_check_dataset_layout)
+
+
+# -- mmengine's pytorch launcher without CUDA -----------------------------
+
+CPU_WRAPPER_HINT = (
+    'mmseg_ssanet: distributed run without CUDA (gloo). The model wrapper '
+    'must take CPU modules: the plugin\'s configs set model_wrapper_cfg='
+    'dict(type=\'AnyDeviceDistributedDataParallel\'); for a config that '
+    'does not inherit them add --cfg-options model_wrapper_cfg.type='
+    'CPUDistributedDataParallel (else torch says "DistributedDataParallel '
+    'device_ids and output_device arguments only work with ... GPU '
+    'modules").')
+
+
+def _launch_without_cuda() -> None:
+    from mmengine.dist import utils
+    original = utils._init_dist_pytorch
+    if getattr(original, '_ssanet_shim', False):
+        return
+
+    @functools.wraps(original)
+    def init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
+        if init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        import torch.distributed as torch_dist
+        # NCCL needs CUDA; torch.cuda.set_device is skipped
+        backend = 'gloo' if backend == 'nccl' else backend
+        torch_dist.init_process_group(backend=backend, **kwargs)
+        if torch_dist.get_rank() == 0:
+            print(CPU_WRAPPER_HINT, flush=True)
+
+    init_dist_pytorch._ssanet_shim = True
+    utils._init_dist_pytorch = init_dist_pytorch
+
+
+CPU_LAUNCHER = Shim(
+    name='cpu_launcher',
+    upstream='mmengine 0.10.7 (dist.utils._init_dist_pytorch(backend, '
+             'init_backend=\'torch\', **kwargs))',
+    works_around='the pytorch launcher calls torch.cuda.set_device and '
+                 'asks for nccl, so `--launcher pytorch` fails on a machine '
+                 'without CUDA; there it initialises gloo instead. Not '
+                 'applied where CUDA is available.',
+    applies=lambda: not torch.cuda.is_available(),
+    apply=_launch_without_cuda)
+
+SHIMS: Tuple[Shim, ...] = (CHECKPOINT_GLOBALS, DATASET_LAYOUT, CPU_LAUNCHER)
+
+
+def apply_shims() -> None:
+    """Apply every shim this process needs (idempotent)."""
+    for shim in SHIMS:
+        if shim.applies():
+            shim.apply()

@@ -1,3 +1,0 @@
-from .low_level_neck import LowLevelNeck
-
-__all__ = ['LowLevelNeck']
