@@ -82,8 +82,9 @@ DATASET_LAYOUT = Shim(
     name='dataset_layout',
     upstream='mmseg 1.2.2 (BaseSegDataset.load_data_list(self))',
     works_around='a folder in the wrong layout lists no images and fails '
-                 'later as "num_samples should be a positive integer"; a '
-                 'wrong data_root fails as a bare FileNotFoundError. The '
+                 'as "need at least one array to concatenate" (or later, '
+                 '"num_samples should be a positive integer"); a wrong '
+                 'data_root fails as a bare FileNotFoundError. The '
                  'checks (datasets.layout_check) name the folder and the '
                  'layout expected.',
     applies=_always,

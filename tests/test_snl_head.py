@@ -1,4 +1,4 @@
-"""SNLHead, SSANetDecoder and LowLevelNeck as parts."""
+"""SNLHead and SSANetDecoder as parts."""
 import os.path as osp
 
 import pytest
@@ -7,8 +7,7 @@ from mmseg.registry import MODELS
 
 import mmseg_ssanet  # noqa: F401
 from tests.conftest import ROOT
-from mmseg_ssanet.models import (LowLevelNeck, SNLHead, SparseNonLocal2d,
-                                 SSANetDecoder)
+from mmseg_ssanet.models import SNLHead, SparseNonLocal2d, SSANetDecoder
 
 
 def _feats(channels=(24, 32, 96, 320), size=32):
@@ -46,22 +45,31 @@ def test_one_image_per_process_is_explained():
     assert _head().eval()(one).shape == (1, 5, 8, 8)  # inference: fine
 
 
+def _decoder(**kw):
+    return dict(type='SSANetDecoder', low_level_in_channels=24,
+                low_level_channels=16, **kw)
+
+
 def test_decoder_brings_stride_4():
-    neck = LowLevelNeck([24, 32, 96, 320], out_channels=16,
-                        norm_cfg=dict(type='BN'))
-    feats = neck(_feats())
-    assert feats[0].shape == (2, 16, 32, 32)
-    assert feats[2].shape == (2, 96, 8, 8)  # passed on for the aux head
-    head = _head(decoder=dict(type='SSANetDecoder', low_level_channels=16))
+    head = _head(decoder=_decoder())
     assert isinstance(head.decoder, SSANetDecoder)
     assert head.decoder.channels == 32 and len(head.decoder.fuse) == 2
-    assert head(feats).shape == (2, 5, 32, 32)
+    # the low-level 1x1 reduction: 24 -> 16 channels, the head's norm
+    reduce = head.decoder.reduce
+    assert (reduce.conv.in_channels, reduce.conv.out_channels) == (24, 16)
+    assert isinstance(reduce.bn, torch.nn.BatchNorm2d)
+    assert head(_feats()).shape == (2, 5, 32, 32)
 
 
-def test_decoder_without_neck_is_named():
-    head = _head(decoder=dict(type='SSANetDecoder', low_level_channels=48))
-    with pytest.raises(ValueError, match='low-level features with 48 '
-                       'channels.*got 24.*LowLevelNeck'):
+def test_decoder_low_level_input_mismatch_is_named():
+    head = _head(decoder=_decoder(low_level_index=1))
+    with pytest.raises(ValueError, match=r'backbone output 1 '
+                       r'\(low_level_index\) with 24 channels '
+                       r'\(low_level_in_channels\), got 32'):
+        head(_feats())
+    head = _head(decoder=_decoder(low_level_index=4))
+    with pytest.raises(ValueError, match='low_level_index 4 is out of '
+                       'range for 4 backbone outputs'):
         head(_feats())
 
 
@@ -71,19 +79,11 @@ def test_wrong_in_index_is_named():
         head(_feats())
 
 
-def test_neck_checks_its_inputs():
-    neck = LowLevelNeck([24, 32, 96, 320])
-    with pytest.raises(ValueError, match=r'channels \[24, 32, 96, 320\]'):
-        neck(_feats((24, 32, 96)))
-    with pytest.raises(ValueError, match='low_level_index 4 is out of'):
-        LowLevelNeck([24, 32, 96, 320], low_level_index=4)
-
-
 def test_bad_head_config_is_refused():
     with pytest.raises(ValueError, match='num_samples=50'):
         _head(num_samples=50)
     with pytest.raises(ValueError, match='decoder.channels'):
-        _head(decoder=dict(type='SSANetDecoder', channels=64))
+        _head(decoder=_decoder(channels=64))
     with pytest.raises(ValueError, match='one feature map'):
         _head(in_channels=[96, 320], in_index=[2, 3],
               input_transform='multiple_select')

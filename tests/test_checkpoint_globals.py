@@ -1,4 +1,5 @@
-"""torch>=2.6 loads mmengine's checkpoints safely once the plugin is in."""
+"""torch>=2.6 loads mmengine's checkpoints safely with the allow-list
+(utils/checkpoint_globals.py), and refuses everything else."""
 import os
 import pickle
 
@@ -15,7 +16,7 @@ from .conftest import training_like_checkpoint
 
 def test_without_allow_list_torch_refuses_mmengine_checkpoints(tmp_path):
     # The premise of the fix: torch's default weights_only load refuses them.
-    from mmseg_ssanet.utils.checkpoint_compat import allow_mmengine_checkpoints
+    from mmseg_ssanet.compat import CHECKPOINT_GLOBALS
     path = str(tmp_path / 'iter_5.pth')
     training_like_checkpoint(path)
     torch.serialization.clear_safe_globals()
@@ -23,8 +24,25 @@ def test_without_allow_list_torch_refuses_mmengine_checkpoints(tmp_path):
         with pytest.raises(pickle.UnpicklingError, match='Weights only'):
             torch.load(path)
     finally:
-        allow_mmengine_checkpoints()
+        CHECKPOINT_GLOBALS.apply()
     assert 'message_hub' in torch.load(path)
+
+
+def test_the_allow_list_works_locally_too(tmp_path):
+    # what utils/publish.py does: no process-wide registration needed
+    from mmseg_ssanet.compat import CHECKPOINT_GLOBALS
+    from mmseg_ssanet.utils.checkpoint_globals import \
+        mmengine_checkpoint_globals
+    path = str(tmp_path / 'iter_5.pth')
+    training_like_checkpoint(path)
+    torch.serialization.clear_safe_globals()
+    try:
+        with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+            assert 'message_hub' in torch.load(path, weights_only=True)
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path, weights_only=True)
+    finally:
+        CHECKPOINT_GLOBALS.apply()
 
 
 def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
