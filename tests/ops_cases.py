@@ -7,6 +7,9 @@ printed and rerun), calls the operator and compares it with the
 never tensors, so little crosses the pipe.
 """
 import math
+import os
+import subprocess
+import sys
 
 import torch
 
@@ -210,3 +213,23 @@ def empty_call(backend, shape, Cq):
     return (tuple(out.shape), [tuple(g.shape) for g in grads],
             all(bool((g == 0).all()) for g in grads),
             math.isfinite(out.sum().item()))
+
+
+def reference_and(backend, q, k, v, o, kernel, dilation=1, scale=None):
+    """Outputs and gradients of ``backend`` and the reference."""
+    results = []
+    for name in ('reference', backend):
+        xs = [x.detach().requires_grad_() for x in (q, k, v, o)]
+        out = snl(*xs, kernel, dilation, scale=scale, backend=name)
+        grads = torch.autograd.grad((out * out.detach().cos()).sum(), xs)
+        results.append((out, *grads))
+    return results
+
+
+def fresh_python(script):
+    """``script`` in a fresh interpreter with the installed kernel (not a
+    test build that tools/check_kernel.sh loads by path)."""
+    from mmseg_ssanet.ops.backends import cpp
+    env = {k: v for k, v in os.environ.items() if k != cpp.BUILD_ENV}
+    return subprocess.run([sys.executable, '-c', script], env=env,
+                          capture_output=True, text=True, timeout=300)

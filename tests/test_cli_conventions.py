@@ -11,8 +11,17 @@ import pytest
 
 from .conftest import ROOT
 
-TOOLS = sorted(glob.glob(osp.join(ROOT, 'tools', '*', '*.py')) +
-               glob.glob(osp.join(ROOT, 'projects', '*', 'tools', '*.py')))
+
+def _is_tool(path):
+    """A script (it runs main() as __main__), not a module the tools share
+    (analysis_tools/snl_baselines.py)."""
+    with open(path) as f:
+        return "if __name__ == '__main__':" in f.read()
+
+
+TOOLS = sorted(p for p in glob.glob(osp.join(ROOT, 'tools', '*', '*.py')) +
+               glob.glob(osp.join(ROOT, 'projects', '*', 'tools', '*.py'))
+               if _is_tool(p))
 
 
 class _Parsed(Exception):

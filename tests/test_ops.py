@@ -1,18 +1,18 @@
-"""The SNL operator: equations, backends against each other, gradients.
+"""The SNL operator's contract: equations, gradients, edge cases, inputs.
 
 Every test runs on every backend that runs on CPU tensors, by name: a
 backend that cannot run (the C++ kernel not built) fails them, it is not
-skipped.
+skipped. Each backend's own internals are tested beside it
+(test_backend_cpp.py, test_backend_triton.py, test_backend_reference.py);
+the shared tester is tests/ops_cases.py; where each backend samples,
+test_sampling_geometry.py.
 """
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
-from mmseg_ssanet.ops.backends import cpp
+from tests.ops_cases import fresh_python, reference_and
 from tests.ops_cases import random_inputs as _inputs
 
 BACKEND_NAMES = ['cpp', 'triton', 'csr', 'reference']
@@ -274,101 +274,6 @@ def test_bad_input_is_named(override, error, match):
         snl(**_bad(**override))
 
 
-def _reference_and(backend, q, k, v, o, kernel, dilation=1, scale=None):
-    """Outputs and gradients of ``backend`` and the reference."""
-    results = []
-    for name in ('reference', backend):
-        xs = [x.detach().requires_grad_() for x in (q, k, v, o)]
-        out = snl(*xs, kernel, dilation, scale=scale, backend=name)
-        grads = torch.autograd.grad((out * out.detach().cos()).sum(), xs)
-        results.append((out, *grads))
-    return results
-
-
-@pytest.mark.parametrize('threads', [1, 2, 5])
-@pytest.mark.parametrize('shape', [
-    dict(B=2, H=3, W=70),  # rows wider than a strip, tiles cut at row ends
-    dict(B=3, H=9, W=5),   # rows narrower than a tile
-    dict(B=1, H=2, W=1)])
-def test_cpp_tiles_strips_and_threads(shape, threads):
-    # More threads than rows: every thread's halo buffers hold key/value
-    # gradients of rows another thread owns.
-    q, k, v, o = _inputs(Cq=17, C=33, K=15, dtype=torch.float64,
-                         offset_scale=2.5, **shape)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        ref, got = _reference_and('cpp', q, k, v, o, (3, 5), 2, 0.3)
-    finally:
-        torch.set_num_threads(previous)
-    for a, b in zip(got, ref):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-
-
-def test_cpp_kernel_is_the_build_under_test():
-    # tools/check_kernel.sh runs these tests on single-ISA and sanitizer
-    # builds (loaded by path) and names the one it expects; otherwise it is
-    # the installed build, with every ISA variant picked at load time.
-    expected = os.environ.get('SSANET_EXPECT_BUILD', 'multiversion')
-    built = cpp._C.isa + ('-sanitize' if cpp._C.sanitized else '')
-    assert built == expected
-    # the variant that runs: the build's one ISA, or the CPU's best
-    if cpp._C.isa != 'multiversion':
-        assert cpp._C.variant() == cpp._C.isa
-    else:
-        assert cpp._C.variant() in ('x86-64-v4', 'x86-64-v3', 'x86-64',
-                                    'generic')
-
-
-def test_cpp_is_reproducible_and_agrees_across_thread_counts():
-    # Bitwise the same on a rerun with the same threads (at::parallel_for
-    # splits the work statically); thread counts split tiles and gradient
-    # halos differently, which changes float32 rounding only.
-    q, k, v, o = _inputs(B=2, Cq=24, C=40, H=20, W=37, K=49,
-                         dtype=torch.float32, offset_scale=4.0)
-    previous = torch.get_num_threads()
-    results = {}
-    try:
-        for threads in (1, 2, 4):
-            torch.set_num_threads(threads)
-            runs = [_reference_and('cpp', q, k, v, o, 7)[1] for _ in range(2)]
-            for a, b in zip(*runs):
-                assert torch.equal(a, b), f'{threads} threads'
-            results[threads] = runs[0]
-    finally:
-        torch.set_num_threads(previous)
-    for threads in (2, 4):
-        for a, b in zip(results[threads], results[1]):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-
-
-def test_cpp_offsets_far_beyond_the_grid():
-    # A tile whose corners span more than the kernel's merge window: every
-    # corner is its own window pixel; far outside the map, no corner at all.
-    q, k, v, o = _inputs(B=1, Cq=3, C=4, H=40, W=120, K=9,
-                         dtype=torch.float64, offset_scale=60.0)
-    o = o.detach()
-    o[:, :, :3] = 1e6  # every point of the first rows far outside
-    ref, got = _reference_and('cpp', q, k, v, o, 3)
-    for a, b in zip(got, ref):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-
-
-def test_cpp_reads_strided_inputs_without_copies():
-    # Channel slices of one channels_last tensor (how a fused projection
-    # would hand them over) and plain NCHW tensors give the same result.
-    B, H, W, K = 2, 6, 9, 9
-    g = torch.Generator().manual_seed(3)
-    packed = torch.randn(B, 4 + 4 + 5 + 2 * K, H, W, generator=g,
-                         dtype=torch.float64).contiguous(
-                             memory_format=torch.channels_last)
-    q, k, v, o = torch.split(packed, [4, 4, 5, 2 * K], dim=1)
-    expected = snl(*(x.contiguous() for x in (q, k, v, o)), 3,
-                   backend='reference')
-    torch.testing.assert_close(snl(q, k, v, o, 3, backend='cpp'), expected,
-                               rtol=1e-12, atol=1e-12)
-
-
 def test_default_backend_on_cpu_is_the_fused_kernel():
     from mmseg_ssanet.ops import resolve_backend
     assert resolve_backend(None, torch.device('cpu')) == 'cpp'
@@ -402,16 +307,8 @@ except RuntimeError as err:
 '''
 
 
-def _python(script):
-    """``script`` in a fresh interpreter with the installed kernel (not a
-    test build that tools/check_kernel.sh loads by path)."""
-    env = {k: v for k, v in os.environ.items() if k != cpp.BUILD_ENV}
-    return subprocess.run([sys.executable, '-c', script], env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_without_the_kernel_falls_back_once_and_says_how_to_build():
-    proc = _python(FALLBACK_SCRIPT)
+    proc = fresh_python(FALLBACK_SCRIPT)
     assert proc.returncode == 0, proc.stderr
     warning = next(line for line in proc.stdout.splitlines()
                    if line.startswith('WARNING'))
@@ -449,7 +346,7 @@ except ImportError as err:
 
 
 def test_operator_works_with_torch_alone():
-    proc = _python(TORCH_ONLY_SCRIPT)
+    proc = fresh_python(TORCH_ONLY_SCRIPT)
     assert proc.returncode == 0, proc.stderr
     assert 'LOADED []' in proc.stdout
     assert 'MODELS mmseg_ssanet.models needs mmsegmentation' in proc.stdout
@@ -463,7 +360,7 @@ def test_odd_grid_dilated_far_offsets_match_reference(backend):
     o = o.detach()
     o[0, :40] = 1e4
     o[1, 40:80] = torch.randint(-3, 4, o[1, 40:80].shape).double()
-    ref, got = _reference_and(backend, q, k, v, o, (9, 11), 2, 0.4)
+    ref, got = reference_and(backend, q, k, v, o, (9, 11), 2, 0.4)
     for a, b in zip(got[:4], ref[:4]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
     # At integer offsets grid_sample may take the other one-sided
@@ -485,81 +382,6 @@ def test_half_precision_inputs(backend):
     torch.testing.assert_close(got.float(), expected, rtol=2e-2, atol=2e-2)
 
 
-TRITON_ON_CPU_SCRIPT = r'''
-import os
-os.environ.pop('TRITON_INTERPRET', None)
-import torch
-from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
-q = torch.randn(1, 4, 5, 6)
-try:
-    snl(q, q, q, torch.zeros(1, 18, 5, 6), 3, backend='triton')
-except RuntimeError as err:
-    print('ERROR', err)
-'''
-
-
-def test_triton_on_cpu_without_interpreter_says_so():
-    proc = _python(TRITON_ON_CPU_SCRIPT)
-    assert proc.returncode == 0, proc.stderr
-    assert ("ERROR SNL backend 'triton' cannot run here: the triton kernel "
-            'runs on CUDA tensors, or on CPU tensors under '
-            'TRITON_INTERPRET=1; got cpu') in proc.stdout
-
-
-def test_triton_takes_channels_in_chunks():
-    # The kernels hold channels 32 at a time (launch_config): rows of
-    # several chunks, the last one partial, match the reference, values
-    # and gradients.
-    q, k, v, o = _inputs(B=1, Cq=70, C=100, H=3, W=4, K=9)
-    outs = {}
-    for backend in ('triton', 'reference'):
-        out = snl(q, k, v, o, 3, backend=backend)
-        weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
-        grads = torch.autograd.grad((out * weight.view_as(out)).sum(),
-                                    (q, k, v, o))
-        outs[backend] = (out, *grads)
-    for got, want in zip(outs['triton'], outs['reference']):
-        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
-
-def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
-    # torch.use_deterministic_algorithms(True): key/value gradients come
-    # from the owner-computes pass (no atomics), bitwise equal run to run,
-    # and equal to the reference; NaN offsets give the same NaN pattern.
-    from mmseg_ssanet.ops.backends import triton as triton_backend
-    calls = []
-    in_order = triton_backend.key_value_grads_in_order
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return in_order(*args, **kwargs)
-
-    monkeypatch.setattr(triton_backend, 'key_value_grads_in_order', counted)
-    q, k, v, o = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9)
-    with torch.no_grad():
-        o[0, 3, 1, 1] = float('nan')
-
-    def grads(backend, deterministic):
-        before = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(deterministic)
-        try:
-            out = snl(q, k, v, o, 3, backend=backend)
-            weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
-            return torch.autograd.grad((out * weight.view_as(out)).sum(),
-                                       (q, k, v, o))
-        finally:
-            torch.use_deterministic_algorithms(before)
-
-    first, again = grads('triton', True), grads('triton', True)
-    assert len(calls) == 2
-    grads('triton', False)
-    assert len(calls) == 2  # the default backward keeps its atomics
-    for a, b, want in zip(first, again, grads('reference', False)):
-        assert torch.equal(a.isnan(), want.isnan())
-        assert torch.equal(a.nan_to_num(), b.nan_to_num())
-        torch.testing.assert_close(a.nan_to_num(), want.nan_to_num(),
-                                   rtol=1e-9, atol=1e-9)
-
-
 def test_every_backend_declares_the_interface():
     from mmseg_ssanet.ops.backends import BACKENDS, Backend
     assert sorted(BACKENDS) == sorted(BACKEND_NAMES)
@@ -573,23 +395,3 @@ def test_every_backend_declares_the_interface():
             assert trace_name.startswith(('mmseg_ssanet::', 'prim::PythonOp.'))
     assert BACKENDS['triton'].half_inputs
     assert not BACKENDS['cpp'].half_inputs
-
-
-def test_reference_exported_form_takes_one_point_at_a_time_alike():
-    # What ONNX export traces (no [B, C, N, K] tensor): the same values and
-    # gradients as the reference, a NaN offset included.
-    from mmseg_ssanet.ops.backends.reference import (attention,
-                                                     attention_by_point)
-    q, k, v, o = _inputs(B=2, Cq=4, C=3, H=5, W=6, K=15, offset_scale=2.5)
-    with torch.no_grad():
-        o[1, 4, 2, 3] = float('nan')
-    results = []
-    for form in (attention, attention_by_point):
-        xs = [x.detach().requires_grad_() for x in (q, k, v, o)]
-        out = form(*xs, (3, 5), (2, 1), 0.5)
-        grads = torch.autograd.grad(out.nan_to_num().sum(), xs)
-        results.append([out, *grads])
-    for a, b in zip(*results):
-        assert torch.equal(a.isnan(), b.isnan())
-        torch.testing.assert_close(a.nan_to_num(), b.nan_to_num(),
-                                   rtol=1e-12, atol=1e-12)

@@ -232,9 +232,9 @@ def test_benchmark_snl_small_run(tmp_path):
     assert all(r['forward_ms'] > 0 and r['peak_mem_mb'] >= 0 for r in rows)
     # the ratios against the floor are the measured times divided
     by = {r['method']: r for r in rows}
-    floor_goal = next(g for g in results['goals']
+    floor_ratio = next(g for g in results['ratios']
                       if g['what'] == 'SNL fwd / floor')
-    assert floor_goal['values']['49x49'] == pytest.approx(
+    assert floor_ratio['values']['49x49'] == pytest.approx(
         by['snl']['forward_ms'] / by['floor']['forward_ms'])
     assert '| SNL fwd / floor | 49x49' in open(
         osp.join(out, 'results.md')).read()

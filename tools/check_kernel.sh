@@ -107,7 +107,8 @@ for isa in "${ISAS[@]}"; do
   echo "== $isa$suffix: operator tests and fuzz ($SSANET_FUZZ_EXAMPLES examples)"
   env "${sanitizer_env[@]}" SSANET_CPP_EXTENSION="$so" \
     SSANET_EXPECT_BUILD="$isa$suffix" \
-    "$PY" -m pytest tests/test_ops.py tests/test_ops_fuzz.py -k "$SELECT" \
+    "$PY" -m pytest tests/test_ops.py tests/test_backend_cpp.py tests/test_ops_fuzz.py \
+    -k "$SELECT" \
     -q -p no:cacheprovider
   took="$(( $(date +%s) - start )) s"
   [ "$PHASE" = all ] && took="$took with the build"

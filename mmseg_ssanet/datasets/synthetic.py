@@ -16,7 +16,7 @@ recognisable and give the model easy classes to learn.
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 from PIL import Image

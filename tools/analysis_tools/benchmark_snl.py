@@ -29,7 +29,9 @@ Example::
     python tools/analysis_tools/benchmark_snl.py --out work_dirs/benchmark_snl
 
 writes ``results.json``, ``results.md`` (every row, then the ratios the
-fused kernel is judged by) and ``time_vs_n.png`` there.
+fused kernel is judged by; docs/benchmarks.md reports them against its
+goals) and ``time_vs_n.png`` there. The baselines are
+``snl_baselines.py``'s, shared with the other benchmarks.
 """
 import argparse
 import json
@@ -38,6 +40,11 @@ import os.path as osp
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from snl_baselines import (ConvFloor, DenseNonLocal,  # noqa: E402
+                           sdpa_attention, timed)
+from snl_baselines import passes as passes_of  # noqa: E402
 
 METHODS = ('snl', 'snl_csr', 'snl_reference', 'floor', 'floor_separate',
            'nonlocal2d', 'dense_sdpa')
@@ -48,36 +55,10 @@ SIZES = {'49x49': (49, 49), '64x128': (64, 128), '97x97': (97, 97),
 
 
 def build(method, channels, num_samples, offset_std):
-    import torch
-    import torch.nn.functional as F
-    from mmcv.cnn import ConvModule, NonLocal2d
+    from mmcv.cnn import NonLocal2d
     from torch import nn
 
     from mmseg_ssanet.models import SparseNonLocal2d
-
-    class ConvFloor(nn.Module):
-        """An SNL block's 1x1 convs with nothing between them.
-
-        ``fused``: theta, phi, g and offset as one GEMM (one conv with
-        their weights stacked); else one conv each, as the block runs them.
-        Returns every projection so that a backward reaches all weights.
-        """
-
-        def __init__(self, block, fused):
-            super().__init__()
-            self.block, self.fused = block, fused
-
-        def forward(self, x):
-            b = self.block
-            x = x.contiguous(memory_format=torch.channels_last)
-            convs = [m.conv for m in (b.theta, b.phi, b.g, b.offset)]
-            if self.fused:
-                out = F.conv2d(x, torch.cat([c.weight for c in convs]),
-                               torch.cat([c.bias for c in convs]))
-                q, k, g, o = out.split([c.out_channels for c in convs], 1)
-            else:
-                q, k, g, o = (c(x) for c in convs)
-            return x + b.gamma(g), q, k, o
 
     def snl_block(backend=None):
         block = SparseNonLocal2d(channels, num_samples=num_samples,
@@ -91,29 +72,13 @@ def build(method, channels, num_samples, offset_std):
         return snl_block({'snl': None, 'snl_csr': 'csr',
                           'snl_reference': 'reference'}[method])
     if method.startswith('floor'):
-        return ConvFloor(snl_block(), fused=method == 'floor')
+        b = snl_block()
+        return ConvFloor([m.conv for m in (b.theta, b.phi, b.g, b.offset)],
+                         b.gamma, fused=method == 'floor')
     if method == 'nonlocal2d':
         return NonLocal2d(channels, reduction=2, use_scale=True,
                           mode='embedded_gaussian')
-
-    class DenseNonLocalSDPA(nn.Module):
-        """NonLocal2d's layers, attention by scaled_dot_product_attention."""
-
-        def __init__(self, c):
-            super().__init__()
-            inter = c // 2
-            self.g, self.theta, self.phi = (
-                ConvModule(c, inter, 1, act_cfg=None) for _ in range(3))
-            self.conv_out = ConvModule(inter, c, 1, act_cfg=None)
-
-        def forward(self, x):
-            b, _, h, w = x.shape
-            q, k, v = (m(x).flatten(2).transpose(1, 2)
-                       for m in (self.theta, self.phi, self.g))
-            y = F.scaled_dot_product_attention(q, k, v)
-            return x + self.conv_out(y.transpose(1, 2).reshape(b, -1, h, w))
-
-    return DenseNonLocalSDPA(channels)
+    return DenseNonLocal(channels, sdpa_attention)
 
 
 def estimate_gb(method, n, c, b, k, backward):
@@ -161,29 +126,6 @@ def peak_memory_mb(fn):
     return (_rss_kb('VmHWM') - before) / 1024
 
 
-def _passes(block, x):
-    import torch
-
-    def forward():
-        with torch.no_grad():
-            block(x)
-
-    def forward_backward():
-        xg = x.detach().requires_grad_()
-        out = block(xg)
-        outs = out if isinstance(out, tuple) else (out, )
-        sum(o.sum() for o in outs).backward()
-        block.zero_grad(set_to_none=True)
-
-    return forward, forward_backward
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def time_worker(spec):
     """All methods of one (size, channels, batch), interleaved; prints a
     JSON line per method."""
@@ -195,19 +137,21 @@ def time_worker(spec):
     passes = {}
     for method, backward in spec['methods']:
         block = build(method, c, k, spec['offset_std']).train()
-        passes[method] = (block, *_passes(block, x), backward)
+        timed_passes = passes_of(block, x)
+        passes[method] = (block, timed_passes['forward'],
+                          timed_passes['forward_backward'], backward)
     results = {m: {} for m in passes}
     for name, index in (('forward_ms', 1), ('forward_backward_ms', 2)):
         todo = [m for m in passes if index == 1 or passes[m][3]]
         # warm-up (allocator, oneDNN primitives); slow passes repeat less
         rounds = {m: max(1, min(spec['repeats'], int(
-            spec['budget_s'] / max(_timed(passes[m][index]), 1e-6))))
+            spec['budget_s'] / max(timed(passes[m][index]), 1e-6))))
             for m in todo}
         times = {m: [] for m in todo}
         for r in range(max(rounds.values(), default=0)):
             for m in todo:
                 if r < rounds[m]:
-                    times[m].append(_timed(passes[m][index]))
+                    times[m].append(timed(passes[m][index]))
         for m in todo:
             ts = sorted(times[m])
             results[m][name] = 1000 * ts[len(ts) // 2]
@@ -223,7 +167,8 @@ def memory_worker(spec):
     (h, w), c, b = spec['size'], spec['channels'], spec['batch']
     block = build(spec['method'], c, spec['num_samples'],
                   spec['offset_std']).train()
-    _, forward_backward = _passes(block, torch.randn(b, c, h, w))
+    forward_backward = passes_of(block, torch.randn(b, c, h, w))[
+        'forward_backward']
     forward_backward()  # warm-up: the allocator is then tuned for it
     print('RESULT ' + json.dumps(dict(
         method=spec['method'],
@@ -313,66 +258,55 @@ def _ratio(rows, key, num, den, size, c, b):
     return a / d if a and d else None
 
 
-def goals(rows):
+def ratios(rows):
     """The ratios the fused kernel is judged by, per channels and batch
-    (``goal`` holds for batch 1 and 2 alike)."""
+    (the goals they are judged against live in docs/benchmarks.md)."""
     table = []
     for c in sorted({r['channels'] for r in rows}):
         for b in sorted({r['batch'] for r in rows}):
-            def add(what, goal, values):
-                table.append(dict(channels=c, batch=b, what=what, goal=goal,
+            def add(what, values):
+                table.append(dict(channels=c, batch=b, what=what,
                                   values=values))
 
             sizes = [s for s in SIZES if any(
                 r['size_name'] == s and r['channels'] == c
                 and r['batch'] == b for r in rows)]
-            for key, name, goal in (
-                    ('forward_ms', 'SNL fwd / floor', 1.5),
-                    ('forward_backward_ms', 'SNL fwd+bwd / floor', 1.6)):
-                add(name, goal, {s: _ratio(rows, key, 'snl', 'floor', s, c, b)
-                                 for s in sizes})
-            add('SNL fwd / NonLocal2d', {'49x49': 0.45, '64x128': 0.2},
-                {s: _ratio(rows, 'forward_ms', 'snl', 'nonlocal2d', s, c, b)
-                 for s in ('49x49', '64x128') if s in sizes})
+
+            def each_size(key, num, den):
+                return {s: _ratio(rows, key, num, den, s, c, b)
+                        for s in sizes}
+
+            add('SNL fwd / floor', each_size('forward_ms', 'snl', 'floor'))
+            add('SNL fwd+bwd / floor',
+                each_size('forward_backward_ms', 'snl', 'floor'))
+            add('SNL fwd / NonLocal2d',
+                each_size('forward_ms', 'snl', 'nonlocal2d'))
             for key, name in (('forward_ms', 'fwd'),
                               ('forward_backward_ms', 'fwd+bwd')):
                 pick = {r['size_name']: r.get(key) for r in rows
                         if r['method'] == 'snl' and r['channels'] == c
                         and r['batch'] == b}
                 big, small = pick.get('128x256'), pick.get('64x128')
-                add(f'SNL {name} time 128x256 / 64x128', 4.3,
+                add(f'SNL {name} time 128x256 / 64x128',
                     {'': big / small if big and small else None})
-            add('SNL peak memory fwd+bwd / NonLocal2d', 0.3,
-                {s: _ratio(rows, 'peak_mem_mb', 'snl', 'nonlocal2d', s, c,
-                           b) for s in ('97x97', ) if s in sizes})
-            add('floor, convs one by one / as one GEMM (fwd)', None,
-                {s: _ratio(rows, 'forward_ms', 'floor_separate', 'floor', s,
-                           c, b) for s in sizes})
-            add('SNL csr / cpp (fwd)', None,
-                {s: _ratio(rows, 'forward_ms', 'snl_csr', 'snl', s, c, b)
-                 for s in sizes})
+            add('SNL peak memory fwd+bwd / NonLocal2d',
+                each_size('peak_mem_mb', 'snl', 'nonlocal2d'))
+            add('floor, convs one by one / as one GEMM (fwd)',
+                each_size('forward_ms', 'floor_separate', 'floor'))
+            add('SNL csr / cpp (fwd)', each_size('forward_ms', 'snl_csr',
+                                                 'snl'))
     return table
 
 
-def goals_markdown(table):
-    lines = ['| C | B | ratio | values | goal | met |',
-             '| --- | --- | --- | --- | --- | --- |']
+def ratios_markdown(table):
+    lines = ['| C | B | ratio | values |', '| --- | --- | --- | --- |']
     for g in table:
         vals = [(s, v) for s, v in g['values'].items() if v is not None]
-        if not vals:
-            continue
-        text = ', '.join(f'{s + " " if s else ""}{v:.2f}' for s, v in vals)
-        goal = g['goal']
-        if goal is None:
-            goal_text, met = '-', '-'
-        else:
-            limit = (lambda s: goal[s]) if isinstance(goal, dict) else \
-                (lambda s: goal)
-            goal_text = (', '.join(f'{s} <= {v}' for s, v in goal.items())
-                         if isinstance(goal, dict) else f'<= {goal}')
-            met = 'yes' if all(v <= limit(s) for s, v in vals) else 'no'
-        lines.append(f"| {g['channels']} | {g['batch']} | {g['what']} | "
-                     f'{text} | {goal_text} | {met} |')
+        if vals:
+            text = ', '.join(f'{s + " " if s else ""}{v:.2f}'
+                             for s, v in vals)
+            lines.append(f"| {g['channels']} | {g['batch']} | {g['what']} "
+                         f'| {text} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -456,14 +390,14 @@ def main(argv=None):
             json.loads(spec))
     start = time.time()
     rows = run_all(args)
-    table = goals(rows)
+    table = ratios(rows)
     os.makedirs(args.out, exist_ok=True)
     command = ' '.join(['python'] + [osp.relpath(sys.argv[0])] + sys.argv[1:])
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(dict(command=command, threads=_threads(),
                        minutes=(time.time() - start) / 60, rows=rows,
-                       goals=table), f, indent=1)
-    text = markdown(rows) + '\n' + goals_markdown(table)
+                       ratios=table), f, indent=1)
+    text = markdown(rows) + '\n' + ratios_markdown(table)
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(text)
     c, b = args.channels[0], args.batches[0]

@@ -3,11 +3,10 @@
 What a CPU-inference user needs to know: how the SNL block's time falls
 with cores, and how far it stays from its floor (the block's own 1x1
 convolutions with nothing between them, what a perfect SNL block would
-cost). torch only (no mmcv): the block is written here with plain
-``nn.Conv2d`` layers of the shapes ``SparseNonLocal2d`` has (theta and phi
-C -> C/2, g C -> C, offsets C -> 2K, gamma C -> C), the operator on the
-``cpp`` backend; the floor runs theta, phi, g and the offsets as one GEMM,
-then gamma.
+cost). torch only (no mmcv): the block is ``snl_baselines.PlainSNLBlock``
+(plain ``nn.Conv2d`` layers of ``SparseNonLocal2d``'s shapes) on the
+``cpp`` backend, the floor ``snl_baselines.ConvFloor`` (theta, phi, g and
+the offsets as one GEMM, then gamma).
 
 For each (size, batch), in one process: every thread count and pass is
 timed round by round, interleaved (a disturbance hits all alike), and the
@@ -33,97 +32,27 @@ import sys
 import time
 
 import torch
-from torch import nn
 
 # the repo root: this tool runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
-from mmseg_ssanet.ops import sparse_nonlocal_attention  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from mmseg_ssanet.ops.backends import cpp  # noqa: E402
 from mmseg_ssanet.utils.cli import image_size  # noqa: E402
-
-
-def _conv(c_in, c_out):
-    return nn.Conv2d(c_in, c_out, 1)
-
-
-class PlainSNLBlock(nn.Module):
-    """The SNL block's arithmetic in plain torch (eq. 7: Z = gamma(Y) + X).
-
-    Offsets are trained-like: the offset conv's weights give offsets of
-    about ``offset_std`` pixels on unit-variance input.
-    """
-
-    def __init__(self, channels, kernel_size, offset_std=2.0):
-        super().__init__()
-        k = kernel_size[0] * kernel_size[1]
-        self.kernel_size = kernel_size
-        self.theta, self.phi = _conv(channels, channels // 2), \
-            _conv(channels, channels // 2)
-        self.g, self.gamma = _conv(channels, channels), \
-            _conv(channels, channels)
-        self.offset = _conv(channels, 2 * k)
-        nn.init.normal_(self.offset.weight, std=offset_std / channels**0.5)
-
-    def projections(self):
-        return [self.theta, self.phi, self.g, self.offset]
-
-    def forward(self, x):
-        x = x.contiguous(memory_format=torch.channels_last)
-        q, k, v, o = (m(x) for m in self.projections())
-        y = sparse_nonlocal_attention(q, k, v, o, self.kernel_size,
-                                      backend='cpp')
-        return x + self.gamma(y)
-
-
-class ConvFloor(nn.Module):
-    """A block's 1x1 convs with nothing between them: theta, phi, g and the
-    offsets as one conv of their stacked weights, then gamma. Returns every
-    projection so a backward reaches all weights."""
-
-    def __init__(self, block):
-        super().__init__()
-        self.block = block
-
-    def forward(self, x):
-        x = x.contiguous(memory_format=torch.channels_last)
-        convs = self.block.projections()
-        out = nn.functional.conv2d(x, torch.cat([c.weight for c in convs]),
-                                   torch.cat([c.bias for c in convs]))
-        q, k, g, o = out.split([c.out_channels for c in convs], 1)
-        return x + self.block.gamma(g), q, k, o
-
-
-def _passes(module, x):
-    def forward():
-        with torch.no_grad():
-            module(x)
-
-    def forward_backward():
-        xg = x.detach().requires_grad_()
-        out = module(xg)
-        outs = out if isinstance(out, tuple) else (out, )
-        sum(o.sum() for o in outs).backward()
-        module.zero_grad(set_to_none=True)
-
-    return {'forward': forward, 'forward_backward': forward_backward}
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+from snl_baselines import ConvFloor, PlainSNLBlock, timed  # noqa: E402
+from snl_baselines import passes as passes_of  # noqa: E402
 
 
 def measure(size, batch, args, on_row):
     """Every (threads, method, pass) of one (size, batch), interleaved;
     ``on_row(row)`` gets each row as its medians are known."""
     torch.manual_seed(0)
-    block = PlainSNLBlock(args.channels, args.kernel_size).train()
-    floor = ConvFloor(block).train()
+    block = PlainSNLBlock(args.channels, args.kernel_size,
+                          backend='cpp').train()
+    floor = ConvFloor(block.projections(), block.gamma).train()
     x = torch.randn(batch, args.channels, *size)
     passes = {}
     for method, module in (('snl', block), ('floor', floor)):
-        for name, fn in _passes(module, x).items():
+        for name, fn in passes_of(module, x).items():
             passes[method, name] = fn
     times = {(t, m, p): [] for t in args.threads for (m, p) in passes}
     for t in args.threads:  # warm-up: oneDNN primitives, allocator
@@ -134,7 +63,7 @@ def measure(size, batch, args, on_row):
         for t in args.threads:
             torch.set_num_threads(t)
             for (m, p), fn in passes.items():
-                times[t, m, p].append(_timed(fn))
+                times[t, m, p].append(timed(fn))
     for t in args.threads:
         ms = {(m, p): 1000 * statistics.median(times[t, m, p])
               for (m, p) in passes}

@@ -31,13 +31,15 @@ import tempfile
 import time
 
 import torch
-import torch.nn.functional as F
 
 # the repo root: the report runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 from mmseg_ssanet.ops import sparse_nonlocal_attention  # noqa: E402
 from mmseg_ssanet.ops.backends import BACKENDS  # noqa: E402
 from mmseg_ssanet.utils.cli import cfg_options_dict, image_size  # noqa: E402
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from snl_baselines import dense_attention, sdpa_attention  # noqa: E402
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}
@@ -120,20 +122,6 @@ def determinism(args, device):
     return rows
 
 
-def _dense(q, k, v):  # the dense non-local block's attention, plain torch
-    b, c, h, w = v.shape
-    q, k, v = (x.flatten(2).transpose(1, 2) for x in (q, k, v))
-    attn = torch.softmax(q @ k.transpose(1, 2), -1)
-    return (attn @ v).transpose(1, 2).reshape(b, c, h, w)
-
-
-def _sdpa(q, k, v):
-    b, c, h, w = v.shape
-    q, k, v = (x.flatten(2).transpose(1, 2) for x in (q, k, v))
-    return F.scaled_dot_product_attention(q, k, v, scale=1.0).transpose(
-        1, 2).reshape(b, c, h, w)
-
-
 def sdpa_backend(q, k, v):
     """The first SDPA backend, in torch's order, that takes these inputs."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -142,7 +130,7 @@ def sdpa_backend(q, k, v):
                     SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH):
         try:
             with sdpa_kernel([backend]):
-                _sdpa(q, k, v)
+                sdpa_attention(q, k, v, scale=1.0)
             return backend.name
         except RuntimeError:
             continue
@@ -178,8 +166,9 @@ def timing(args, device):
             q, k, v, o, side, backend='triton'),
         'snl reference': lambda q, k, v, o: sparse_nonlocal_attention(
             q, k, v, o, side, backend='reference'),
-        'dense torch': lambda q, k, v, o: _dense(q, k, v),
-        'dense sdpa': lambda q, k, v, o: _sdpa(q, k, v),
+        # unscaled, as the SNL operator here (the paper scales neither)
+        'dense torch': lambda q, k, v, o: dense_attention(q, k, v, 1.0),
+        'dense sdpa': lambda q, k, v, o: sdpa_attention(q, k, v, 1.0),
     }
     if BACKENDS['triton'].unavailable(torch.device(device)):
         del methods['snl triton']

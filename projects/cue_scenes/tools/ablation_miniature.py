@@ -23,6 +23,8 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from typing import Tuple
 
 import numpy as np
 
@@ -34,22 +36,49 @@ from projects.cue_scenes.paired_cues import (  # noqa: E402
     CUE_CLASSES, CUE_LABELS, DEFAULT_DISTANCE, generate_cue_scenes,
     pairs_from_labels, share_within_grid)
 
-# (row, config, the paper's Cityscapes val mIoU: Tables 1 and 2)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: a real config, the paper's Cityscapes val mIoU
+    for it (Tables 1 and 2), and whether it has an attention block (SNL or
+    dense NL) whose weight on the cues is measured."""
+    name: str
+    config: str
+    paper_miou: float
+    attends: bool
+
+
 ROWS = [
-    ('Baseline', 'configs/ablation/mobilenetv2_fcn-baseline_cityscapes.py',
-     70.39),
-    ('+ NL (dense)', 'configs/comparison/mobilenetv2_nl_cityscapes.py',
-     73.75),
-    ('+ SNL K=9', 'configs/ablation/mobilenetv2_snl-k9_cityscapes.py', 73.54),
-    ('+ SNL K=49', 'configs/ablation/mobilenetv2_snl-k49_cityscapes.py',
-     74.26),
-    ('+ SNL K=81', 'configs/ablation/mobilenetv2_snl-k81_cityscapes.py',
-     74.51),
-    ('+ SNL K=81 + GP',
-     'configs/ablation/mobilenetv2_snl-k81-gp_cityscapes.py', 74.94),
-    ('+ SNL K=81 + GP + decoder', 'configs/ssanet_mobilenetv2_cityscapes.py',
-     75.85),
+    Row('Baseline', 'configs/ablation/mobilenetv2_fcn-baseline_cityscapes.py',
+        70.39, attends=False),
+    Row('+ NL (dense)', 'configs/comparison/mobilenetv2_nl_cityscapes.py',
+        73.75, attends=True),
+    Row('+ SNL K=9', 'configs/ablation/mobilenetv2_snl-k9_cityscapes.py',
+        73.54, attends=True),
+    Row('+ SNL K=49', 'configs/ablation/mobilenetv2_snl-k49_cityscapes.py',
+        74.26, attends=True),
+    Row('+ SNL K=81', 'configs/ablation/mobilenetv2_snl-k81_cityscapes.py',
+        74.51, attends=True),
+    Row('+ SNL K=81 + GP',
+        'configs/ablation/mobilenetv2_snl-k81-gp_cityscapes.py', 74.94,
+        attends=True),
+    Row('+ SNL K=81 + GP + decoder',
+        'configs/ssanet_mobilenetv2_cityscapes.py', 75.85, attends=True),
 ]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What every run of the table shares: image size (h, w), iterations,
+    batch, learning rate and the extra ``--cfg-options``."""
+    size: Tuple[int, int]
+    iters: int
+    batch: int
+    lr: float
+    cfg_options: Tuple[str, ...] = ()
+
+
 SNL_STAT = re.compile(r'snl/([\w.]+)/(offset_mean|offset_max|entropy|'
                       r'outside): ([0-9.]+)')
 
@@ -80,18 +109,13 @@ def last_snl_stats(output):
     return stats
 
 
-def attends(name):
-    """Rows with an attention block (SNL or dense NL) to score."""
-    return 'NL' in name
-
-
-def cue_attention(config, checkpoint, data, size, extra_options):
+def cue_attention(config, checkpoint, data, schedule):
     """The trained attention block's weight on each target's own cue."""
     from mmengine.config import Config
 
     from mmseg_ssanet.apis import load_segmentor
     from projects.cue_scenes.cue_attention import cue_attention_over
-    h, w = size
+    h, w = schedule.size
     resize = next(i for i, t in enumerate(Config.fromfile(config)
                                           .test_pipeline)
                   if t['type'] == 'Resize')
@@ -99,38 +123,38 @@ def cue_attention(config, checkpoint, data, size, extra_options):
         'model.pretrained': None, 'model.backbone.init_cfg': None,
         'model.test_cfg.mode': 'whole',
         f'test_pipeline.{resize}.scale': (w, h),  # as trained and tested
-        **cfg_options_dict(extra_options)})
+        **cfg_options_dict(list(schedule.cfg_options))})
     return cue_attention_over(model, data)
 
 
-def run_one(name, config, seed, data, args, extra_options):
-    work = osp.join(args.out, re.sub(r'[^a-z0-9]+', '_', name.lower())
+def run_one(row, seed, data, out, schedule):
+    work = osp.join(out, re.sub(r'[^a-z0-9]+', '_', row.name.lower())
                     .strip('_'), f'seed{seed}')
-    checkpoint = osp.join(work, f'iter_{args.iters}.pth')
+    checkpoint = osp.join(work, f'iter_{schedule.iters}.pth')
     scores_file = osp.join(work, 'scores.json')
     if osp.exists(scores_file):
         with open(scores_file) as f:
             result = json.load(f)
-        if not attends(name) or 'similarity_own' in result.get(
+        if not row.attends or 'similarity_own' in result.get(
                 'cue_attention', {}):
             return result  # scored; else measured by an older version
     else:
-        result = train_and_test(name, config, seed, data, work, checkpoint,
-                                args, extra_options)
-    if attends(name):
-        result['cue_attention'] = cue_attention(
-            config, checkpoint, data, args.size, extra_options)
+        result = train_and_test(row, seed, data, work, checkpoint, schedule)
+    if row.attends:
+        result['cue_attention'] = cue_attention(row.config, checkpoint, data,
+                                                schedule)
     with open(scores_file, 'w') as f:
         json.dump(result, f, indent=1)
     return result
 
 
-def train_and_test(name, config, seed, data, work, checkpoint, args,
-                   extra_options):
-    opts = short_run_options(config, data, args.size, args.iters,
-                             args.batch, num_workers=2) + [
-        f'optim_wrapper.optimizer.lr={args.lr}', f'randomness.seed={seed}',
-        'randomness.deterministic=False', *extra_options]
+def train_and_test(row, seed, data, work, checkpoint, schedule):
+    config = row.config
+    opts = short_run_options(config, data, schedule.size, schedule.iters,
+                             schedule.batch, num_workers=2) + [
+        f'optim_wrapper.optimizer.lr={schedule.lr}',
+        f'randomness.seed={seed}', 'randomness.deterministic=False',
+        *schedule.cfg_options]
     start = time.time()
     train_log = mim(['train', 'mmseg', config, '--gpus', '0', '--work-dir',
                      work, '--cfg-options', *opts])
@@ -139,7 +163,7 @@ def train_and_test(name, config, seed, data, work, checkpoint, args,
                '--checkpoint', checkpoint, '--cfg-options', *opts])
     miou, per_class = parse_scores(out)
     return dict(
-        method=name, config=config, seed=seed, miou=miou,
+        method=row.name, config=config, seed=seed, miou=miou,
         context_iou=float(np.mean([per_class[c] for c in CUE_CLASSES])),
         per_class=per_class, snl_stats=last_snl_stats(train_log),
         train_s=round(trained - start, 1),
@@ -309,10 +333,12 @@ def main(argv=None):
                         help='more overrides for every row (e.g. to try an '
                         'offset learning rate)')
     args = parser.parse_args(argv)
-    rows = [r for r in ROWS if not args.only or r[0] in args.only]
+    rows = [r for r in ROWS if not args.only or r.name in args.only]
     if args.only and len(rows) != len(args.only):
         parser.error(f'unknown row in --only {args.only}; rows: '
-                     f'{[r[0] for r in ROWS]}')
+                     f'{[r.name for r in ROWS]}')
+    schedule = Schedule(size=args.size, iters=args.iters, batch=args.batch,
+                        lr=args.lr, cfg_options=tuple(args.cfg_options))
     from tqdm import tqdm
     start = time.time()
     data = osp.join(args.out, 'data', 'cityscapes')
@@ -323,12 +349,12 @@ def main(argv=None):
                         cue_labels=args.cue_labels)
     jobs = [(row, seed) for row in rows for seed in args.seeds]
     runs = {}
-    for (name, config, _), seed in tqdm(jobs, desc='ablation', unit='run'):
-        runs.setdefault(name, []).append(
-            run_one(name, config, seed, data, args, args.cfg_options))
-    results = [dict(method=name, config=config, paper_miou=paper,
-                    runs=runs[name], summary=summarise(runs[name]))
-               for name, config, paper in rows]
+    for row, seed in tqdm(jobs, desc='ablation', unit='run'):
+        runs.setdefault(row.name, []).append(
+            run_one(row, seed, data, args.out, schedule))
+    results = [dict(method=row.name, config=row.config,
+                    paper_miou=row.paper_miou, runs=runs[row.name],
+                    summary=summarise(runs[row.name])) for row in rows]
     minutes = (time.time() - start) / 60
     # what the runs took when trained (reused runs keep their times)
     run_minutes = sum(r['train_s'] + r['test_s'] for rs in runs.values()

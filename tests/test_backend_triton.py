@@ -1,0 +1,86 @@
+"""The Triton backend's internals: its refusal without a GPU or the
+interpreter, channel chunks, the deterministic backward's ordered sums.
+
+The launch table under the interpreter: test_triton_launch_table.py;
+registers and spills ahead of time: test_triton_resources.py.
+"""
+import torch
+
+from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+from tests.ops_cases import fresh_python
+from tests.ops_cases import random_inputs as _inputs
+
+
+TRITON_ON_CPU_SCRIPT = r'''
+import os
+os.environ.pop('TRITON_INTERPRET', None)
+import torch
+from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+q = torch.randn(1, 4, 5, 6)
+try:
+    snl(q, q, q, torch.zeros(1, 18, 5, 6), 3, backend='triton')
+except RuntimeError as err:
+    print('ERROR', err)
+'''
+
+
+def test_triton_on_cpu_without_interpreter_says_so():
+    proc = fresh_python(TRITON_ON_CPU_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    assert ("ERROR SNL backend 'triton' cannot run here: the triton kernel "
+            'runs on CUDA tensors, or on CPU tensors under '
+            'TRITON_INTERPRET=1; got cpu') in proc.stdout
+
+
+def test_triton_takes_channels_in_chunks():
+    # The kernels hold channels 32 at a time (launch_config): rows of
+    # several chunks, the last one partial, match the reference, values
+    # and gradients.
+    q, k, v, o = _inputs(B=1, Cq=70, C=100, H=3, W=4, K=9)
+    outs = {}
+    for backend in ('triton', 'reference'):
+        out = snl(q, k, v, o, 3, backend=backend)
+        weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+        grads = torch.autograd.grad((out * weight.view_as(out)).sum(),
+                                    (q, k, v, o))
+        outs[backend] = (out, *grads)
+    for got, want in zip(outs['triton'], outs['reference']):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
+    # torch.use_deterministic_algorithms(True): key/value gradients come
+    # from the owner-computes pass (no atomics), bitwise equal run to run,
+    # and equal to the reference; NaN offsets give the same NaN pattern.
+    from mmseg_ssanet.ops.backends import triton as triton_backend
+    calls = []
+    in_order = triton_backend.key_value_grads_in_order
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return in_order(*args, **kwargs)
+
+    monkeypatch.setattr(triton_backend, 'key_value_grads_in_order', counted)
+    q, k, v, o = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9)
+    with torch.no_grad():
+        o[0, 3, 1, 1] = float('nan')
+
+    def grads(backend, deterministic):
+        before = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(deterministic)
+        try:
+            out = snl(q, k, v, o, 3, backend=backend)
+            weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+            return torch.autograd.grad((out * weight.view_as(out)).sum(),
+                                       (q, k, v, o))
+        finally:
+            torch.use_deterministic_algorithms(before)
+
+    first, again = grads('triton', True), grads('triton', True)
+    assert len(calls) == 2
+    grads('triton', False)
+    assert len(calls) == 2  # the default backward keeps its atomics
+    for a, b, want in zip(first, again, grads('reference', False)):
+        assert torch.equal(a.isnan(), want.isnan())
+        assert torch.equal(a.nan_to_num(), b.nan_to_num())
+        torch.testing.assert_close(a.nan_to_num(), want.nan_to_num(),
+                                   rtol=1e-9, atol=1e-9)
