@@ -9,6 +9,7 @@ placeholders (CONFIG, CKPT, ...) are fine, their files need not exist.
 """
 import functools
 import glob
+import os
 import os.path as osp
 import re
 import shlex
@@ -175,3 +176,45 @@ def test_relative_link_and_anchor_resolve(doc, target):
         assert resolved.endswith('.md'), f'{doc}: anchor into {resolved}'
         assert anchor in anchors(resolved), \
             f'{doc}: no heading #{anchor} in {resolved}'
+
+
+def _layout_block():
+    text = _read('README.md')
+    section = text[text.index('## Layout'):]
+    start = section.index('```\n') + 4
+    return section[start:section.index('\n```', start)]
+
+
+def test_readme_layout_matches_the_tree():
+    block = _layout_block()
+    entries, parent = [], ''
+    for line in block.splitlines():
+        name = line.split()[0] if line and not line.startswith(' ' * 6) \
+            else None
+        if name is None:
+            continue
+        if line.startswith('  '):
+            entries.append(parent + name)
+        else:
+            parent = name if name.endswith('/') else ''
+            entries.append(name)
+    missing = [e for e in entries if not osp.exists(osp.join(ROOT, e))]
+    assert not missing, missing
+    # every part of the package, and every top-level folder, is shown
+    package = {n + ('/' if osp.isdir(osp.join(ROOT, 'mmseg_ssanet', n))
+                    else '')
+               for n in os.listdir(osp.join(ROOT, 'mmseg_ssanet'))
+               if not n.startswith(('_', '.')) and n not in (
+                   'version.py', 'explorer.html')
+               and not n.endswith('.so')}
+    shown = {e[len('mmseg_ssanet/'):] for e in entries
+             if e.startswith('mmseg_ssanet/') and e != 'mmseg_ssanet/'}
+    assert package <= shown, package - shown
+    top = {n + '/' for n in ('configs', 'tools', 'tests', 'docs')}
+    assert top <= set(entries)
+    # the files a line names exist too
+    for path in re.findall(r'\b([\w/]+\.(?:py|cpp))\b', block):
+        assert any(osp.exists(osp.join(ROOT, d, path)) for d in (
+            '', 'mmseg_ssanet', 'mmseg_ssanet/ops', 'mmseg_ssanet/utils',
+            'mmseg_ssanet/apis', 'tools/analysis_tools', 'tests')) or \
+            '*' in path, path

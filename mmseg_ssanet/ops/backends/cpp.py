@@ -1,10 +1,5 @@
-"""The fused CPU kernel (``csrc/snl_cpu.cpp``), built at install time.
-
-Forward and backward are one pass over the query pixels each: sampling
-positions, bilinear corners (merged where neighbouring points share them),
-dot products, softmax and the weighted sum of values, with the offset
-gradient computed in the kernel. See the C++ file for the algorithm.
-"""
+"""The fused CPU kernel (``csrc/snl_cpu.cpp``, whose header describes the
+algorithm), built at install time; registered as a torch op here."""
 import importlib
 import importlib.util
 import os

@@ -1,4 +1,5 @@
-"""The fast path: the sparse affinity as a real sparse (CSR) matrix.
+"""The pure-PyTorch fallback: the sparse affinity as a real sparse (CSR)
+matrix, where neither fused kernel runs.
 
 Bilinear sampling is linear, so a sampled key is a weighted sum of the 4
 pixels around its sampling point. For query i with sampling points k and

@@ -1,4 +1,7 @@
 // Fused sparse non-local attention on the CPU (SSANet, eqs. 4-7).
+// This comment is the one description of the algorithm (backends/cpp.py
+// and docs/operator.md point here); the sampling geometry mirrors
+// ops/sampling.py.
 //
 // Nothing of size N x K x C, no N x 4K coefficient matrix and no sparse
 // matrix is written to memory. Queries are taken in tiles of kTile
@@ -9,7 +12,8 @@
 //      weights (eq. 5, zero outside the map);
 //   2. the tile's corners are merged into P distinct window pixels with a
 //      slot map over their bounding box (8 queries x 81 points x 4 corners
-//      = 2592 corners land on ~250 pixels for offsets of a few pixels);
+//      = 2592 corners land on a few hundred pixels for offsets of a few
+//      pixels);
 //   3. D[p, t] = <q_t, key_p> for every window pixel and query: a small
 //      dense product, each key row read once for the whole tile; logit_k =
 //      scale * sum_c w_kc D[p(k, c), t] and the softmax S over k (eq. 6);
