@@ -49,7 +49,7 @@ def main(argv=None):
         samples = sampling_points_for(model, image, args.points, args.grid)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
-    title = f'SNL sampling points, K={len(samples[0]["weights"])}' + (
+    title = f'SNL sampling points, K={len(samples[0].weights)}' + (
         '' if args.checkpoint != 'none' else ' (untrained)')
     draw_sampling_points(image, samples, args.out, title=title)
     print(f'written: {args.out}')

@@ -60,7 +60,7 @@ def main(argv=None):
     print(f'mean attention on the own cue: {learned:.3f} '
           f'(initial grid: {initial:.3f})')
     samples = [c['sample'] for c in on_cue]
-    title = (f'SNL sampling points, K={len(samples[0]["weights"])}'
+    title = (f'SNL sampling points, K={len(samples[0].weights)}'
              + ('' if args.checkpoint != 'none' else ' (untrained)')
              + f'; mean weight on the own cue {learned:.2f} '
              f'(initial grid {initial:.2f})')
