@@ -16,7 +16,7 @@ from .version import __version__
 if openmmlab_installed():
     check_mmcv_ops()  # before mmseg.models, which fails obscurely without
 
-    from . import datasets, engine, models  # noqa: F401  (registration)
+    from . import engine, models  # noqa: F401  (registers modules)
     from .compat import apply_shims
 
     apply_shims()

@@ -37,6 +37,18 @@ def _always() -> bool:
     return True
 
 
+def _wrap_once(owner, name: str, make_wrapper) -> None:
+    """Replace ``owner.name`` by ``make_wrapper(original)``, unless a shim
+    has already wrapped it (``import mmseg_ssanet`` runs in every process
+    ``mim`` starts, and may run twice in one)."""
+    original = getattr(owner, name)
+    if getattr(original, '_ssanet_shim', False):
+        return
+    wrapper = functools.wraps(original)(make_wrapper(original))
+    wrapper._ssanet_shim = True
+    setattr(owner, name, wrapper)
+
+
 # -- torch >= 2.6 loading mmengine's checkpoints --------------------------
 
 def _allow_mmengine_checkpoints() -> None:
@@ -63,19 +75,16 @@ def _check_dataset_layout() -> None:
     from mmseg.datasets import BaseSegDataset
 
     from .datasets.layout_check import check_before_listing, check_listed
-    original = BaseSegDataset.load_data_list
-    if getattr(original, '_ssanet_shim', False):
-        return
 
-    @functools.wraps(original)
-    def load_data_list(self):
-        check_before_listing(self)
-        data_list = original(self)
-        check_listed(self, data_list)
-        return data_list
+    def checked(original):
+        def load_data_list(self):
+            check_before_listing(self)
+            data_list = original(self)
+            check_listed(self, data_list)
+            return data_list
+        return load_data_list
 
-    load_data_list._ssanet_shim = True
-    BaseSegDataset.load_data_list = load_data_list
+    _wrap_once(BaseSegDataset, 'load_data_list', checked)
 
 
 DATASET_LAYOUT = Shim(
@@ -105,23 +114,22 @@ CPU_WRAPPER_HINT = (
 
 def _launch_without_cuda() -> None:
     from mmengine.dist import utils
-    original = utils._init_dist_pytorch
-    if getattr(original, '_ssanet_shim', False):
-        return
 
-    @functools.wraps(original)
-    def init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
-        if init_backend != 'torch':
-            return original(backend, init_backend=init_backend, **kwargs)
-        import torch.distributed as torch_dist
-        # NCCL needs CUDA; torch.cuda.set_device is skipped
-        backend = 'gloo' if backend == 'nccl' else backend
-        torch_dist.init_process_group(backend=backend, **kwargs)
-        if torch_dist.get_rank() == 0:
-            print(CPU_WRAPPER_HINT, flush=True)
+    def without_cuda(original):
+        def init_dist_pytorch(backend='nccl', init_backend='torch',
+                              **kwargs):
+            if init_backend != 'torch':
+                return original(backend, init_backend=init_backend,
+                                **kwargs)
+            import torch.distributed as torch_dist
+            # NCCL needs CUDA; torch.cuda.set_device is skipped
+            backend = 'gloo' if backend == 'nccl' else backend
+            torch_dist.init_process_group(backend=backend, **kwargs)
+            if torch_dist.get_rank() == 0:
+                print(CPU_WRAPPER_HINT, flush=True)
+        return init_dist_pytorch
 
-    init_dist_pytorch._ssanet_shim = True
-    utils._init_dist_pytorch = init_dist_pytorch
+    _wrap_once(utils, '_init_dist_pytorch', without_cuda)
 
 
 CPU_LAUNCHER = Shim(

@@ -5,7 +5,8 @@ message hub (``HistoryBuffer`` objects), which torch's safe loader
 (``weights_only=True``, the default since torch 2.6) refuses unless
 given the allow-list of :mod:`.checkpoint_globals`. A published checkpoint
 keeps only ``state_dict`` and ``meta``, with ``meta`` reduced to plain
-Python values, so that ``torch.load(path, weights_only=True)`` reads it in any process.
+Python values, so that ``torch.load(path, weights_only=True)`` reads it in
+any process.
 """
 import hashlib
 import os

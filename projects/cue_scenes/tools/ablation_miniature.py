@@ -37,7 +37,6 @@ from projects.cue_scenes.paired_cues import (  # noqa: E402
     pairs_from_labels, share_within_grid)
 
 
-
 @dataclass(frozen=True)
 class Row:
     """One row of the table: a real config, the paper's Cityscapes val mIoU
