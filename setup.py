@@ -7,6 +7,7 @@ the package installs without it and the operator falls back to its
 pure-PyTorch path, with a warning that says how to build it.
 """
 import os
+import re
 import sys
 
 from setuptools import setup
@@ -20,6 +21,9 @@ from setuptools import setup
 #       libstdc++'s bounds assertions; any report aborts the process. Run
 #       python with the ASan runtime preloaded (tools/check_kernel.sh does).
 ISAS = ('x86-64-v4', 'x86-64-v3', 'x86-64')
+# The torch releases CI tests (make compat-check; docs/installation.md):
+# older ones are refused, newer ones built with a note.
+TESTED_TORCH = ('2.1', '2.14')
 SANITIZE_FLAGS = ['-fsanitize=address,undefined', '-fno-sanitize-recover=all',
                   '-fno-omit-frame-pointer']
 
@@ -40,6 +44,25 @@ def kernel_flags():
     return compile_args, link_args
 
 
+def check_torch():
+    """Refuse a torch older than the tested range; note a newer one."""
+    import torch
+
+    def release(version):  # '2.1.2+cu121' -> (2, 1)
+        return tuple(int(p) for p in re.match(r'(\d+)\.(\d+)',
+                                               version).groups())
+    oldest, newest = TESTED_TORCH
+    version = release(torch.__version__)
+    if version < release(oldest):
+        sys.exit(f'mmseg_ssanet needs torch >= {oldest} (tested '
+                 f'{oldest} to {newest}); this environment has torch '
+                 f'{torch.__version__}. For mmcv\'s prebuilt 2.1.0 wheels '
+                 f'install torch 2.1 (docs/installation.md).')
+    if version > release(newest):
+        print(f'mmseg_ssanet: building against torch {torch.__version__}, '
+              f'newer than the tested {oldest}-{newest}', file=sys.stderr)
+
+
 def ext_modules():
     if os.environ.get('SSANET_NO_EXT') == '1':
         return {}
@@ -50,6 +73,7 @@ def ext_modules():
               'CPU kernel is not built (use --no-build-isolation)',
               file=sys.stderr)
         return {}
+    check_torch()
     compile_args, link_args = kernel_flags()
     ext = CppExtension(
         'mmseg_ssanet.ops._C', ['mmseg_ssanet/ops/csrc/snl_cpu.cpp'],

@@ -14,6 +14,8 @@ from typing import Callable, Tuple
 
 import torch
 
+from .features import loads_weights_only_by_default
+
 
 @dataclass(frozen=True)
 class Shim:
@@ -59,13 +61,14 @@ def _allow_mmengine_checkpoints() -> None:
 CHECKPOINT_GLOBALS = Shim(
     name='checkpoint_globals',
     upstream='mmengine 0.10.7 (CheckpointLoader.load_from_local), '
-             'torch >= 2.6',
+             'torch >= 2.6 (checked on 2.13 and 2.14: applies; 2.1: not)',
     works_around='mmengine calls torch.load without weights_only, which '
                  'torch 2.6 made True: resume, load_from and mim test refuse '
                  'the HistoryBuffers and numpy values in mmengine\'s own '
                  'checkpoints. The allow-list '
-                 '(utils.checkpoint_globals) admits exactly those.',
-    applies=lambda: hasattr(torch.serialization, 'add_safe_globals'),
+                 '(utils.checkpoint_globals) admits exactly those. Applies '
+                 'where a plain torch.load is weights-only (probed).',
+    applies=loads_weights_only_by_default,
     apply=_allow_mmengine_checkpoints)
 
 

@@ -97,3 +97,30 @@ def test_cpp_reads_strided_inputs_without_copies():
                    backend='reference')
     torch.testing.assert_close(snl(q, k, v, o, 3, backend='cpp'), expected,
                                rtol=1e-12, atol=1e-12)
+
+
+def test_kernel_built_for_another_torch_is_named(tmp_path):
+    # A build against another torch fails to load with an undefined
+    # symbol (a second venv beside an editable install does this): the
+    # fallback warning and the forced backend's error say so, and how to
+    # rebuild. A library with an undefined symbol stands in for it.
+    import subprocess
+    import sys
+    source = tmp_path / 'other.c'
+    source.write_text('extern void at_ops_zeros_call(void);\n'
+                      'void PyInit__C(void) { at_ops_zeros_call(); }\n')
+    library = tmp_path / '_C.so'
+    subprocess.run(['gcc', '-shared', '-fPIC', '-o', str(library),
+                    str(source)], check=True)
+    code = ('import torch\n'
+            'from mmseg_ssanet.ops.backends import cpp\n'
+            'print(cpp.unavailable(torch.device("cpu")))\n')
+    proc = subprocess.run([sys.executable, '-c', code], text=True,
+                          capture_output=True,
+                          env=dict(os.environ, **{cpp.BUILD_ENV: str(library)}))
+    assert proc.returncode == 0, proc.stderr
+    assert ('the fused C++ kernel was built against another torch than the '
+            f'installed {torch.__version__}') in proc.stdout
+    assert 'undefined symbol: at_ops_zeros_call' in proc.stdout
+    assert 'rebuild it with `pip install --no-build-isolation -e .`' \
+        in proc.stdout

@@ -4,6 +4,7 @@ interpreter, channel chunks, the deterministic backward's ordered sums.
 The launch table under the interpreter: test_triton_launch_table.py;
 registers and spills ahead of time: test_triton_resources.py.
 """
+import pytest
 import torch
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
@@ -24,6 +25,7 @@ except RuntimeError as err:
 '''
 
 
+@pytest.mark.triton
 def test_triton_on_cpu_without_interpreter_says_so():
     proc = fresh_python(TRITON_ON_CPU_SCRIPT)
     assert proc.returncode == 0, proc.stderr
@@ -32,6 +34,41 @@ def test_triton_on_cpu_without_interpreter_says_so():
             'TRITON_INTERPRET=1; got cpu') in proc.stdout
 
 
+def test_a_triton_without_the_kernels_features_is_refused_and_cuda_falls_back(
+        monkeypatch):
+    # triton 2.1 (torch 2.1's own) has no tl.floor, no maxnreg launch
+    # option and no CPU interpreter. Where the installed triton has them,
+    # one is taken away: the backend must then refuse, naming the triton
+    # version and the one needed, and the CUDA default must fall back to
+    # csr with the one-time warning (resolve_backend needs no GPU).
+    import warnings
+
+    import triton.language as tl
+
+    from mmseg_ssanet import features
+    from mmseg_ssanet.ops import functional, resolve_backend
+    if hasattr(tl, 'floor'):
+        monkeypatch.delattr(tl, 'floor')
+    monkeypatch.setattr(functional, '_warned', set())
+    import triton
+    for device in ('cuda', 'cpu'):
+        reason = features.triton_missing(device)
+        assert reason.startswith(f'triton {triton.__version__} lacks ')
+        assert 'tl.floor' in reason and features.TRITON_NEEDED in reason
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        assert resolve_backend(None, torch.device('cuda')) == 'csr'
+        assert resolve_backend(None, torch.device('cuda')) == 'csr'
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages
+    assert "'csr' backend because triton " in messages[0]
+    assert features.TRITON_NEEDED in messages[0]
+    with pytest.raises(RuntimeError, match="backend 'triton' cannot run "
+                       "here: triton .* lacks tl.floor"):
+        resolve_backend('triton', torch.device('cpu'))
+
+
+@pytest.mark.triton
 def test_triton_takes_channels_in_chunks():
     # The kernels hold channels 32 at a time (launch_config): rows of
     # several chunks, the last one partial, match the reference, values
@@ -47,6 +84,7 @@ def test_triton_takes_channels_in_chunks():
     for got, want in zip(outs['triton'], outs['reference']):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
+@pytest.mark.triton
 def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
     # torch.use_deterministic_algorithms(True): key/value gradients come
     # from the owner-computes pass (no atomics), bitwise equal run to run,

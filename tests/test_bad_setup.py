@@ -94,3 +94,36 @@ def test_mmcv_without_compiled_ops_is_named():
     assert 'mmcv is installed without its compiled ops (mmcv-lite' \
         in proc.stderr
     assert 'mmcv==2.1.0' in proc.stderr
+
+
+MMCV_FOR_ANOTHER_TORCH = r'''
+import sys
+class OtherTorchBuild:  # mmcv._ext as it fails when built for another torch
+    def find_spec(self, name, path=None, target=None):
+        if name == 'mmcv._ext':
+            raise ImportError('/site-packages/mmcv/_ext.so: undefined symbol: '
+                              '_ZN2at4_ops5zeros4callE')
+sys.meta_path.insert(0, OtherTorchBuild())
+import mmseg_ssanet
+'''
+
+
+def test_mmcv_built_for_another_torch_is_named():
+    proc = subprocess.run([sys.executable, '-c', MMCV_FOR_ANOTHER_TORCH],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    import torch
+    assert ("mmcv's compiled ops were built for another torch than the "
+            f'installed {torch.__version__}') in proc.stderr
+    assert 'mim install mmcv==2.1.0' in proc.stderr
+
+
+def test_torch_older_than_2_1_is_named():
+    # torch 2.0 lacks torch.compiler.disable, the feature the check asks for
+    code = ('import torch, torch.compiler\n'
+            'del torch.compiler.disable\n'
+            'import mmseg_ssanet.ops\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0
+    assert 'mmseg_ssanet needs torch >= 2.1' in proc.stderr

@@ -4,7 +4,11 @@ is not dead code, and what it reports here is checked. Run as on a bare
 GPU machine: from the checkout, the package not installed."""
 import json
 
+import pytest
+
 from .conftest import ROOT, run_from_plain_checkout
+
+pytestmark = pytest.mark.triton
 
 
 def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):

@@ -1,7 +1,7 @@
 """The package's layers point one way (README, "Layout").
 
-    ops, version  <  utils  <  models, datasets  <  engine  <  apis
-                  <  compat  <  the package root (registration, shims)
+    features, version  <  ops  <  utils  <  models, datasets  <  engine
+                       <  apis  <  compat  <  the package root
 
 A module imports only from its own layer's package or from layers below;
 nothing imports the package root. Checked two ways: every import statement
@@ -18,8 +18,8 @@ import pytest
 from .conftest import ROOT, run_cli
 
 PACKAGE = 'mmseg_ssanet'
-RANK = {'ops': 0, 'version': 0, 'utils': 1, 'models': 2, 'datasets': 2,
-        'engine': 3, 'apis': 4, 'compat': 5, '': 6}
+RANK = {'features': 0, 'version': 0, 'ops': 1, 'utils': 2, 'models': 3,
+        'datasets': 3, 'engine': 4, 'apis': 5, 'compat': 6, '': 7}
 
 
 def _layer(module):

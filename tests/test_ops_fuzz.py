@@ -97,6 +97,7 @@ def test_fuzz_csr_against_reference(isolated, case):
 
 
 @settings(FUZZ, max_examples=max(1, EXAMPLES // 10))
+@pytest.mark.triton
 @given(case=cases('triton'))
 def test_fuzz_triton_against_reference(isolated, case):
     _fuzz(isolated, case)

@@ -6,6 +6,9 @@ import sys
 import numpy as np
 import torch
 
+from mmseg_ssanet.features import load_trusted
+from mmseg_ssanet.utils.checkpoint_globals import mmengine_checkpoint_globals
+
 from .conftest import run_cli, training_like_checkpoint
 
 PLAIN_LOAD = r'''
@@ -22,7 +25,7 @@ def test_published_checkpoint_loads_without_the_plugin(tmp_path):
     src = str(tmp_path / 'iter_5.pth')
     model = training_like_checkpoint(src)
     # give meta what Runner sometimes puts there: numpy scalars and arrays
-    ckpt = torch.load(src, weights_only=True)
+    ckpt = load_trusted(src, mmengine_checkpoint_globals())
     ckpt['meta'].update(seed=np.int64(7), mean=np.array([1.5, 2.5]))
     torch.save(ckpt, src)
 

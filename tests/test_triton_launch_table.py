@@ -14,6 +14,8 @@ from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
 from mmseg_ssanet.ops.backends import triton as triton_backend
 from tests.ops_cases import random_inputs as _inputs
 
+pytestmark = pytest.mark.triton
+
 # 13 queries (one full 8-query block, one of 5), a 3x5 grid (K = 15,
 # padded to 16), Cq = 5 and C = 37 (a partial 32-channel chunk after a
 # full one) at dilation 2, offsets pushing points off the map. The

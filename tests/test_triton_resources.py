@@ -8,7 +8,11 @@ forward at most 128, so that several programs share an SM).
 """
 import json
 
+import pytest
+
 from .conftest import run_cli
+
+pytestmark = pytest.mark.triton  # triton.compile for a GPUTarget
 
 SHAPES = ['256,512,81', '256,512,49', '128,256,81', '16,24,9']
 

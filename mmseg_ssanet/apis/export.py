@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..features import onnx_export_options
 from ..models import SparseNonLocal2d
 
 
@@ -64,7 +65,7 @@ def export_onnx(model, image: np.ndarray, out_file: str, opset: int = 17):
         torch.onnx.export(wrapper, (inputs, ), out_file, opset_version=opset,
                           input_names=['inputs'], output_names=['logits'],
                           dynamic_axes=dict(inputs=size, logits=size),
-                          dynamo=False)
+                          **onnx_export_options())
     _add_metadata(out_file, model)
     return inputs, reference_logits(model, inputs)
 

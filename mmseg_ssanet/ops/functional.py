@@ -23,6 +23,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from ..features import autocast_enabled
 from .backends import BACKENDS, reference
 
 IntPair = Union[int, Tuple[int, int]]
@@ -103,9 +104,10 @@ def _check_inputs(query, key, value, offset, num_points):
         raise ValueError(
             f'offset must have 2 * K = {2 * num_points} channels for a '
             f'{num_points}-point kernel, got {offset.shape[1]}')
-    devices = {x.device for x in named.values()}
-    if len(devices) != 1:
-        raise ValueError(f'inputs are on different devices: {devices}')
+    for name, x in named.items():  # a loop: torch 2.1's dynamo cannot
+        if x.device != value.device:  # trace a set comprehension
+            raise ValueError(f'inputs are on different devices: {name} on '
+                             f'{x.device}, value on {value.device}')
 
 
 class _NoOutput(torch.autograd.Function):
@@ -187,7 +189,7 @@ def sparse_nonlocal_attention(query: Tensor,
         dtype = value.dtype
     # (only when autocast is on: a traced graph then stays flat)
     with torch.autocast(value.device.type, enabled=False) if \
-            torch.is_autocast_enabled(value.device.type) else nullcontext():
+            autocast_enabled(value.device.type) else nullcontext():
         out = implementation.attention(
             query.to(dtype), key.to(dtype), value.to(dtype),
             offset.to(torch.promote_types(dtype, torch.float32)),

@@ -67,8 +67,11 @@ def finite_positions(t_y: Tensor, t_x: Tensor
     """
     guard = ((t_y + t_x) * 0).sum(1)  # 0 * inf and 0 * NaN are NaN
     finite = torch.isfinite(t_y) & torch.isfinite(t_x)
-    return (torch.where(finite, t_y, OFF_MAP),
-            torch.where(finite, t_x, OFF_MAP), guard)
+    # a tensor of t's dtype, not a Python float: torch 2.1's ONNX exporter
+    # would leave that a double, which the ONNX checker refuses
+    off_map = t_y.new_full((), OFF_MAP)
+    return (torch.where(finite, t_y, off_map),
+            torch.where(finite, t_x, off_map), guard)
 
 
 def corners(t_y: Tensor, t_x: Tensor, height: int, width: int

@@ -16,6 +16,8 @@ from typing import Any, List, Tuple
 import numpy as np
 import torch
 
+from ..features import load_trusted
+
 
 def plain(value: Any, where: str, dropped: List[str]) -> Any:
     """``value`` as dicts, lists, tuples, str, numbers, bools and None;
@@ -61,9 +63,7 @@ def publish_checkpoint(in_file: str, out_file: str) -> Tuple[str, List[str]]:
     from .checkpoint_globals import mmengine_checkpoint_globals
     if not osp.isfile(in_file):
         raise FileNotFoundError(f'checkpoint {in_file!r} does not exist')
-    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
-        checkpoint = torch.load(in_file, map_location='cpu',
-                                weights_only=True)
+    checkpoint = load_trusted(in_file, mmengine_checkpoint_globals())
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         raise ValueError(f'{in_file!r} is not an mmengine checkpoint (no '
                          f'state_dict)')

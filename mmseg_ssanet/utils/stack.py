@@ -41,6 +41,14 @@ def check_mmcv_ops() -> None:
     try:
         importlib.import_module('mmcv._ext')
     except ImportError as err:
+        if 'undefined symbol' in str(err):
+            import torch
+            raise ImportError(
+                f'mmcv\'s compiled ops were built for another torch than '
+                f'the installed {torch.__version__} ({err}). Install the '
+                f'mmcv 2.1.0 build for this torch (torch 2.1: `mim install '
+                f'mmcv==2.1.0`) or build it against this torch. '
+                f'{MMCV_OPS_HINT}') from err
         raise ImportError(
             f'mmcv is installed without its compiled ops (mmcv-lite, or a '
             f'build that does not match torch): {err}. {MMCV_OPS_HINT}'

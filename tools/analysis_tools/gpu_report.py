@@ -124,15 +124,14 @@ def determinism(args, device):
 
 def sdpa_backend(q, k, v):
     """The first SDPA backend, in torch's order, that takes these inputs."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    for backend in (SDPBackend.FLASH_ATTENTION,
-                    SDPBackend.EFFICIENT_ATTENTION,
-                    SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH):
+    from mmseg_ssanet.features import sdpa_backend as only
+    for backend in ('FLASH_ATTENTION', 'EFFICIENT_ATTENTION',
+                    'CUDNN_ATTENTION', 'MATH'):
         try:
-            with sdpa_kernel([backend]):
+            with only(backend):
                 sdpa_attention(q, k, v, scale=1.0)
-            return backend.name
-        except RuntimeError:
+            return backend
+        except (RuntimeError, AttributeError):  # AttributeError: no such
             continue
     return 'none'
 

@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ...features import custom_op, traced_names
 from .base import Backend
 from .layout import channels_last_like, unit_channel_stride
 
@@ -43,6 +44,10 @@ BUILD_HINT = ('build it with `pip install --no-build-isolation -e .` (or '
 
 def unavailable(device: torch.device):
     """None if the kernel can run on ``device``, else why not."""
+    if _C is None and 'undefined symbol' in str(IMPORT_ERROR):
+        return (f'the fused C++ kernel was built against another torch than '
+                f'the installed {torch.__version__} ({IMPORT_ERROR}); re'
+                f'{BUILD_HINT}')
     if _C is None:
         return f'the fused C++ kernel is not built ({IMPORT_ERROR}); ' \
             f'{BUILD_HINT}'
@@ -59,7 +64,7 @@ def unavailable(device: torch.device):
 OP_NAME = 'mmseg_ssanet::snl_cpu'
 
 
-@torch.library.custom_op(OP_NAME, mutates_args=(), device_types='cpu')
+@custom_op(OP_NAME, mutates_args=(), device_types='cpu')
 def snl_cpu(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
             kernel_size: List[int], dilation: List[int],
             scale: float) -> Tensor:
@@ -74,7 +79,7 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
     return channels_last_like(value, value.shape[1])
 
 
-@torch.library.custom_op(OP_NAME + '_backward', mutates_args=(),
+@custom_op(OP_NAME + '_backward', mutates_args=(),
                          device_types='cpu')
 def snl_cpu_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                      value: Tensor, offset: Tensor, kernel_size: List[int],
@@ -122,4 +127,4 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
 
 
 BACKEND = Backend(name='cpp', attention=attention, unavailable=unavailable,
-                  trace_names=(OP_NAME, ))
+                  trace_names=traced_names(OP_NAME))

@@ -25,7 +25,6 @@ import warnings
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -163,9 +162,10 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     # all-zero key/value rows that no index points at.
     spare = max(0, 4 * index.shape[1] - B * N)
     key_rows, value_rows = pixel_rows(key), pixel_rows(value)
-    if spare:
-        key_rows = F.pad(key_rows, (0, 0, 0, spare))
-        value_rows = F.pad(value_rows, (0, 0, 0, spare))
+    if spare:  # (cat: torch 2.1 cannot F.pad rows of Cq = 0 channels)
+        key_rows, value_rows = (
+            torch.cat([rows, rows.new_zeros(spare, rows.shape[1])])
+            for rows in (key_rows, value_rows))
     out = _sparse_attention(
         pixel_rows(query), key_rows, value_rows, index, weight,
         1.0 if scale is None else float(scale))

@@ -5,7 +5,6 @@ which is how it is tested on machines without a GPU. ``triton`` is
 imported only when this backend is used, so the operator still needs
 torch alone.
 """
-import importlib.util
 import os
 from typing import List, Optional, Tuple
 
@@ -13,14 +12,16 @@ import torch
 from torch import Tensor
 
 from ..sampling import corners, finite_positions, sampling_positions
+from ...features import custom_op, traced_names, triton_missing
 from .base import Backend
 from .layout import channels_last_like, pixel_rows
 
 
 def unavailable(device: torch.device) -> Optional[str]:
     """None if the kernel can run on ``device``, else why not."""
-    if importlib.util.find_spec('triton') is None:
-        return 'triton is not installed (pip install triton)'
+    missing = triton_missing('cpu' if device.type == 'cpu' else 'cuda')
+    if missing:
+        return missing
     if device.type == 'cuda':
         return None
     if device.type == 'cpu' and os.environ.get('TRITON_INTERPRET') == '1':
@@ -92,7 +93,7 @@ def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
 OP_NAME = 'mmseg_ssanet::snl_triton'
 
 
-@torch.library.custom_op(OP_NAME, mutates_args=(),
+@custom_op(OP_NAME, mutates_args=(),
                          device_types=('cuda', 'cpu'))
 def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
                kernel_size: List[int], dilation: List[int],
@@ -124,7 +125,7 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
             value.new_empty(B * H * W, dtype=_lse_dtype(value.dtype)))
 
 
-@torch.library.custom_op(OP_NAME + '_backward', mutates_args=(),
+@custom_op(OP_NAME + '_backward', mutates_args=(),
                          device_types=('cuda', 'cpu'))
 def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                         value: Tensor, offset: Tensor, out: Tensor,
@@ -268,4 +269,4 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
 # Inputs may stay in half precision: the kernel accumulates in float32.
 BACKEND = Backend(name='triton', attention=attention,
                   unavailable=unavailable, half_inputs=True,
-                  trace_names=(OP_NAME, ))
+                  trace_names=traced_names(OP_NAME))
