@@ -16,7 +16,7 @@ DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND
 PYTEST_ARGS ?=
 
 .PHONY: env test demo clean browser browser-if-possible kernel-check \
-	device-rehearsal docs-pictures cue-pictures
+	device-rehearsal compat-check docs-pictures cue-pictures
 env: $(STAMP)
 
 $(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.toml \
@@ -54,6 +54,12 @@ docs-pictures: $(STAMP)
 
 cue-pictures: $(STAMP)
 	PYTHON=$(BIN)/python bash projects/cue_scenes/docs/regenerate_pictures.sh
+
+# The plugin on the stacks users have (torch 2.1 with mmcv's official-style
+# wheel, numpy 1.x; Python 3.9; the newest torch), each in a throwaway venv
+# (tools/compat_check.sh; docs/installation.md).
+compat-check:
+	bash tools/compat_check.sh work_dirs/compat_check
 
 # tools/device_check.sh (the one command for a GPU machine) in its CPU mode
 # on a bare stack: a throwaway venv without mmcv/mmengine/mmseg.

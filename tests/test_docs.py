@@ -228,3 +228,22 @@ def test_readme_layout_matches_the_tree():
             '', 'mmseg_ssanet', 'mmseg_ssanet/ops', 'mmseg_ssanet/utils',
             'mmseg_ssanet/apis', 'tools/analysis_tools', 'tests')) or \
             '*' in path, path
+
+
+def test_the_canonical_install_is_what_ci_runs():
+    # docs/installation.md's GPU install on torch 2.1, command for command,
+    # is what tools/compat_check.sh runs for its canonical stack
+    text = _read('docs/installation.md')
+    section = text.split('## GPU install on the stack mmseg users have')[1]
+    block = section.split('```bash')[1].split('```')[0]
+    commands = [line.strip() for line in block.strip().splitlines()]
+    assert len(commands) == 5 and commands[-1] == \
+        'pip install --no-build-isolation -e .'
+    script = [line.strip() for line in
+              _read('tools/compat_check.sh').splitlines()]
+    start = script.index('# docs/installation.md, "GPU install on the '
+                         'stack mmseg users have":')
+    end = script.index('# what the tests need besides', start)
+    ran = [line for line in script[start + 1:end]
+           if line.startswith(('pip ', 'mim '))]
+    assert ran == commands
