@@ -61,7 +61,7 @@ def _allow_mmengine_checkpoints() -> None:
 CHECKPOINT_GLOBALS = Shim(
     name='checkpoint_globals',
     upstream='mmengine 0.10.7 (CheckpointLoader.load_from_local), '
-             'torch >= 2.6 (checked on 2.13 and 2.14: applies; 2.1: not)',
+             'torch >= 2.6 (checked on 2.13: applies; on 2.1.2: not)',
     works_around='mmengine calls torch.load without weights_only, which '
                  'torch 2.6 made True: resume, load_from and mim test refuse '
                  'the HistoryBuffers and numpy values in mmengine\'s own '

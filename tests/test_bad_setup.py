@@ -127,3 +127,32 @@ def test_torch_older_than_2_1_is_named():
                           text=True)
     assert proc.returncode != 0
     assert 'mmseg_ssanet needs torch >= 2.1' in proc.stderr
+
+
+RUN_SETUP = r'''
+import runpy, sys, torch
+torch.__version__ = sys.argv[1]  # as a build against that torch sees it
+sys.argv = ['setup.py', '--name']
+runpy.run_path('setup.py', run_name='__main__')
+'''
+
+
+@pytest.mark.parametrize('version, refused, says', [
+    ('2.0.1', True, 'mmseg_ssanet needs torch >= 2.1 (tested 2.1 to 2.14); '
+     'this environment has torch 2.0.1'),
+    ('2.99.0+cu130', False, 'building against torch 2.99.0+cu130, newer '
+     'than the tested 2.1-2.14'),
+    ('2.1.2+cu121', False, None)])
+def test_build_names_a_torch_outside_the_tested_range(version, refused,
+                                                       says):
+    from .conftest import ROOT
+    proc = subprocess.run([sys.executable, '-c', RUN_SETUP, version],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, SSANET_NO_EXT='0'))
+    assert (proc.returncode != 0) == refused, proc.stderr[-2000:]
+    if says:
+        assert says in proc.stderr
+    else:
+        assert 'tested' not in proc.stderr
+    if not refused:
+        assert proc.stdout.strip().endswith('mmseg_ssanet')

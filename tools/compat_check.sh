@@ -59,7 +59,7 @@ checkout() {  # a copy of the working tree's files, as in an sdist
     xargs -0 cp --parents -t "$1"
 }
 
-quiet() { grep -v "is ignored: it is neither" || true; }
+quiet() { grep --line-buffered -v "is ignored: it is neither" || true; }
 
 # The operator's contract: every backend against the equations, float64
 # gradients, edge cases, both registration paths, the sampling geometry.
@@ -146,8 +146,8 @@ test_operator() {
 
 # -- running them -----------------------------------------------------------
 
-run_stack() {  # $1: name; installs, then tests, logging to OUT/$1.log
-  local name=$1 started installed
+install_stack() {  # $1: name; logs to OUT/$1.log, marks success
+  local name=$1 started
   started=$(date +%s)
   local venv="$tmp/venv-$name" src="$tmp/src-$name"
   checkout "$src"
@@ -161,10 +161,15 @@ run_stack() {  # $1: name; installs, then tests, logging to OUT/$1.log
         newest) install_operator "$venv" "$src" 3.11 --upgrade torch numpy ;;
       esac
     ) 2>&1 | quiet
-  ) > "$OUT/$name.log" 2>&1
-  local status=$?
-  installed=$(date +%s)
-  if [ $status = 0 ]; then
+  ) > "$OUT/$name.log" 2>&1 && touch "$tmp/$name.installed"
+  echo $(( $(date +%s) - started )) > "$tmp/$name.install_s"
+}
+
+test_stack() {  # $1: name; tests an installed stack, adds its summary row
+  local name=$1 started status=1
+  started=$(date +%s)
+  local venv="$tmp/venv-$name" src="$tmp/src-$name"
+  if [ -e "$tmp/$name.installed" ]; then
     (
       source "$venv/bin/activate" && cd "$src" &&
         case $name in canonical) test_canonical ;; *) test_operator ;; esac
@@ -191,23 +196,26 @@ PY
     "$OUT/$name.log" | tail -1 | tr -d '=' | xargs)
   [ "$name" = canonical ] && grep -q "mIoU:" "$OUT/$name.log" &&
     tests="$tests; demo: mim train 10 its + mim test"
-  echo "| $name | ${versions:-?} | ${tests:-no tests ran} | $([ $status = 0 ] && echo ok || echo FAILED) | install $((installed - started)) s, tests $(( $(date +%s) - installed )) s |" \
+  echo "| $name | ${versions:-?} | ${tests:-no tests ran} | $([ $status = 0 ] && echo ok || echo FAILED) | install $(cat "$tmp/$name.install_s") s, tests $(( $(date +%s) - started )) s |" \
     >> "$OUT/rows.md"
   return $status
 }
 
-: > "$OUT/rows.md"
-pids=()
 for name in $STACKS; do
   case $name in canonical|py39|newest) ;; *) echo "unknown stack $name" >&2; exit 2 ;; esac
 done
-# canonical in one lane; the operator-only stacks one after the other in
-# the other
+: > "$OUT/rows.md"
+# Installs at once (downloads and disk), then the tests in two lanes on
+# the two cores: canonical in one, the operator-only stacks in the other.
+for name in $STACKS; do install_stack "$name" & done
+wait
+echo "installed: $(( $(date +%s) - START )) s"
 lane1=() lane2=()
 for name in $STACKS; do
   if [ "$name" = canonical ]; then lane1+=("$name"); else lane2+=("$name"); fi
 done
-run_lane() { local s=0; for n in "$@"; do run_stack "$n" || s=1; done; return $s; }
+run_lane() { local s=0; for n in "$@"; do test_stack "$n" || s=1; done; return $s; }
+pids=()
 [ ${#lane1[@]} -gt 0 ] && { run_lane "${lane1[@]}" & pids+=($!); }
 [ ${#lane2[@]} -gt 0 ] && { run_lane "${lane2[@]}" & pids+=($!); }
 failed=0

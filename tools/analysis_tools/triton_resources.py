@@ -157,6 +157,10 @@ def main(argv=None):
                         help='folder for resources.md and resources.json')
     args = parser.parse_args(argv)
     os.environ.pop('TRITON_INTERPRET', None)  # before triton is imported
+    from mmseg_ssanet.features import triton_missing
+    missing = triton_missing('cuda')
+    if missing:
+        sys.exit(f'error: {missing}')
     rows = measure(args.shapes, args.dtypes, args.archs, args.kernels)
     table = markdown(rows)
     print(table)
