@@ -382,6 +382,50 @@ def test_odd_grid_dilated_far_offsets_match_reference(backend):
                                atol=1e-9)
 
 
+def _nonfinite_pixels(backend, which, bad, grad_out_bad=False):
+    """Which pixels of the output and of each gradient hold a NaN or an
+    infinity when one pixel of ``which`` (0 query, 1 key, 2 value) holds
+    ``bad`` in every channel, or when grad_out does."""
+    q, k, v, o = (x.detach() for x in _inputs(B=2, Cq=4, C=5, H=9, W=11,
+                                             K=9, offset_scale=1.5))
+    inputs = [q, k, v, o]
+    if which is not None:
+        inputs[which] = inputs[which].clone()
+        inputs[which][1, :, 4, 5] = bad
+    inputs = [x.requires_grad_() for x in inputs]
+    out = snl(*inputs, 3, backend=backend)
+    weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    if grad_out_bad:
+        weight[1, :, 4, 5] = bad
+    grads = torch.autograd.grad(out, inputs, weight)
+    return [~torch.isfinite(x).all(1) for x in (out, *grads)]
+
+
+NAMES = ('output', 'grad query', 'grad key', 'grad value', 'grad offset')
+
+
+@pytest.mark.parametrize('backend', FAST_BACKENDS)
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+@pytest.mark.parametrize('which', [0, 1, 2, 'grad_out'])
+def test_nonfinite_inputs_reach_the_queries_that_sample_them(backend, which,
+                                                            bad):
+    # A NaN or an infinity at one pixel of query, key, value or grad_out
+    # reaches exactly the outputs and gradients the equations give
+    # (reference): the queries that have that pixel among their corners,
+    # not their neighbours. The C++ kernel's tiles once spread it to all
+    # the queries of a tile (0 * NaN in its window products): 83 output
+    # pixels instead of 24 for a NaN value pixel.
+    if which == 'grad_out':
+        got = _nonfinite_pixels(backend, None, bad, grad_out_bad=True)
+        want = _nonfinite_pixels('reference', None, bad, grad_out_bad=True)
+    else:
+        got = _nonfinite_pixels(backend, which, bad)
+        want = _nonfinite_pixels('reference', which, bad)
+    assert want[0].any() or which == 'grad_out'
+    for name, a, b in zip(NAMES, got, want):
+        assert torch.equal(a, b), (name, int(a.sum()), int(b.sum()))
+
+
 @pytest.mark.parametrize('backend', BACKEND_NAMES)
 def test_half_precision_inputs(backend):
     # fp16 rows in, float32 accumulation, fp16 out.

@@ -165,8 +165,10 @@ def sparse_nonlocal_attention(query: Tensor,
       channel, and its query and offset gradients are NaN; NaN can also
       reach the key and value gradients at the pixels it samples. Other
       queries are unaffected. Nothing is dropped silently: a diverging run
-      shows in its loss. NaN in query, key or value propagates the same
-      way through the dot products and sums.
+      shows in its loss. A NaN or inf in a pixel of query, key or value
+      reaches the outputs (and gradients) of the queries that have that
+      pixel among the four corners of one of their points, as
+      ``grid_sample``, and no others.
     * **Offsets far outside the map** (finite): those points sample zeros,
       as ``grid_sample`` with zero padding.
     """

@@ -29,10 +29,21 @@
 // Dense products over the window do some multiplications with zero
 // (pixels a query does not sample) in exchange for reading each row once:
 // the kernel is bound by memory traffic, not arithmetic.
+//
+// Non-finite inputs. Those zeros would turn one NaN or infinity into NaN
+// for every query of the tile (0 * NaN), where the equations (and
+// grid_sample) reach only the queries that have that pixel among the four
+// corners of one of their points, even with weight 0. So: where a key or
+// value row holds one (a pass over both flags such pixels), the forward
+// keeps corners of weight 0, and a tile whose window has a flagged value
+// pixel (forward) or key pixel (query gradient) has its outputs summed
+// corner by corner instead; a non-finite query or grad_out row of a tile
+// is left out of the window scatter and added corner by corner.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -77,6 +88,10 @@ struct Problem {
   int64_t osb, osc, osy, osx;
   int64_t B, H, W, Cq, C, kh, kw, dh, dw;
   T scale;
+  // per pixel (b * H * W + y * W + x), 1 where its key / value row holds
+  // a NaN or an infinity; null where no row does (see the header)
+  const uint8_t* bad_key = nullptr;
+  const uint8_t* bad_value = nullptr;
   int64_t K() const { return kh * kw; }
 };
 
@@ -403,6 +418,70 @@ SNL_INLINE void splat_to_window(const Problem<T>& p, const Tile<T>& s,
     }
 }
 
+// Whether any window pixel (the sentinel aside) is flagged in ``bad``.
+template <typename T>
+SNL_INLINE bool window_has(const Problem<T>& p, const Tile<T>& s, int64_t b,
+                           const uint8_t* bad) {
+  if (bad == nullptr) return false;
+  const uint8_t* image = bad + b * p.H * p.W;
+  for (int u = 1; u < s.P; ++u)
+    if (image[s.pix[u]]) return true;
+  return false;
+}
+
+// out[t][0:n] = sum over the corners j of query t of
+// per_point[t * K + k(j)] * w_j * rows[corner j]: gather_sum for one query
+// without the other queries' zeros (the sentinel's zero row included, so a
+// NaN per_point still gives NaN, as there).
+template <typename T, int VB>
+SNL_INLINE void gather_corners(const Problem<T>& p, const Tile<T>& s,
+                               const T* per_point, const T* const* rows,
+                               int64_t n, T* const* out) {
+  const int64_t K4 = 4 * p.K();
+  for (int t = 0; t < s.n; ++t) {
+    std::fill(out[t], out[t] + n, T(0));
+    for (int64_t j = 0; j < K4; ++j)
+      axpy<T, VB>(per_point[t * p.K() + j / 4] * s.weight[t * K4 + j],
+                  rows[s.corner[t * K4 + j]], out[t], n);
+  }
+}
+
+// The rows x[t] of the tile (padding included) that hold a NaN or an
+// infinity are replaced by the zero row in ``kept``; returns whether any
+// was.
+template <typename T>
+SNL_INLINE bool drop_nonfinite(const T* const* x, int64_t n, const T* zero,
+                               const T** kept, bool* dropped) {
+  bool any = false;
+  for (int t = 0; t < kTile; ++t) {
+    bool finite = true;
+    for (int64_t c = 0; c < n; ++c) finite &= std::isfinite(x[t][c]);
+    dropped[t] = !finite;
+    kept[t] = finite ? x[t] : zero;
+    any |= !finite;
+  }
+  return any;
+}
+
+// scatter_sum's part of the dropped rows: for each corner j of such a query
+// t, rows[corner j] += per_point[t * K + k(j)] * w_j * x[t].
+template <typename T, int VB, typename RowOf>
+SNL_INLINE void scatter_corners(const Problem<T>& p, const Tile<T>& s,
+                                const T* per_point, const T* const* x,
+                                const bool* dropped, int64_t n,
+                                const RowOf& row_of) {
+  const int64_t K4 = 4 * p.K();
+  for (int t = 0; t < s.n; ++t) {
+    if (!dropped[t]) continue;
+    for (int64_t j = 0; j < K4; ++j) {
+      const int32_t u = s.corner[t * K4 + j];
+      if (u == 0) continue;  // outside the map: scattered nowhere
+      axpy<T, VB>(per_point[t * p.K() + j / 4] * s.weight[t * K4 + j], x[t],
+                  row_of(u - 1), n);
+    }
+  }
+}
+
 // Calls fn(i, n) for tiles of n <= kTile queries i..i+n-1 covering the flat
 // range [begin, end). Rows (b * H + y) are taken in vertical strips of
 // kStrip columns: going down a strip, a tile's window is mostly the one of
@@ -438,11 +517,15 @@ SNL_INLINE void forward_range(const Problem<T>& p, T* out, int64_t begin,
       s.query[t] = p.query.row(b, y, x + std::min(t, n - 1));
       dst[t] = t < n ? out + (i + t) * p.C : sink.data();
     }
-    build_tile(p, s, b, y, x, n, /*skip_zero=*/true);
+    // corners of weight 0 can be skipped unless they may hold a NaN
+    const bool skip_zero = p.bad_key == nullptr && p.bad_value == nullptr;
+    build_tile(p, s, b, y, x, n, skip_zero);
     dense_dots<T, VB>(s.query, s.key_row.data(), s.P, p.Cq, s.dots.data());
     attention_probs(p, s);
     splat_to_window(p, s, s.prob.data(), s.coef.data());
     gather_sum<T, VB>(s.coef.data(), s.value_row.data(), s.P, p.C, dst);
+    if (window_has(p, s, b, p.bad_value))
+      gather_corners<T, VB>(p, s, s.prob.data(), s.value_row.data(), p.C, dst);
   });
 }
 
@@ -510,16 +593,36 @@ SNL_INLINE void backward_range(const Problem<T>& p, const Grads<T>& g,
     }
     if (g.need_q || g.need_k)
       splat_to_window(p, s, s.grad_prob.data(), s.grad_dots.data());
-    if (g.need_q)
+    if (g.need_q) {
       gather_sum<T, VB>(s.grad_dots.data(), s.key_row.data(), s.P, p.Cq, gq);
+      if (window_has(p, s, b, p.bad_key))
+        gather_corners<T, VB>(p, s, s.grad_prob.data(), s.key_row.data(),
+                              p.Cq, gq);
+    }
     const int64_t base = b * N;
-    if (g.need_k)
-      scatter_sum<T, VB>(s.grad_dots.data() + kTile, s.query, s.P - 1, p.Cq,
-                  [&](int u) SNL_LAMBDA_INLINE { return gk.row(base + s.pix[u + 1]); });
+    const T* kept[kTile];
+    bool dropped[kTile];
+    if (g.need_k) {
+      const auto key_row = [&](int u) SNL_LAMBDA_INLINE {
+        return gk.row(base + s.pix[u + 1]);
+      };
+      const bool any = drop_nonfinite(s.query, p.Cq, zero.data(), kept, dropped);
+      scatter_sum<T, VB>(s.grad_dots.data() + kTile, kept, s.P - 1, p.Cq,
+                         key_row);
+      if (any)
+        scatter_corners<T, VB>(p, s, s.grad_prob.data(), s.query, dropped,
+                               p.Cq, key_row);
+    }
     if (g.need_v) {
+      const auto value_row = [&](int u) SNL_LAMBDA_INLINE {
+        return gv.row(base + s.pix[u + 1]);
+      };
       splat_to_window(p, s, s.prob.data(), s.coef.data());
-      scatter_sum<T, VB>(s.coef.data() + kTile, go, s.P - 1, p.C,
-                  [&](int u) SNL_LAMBDA_INLINE { return gv.row(base + s.pix[u + 1]); });
+      const bool any = drop_nonfinite(go, p.C, zero.data(), kept, dropped);
+      scatter_sum<T, VB>(s.coef.data() + kTile, kept, s.P - 1, p.C, value_row);
+      if (any)
+        scatter_corners<T, VB>(p, s, s.prob.data(), go, dropped, p.C,
+                               value_row);
     }
     if (g.need_o) {
       // d out / d w_kc = S_k grad_A + scale grad_logit_k D; the weights'
@@ -631,6 +734,33 @@ Problem<T> make_problem(const at::Tensor& q, const at::Tensor& k,
   return p;
 }
 
+// 1 for each pixel whose row of x (n channels) holds a NaN or an
+// infinity; empty where none does (the usual case: nothing more to do).
+template <typename T>
+std::vector<uint8_t> nonfinite_pixels(const Tensor4<T>& x, int64_t B,
+                                      int64_t H, int64_t W, int64_t n) {
+  const int64_t N = H * W;
+  std::vector<uint8_t> bad(B * N);
+  std::atomic<bool> any{false};
+  at::parallel_for(0, B * N, 256, [&](int64_t a, int64_t e) {
+    bool found = false;
+    for (int64_t i = a; i < e; ++i) {
+      const T* r = x.row(i / N, (i % N) / W, i % W);
+      bool finite = true;
+      for (int64_t c = 0; c < n; ++c) finite &= std::isfinite(r[c]);
+      bad[i] = !finite;
+      found |= !finite;
+    }
+    if (found) any = true;
+  });
+  if (!any) bad.clear();
+  return bad;
+}
+
+const uint8_t* flags_or_null(const std::vector<uint8_t>& flags) {
+  return flags.empty() ? nullptr : flags.data();
+}
+
 void check_problem(const at::Tensor& q, const at::Tensor& k,
                    const at::Tensor& v, const at::Tensor& o, int64_t kh,
                    int64_t kw) {
@@ -664,7 +794,11 @@ at::Tensor snl_forward(const at::Tensor& q, const at::Tensor& k,
   const int64_t total = v.size(0) * v.size(2) * v.size(3);
   if (total == 0 || v.size(1) == 0) return out;  // nothing to compute
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "snl_forward", [&] {
-    const auto p = make_problem<scalar_t>(q, k, v, o, kh, kw, dh, dw, scale);
+    auto p = make_problem<scalar_t>(q, k, v, o, kh, kw, dh, dw, scale);
+    const auto bad_key = nonfinite_pixels(p.key, p.B, p.H, p.W, p.Cq);
+    const auto bad_value = nonfinite_pixels(p.value, p.B, p.H, p.W, p.C);
+    p.bad_key = flags_or_null(bad_key);
+    p.bad_value = flags_or_null(bad_value);
     scalar_t* dst = out.data_ptr<scalar_t>();
     at::parallel_for(0, total, 16, [&](int64_t a, int64_t b) {
       variant<scalar_t>().forward(p, dst, a, b);
@@ -704,7 +838,9 @@ std::vector<at::Tensor> snl_backward(const at::Tensor& grad_out,
 
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "snl_backward", [&] {
     using T = scalar_t;
-    const auto p = make_problem<T>(q, k, v, o, kh, kw, dh, dw, scale);
+    auto p = make_problem<T>(q, k, v, o, kh, kw, dh, dw, scale);
+    const auto bad_key = nonfinite_pixels(p.key, p.B, p.H, p.W, p.Cq);
+    p.bad_key = flags_or_null(bad_key);
     const Grads<T> g{go.data_ptr<T>(), gq.data_ptr<T>(), gof.data_ptr<T>(),
                      need_q, need_k, need_v, need_o};
     std::vector<ScatterTarget<T>> tk(parts), tv(parts);
