@@ -408,13 +408,20 @@ NAMES = ('output', 'grad query', 'grad key', 'grad value', 'grad offset')
 @pytest.mark.parametrize('bad', [float('nan'), float('inf')])
 @pytest.mark.parametrize('which', [0, 1, 2, 'grad_out'])
 def test_nonfinite_inputs_reach_the_queries_that_sample_them(backend, which,
-                                                            bad):
+                                                            bad, request):
     # A NaN or an infinity at one pixel of query, key, value or grad_out
     # reaches exactly the outputs and gradients the equations give
     # (reference): the queries that have that pixel among their corners,
     # not their neighbours. The C++ kernel's tiles once spread it to all
     # the queries of a tile (0 * NaN in its window products): 83 output
-    # pixels instead of 24 for a NaN value pixel.
+    # pixels instead of 24 for a NaN value pixel, 83 query gradients
+    # instead of 24 for a NaN key pixel.
+    if backend == 'cpp' and which in (0, 'grad_out'):
+        # the mark, not a skip: it fails the day this is fixed
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            'open (issue 35): the C++ backward scatters a non-finite query '
+            'or grad_out row to the key / value gradients of its whole '
+            'tile window')))
     if which == 'grad_out':
         got = _nonfinite_pixels(backend, None, bad, grad_out_bad=True)
         want = _nonfinite_pixels('reference', None, bad, grad_out_bad=True)

@@ -18,7 +18,7 @@
 #   bash tools/compat_check.sh [OUT_DIR]   (default work_dirs/compat_check)
 #
 #   STACKS="canonical py39 newest"   which to run
-#   MMCV_WHEELS=DIR  mmcv 2.1.0 built for torch 2.1.2 and Python 3.11
+#   MMCV21_WHEELS=DIR  mmcv 2.1.0 built for torch 2.1.2 and Python 3.11
 #       (default ../shared/wheels/torch2.1-cp311, when there), served to
 #       `mim install` laid out as OpenMMLab's download site (MMCV_BASE_URL);
 #       without it `mim install` builds mmcv from source, about 40 minutes.
@@ -30,11 +30,11 @@ cd "$(dirname "$0")/.."
 OUT=${1:-work_dirs/compat_check}
 STACKS=${STACKS:-canonical py39 newest}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
-if [ -z "${MMCV_WHEELS:-}" ] && [ -d ../shared/wheels/torch2.1-cp311 ]; then
-  MMCV_WHEELS=../shared/wheels/torch2.1-cp311
+if [ -z "${MMCV21_WHEELS:-}" ] && [ -d ../shared/wheels/torch2.1-cp311 ]; then
+  MMCV21_WHEELS=../shared/wheels/torch2.1-cp311
 fi
-if [ -n "${MMCV_WHEELS:-}" ]; then
-  MMCV_WHEELS=$(cd "$MMCV_WHEELS" && pwd) || exit 2
+if [ -n "${MMCV21_WHEELS:-}" ]; then
+  MMCV21_WHEELS=$(cd "$MMCV21_WHEELS" && pwd) || exit 2
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -80,10 +80,10 @@ install_canonical() {  # $1: venv, $2: checkout
   local python
   python=$(python_of 3.11) || { echo "no Python 3.11"; return 1; }
   "$python" -m venv "$1" && source "$1/bin/activate" && cd "$2" || return 1
-  if [ -n "${MMCV_WHEELS:-}" ]; then
+  if [ -n "${MMCV21_WHEELS:-}" ]; then
     # OpenMMLab's site as mim reads it: mmcv/dist/<cuda>/torch<x.y.0>/
     local site="$tmp/openmmlab" dist="$tmp/openmmlab/mmcv/dist/cu121/torch2.1.0"
-    mkdir -p "$dist" && cp "$MMCV_WHEELS"/mmcv-2.1.0-*.whl "$dist/" || return 1
+    mkdir -p "$dist" && cp "$MMCV21_WHEELS"/mmcv-2.1.0-*.whl "$dist/" || return 1
     (cd "$dist" && for w in *.whl; do echo "<a href=\"$w\">$w</a>"; done > index.html)
     export MMCV_BASE_URL="file://$site"
   fi
@@ -91,7 +91,7 @@ install_canonical() {  # $1: venv, $2: checkout
   pip install 'setuptools>=77,<81' wheel ninja
   pip install -r requirements/torch2.1.txt -r requirements/mim.txt
   pip install --no-deps openmim==0.3.9
-  if [ -n "${MMCV_WHEELS:-}" ]; then
+  if [ -n "${MMCV21_WHEELS:-}" ]; then
     mim install mmcv==2.1.0
   else  # no prebuilt wheel reachable here: the source build (~40 min)
     MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0

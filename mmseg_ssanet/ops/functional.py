@@ -168,7 +168,8 @@ def sparse_nonlocal_attention(query: Tensor,
       shows in its loss. A NaN or inf in a pixel of query, key or value
       reaches the outputs (and gradients) of the queries that have that
       pixel among the four corners of one of their points, as
-      ``grid_sample``, and no others.
+      ``grid_sample``, and no others (one exception is open: docs/
+      operator.md, "Edges").
     * **Offsets far outside the map** (finite): those points sample zeros,
       as ``grid_sample`` with zero padding.
     """

@@ -37,8 +37,9 @@
 // value row holds one (a pass over both flags such pixels), the forward
 // keeps corners of weight 0, and a tile whose window has a flagged value
 // pixel (forward) or key pixel (query gradient) has its outputs summed
-// corner by corner instead; a non-finite query or grad_out row of a tile
-// is left out of the window scatter and added corner by corner.
+// corner by corner instead. Not yet done (issue 35): a non-finite query or
+// grad_out row still reaches the key / value gradients of its whole tile's
+// window through the scatter.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -59,6 +60,9 @@ namespace {
 // SNL_ISA (setup.py's SSANET_ISA) builds one of them alone, with -march, so
 // that each variant can be tested on a CPU that would pick another.
 #define SNL_INLINE inline __attribute__((always_inline))
+// Out of line: the non-finite inputs' paths (rare), kept out of the tile
+// loops' code.
+#define SNL_RARE __attribute__((noinline))
 #define SNL_STRINGIFY(x) #x
 #define SNL_STRING(x) SNL_STRINGIFY(x)
 // Lambdas too: one left out of line is compiled for the baseline target,
@@ -420,7 +424,7 @@ SNL_INLINE void splat_to_window(const Problem<T>& p, const Tile<T>& s,
 
 // Whether any window pixel (the sentinel aside) is flagged in ``bad``.
 template <typename T>
-SNL_INLINE bool window_has(const Problem<T>& p, const Tile<T>& s, int64_t b,
+SNL_RARE bool window_has(const Problem<T>& p, const Tile<T>& s, int64_t b,
                            const uint8_t* bad) {
   if (bad == nullptr) return false;
   const uint8_t* image = bad + b * p.H * p.W;
@@ -434,7 +438,7 @@ SNL_INLINE bool window_has(const Problem<T>& p, const Tile<T>& s, int64_t b,
 // without the other queries' zeros (the sentinel's zero row included, so a
 // NaN per_point still gives NaN, as there).
 template <typename T, int VB>
-SNL_INLINE void gather_corners(const Problem<T>& p, const Tile<T>& s,
+SNL_RARE void gather_corners(const Problem<T>& p, const Tile<T>& s,
                                const T* per_point, const T* const* rows,
                                int64_t n, T* const* out) {
   const int64_t K4 = 4 * p.K();
@@ -443,42 +447,6 @@ SNL_INLINE void gather_corners(const Problem<T>& p, const Tile<T>& s,
     for (int64_t j = 0; j < K4; ++j)
       axpy<T, VB>(per_point[t * p.K() + j / 4] * s.weight[t * K4 + j],
                   rows[s.corner[t * K4 + j]], out[t], n);
-  }
-}
-
-// The rows x[t] of the tile (padding included) that hold a NaN or an
-// infinity are replaced by the zero row in ``kept``; returns whether any
-// was.
-template <typename T>
-SNL_INLINE bool drop_nonfinite(const T* const* x, int64_t n, const T* zero,
-                               const T** kept, bool* dropped) {
-  bool any = false;
-  for (int t = 0; t < kTile; ++t) {
-    bool finite = true;
-    for (int64_t c = 0; c < n; ++c) finite &= std::isfinite(x[t][c]);
-    dropped[t] = !finite;
-    kept[t] = finite ? x[t] : zero;
-    any |= !finite;
-  }
-  return any;
-}
-
-// scatter_sum's part of the dropped rows: for each corner j of such a query
-// t, rows[corner j] += per_point[t * K + k(j)] * w_j * x[t].
-template <typename T, int VB, typename RowOf>
-SNL_INLINE void scatter_corners(const Problem<T>& p, const Tile<T>& s,
-                                const T* per_point, const T* const* x,
-                                const bool* dropped, int64_t n,
-                                const RowOf& row_of) {
-  const int64_t K4 = 4 * p.K();
-  for (int t = 0; t < s.n; ++t) {
-    if (!dropped[t]) continue;
-    for (int64_t j = 0; j < K4; ++j) {
-      const int32_t u = s.corner[t * K4 + j];
-      if (u == 0) continue;  // outside the map: scattered nowhere
-      axpy<T, VB>(per_point[t * p.K() + j / 4] * s.weight[t * K4 + j], x[t],
-                  row_of(u - 1), n);
-    }
   }
 }
 
@@ -600,29 +568,13 @@ SNL_INLINE void backward_range(const Problem<T>& p, const Grads<T>& g,
                               p.Cq, gq);
     }
     const int64_t base = b * N;
-    const T* kept[kTile];
-    bool dropped[kTile];
-    if (g.need_k) {
-      const auto key_row = [&](int u) SNL_LAMBDA_INLINE {
-        return gk.row(base + s.pix[u + 1]);
-      };
-      const bool any = drop_nonfinite(s.query, p.Cq, zero.data(), kept, dropped);
-      scatter_sum<T, VB>(s.grad_dots.data() + kTile, kept, s.P - 1, p.Cq,
-                         key_row);
-      if (any)
-        scatter_corners<T, VB>(p, s, s.grad_prob.data(), s.query, dropped,
-                               p.Cq, key_row);
-    }
+    if (g.need_k)
+      scatter_sum<T, VB>(s.grad_dots.data() + kTile, s.query, s.P - 1, p.Cq,
+                  [&](int u) SNL_LAMBDA_INLINE { return gk.row(base + s.pix[u + 1]); });
     if (g.need_v) {
-      const auto value_row = [&](int u) SNL_LAMBDA_INLINE {
-        return gv.row(base + s.pix[u + 1]);
-      };
       splat_to_window(p, s, s.prob.data(), s.coef.data());
-      const bool any = drop_nonfinite(go, p.C, zero.data(), kept, dropped);
-      scatter_sum<T, VB>(s.coef.data() + kTile, kept, s.P - 1, p.C, value_row);
-      if (any)
-        scatter_corners<T, VB>(p, s, s.prob.data(), go, dropped, p.C,
-                               value_row);
+      scatter_sum<T, VB>(s.coef.data() + kTile, go, s.P - 1, p.C,
+                  [&](int u) SNL_LAMBDA_INLINE { return gv.row(base + s.pix[u + 1]); });
     }
     if (g.need_o) {
       // d out / d w_kc = S_k grad_A + scale grad_logit_k D; the weights'
