@@ -70,13 +70,10 @@ class FunctionOp:
             setup_context(ctx, inputs, output)
             return output
 
-        def backward_(ctx, *grads):
-            return backward(ctx, *grads)
-
         self._function = type(
             self.function_name(self.name), (torch.autograd.Function, ),
             dict(forward=staticmethod(forward),
-                 backward=staticmethod(backward_)))
+                 backward=staticmethod(backward)))
 
     def __call__(self, *args, **kwargs):
         # Function.apply takes positional arguments only (torch < 2.4)

@@ -79,8 +79,7 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
     return channels_last_like(value, value.shape[1])
 
 
-@custom_op(OP_NAME + '_backward', mutates_args=(),
-                         device_types='cpu')
+@custom_op(OP_NAME + '_backward', mutates_args=(), device_types='cpu')
 def snl_cpu_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                      value: Tensor, offset: Tensor, kernel_size: List[int],
                      dilation: List[int], scale: float,

@@ -93,8 +93,7 @@ def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
 OP_NAME = 'mmseg_ssanet::snl_triton'
 
 
-@custom_op(OP_NAME, mutates_args=(),
-                         device_types=('cuda', 'cpu'))
+@custom_op(OP_NAME, mutates_args=(), device_types=('cuda', 'cpu'))
 def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
                kernel_size: List[int], dilation: List[int],
                scale: float) -> Tuple[Tensor, Tensor]:
@@ -126,7 +125,7 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
 
 
 @custom_op(OP_NAME + '_backward', mutates_args=(),
-                         device_types=('cuda', 'cpu'))
+           device_types=('cuda', 'cpu'))
 def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                         value: Tensor, offset: Tensor, out: Tensor,
                         lse: Tensor, kernel_size: List[int],
