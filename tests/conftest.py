@@ -4,12 +4,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-# The Triton kernel runs on CPU tensors through Triton's interpreter. It is
-# read when the kernels are first compiled, so set it before any test runs;
-# a machine with a GPU runs them on CUDA instead.
-if not os.environ.get('CUDA_VISIBLE_DEVICES') and not osp.exists(
-        '/dev/nvidia0'):
+# Triton's interpreter is one setting for the whole process, read when the
+# kernels are first compiled: chosen here, once, from the machine. Without
+# a GPU the Triton kernel runs on CPU tensors through the interpreter; with
+# one it runs on CUDA tensors (tests.ops_cases.TRITON_DEVICE).
+if not torch.cuda.is_available():
     os.environ.setdefault('TRITON_INTERPRET', '1')
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

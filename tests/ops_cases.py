@@ -11,24 +11,51 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+
+# The devices the operator tests run on: CPU always, CUDA where there is
+# one. Triton's interpreter is one setting for the whole process
+# (tests/conftest.py chooses it from the machine), so the triton backend
+# runs on CUDA tensors where there is a GPU and on CPU tensors elsewhere.
+CUDA = torch.cuda.is_available()
+DEVICES = ('cpu', 'cuda') if CUDA else ('cpu', )
+TRITON_DEVICE = 'cuda' if CUDA else 'cpu'
+
+
+def runs_on(backend, device):
+    """Whether this suite runs ``backend`` on ``device`` tensors here."""
+    if backend == 'cpp':
+        return device == 'cpu'
+    if backend == 'triton':
+        return device == TRITON_DEVICE
+    return True
+
+
+def on_devices(backends):
+    """``(backend, device)`` parameters, id ``backend-device``, for every
+    device present that each backend runs on here."""
+    return [pytest.param(b, d, id=f'{b}-{d}') for d in DEVICES
+            for b in backends if runs_on(b, d)]
+
 
 LAYOUTS = ('contiguous', 'channels_last', 'sliced', 'strided', 'expanded')
 OFFSETS = ('zero', 'small', 'spread', 'huge')
 
 
 def random_inputs(B=2, Cq=4, C=5, H=6, W=7, K=15, dtype=torch.float64,
-                  offset_scale=2.0, seed=0):
+                  offset_scale=2.0, seed=0, device='cpu'):
     """Query, key, value and offsets (unit normal, offsets times
-    ``offset_scale``), each requiring grad."""
+    ``offset_scale``) on ``device``, each requiring grad (drawn on the CPU:
+    the same numbers on every device)."""
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(B, Cq, H, W, generator=g, dtype=dtype)
     k = torch.randn(B, Cq, H, W, generator=g, dtype=dtype)
     v = torch.randn(B, C, H, W, generator=g, dtype=dtype)
     o = torch.randn(B, 2 * K, H, W, generator=g, dtype=dtype) * offset_scale
-    return [x.requires_grad_() for x in (q, k, v, o)]
+    return [x.to(device).requires_grad_() for x in (q, k, v, o)]
 
 
 def offsets(mode, B, K, H, W, kernel, dilation, generator, dtype):

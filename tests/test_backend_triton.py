@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
-from tests.ops_cases import fresh_python
+from tests.ops_cases import TRITON_DEVICE, fresh_python
 from tests.ops_cases import random_inputs as _inputs
 
 
@@ -73,11 +73,13 @@ def test_triton_takes_channels_in_chunks():
     # The kernels hold channels 32 at a time (launch_config): rows of
     # several chunks, the last one partial, match the reference, values
     # and gradients.
-    q, k, v, o = _inputs(B=1, Cq=70, C=100, H=3, W=4, K=9)
+    q, k, v, o = _inputs(B=1, Cq=70, C=100, H=3, W=4, K=9,
+                         device=TRITON_DEVICE)
     outs = {}
     for backend in ('triton', 'reference'):
         out = snl(q, k, v, o, 3, backend=backend)
-        weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+        weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype,
+                                device=out.device)
         grads = torch.autograd.grad((out * weight.view_as(out)).sum(),
                                     (q, k, v, o))
         outs[backend] = (out, *grads)
@@ -98,7 +100,8 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
         return in_order(*args, **kwargs)
 
     monkeypatch.setattr(triton_backend, 'key_value_grads_in_order', counted)
-    q, k, v, o = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9)
+    q, k, v, o = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9,
+                         device=TRITON_DEVICE)
     with torch.no_grad():
         o[0, 3, 1, 1] = float('nan')
 
@@ -107,7 +110,8 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
         torch.use_deterministic_algorithms(deterministic)
         try:
             out = snl(q, k, v, o, 3, backend=backend)
-            weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+            weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype,
+                                device=out.device)
             return torch.autograd.grad((out * weight.view_as(out)).sum(),
                                        (q, k, v, o))
         finally:

@@ -1,9 +1,13 @@
 """The SNL operator's contract: equations, gradients, edge cases, inputs.
 
-Every test runs on every backend that runs on CPU tensors, by name: a
-backend that cannot run (the C++ kernel not built) fails them, it is not
-skipped. Each backend's own internals are tested beside it
-(test_backend_cpp.py, test_backend_triton.py, test_backend_reference.py);
+Every test runs on every backend, by name, on every device present where
+the backend runs (``tests.ops_cases.on_devices``: CPU always, CUDA where
+there is one; triton on CUDA tensors on a GPU machine, through its
+interpreter elsewhere; test ids ``backend-device``): a backend that cannot
+run (the C++ kernel not built) fails them, it is not skipped; where a
+backend does not run on a device, the refusal is tested. Each backend's
+own internals are tested beside it (test_backend_cpp.py,
+test_backend_csr.py, test_backend_triton.py, test_backend_reference.py);
 the shared tester is tests/ops_cases.py; where each backend samples,
 test_sampling_geometry.py.
 """
@@ -13,24 +17,27 @@ import torch
 
 from mmseg_ssanet.features import HAS_CUSTOM_OP
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
-from tests.ops_cases import fresh_python, reference_and
+from tests.ops_cases import (DEVICES, TRITON_DEVICE, fresh_python,
+                             on_devices, reference_and, runs_on)
 from tests.ops_cases import random_inputs as _inputs
 
 BACKEND_NAMES = ['cpp', 'triton', 'csr', 'reference']
 FAST_BACKENDS = ['cpp', 'triton', 'csr']
 
 
-def gradcheck(fn, inputs, backend):
+def gradcheck(fn, inputs, backend, device):
     # Triton's interpreter runs a kernel in numpy, about 0.1 s a call: full
     # Jacobians would take hours. fast_mode checks the same float64
     # derivatives along random directions (two passes instead of one per
     # input element).
-    return torch.autograd.gradcheck(fn, inputs,
-                                    fast_mode=backend == 'triton')
+    return torch.autograd.gradcheck(
+        fn, inputs, fast_mode=backend == 'triton' and device == 'cpu')
 
 
 def _naive(q, k, v, o, kh, kw, dilation=1, scale=None):
-    """Eqs. 4-7 pixel by pixel, bilinear written out: the ground truth."""
+    """Eqs. 4-7 pixel by pixel, bilinear written out: the ground truth
+    (on the CPU, whatever the inputs' device)."""
+    q, k, v, o = (x.detach().cpu() for x in (q, k, v, o))
     B, C, H, W = v.shape
     out = torch.zeros_like(v)
 
@@ -62,24 +69,25 @@ def _naive(q, k, v, o, kh, kw, dilation=1, scale=None):
     return out
 
 
-@pytest.mark.parametrize('backend', BACKEND_NAMES)
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
 @pytest.mark.parametrize('kernel, dilation, scale', [
     ((3, 3), 1, None), ((3, 5), 2, 0.5), ((1, 1), 1, None)])
-def test_matches_the_equations(backend, kernel, dilation, scale):
+def test_matches_the_equations(backend, device, kernel, dilation, scale):
     K = kernel[0] * kernel[1]
-    q, k, v, o = _inputs(B=2, H=4, W=5, K=K, offset_scale=1.5)
+    q, k, v, o = _inputs(B=2, H=4, W=5, K=K, offset_scale=1.5, device=device)
     with torch.no_grad():
         expected = _naive(q, k, v, o, *kernel, dilation, scale)
         got = snl(q, k, v, o, kernel, dilation, scale=scale, backend=backend)
-    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    assert got.device.type == device
+    torch.testing.assert_close(got.cpu(), expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize('backend', BACKEND_NAMES)
-def test_offset_layout_is_mmcv_deform_conv(backend):
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
+def test_offset_layout_is_mmcv_deform_conv(backend, device):
     # With a zero query every sampling point gets weight 1/K, so the op is a
     # deformable conv whose kernel averages the K sampled values. (mmcv
     # imported here: the rest of the file needs torch alone, and runs so on
-    # a bare GPU machine, tools/device_check.sh.)
+    # a bare GPU machine, tools/device_check.sh; mmcv's op on the CPU.)
     from mmcv.ops import deform_conv2d
     B, C, H, W, kh, kw, d = 2, 3, 7, 8, 3, 5, 2
     _, k, v, o = (x.detach().float() for x in
@@ -90,47 +98,48 @@ def test_offset_layout_is_mmcv_deform_conv(backend):
     # takes no keywords)
     expected = deform_conv2d(v, o, weight.contiguous(), 1,
                              ((kh - 1) // 2 * d, (kw - 1) // 2 * d), d)
-    got = snl(q, k, v, o, (kh, kw), d, backend=backend)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    got = snl(*(x.to(device) for x in (q, k, v, o)), (kh, kw), d,
+              backend=backend)
+    torch.testing.assert_close(got.cpu(), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('backend', BACKEND_NAMES)
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
 @pytest.mark.parametrize('shape', [dict(B=2, H=5, W=6), dict(B=1, H=3, W=4),
                                    dict(B=1, H=1, W=1)])
-def test_gradcheck_float64(backend, shape):
+def test_gradcheck_float64(backend, device, shape):
     # Offsets of scale 3 push many samples outside the map.
-    q, k, v, o = _inputs(K=9, offset_scale=3.0, **shape)
+    q, k, v, o = _inputs(K=9, offset_scale=3.0, device=device, **shape)
     assert gradcheck(lambda *x: snl(*x, 3, 1, scale=0.7, backend=backend),
-                     (q, k, v, o), backend)
+                     (q, k, v, o), backend, device)
 
 
-@pytest.mark.parametrize('backend', BACKEND_NAMES)
-def test_gradcheck_on_grid_lines_and_outside(backend):
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
+def test_gradcheck_on_grid_lines_and_outside(backend, device):
     # Integer offsets put samples exactly on pixels and grid lines (where
     # bilinear interpolation has a kink, so only q, k, v are checked by
     # finite differences) and, at the border, outside the map.
-    q, k, v, o = _inputs(K=9)
-    o = torch.randint(-4, 5, o.shape).double()
+    q, k, v, o = _inputs(K=9, device=device)
+    o = torch.randint(-4, 5, o.shape).double().to(device)
     assert gradcheck(lambda q, k, v: snl(q, k, v, o, 3, backend=backend),
-                     (q, k, v), backend)
+                     (q, k, v), backend, device)
 
 
-@pytest.mark.parametrize('backend', FAST_BACKENDS)
-def test_offset_grad_on_grid_lines_is_the_right_derivative(backend):
+@pytest.mark.parametrize('backend, device', on_devices(FAST_BACKENDS))
+def test_offset_grad_on_grid_lines_is_the_right_derivative(backend, device):
     # At a kink the gradient is one-sided; like grid_sample, the op takes
     # floor(t), i.e. the derivative from the right. Checked as a directional
     # derivative along a non-negative direction (which stays on that side).
     # The reference reaches pixel coordinates through grid_sample's
     # normalisation, which can round an integer t to t - 1e-16 and so take
     # the left side: only the fast backends are exact here.
-    q, k, v, o = (x.detach() for x in _inputs(K=9))
-    o = torch.randint(-4, 5, o.shape).double()
+    q, k, v, o = (x.detach() for x in _inputs(K=9, device=device))
+    o = torch.randint(-4, 5, o.shape).double().to(device)
     o[:, ::3] += 0.5  # some on grid lines, not on pixels
     o.requires_grad_()
     out = snl(q, k, v, o, 3, backend=backend)
     (grad,) = torch.autograd.grad(out.sin().sum(), o)
     direction = torch.rand(o.shape, generator=torch.Generator().manual_seed(1),
-                           dtype=torch.float64)
+                           dtype=torch.float64).to(device)
     eps = 1e-7
     with torch.no_grad():
         moved = snl(q, k, v, o + eps * direction, 3, backend=backend)
@@ -139,10 +148,10 @@ def test_offset_grad_on_grid_lines_is_the_right_derivative(backend):
                                            rel=1e-5)
 
 
-@pytest.mark.parametrize('backend', FAST_BACKENDS)
-def test_fast_matches_reference_float32(backend):
+@pytest.mark.parametrize('backend, device', on_devices(FAST_BACKENDS))
+def test_fast_matches_reference_float32(backend, device):
     q, k, v, o = _inputs(B=2, Cq=32, C=48, H=13, W=17, K=49,
-                         dtype=torch.float32, offset_scale=4.0)
+                         dtype=torch.float32, offset_scale=4.0, device=device)
     outs, grads = [], []
     for backend in ('reference', backend):
         out = snl(q, k, v, o, 7, 2, backend=backend)
@@ -154,20 +163,21 @@ def test_fast_matches_reference_float32(backend):
         torch.testing.assert_close(fast, ref, rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize('backend', BACKEND_NAMES)
-def test_one_point_kernel_without_offset_is_identity(backend):
-    _, k, v, _ = _inputs(K=1)
-    o = torch.zeros(2, 2, 6, 7, dtype=torch.float64)
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
+def test_one_point_kernel_without_offset_is_identity(backend, device):
+    _, k, v, _ = _inputs(K=1, device=device)
+    o = torch.zeros(2, 2, 6, 7, dtype=torch.float64, device=device)
     torch.testing.assert_close(snl(k, k, v, o, 1, backend=backend), v)
 
 
-@pytest.mark.parametrize('backend', BACKEND_NAMES)
-def test_autocast_bf16_large_inputs_stay_finite(backend):
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
+def test_autocast_bf16_large_inputs_stay_finite(backend, device):
     q, k, v, o = (x.detach().float() for x in
-                  _inputs(Cq=64, C=16, H=8, W=8, K=9, dtype=torch.float32))
+                  _inputs(Cq=64, C=16, H=8, W=8, K=9, dtype=torch.float32,
+                          device=device))
     q, k, v = q * 100, k * 100, v * 100
     expected = snl(q, k, v, o, 3, backend=backend)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast(device, dtype=torch.bfloat16):
         # what the 1x1 convs of the block hand over under autocast
         qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
         out = snl(qb, kb, vb, o, 3, backend=backend)
@@ -179,10 +189,10 @@ def test_autocast_bf16_large_inputs_stay_finite(backend):
     assert close.float().mean() > 0.95
 
 
-@pytest.mark.parametrize('backend', BACKEND_NAMES)
-def test_torch_compile_matches_eager(backend):
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
+def test_torch_compile_matches_eager(backend, device):
     q, k, v, o = (x.detach().float().requires_grad_() for x in
-                  _inputs(H=6, W=7, K=9, dtype=torch.float32))
+                  _inputs(H=6, W=7, K=9, dtype=torch.float32, device=device))
     torch._dynamo.reset()
     fn = torch.compile(lambda *x: snl(*x, 3, 1, backend=backend))
     compiled = fn(q, k, v, o)
@@ -204,15 +214,15 @@ needs_custom_op = pytest.mark.skipif(
 
 
 @needs_custom_op
-@pytest.mark.parametrize('backend', FUSED_OPS)
-def test_fused_op_compiles_with_no_graph_break(backend):
+@pytest.mark.parametrize('backend, device', on_devices(FUSED_OPS))
+def test_fused_op_compiles_with_no_graph_break(backend, device):
     # Each fused kernel is a registered torch op (mmseg_ssanet::snl_cpu,
     # mmseg_ssanet::snl_triton) with a fake implementation and an autograd
     # formula: dynamo traces the front end, the op and its backward in one
     # graph (fullgraph=True fails on any break), and the result is the
     # eager one.
     q, k, v, o = (x.detach().float().requires_grad_() for x in
-                  _inputs(H=6, W=7, K=9, dtype=torch.float32))
+                  _inputs(H=6, W=7, K=9, dtype=torch.float32, device=device))
     torch._dynamo.reset()
     fn = torch.compile(lambda *x: snl(*x, 3, 1, scale=0.5, backend=backend),
                        fullgraph=True)
@@ -228,25 +238,26 @@ def test_fused_op_compiles_with_no_graph_break(backend):
 
 
 @needs_custom_op
-@pytest.mark.parametrize('backend', FUSED_OPS)
-def test_fused_op_passes_opcheck(backend):
+@pytest.mark.parametrize('backend, device', on_devices(FUSED_OPS))
+def test_fused_op_passes_opcheck(backend, device):
     # torch.library's own checks: schema, fake implementation against the
     # real one (shapes and strides), autograd registration, AOT dispatch.
     op = getattr(torch.ops.mmseg_ssanet, FUSED_OPS[backend])
     q, k, v, o = (x.detach().contiguous(memory_format=torch.channels_last)
-                  .requires_grad_() for x in _inputs(H=5, W=6, K=9))
+                  .requires_grad_() for x in _inputs(H=5, W=6, K=9,
+                                                     device=device))
     torch.library.opcheck(op, (q, k, v, o, [3, 3], [1, 1], 0.7))
 
 
 @needs_custom_op
-@pytest.mark.parametrize('backend', FUSED_OPS)
-def test_fused_op_exports(backend):
+@pytest.mark.parametrize('backend, device', on_devices(FUSED_OPS))
+def test_fused_op_exports(backend, device):
     class Attention(torch.nn.Module):
 
         def forward(self, q, k, v, o):
             return snl(q, k, v, o, 3, backend=backend)
 
-    q, k, v, o = (x.detach() for x in _inputs(H=5, W=6, K=9))
+    q, k, v, o = (x.detach() for x in _inputs(H=5, W=6, K=9, device=device))
     program = torch.export.export(Attention(), (q, k, v, o))
     assert f'mmseg_ssanet.{FUSED_OPS[backend]}' in str(program.graph)
     torch.testing.assert_close(program.module()(q, k, v, o),
@@ -283,6 +294,27 @@ def _bad(**override):
 def test_bad_input_is_named(override, error, match):
     with pytest.raises(error, match=match):
         snl(**_bad(**override))
+
+
+def test_backends_refuse_the_devices_they_do_not_run_on(monkeypatch):
+    # Where a backend does not run (cpp on CUDA tensors; triton on CPU
+    # tensors without the interpreter), asking for it names why. The
+    # table holds on any machine; the refusal end to end on the devices
+    # this machine has.
+    from mmseg_ssanet.ops.backends import BACKENDS
+    assert BACKENDS['cpp'].unavailable(torch.device('cuda'))
+    with monkeypatch.context() as env:
+        env.delenv('TRITON_INTERPRET', raising=False)
+        assert 'TRITON_INTERPRET=1' in BACKENDS['triton'].unavailable(
+            torch.device('cpu'))
+    refused = [(b, d) for d in DEVICES for b in FAST_BACKENDS
+               if not runs_on(b, d)]
+    for backend, device in refused:
+        q, k, v, o = (x.detach() for x in _inputs(K=9, device=device))
+        with pytest.raises(RuntimeError,
+                           match=f"backend '{backend}' cannot run here"):
+            snl(q, k, v, o, 3, backend=backend)
+    assert ('cpp', 'cuda') in refused or 'cuda' not in DEVICES
 
 
 def test_default_backend_on_cpu_is_the_fused_kernel():
@@ -363,11 +395,12 @@ def test_operator_works_with_torch_alone():
     assert 'MODELS mmseg_ssanet.models needs mmsegmentation' in proc.stdout
 
 
-@pytest.mark.parametrize('backend', FAST_BACKENDS)
-def test_odd_grid_dilated_far_offsets_match_reference(backend):
+@pytest.mark.parametrize('backend, device', on_devices(FAST_BACKENDS))
+def test_odd_grid_dilated_far_offsets_match_reference(backend, device):
     # The paper's 9x11 grid (K = 99) at dilation 2; some offsets push
     # points far outside the map, some put them on integer grid lines.
-    q, k, v, o = _inputs(B=2, Cq=5, C=6, H=7, W=9, K=99, offset_scale=3.0)
+    q, k, v, o = _inputs(B=2, Cq=5, C=6, H=7, W=9, K=99, offset_scale=3.0,
+                         device=device)
     o = o.detach()
     o[0, :40] = 1e4
     o[1, 40:80] = torch.randint(-3, 4, o[1, 40:80].shape).double()
@@ -382,33 +415,35 @@ def test_odd_grid_dilated_far_offsets_match_reference(backend):
                                atol=1e-9)
 
 
-def _nonfinite_pixels(backend, which, bad, grad_out_bad=False):
+def _nonfinite_pixels(backend, device, which, bad, grad_out_bad=False):
     """Which pixels of the output and of each gradient hold a NaN or an
     infinity when one pixel of ``which`` (0 query, 1 key, 2 value) holds
     ``bad`` in every channel, or when grad_out does."""
     q, k, v, o = (x.detach() for x in _inputs(B=2, Cq=4, C=5, H=9, W=11,
-                                             K=9, offset_scale=1.5))
+                                             K=9, offset_scale=1.5,
+                                             device=device))
     inputs = [q, k, v, o]
     if which is not None:
         inputs[which] = inputs[which].clone()
         inputs[which][1, :, 4, 5] = bad
     inputs = [x.requires_grad_() for x in inputs]
     out = snl(*inputs, 3, backend=backend)
-    weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype,
+                            device=out.device).view_as(out)
     if grad_out_bad:
         weight[1, :, 4, 5] = bad
     grads = torch.autograd.grad(out, inputs, weight)
-    return [~torch.isfinite(x).all(1) for x in (out, *grads)]
+    return [~torch.isfinite(x).all(1).cpu() for x in (out, *grads)]
 
 
 NAMES = ('output', 'grad query', 'grad key', 'grad value', 'grad offset')
 
 
-@pytest.mark.parametrize('backend', FAST_BACKENDS)
+@pytest.mark.parametrize('backend, device', on_devices(FAST_BACKENDS))
 @pytest.mark.parametrize('bad', [float('nan'), float('inf')])
 @pytest.mark.parametrize('which', [0, 1, 2, 'grad_out'])
-def test_nonfinite_inputs_reach_the_queries_that_sample_them(backend, which,
-                                                            bad, request):
+def test_nonfinite_inputs_reach_the_queries_that_sample_them(
+        backend, device, which, bad, request):
     # A NaN or an infinity at one pixel of query, key, value or grad_out
     # reaches exactly the outputs and gradients the equations give
     # (reference): the queries that have that pixel among their corners,
@@ -423,21 +458,24 @@ def test_nonfinite_inputs_reach_the_queries_that_sample_them(backend, which,
             'or grad_out row to the key / value gradients of its whole '
             'tile window')))
     if which == 'grad_out':
-        got = _nonfinite_pixels(backend, None, bad, grad_out_bad=True)
-        want = _nonfinite_pixels('reference', None, bad, grad_out_bad=True)
+        got = _nonfinite_pixels(backend, device, None, bad,
+                                grad_out_bad=True)
+        want = _nonfinite_pixels('reference', 'cpu', None, bad,
+                                 grad_out_bad=True)
     else:
-        got = _nonfinite_pixels(backend, which, bad)
-        want = _nonfinite_pixels('reference', which, bad)
+        got = _nonfinite_pixels(backend, device, which, bad)
+        want = _nonfinite_pixels('reference', 'cpu', which, bad)
     assert want[0].any() or which == 'grad_out'
     for name, a, b in zip(NAMES, got, want):
         assert torch.equal(a, b), (name, int(a.sum()), int(b.sum()))
 
 
-@pytest.mark.parametrize('backend', BACKEND_NAMES)
-def test_half_precision_inputs(backend):
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
+def test_half_precision_inputs(backend, device):
     # fp16 rows in, float32 accumulation, fp16 out.
     q, k, v, o = (x.detach().float() for x in
-                  _inputs(Cq=16, C=8, H=6, W=7, K=9, dtype=torch.float32))
+                  _inputs(Cq=16, C=8, H=6, W=7, K=9, dtype=torch.float32,
+                          device=device))
     expected = snl(q, k, v, o, 3, backend='reference')
     got = snl(q.half(), k.half(), v.half(), o, 3, backend=backend)
     assert got.dtype == torch.float16

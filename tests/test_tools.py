@@ -245,12 +245,17 @@ def test_benchmark_models_small_run(tmp_path):
     out = str(tmp_path / 'models')
     code, log = run_cli(['python', 'tools/analysis_tools/benchmark_models.py',
                          '--height', '64', '--width', '128', '--repeats', '1',
-                         '--out', out])
+                         '--dtypes', 'fp32', 'bf16', '--out', out])
     assert code == 0, log[-3000:]
     rows = json.load(open(osp.join(out, 'results.json')))['rows']
-    assert [r['method'] for r in rows] == ['Baseline', '+ PPM', '+ ASPP',
-                                           '+ NL', '+ SNL']
-    assert rows[0]['ratio'] == 1.0
+    methods = ['Baseline', '+ PPM', '+ ASPP', '+ NL', '+ SNL']
+    assert [(r['method'], r['dtype']) for r in rows] == [
+        (m, d) for d in ('fp32', 'bf16') for m in methods]
+    # each precision's ratios are to its own baseline
+    assert rows[0]['ratio'] == rows[5]['ratio'] == 1.0
+    assert rows[6]['ratio'] == pytest.approx(rows[6]['time_ms'] /
+                                             rows[5]['time_ms'])
+    rows = rows[:5]
     # the context modules add parameters and FLOPs over the baseline
     assert all(r['params_m'] > rows[0]['params_m'] for r in rows[1:])
     assert all(r['gflops'] > rows[0]['gflops'] for r in rows[1:])
@@ -288,3 +293,38 @@ def test_browse_dataset_writes_samples_with_ground_truth(tmp_path,
     assert drawn.ndim == 3 and drawn.shape[2] == 3
     # the ground truth is drawn over the image: far from a single colour
     assert drawn.reshape(-1, 3).std(0).mean() > 5
+
+
+def _scalars(work_dir, losses, memory=(9000, 500)):
+    log = work_dir / '20261204_120000' / 'vis_data'
+    log.mkdir(parents=True)
+    with open(log / 'scalars.json', 'w') as f:
+        for i, loss in enumerate(losses, 1):
+            f.write(json.dumps(dict(loss=loss, time=0.5 if i < 4 else 0.25,
+                                    iter=i, memory=memory[i > 1])) + '\n')
+        f.write(json.dumps(dict(mIoU=1.0, step=len(losses))) + '\n')
+
+
+@pytest.mark.parametrize('losses, code, verdict', [
+    ([4.0, 3.9, 3.5, 3.2, 3.0, 2.9, 2.8, 2.6, 2.5, 2.4], 0, 'yes, yes'),
+    ([3.0, 3.1, 3.2, 3.3, 3.4], 1, 'yes, NO'),
+    ([3.0, float('nan'), 2.0, 1.0, 0.5], 1, 'NO, NO'),
+])
+def test_summarize_training(tmp_path, losses, code, verdict):
+    _scalars(tmp_path, losses)
+    rc, log = run_cli(['python', 'tools/misc/summarize_training.py',
+                       str(tmp_path), '--name', 'r', '--header'])
+    assert rc == code, log
+    header, _, row = log.strip().split('\n')
+    assert header.startswith('| run | iterations |')
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert cells[:2] == ['r', str(len(losses))]
+    assert cells[3] == verdict
+    assert float(cells[4]) == 0.25 and float(cells[5]) == 4.0
+    assert cells[6] == '9000; 500'
+
+
+def test_summarize_training_names_a_missing_log(tmp_path):
+    rc, log = run_cli(['python', 'tools/misc/summarize_training.py',
+                       str(tmp_path)])
+    assert rc == 1 and 'no mmengine scalar log' in log and str(tmp_path) in log

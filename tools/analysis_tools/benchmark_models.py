@@ -3,15 +3,20 @@
 MobileNetV2 (output stride 16) with no context module, PPM (PSPHead), ASPP
 (ASPPHead), dense non-local (NLHead) and SNL (SNLHead, K=81), built from
 the Table 2 configs, timed in one process on the same random input
-(default 1x3x1024x2048; the paper: 2x3x1024x2048 on a Titan V100).
-Reports median time, ratio to the baseline, the context module's overhead,
-parameters and FLOPs (mmengine's counter with the SNL operator counted in
-full, bilinear sampling included: :mod:`mmseg_ssanet.utils.flops`, as
-``tools/analysis_tools/get_flops.py``), beside the paper's times. SNL runs on the
-device's default backend (the fused C++ kernel on CPU).
+(default 1x3x1024x2048; the paper: 2x3x1024x2048 on a Titan V100), round
+robin over models and precisions. Reports median time, ratio to the
+baseline, the context module's overhead, peak memory on a GPU, parameters
+and FLOPs (mmengine's counter with the SNL operator counted in full,
+bilinear sampling included: :mod:`mmseg_ssanet.utils.flops`, as
+``tools/analysis_tools/get_flops.py``), beside the paper's times. SNL runs on
+the device's default backend (the fused C++ kernel on CPU, Triton on
+CUDA); fp16 and bf16 are autocast, as ``mim train --amp`` runs.
 
     python tools/analysis_tools/benchmark_models.py --out work_dirs/benchmark_models
+    python tools/analysis_tools/benchmark_models.py --device cuda --batch 2 \
+        --dtypes fp32 fp16 bf16 --no-flops --out work_dirs/table2_gpu
 """
+import contextlib
 import argparse
 import json
 import os
@@ -47,21 +52,51 @@ def build(config_path, snl_backend=None):
     return revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
 
 
-def time_models(models, x, repeats):
-    """Median ms per model, timed round-robin after a warm-up of each, so
-    that the machine's drift and first-call costs hit all models alike."""
+DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def _precision(device, dtype_name):
+    dtype = DTYPES[dtype_name]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def time_models(models, x, repeats, dtype_names=('fp32', )):
+    """``{(model index, dtype): (median ms, peak MB or None)}``: timed
+    round robin after a warm-up of each (the machine's drift and
+    first-call costs hit all alike); the peak allocated on a GPU (weights
+    included) from one more pass each."""
     meta = [dict(img_shape=x.shape[2:], pad_shape=x.shape[2:],
                  ori_shape=x.shape[2:])] * x.shape[0]
-    times = [[] for _ in models]
+    cuda = x.device.type == 'cuda'
+
+    def run(model, name):
+        with _precision(x.device, name):
+            model.encode_decode(x, meta)
+        if cuda:
+            torch.cuda.synchronize()
+
+    cases = [(i, name) for name in dtype_names for i in range(len(models))]
+    times = {case: [] for case in cases}
     with torch.no_grad():
-        for model in models:
-            model.encode_decode(x, meta)  # warm-up
+        for i, name in cases:
+            run(models[i], name)  # warm-up (and Triton's compilation)
         for _ in range(repeats):
-            for model, t in zip(models, times):
+            for i, name in cases:
                 start = time.perf_counter()
-                model.encode_decode(x, meta)
-                t.append(time.perf_counter() - start)
-    return [1000 * sorted(t)[len(t) // 2] for t in times]
+                run(models[i], name)
+                times[(i, name)].append(time.perf_counter() - start)
+        peaks = {}
+        for i, name in cases:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+                run(models[i], name)
+                peaks[(i, name)] = torch.cuda.max_memory_allocated() / 2**20
+            else:
+                peaks[(i, name)] = None
+    return {case: (1000 * sorted(t)[len(t) // 2], peaks[case])
+            for case, t in times.items()}
 
 
 def count_flops(config_path, x):
@@ -92,6 +127,13 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=5,
                         help='timed passes per model, median reported '
                         '(default %(default)s)')
+    parser.add_argument('--device', default=None,
+                        help='cpu or cuda (default: cuda where there is '
+                        'one, else cpu)')
+    parser.add_argument('--dtypes', nargs='+', default=['fp32'],
+                        choices=list(DTYPES),
+                        help='precisions, fp16/bf16 by autocast (default '
+                        '%(default)s)')
     parser.add_argument('--no-flops', action='store_true',
                         help='skip counting FLOPs')
     parser.add_argument('--out', default='work_dirs/benchmark_models',
@@ -99,43 +141,57 @@ def main(argv=None):
                         '%(default)s)')
     args = parser.parse_args(argv)
     from tqdm import tqdm
+    device = torch.device(args.device or (
+        'cuda' if torch.cuda.is_available() else 'cpu'))
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.height, args.width)
-    models = [build(config) for _, config, _, _ in MODELS_TABLE2]
-    ms = time_models(models, x, args.repeats)
+    models = [build(config).to(device) for _, config, _, _ in MODELS_TABLE2]
+    measured = time_models(models, x.to(device), args.repeats, args.dtypes)
+    flops = {}
+    if not args.no_flops:
+        for _, config, _, _ in tqdm(MODELS_TABLE2, desc='flops'):
+            flops[config] = count_flops(config, x) / 1e9
     rows = []
-    for (name, config, paper_ms, paper_miou), model, t in tqdm(
-            list(zip(MODELS_TABLE2, models, ms)), desc='flops'):
-        row = dict(method=name, config=config, paper_ms=paper_ms,
-                   paper_miou=paper_miou, time_ms=t,
-                   params_m=sum(p.numel() for p in model.parameters()) / 1e6)
-        if not args.no_flops:
-            row['gflops'] = count_flops(config, x) / 1e9
-        rows.append(row)
+    for dtype_name in args.dtypes:
+        base_ms = measured[(0, dtype_name)][0]
+        for i, ((name, config, paper_ms, paper_miou), model) in enumerate(
+                zip(MODELS_TABLE2, models)):
+            t, peak = measured[(i, dtype_name)]
+            row = dict(method=name, config=config, dtype=dtype_name,
+                       paper_ms=paper_ms, paper_miou=paper_miou, time_ms=t,
+                       peak_mb=peak, ratio=t / base_ms,
+                       overhead_ms=t - base_ms,
+                       paper_overhead_ms=paper_ms - MODELS_TABLE2[0][2],
+                       params_m=sum(p.numel()
+                                    for p in model.parameters()) / 1e6)
+            if config in flops:
+                row['gflops'] = flops[config]
+            rows.append(row)
     del models
-    base = rows[0]
-    for r in rows:
-        r['ratio'] = r['time_ms'] / base['time_ms']
-        r['overhead_ms'] = r['time_ms'] - base['time_ms']
-        r['paper_overhead_ms'] = r['paper_ms'] - base['paper_ms']
     os.makedirs(args.out, exist_ok=True)
     shape = f'{args.batch}x3x{args.height}x{args.width}'
-    lines = [f'input {shape}, {torch.get_num_threads()} threads',
-             '| method | time ms | ratio | overhead ms | params M | GFLOPs '
-             '| paper ms (V100, 2x3x1024x2048) | paper overhead ms |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+             else f'CPU, {torch.get_num_threads()} threads')
+    lines = [f'input {shape}, {where}, torch {torch.__version__}',
+             '| method | dtype | time ms | ratio | overhead ms | peak MB '
+             '| params M | GFLOPs | paper ms (V100, 2x3x1024x2048) '
+             '| paper overhead ms |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for r in rows:
         gflops = f"{r['gflops']:.1f}" if 'gflops' in r else '-'
+        peak = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else '-'
         lines.append(
-            f"| {r['method']} | {r['time_ms']:.0f} | {r['ratio']:.2f} | "
-            f"{r['overhead_ms']:.0f} | {r['params_m']:.2f} | {gflops} | "
-            f"{r['paper_ms']} | {r['paper_overhead_ms']} |")
+            f"| {r['method']} | {r['dtype']} | {r['time_ms']:.1f} | "
+            f"{r['ratio']:.2f} | {r['overhead_ms']:.1f} | {peak} | "
+            f"{r['params_m']:.2f} | {gflops} | {r['paper_ms']} | "
+            f"{r['paper_overhead_ms']} |")
     table = '\n'.join(lines) + '\n'
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(table)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(input=shape, rows=rows), f, indent=1)
-    plot(rows, osp.join(args.out, 'table2.png'), shape)
+        json.dump(dict(input=shape, device=where, rows=rows), f, indent=1)
+    plot([r for r in rows if r['dtype'] == args.dtypes[0]],
+         osp.join(args.out, 'table2.png'), f'{where}, {shape}')
     print(table)
 
 
@@ -147,7 +203,7 @@ def plot(rows, path, shape):
     names = [r['method'] for r in rows]
     xs = range(len(rows))
     ax.bar([i - 0.2 for i in xs], [r['ratio'] for r in rows], 0.4,
-           label=f'this machine (CPU, {shape})')
+           label=f'this machine ({shape})')
     ax.bar([i + 0.2 for i in xs],
            [r['paper_ms'] / rows[0]['paper_ms'] for r in rows], 0.4,
            label='paper (V100, 2x3x1024x2048)')

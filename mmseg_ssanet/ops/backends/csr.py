@@ -17,9 +17,13 @@ stacked block-diagonally, so one 2-D matrix serves the whole batch.
 
 The autograd Function below differentiates query, key, value and the
 bilinear weights; the offset gradient then flows through the weights
-(:func:`..sampling.bilinear_corners`) by plain autograd. Autograd through the
-CSR constructor itself is not used: it does not support the duplicate
-column indices that neighbouring sampling points produce.
+(:func:`..sampling.bilinear_corners`) by plain autograd.
+
+Neighbouring sampling points share corners, so one row names a pixel up to
+4K times in any order. The matrices hold each (i, j) once, columns sorted
+(``_Pattern``): the sparse libraries assume it, and cuSPARSE silently gives
+wrong products without it (seen on an H200: errors of the order of the
+values themselves). Per-entry quantities go to their cell by ``slot``.
 """
 import warnings
 from typing import Optional, Tuple
@@ -33,37 +37,68 @@ from .layout import pixel_rows
 from ..sampling import (bilinear_corners, finite_positions,
                         sampling_positions)
 
-# Invariant checks cost time on every construction; our indices are valid by
-# construction (clamped in bilinear_corners). Say so once, explicitly.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in '
                         'beta state')
 
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, rows: int,
          cols: int) -> Tensor:
+    # no invariant check (it costs time on every call): ours hold by
+    # construction (_Pattern; tests/test_backend_csr.py checks them)
     return torch.sparse_csr_tensor(crow, col, values, size=(rows, cols),
                                    check_invariants=False)
 
 
-def _row_pointers(rows: int, per_row: int, device) -> Tensor:
-    return torch.arange(0, rows * per_row + 1, per_row, device=device)
+class _Pattern:
+    """The coalesced CSR pattern of ``index`` ``[R, E]`` (E entries a row):
+    ``crow``, ``col`` (sorted, distinct within a row) and ``slot[e]``, the
+    cell of entry e in ``col``; ``transpose()`` gives the pattern of the
+    transpose and the cell permutation."""
+
+    def __init__(self, index: Tensor, cols: int):
+        rows, per_row = index.shape
+        sorted_col, order = index.sort(dim=1)
+        first = torch.ones_like(sorted_col, dtype=torch.bool)
+        first[:, 1:] = sorted_col[:, 1:] != sorted_col[:, :-1]
+        cell = first.reshape(-1).cumsum(0) - 1  # cell of each sorted entry
+        self.slot = torch.empty_like(cell)
+        self.slot.view(rows, per_row).scatter_(1, order,
+                                               cell.view(rows, per_row))
+        self.col = sorted_col[first]
+        self.counts = first.sum(1)
+        self.crow = torch.zeros(rows + 1, dtype=torch.long,
+                                device=index.device)
+        self.crow[1:] = self.counts.cumsum(0)
+        self.shape = (rows, cols)
+
+    def gather(self, cells: Tensor) -> Tensor:
+        """Per-cell values -> per-entry values ``[R * E]``."""
+        return cells[self.slot]
+
+    def scatter(self, entries: Tensor) -> Tensor:
+        """Per-entry values (flat) -> per-cell sums."""
+        return entries.new_zeros(self.col.numel()).index_add_(
+            0, self.slot, entries)
+
+    def matrix(self, cells: Tensor) -> Tensor:
+        return _csr(self.crow, self.col, cells, *self.shape)
+
+    def transpose(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """(crow, col, perm) of the transpose; columns stay sorted because
+        the sort by column is stable over rows in order."""
+        rows, cols = self.shape
+        perm = torch.argsort(self.col, stable=True)
+        crow = torch.zeros(cols + 1, dtype=torch.long, device=self.col.device)
+        crow[1:] = torch.bincount(self.col, minlength=cols).cumsum(0)
+        row_of = torch.arange(rows, device=self.col.device).repeat_interleave(
+            self.counts)
+        return crow, row_of[perm], perm
 
 
-def _transpose_pattern(col: Tensor, rows: int, cols: int, per_row: int
-                       ) -> Tuple[Tensor, Tensor, Tensor]:
-    """CSR pattern of the transpose: (crow, col, permutation of values)."""
-    perm = torch.argsort(col, stable=True)
-    crow = torch.zeros(cols + 1, dtype=torch.long, device=col.device)
-    crow[1:] = torch.bincount(col, minlength=cols).cumsum(0)
-    row_of = torch.arange(rows, device=col.device).repeat_interleave(per_row)
-    return crow, row_of[perm], perm
-
-
-def _sddmm(crow: Tensor, col: Tensor, left: Tensor, right: Tensor) -> Tensor:
-    """<left_i, right_j> for every stored (i, j): a flat ``[nnz]`` tensor."""
-    pattern = _csr(crow, col, left.new_zeros(col.numel()), left.shape[0],
-                   right.shape[0])
-    return torch.sparse.sampled_addmm(pattern, left, right.t(),
+def _sddmm(pattern: _Pattern, left: Tensor, right: Tensor) -> Tensor:
+    """<left_i, right_j> for every cell (i, j) of ``pattern``: ``[nnz]``."""
+    zeros = pattern.matrix(left.new_zeros(pattern.col.numel()))
+    return torch.sparse.sampled_addmm(zeros, left, right.t(),
                                       beta=0.).values()
 
 
@@ -72,8 +107,8 @@ class SparseAttentionFunction(torch.autograd.Function):
 
     Args (of ``apply``):
         query: ``[R, Cq]``, rows = batch x pixels, contiguous.
-        key: ``[M, Cq]``, M >= R rows (zero rows past R, see ``attention``).
-        value: ``[M, C]``.
+        key: ``[R, Cq]``.
+        value: ``[R, C]``.
         index: ``[R, K, 4]`` long, flat pixel index (batch offset included).
         weight: ``[R, K, 4]`` bilinear weights, 0 outside the map.
         scale: logit scale (1.0 for none).
@@ -84,47 +119,45 @@ class SparseAttentionFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query, key, value, index, weight, scale):
         rows, K, _ = weight.shape
-        crow = _row_pointers(rows, 4 * K, query.device)
-        col = index.reshape(-1)
-        dots = _sddmm(crow, col, query, key).view(rows, K, 4)
+        pattern = _Pattern(index.reshape(rows, 4 * K), key.shape[0])
+        dots = pattern.gather(_sddmm(pattern, query, key)).view(rows, K, 4)
         affinity = (scale * (weight * dots).sum(-1)).softmax(-1)  # [R, K]
-        coeff = (affinity.unsqueeze(-1) * weight).reshape(-1)
-        out = _csr(crow, col, coeff, rows, value.shape[0]) @ value
-        ctx.save_for_backward(query, key, value, col, weight, dots, affinity,
+        coeff = pattern.scatter((affinity.unsqueeze(-1) * weight).reshape(-1))
+        out = pattern.matrix(coeff) @ value
+        ctx.save_for_backward(query, key, value, weight, dots, affinity,
                               coeff)
+        ctx.pattern = pattern  # index tensors of our own, not inputs
         ctx.scale = scale
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        query, key, value, col, weight, dots, affinity, coeff = \
-            ctx.saved_tensors
-        scale = ctx.scale
+        query, key, value, weight, dots, affinity, coeff = ctx.saved_tensors
+        pattern, scale = ctx.pattern, ctx.scale
         rows, K, _ = weight.shape
         cols = key.shape[0]
-        per_row = 4 * K
         grad_out = grad_out.contiguous()
-        crow = _row_pointers(rows, per_row, query.device)
         need_q, need_k, need_v, _, need_w, _ = ctx.needs_input_grad
 
         # d out / d coeff[i, k, c] = <grad_out_i, value_j>
-        grad_coeff = _sddmm(crow, col, grad_out, value).view(rows, K, 4)
+        grad_coeff = pattern.gather(_sddmm(pattern, grad_out, value)).view(
+            rows, K, 4)
         grad_affinity = (grad_coeff * weight).sum(-1)
         grad_logit = affinity * (
             grad_affinity - (affinity * grad_affinity).sum(-1, keepdim=True))
         grad_dots = scale * grad_logit.unsqueeze(-1) * weight  # [R, K, 4]
 
         grad_q = grad_k = grad_v = grad_w = None
+        if need_q or need_k:
+            grad_cells = pattern.scatter(grad_dots.reshape(-1))
         if need_q:
-            grad_q = _csr(crow, col, grad_dots.reshape(-1), rows,
-                          cols) @ key
+            grad_q = pattern.matrix(grad_cells) @ key
         if need_k or need_v:
-            crow_t, col_t, perm = _transpose_pattern(col, rows, cols,
-                                                     per_row)
+            crow_t, col_t, perm = pattern.transpose()
             if need_k:
-                grad_k = _csr(crow_t, col_t, grad_dots.reshape(-1)[perm],
-                              cols, rows) @ query
+                grad_k = _csr(crow_t, col_t, grad_cells[perm], cols,
+                              rows) @ query
             if need_v:
                 grad_v = _csr(crow_t, col_t, coeff[perm], cols,
                               rows) @ grad_out
@@ -157,17 +190,8 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     # [B, K, H, W, 4] -> [B*N, K, 4]: one row of the sparse matrix per query
     index = index.permute(0, 2, 3, 1, 4).reshape(B * N, -1, 4)
     weight = weight.permute(0, 2, 3, 1, 4).reshape(B * N, -1, 4)
-    # torch's SDDMM needs a matrix with at least as many cells as stored
-    # entries; duplicates can exceed B*N x B*N on tiny maps, so give it spare
-    # all-zero key/value rows that no index points at.
-    spare = max(0, 4 * index.shape[1] - B * N)
-    key_rows, value_rows = pixel_rows(key), pixel_rows(value)
-    if spare:  # (cat: torch 2.1 cannot F.pad rows of Cq = 0 channels)
-        key_rows, value_rows = (
-            torch.cat([rows, rows.new_zeros(spare, rows.shape[1])])
-            for rows in (key_rows, value_rows))
     out = _sparse_attention(
-        pixel_rows(query), key_rows, value_rows, index, weight,
+        pixel_rows(query), pixel_rows(key), pixel_rows(value), index, weight,
         1.0 if scale is None else float(scale))
     return out.view(B, H, W, C).permute(0, 3, 1, 2)
 
