@@ -68,7 +68,8 @@ class FunctionOp:
         def forward(ctx, *inputs):
             output = kernel(*inputs)
             setup_context(ctx, inputs, output)
-            return output
+            # a list of tensors (a List[Tensor] op) is tracked as a tuple
+            return tuple(output) if isinstance(output, list) else output
 
         self._function = type(
             self.function_name(self.name), (torch.autograd.Function, ),
@@ -96,6 +97,24 @@ def traced_names(op_name: str) -> Tuple[str, ...]:
     """The names an op made by :func:`custom_op` has in a TorchScript
     trace (FLOP counting): its own, or its autograd Function's."""
     return (op_name, 'prim::PythonOp.' + FunctionOp.function_name(op_name))
+
+
+def is_compiling() -> bool:
+    """Whether dynamo is tracing the caller (torch.compile, export)."""
+    compiler = getattr(torch, 'compiler', None)
+    if hasattr(compiler, 'is_compiling'):  # torch >= 2.3
+        return compiler.is_compiling()
+    return torch._dynamo.is_compiling()
+
+
+def has_forward_tangent(*tensors: torch.Tensor) -> bool:
+    """Whether a tensor carries a forward-mode AD tangent
+    (``torch.autograd.forward_ad``, ``torch.func.jvp``); False while
+    dynamo traces, which runs no forward AD of its own."""
+    if is_compiling():
+        return False
+    from torch.autograd.forward_ad import unpack_dual
+    return any(unpack_dual(t).tangent is not None for t in tensors)
 
 
 # -- autocast -------------------------------------------------------------
@@ -222,6 +241,7 @@ def _has_maxnreg() -> bool:
 
 
 __all__ = ['HAS_CUSTOM_OP', 'FunctionOp', 'custom_op', 'traced_names',
+           'is_compiling', 'has_forward_tangent',
            'autocast_enabled',
            'HAS_SAFE_GLOBALS', 'loads_weights_only_by_default',
            'load_trusted', 'onnx_export_options', 'sdpa_backend',

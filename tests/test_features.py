@@ -47,6 +47,15 @@ direct = cpp.snl_cpu(q2.contiguous(memory_format=torch.channels_last),
                      o.detach(), kernel_size=[3, 3], dilation=[1, 1],
                      scale=1.0)
 torch.testing.assert_close(direct, snl(q2, k, v, o, 3, backend='reference'))
+# a second derivative is refused there too, not silently None
+g, = torch.autograd.grad(snl(q, k, v, o, 3, backend='cpp').sum(), v,
+                         create_graph=True)
+try:
+    torch.autograd.grad(g.square().sum(), v)
+except RuntimeError as err:
+    assert "backend 'cpp' has no double backward" in str(err), err
+else:
+    raise AssertionError('double backward through cpp did not raise')
 print('FUNCTION OPS OK')
 '''
 

@@ -471,6 +471,48 @@ def test_nonfinite_inputs_reach_the_queries_that_sample_them(
 
 
 @pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
+def test_second_derivatives_on_reference_refused_elsewhere(backend, device):
+    # Differentiating the gradients (create_graph=True, then grad again):
+    # reference is plain autograd and passes gradgradcheck; each fast
+    # backend computes its first derivatives as asked and refuses the
+    # second (csr once gave None for q, k, v and part of the offset's,
+    # silently; cpp and triton a torch error naming no way out).
+    q, k, v, o = _inputs(B=1, Cq=2, C=3, H=3, W=4, K=9, offset_scale=1.5,
+                         device=device)
+    if backend == 'reference':
+        assert torch.autograd.gradgradcheck(
+            lambda *x: snl(*x, 3, backend=backend), (q, k, v, o))
+        return
+    want = torch.autograd.grad(snl(q, k, v, o, 3, backend='reference')
+                               .square().sum(), (q, k, v, o))
+    for which, x in enumerate((q, k, v, o)):
+        out = snl(q, k, v, o, 3, backend=backend)
+        first, = torch.autograd.grad(out.square().sum(), x,
+                                     create_graph=True)
+        torch.testing.assert_close(first, want[which], rtol=1e-9,
+                                   atol=1e-9)
+        with pytest.raises(RuntimeError, match=f"backend '{backend}' has no "
+                           "double backward.*backend='reference' has one"):
+            torch.autograd.grad(first.square().sum(), x)
+
+
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
+def test_forward_mode_ad_is_refused(backend, device):
+    # No backend has a jvp: cpp and triton once returned outputs without
+    # a tangent, silently.
+    from torch.autograd.forward_ad import dual_level, make_dual
+    q, k, v, o = (x.detach() for x in _inputs(K=9, device=device))
+    for which in range(4):
+        with dual_level():
+            inputs = [q, k, v, o]
+            inputs[which] = make_dual(inputs[which],
+                                      torch.ones_like(inputs[which]))
+            with pytest.raises(NotImplementedError,
+                               match='no forward-mode AD'):
+                snl(*inputs, 3, backend=backend)
+
+
+@pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
 def test_half_precision_inputs(backend, device):
     # fp16 rows in, float32 accumulation, fp16 out.
     q, k, v, o = (x.detach().float() for x in

@@ -23,7 +23,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..features import autocast_enabled
+from ..features import autocast_enabled, has_forward_tangent
 from .backends import BACKENDS, reference
 
 IntPair = Union[int, Tuple[int, int]]
@@ -172,6 +172,11 @@ def sparse_nonlocal_attention(query: Tensor,
       operator.md, "Edges").
     * **Offsets far outside the map** (finite): those points sample zeros,
       as ``grid_sample`` with zero padding.
+
+    Derivatives: first order on every backend (reverse mode). Second order
+    (differentiating the gradients, after ``create_graph=True``) on
+    ``reference`` only: the others raise when asked. Forward-mode AD on
+    none: NotImplementedError.
     """
     kernel_size = as_pair(kernel_size, 'kernel_size')
     dilation = as_pair(dilation, 'dilation')
@@ -179,6 +184,10 @@ def sparse_nonlocal_attention(query: Tensor,
     if scale is not None and (not isinstance(scale, Real)
                               or isinstance(scale, bool)):
         raise TypeError(f'scale must be a number or None, got {scale!r}')
+    if has_forward_tangent(query, key, value, offset):
+        raise NotImplementedError(
+            'the SNL operator has no forward-mode AD (forward_ad, '
+            'torch.func.jvp) on any backend; use reverse mode (backward)')
     backend = resolve_backend(backend, value.device)
     if value.numel() == 0:
         return _NoOutput.apply(query, key, value, offset)

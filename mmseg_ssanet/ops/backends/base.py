@@ -6,6 +6,42 @@ import torch
 from torch import Tensor
 
 
+def double_backward_refused(name: str) -> str:
+    """What a backend without second derivatives says when asked."""
+    return (f"SNL backend '{name}' has no double backward (the gradient of "
+            f"its gradients, what create_graph=True leads to): "
+            f"backend='reference' has one")
+
+
+def refuse_double_backward(backward_op, name: str) -> None:
+    """Registers on ``backward_op`` (a backward kernel's op) an autograd
+    formula that raises: differentiating the gradients it returns is
+    refused instead of silently giving None."""
+    def backward(ctx, *grads):
+        raise RuntimeError(double_backward_refused(name))
+
+    def setup_context(ctx, inputs, output):
+        pass
+
+    backward_op.register_autograd(backward, setup_context=setup_context)
+
+
+class RefuseDoubleBackward(torch.autograd.Function):
+    """Identity on gradients, for backends written as an autograd.Function:
+    a second differentiation through them raises. ``anchors``, the tensors
+    of the graph that require grad, tie them to every input (gradients
+    computed without grad would otherwise be constants, silently)."""
+
+    @staticmethod
+    def forward(ctx, name, anchors, *tensors):
+        ctx.name = name
+        return tuple(g.clone() for g in tensors[anchors:])
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(double_backward_refused(ctx.name))
+
+
 class TraceSizes(NamedTuple):
     """The sizes of one traced call of the operator (FLOP counting)."""
     queries: int

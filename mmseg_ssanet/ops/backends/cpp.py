@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ...features import custom_op, traced_names
-from .base import Backend
+from .base import Backend, refuse_double_backward
 from .layout import channels_last_like, unit_channel_stride
 
 # Another build of the kernel (a single-ISA or sanitizer build made by
@@ -114,6 +114,7 @@ def _backward(ctx, grad_out):
 
 
 snl_cpu.register_autograd(_backward, setup_context=_setup_context)
+refuse_double_backward(snl_cpu_backward, 'cpp')
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,

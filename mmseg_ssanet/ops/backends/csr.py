@@ -30,9 +30,8 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from .base import Backend, TraceSizes
+from .base import Backend, RefuseDoubleBackward, TraceSizes
 from .layout import pixel_rows
 from ..sampling import (bilinear_corners, finite_positions,
                         sampling_positions)
@@ -131,8 +130,20 @@ class SparseAttentionFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
+        with torch.no_grad():
+            grads = SparseAttentionFunction._gradients(ctx, grad_out)
+        anchors = [t for t in ctx.saved_tensors if t.requires_grad]
+        if not torch.is_grad_enabled() or not anchors:
+            return grads
+        # create_graph=True: first derivatives as asked, second ones refused
+        present = [g for g in grads if g is not None]
+        refused = iter(RefuseDoubleBackward.apply('csr', len(anchors),
+                                                  *anchors, *present))
+        return tuple(None if g is None else next(refused) for g in grads)
+
+    @staticmethod
+    def _gradients(ctx, grad_out):
         query, key, value, weight, dots, affinity, coeff = ctx.saved_tensors
         pattern, scale = ctx.pattern, ctx.scale
         rows, K, _ = weight.shape

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..sampling import corners, finite_positions, sampling_positions
 from ...features import custom_op, traced_names, triton_missing
-from .base import Backend
+from .base import Backend, refuse_double_backward
 from .layout import channels_last_like, pixel_rows
 
 
@@ -193,6 +193,7 @@ def _backward(ctx, grad_out, _grad_lse):
 
 
 snl_triton.register_autograd(_backward, setup_context=_setup_context)
+refuse_double_backward(snl_triton_backward, 'triton')
 
 
 def _corner_entries(off: Tensor, shape: Tuple[int, int, int],
