@@ -136,6 +136,26 @@ def read_miou(output: str) -> float:
     return float(found[-1])
 
 
+def check_miou(output: str, classes) -> float:
+    """The last mIoU a test loop logged, checked against its own per-class
+    table (mmseg's IoUMetric): one row per class of the dataset, and the
+    mIoU is their mean over the classes present (nan rows left out)."""
+    import math
+    import re
+    miou = read_miou(output)
+    table = output[output.rindex('per class results:'):]
+    rows = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^\|\s+(.+?)\s+\|\s+([0-9.]+|nan)\s+\|\s+(?:[0-9.]+|nan)\s+\|$',
+        table, re.M) if m.group(1) != 'Class'}
+    names = [c.strip() for c in classes]  # (ADE20K's 'bed ')
+    assert list(rows) == names, (set(names) - set(rows),
+                                 set(rows) - set(names))
+    present = [v for v in rows.values() if not math.isnan(v)]
+    assert present, table[:2000]
+    assert abs(miou - sum(present) / len(present)) <= 0.02, (miou, rows)
+    return miou
+
+
 # format -> (mmseg base dataset config, sub-folder the stock data_root names)
 STOCK = {
     'cityscapes': ('cityscapes.py', ''),

@@ -36,8 +36,10 @@ def gradcheck(fn, inputs, backend, device):
 
 def _naive(q, k, v, o, kh, kw, dilation=1, scale=None):
     """Eqs. 4-7 pixel by pixel, bilinear written out: the ground truth
-    (on the CPU, whatever the inputs' device)."""
+    (on the CPU, whatever the inputs' device). ``dilation``: int or
+    (rows, columns)."""
     q, k, v, o = (x.detach().cpu() for x in (q, k, v, o))
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
     B, C, H, W = v.shape
     out = torch.zeros_like(v)
 
@@ -56,8 +58,8 @@ def _naive(q, k, v, o, kh, kw, dilation=1, scale=None):
             for j in range(W):
                 keys, vals = [], []
                 for n in range(kh * kw):
-                    py = i + (n // kw - (kh - 1) // 2) * dilation  # eq. 4
-                    px = j + (n % kw - (kw - 1) // 2) * dilation
+                    py = i + (n // kw - (kh - 1) // 2) * dh  # eq. 4
+                    px = j + (n % kw - (kw - 1) // 2) * dw
                     ty, tx = py + o[b, 2 * n, i, j], px + o[b, 2 * n + 1, i, j]
                     keys.append(bilinear(k, b, ty, tx))  # eq. 5
                     vals.append(bilinear(v, b, ty, tx))
@@ -71,7 +73,10 @@ def _naive(q, k, v, o, kh, kw, dilation=1, scale=None):
 
 @pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
 @pytest.mark.parametrize('kernel, dilation, scale', [
-    ((3, 3), 1, None), ((3, 5), 2, 0.5), ((1, 1), 1, None)])
+    ((3, 3), 1, None), ((3, 5), 2, 0.5), ((1, 1), 1, None),
+    # non-square kernels, unequal dilation: a (rows, columns) swap anywhere
+    # fails these
+    ((3, 5), (1, 3), None), ((5, 3), (3, 1), 0.5)])
 def test_matches_the_equations(backend, device, kernel, dilation, scale):
     K = kernel[0] * kernel[1]
     q, k, v, o = _inputs(B=2, H=4, W=5, K=K, offset_scale=1.5, device=device)
