@@ -15,7 +15,7 @@ DEMO_BACKEND ?=
 DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND))
 PYTEST_ARGS ?=
 
-.PHONY: env test demo clean browser browser-if-possible kernel-check \
+.PHONY: env test test-quick demo clean browser browser-if-possible kernel-check \
 	device-rehearsal compat-check docs-pictures cue-pictures
 env: $(STAMP)
 
@@ -27,6 +27,17 @@ $(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.tom
 test: $(STAMP)
 	@$(MAKE) --no-print-directory browser-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tests of the operator, geometry, model and configs, without
+# training runs, mim processes and the Triton interpreter (docs/testing.md
+# says which tests a change needs).
+QUICK_TESTS = tests/test_ops.py tests/test_sampling_geometry.py \
+	tests/test_backend_csr.py tests/test_backend_reference.py \
+	tests/test_features.py tests/test_snl_block.py tests/test_snl_head.py \
+	tests/test_configs.py tests/test_layers.py
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not triton" $(QUICK_TESTS) \
+		$(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python tools/misc/generate_data.py cityscapes $(DEMO_DATA) \

@@ -28,6 +28,17 @@ def triton_cannot_run_here():
     return triton_missing('cpu')
 
 
+def pytest_collection_modifyitems(items):
+    """Tests parametrized ``backend='triton'`` get the ``triton`` mark
+    too, so that ``-m triton`` / ``-m 'not triton'`` select them all (make
+    test-quick leaves them out: the interpreter is slow)."""
+    for item in items:
+        callspec = getattr(item, 'callspec', None)
+        if callspec is not None and callspec.params.get('backend') == \
+                'triton':
+            item.add_marker(pytest.mark.triton)
+
+
 @pytest.fixture(autouse=True)
 def _triton_kernels_run_here(request):
     """Tests of the triton backend (parametrized ``backend='triton'``, or

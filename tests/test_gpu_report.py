@@ -8,7 +8,7 @@ import pytest
 
 from .conftest import ROOT, run_from_plain_checkout
 
-pytestmark = pytest.mark.triton
+pytestmark = [pytest.mark.triton, pytest.mark.slow]  # (a short training run)
 
 
 def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):

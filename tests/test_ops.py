@@ -475,6 +475,39 @@ def test_nonfinite_inputs_reach_the_queries_that_sample_them(
         assert torch.equal(a, b), (name, int(a.sum()), int(b.sum()))
 
 
+def test_affinity_is_what_the_attention_weighs_with():
+    # sparse_nonlocal_affinity (the explorer's and the pictures' source)
+    # says where each query samples and with which weight; the attention's
+    # output must be exactly those weights times the values sampled
+    # there (bilinear written out, as in _naive), on the same inputs.
+    from mmseg_ssanet.ops import sparse_nonlocal_affinity
+    q, k, v, o = (x.detach() for x in _inputs(B=2, H=5, W=6, K=15,
+                                             offset_scale=1.5))
+    t_y, t_x, weight = sparse_nonlocal_affinity(q, k, o, (3, 5), (2, 1),
+                                                scale=0.5)
+    B, C, H, W = v.shape
+    y0, x0 = t_y.floor(), t_x.floor()
+    expected = torch.zeros_like(v)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            yy, xx = y0 + dy, x0 + dx
+            corner = (1 - (t_y - yy).abs()) * (1 - (t_x - xx).abs())
+            inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
+            flat = (yy.clamp(0, H - 1) * W + xx.clamp(0, W - 1)).long()
+            sampled = torch.gather(
+                v.flatten(2).unsqueeze(2).expand(-1, -1, flat.shape[1], -1),
+                3, flat.flatten(2).unsqueeze(1).expand(-1, C, -1, -1))
+            expected += (weight * corner * inside).flatten(2).unsqueeze(1) \
+                .mul(sampled).sum(2).view(B, C, H, W)
+    assert torch.allclose(weight.sum(1), torch.ones(B, H, W,
+                                                    dtype=weight.dtype))
+    for backend in BACKEND_NAMES:
+        if runs_on(backend, 'cpu'):
+            got = snl(q, k, v, o, (3, 5), (2, 1), scale=0.5, backend=backend)
+            torch.testing.assert_close(got, expected, rtol=1e-10,
+                                       atol=1e-10, msg=backend)
+
+
 @pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
 def test_second_derivatives_on_reference_refused_elsewhere(backend, device):
     # Differentiating the gradients (create_graph=True, then grad again):

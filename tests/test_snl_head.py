@@ -128,3 +128,44 @@ def test_demo_model_gradient_is_the_same_on_every_backend(backend):
                                  if p.grad is not None])
     ref = grads['reference']
     assert (grads[backend] - ref).norm() / ref.norm() < 1e-4
+
+
+@pytest.mark.parametrize('backend', ['cpp', 'csr', 'triton'])
+def test_snl_parameters_get_the_reference_gradient(backend):
+    # Per parameter of the SNL block (query/key/value, offset and output
+    # convs), one step of the demo model in float64: a wrong gradient in
+    # one of them cannot hide under the backbone's, as in a whole-model
+    # norm. Weights drawn so that none of these gradients is zero (the
+    # block's zero init would make them all zero).
+    import copy
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'))
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).double().train()
+    snl = model.decode_head.snl
+    for module in (snl.theta, snl.phi, snl.g, snl.offset, snl.gamma):
+        torch.nn.init.normal_(module.conv.weight, std=0.2)
+    torch.nn.init.normal_(snl.offset.conv.bias, std=1.0)
+    if snl.gamma.with_norm:
+        torch.nn.init.ones_(snl.gamma.norm.weight)
+    x = torch.randn(2, 3, 64, 128, dtype=torch.float64)
+    grads = {}
+    for name in ('reference', backend):
+        m = copy.deepcopy(model)
+        m.decode_head.snl.backend = name
+        torch.manual_seed(1)  # the same dropout masks
+        m._forward(x).square().mean().backward()
+        grads[name] = {n: p.grad.clone() for n, p in
+                       m.decode_head.snl.named_parameters()}
+    assert {n.split('.')[0] for n in grads['reference']} >= {
+        'theta', 'phi', 'g', 'offset', 'gamma'}
+    for name, want in grads['reference'].items():
+        assert want.abs().max() > 0, name
+        torch.testing.assert_close(grads[backend][name], want, rtol=1e-8,
+                                   atol=1e-10 * want.abs().max().item(),
+                                   msg=lambda m: f'{name}: {m}')

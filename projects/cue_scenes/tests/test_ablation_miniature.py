@@ -62,6 +62,7 @@ def test_unknown_row_is_refused():
         ablation.main(['--only', 'Baseline', '+ SNL K=7'])
 
 
+@pytest.mark.slow
 def test_tiny_table_end_to_end(tmp_path):
     """Two seeds of one SNL row through mim train/test, a few iterations:
     the table, JSON and plot are written and the cue attention measured."""
