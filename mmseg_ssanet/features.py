@@ -131,8 +131,26 @@ def _autocast_takes_device_type() -> bool:
 _AUTOCAST_TAKES_DEVICE_TYPE = _autocast_takes_device_type()
 
 
+def _has_autocast(device_type: str) -> bool:
+    try:
+        torch.is_autocast_enabled(device_type)
+    except (RuntimeError, TypeError):  # no autocast there ('meta', ...)
+        return False
+    return True
+
+
+# the device types with an autocast (a constant set, which dynamo traces)
+_AUTOCAST_DEVICE_TYPES = frozenset(
+    t for t in ('cpu', 'cuda', 'xpu', 'hpu', 'mps', 'xla', 'mtia')
+    if _has_autocast(t)) if _AUTOCAST_TAKES_DEVICE_TYPE else frozenset(
+        ('cpu', 'cuda'))
+
+
 def autocast_enabled(device_type: str) -> bool:
-    """Whether autocast is on for ``device_type`` in this thread."""
+    """Whether autocast is on for ``device_type`` in this thread (False
+    on a device type torch has no autocast for)."""
+    if device_type not in _AUTOCAST_DEVICE_TYPES:
+        return False
     if _AUTOCAST_TAKES_DEVICE_TYPE:
         return torch.is_autocast_enabled(device_type)
     if device_type == 'cpu':

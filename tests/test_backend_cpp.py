@@ -124,3 +124,30 @@ def test_kernel_built_for_another_torch_is_named(tmp_path):
     assert 'undefined symbol: at_ops_zeros_call' in proc.stdout
     assert 'rebuild it with `pip install --no-build-isolation -e .`' \
         in proc.stdout
+
+
+@pytest.mark.parametrize('what', ['missing', 'not a library'])
+def test_a_bad_build_path_is_named(tmp_path, what):
+    # SSANET_CPP_EXTENSION (tools/check_kernel.sh's way to load one build)
+    # pointing at nothing, or at a file that is no library: the backend is
+    # unavailable with the path in the reason, and asking for it says so.
+    import subprocess
+    import sys
+    path = tmp_path / '_C.so'
+    if what == 'not a library':
+        path.write_text('not an ELF file\n')
+    code = ('import torch\n'
+            'from mmseg_ssanet.ops import sparse_nonlocal_attention as snl\n'
+            'q = torch.zeros(1, 2, 3, 4)\n'
+            'try:\n'
+            '    snl(q, q, q, torch.zeros(1, 18, 3, 4), 3, backend="cpp")\n'
+            'except RuntimeError as err:\n'
+            '    print("ERROR", err)\n')
+    proc = subprocess.run([sys.executable, '-c', code], text=True,
+                          capture_output=True,
+                          env=dict(os.environ, **{cpp.BUILD_ENV: str(path)}))
+    assert proc.returncode == 0, proc.stderr
+    assert "ERROR SNL backend 'cpp' cannot run here" in proc.stdout
+    assert str(path) in proc.stdout
+    if what == 'missing':
+        assert 'is not a built extension' in proc.stdout

@@ -34,6 +34,34 @@ def test_triton_on_cpu_without_interpreter_says_so():
             'TRITON_INTERPRET=1; got cpu') in proc.stdout
 
 
+NO_TRITON_SCRIPT = r'''
+import sys, warnings
+sys.modules['triton'] = None  # as where triton is not installed
+import torch
+from mmseg_ssanet.ops import resolve_backend, sparse_nonlocal_attention as snl
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    print('CUDA DEFAULT', resolve_backend(None, torch.device('cuda')))
+print('WARNING', [str(w.message) for w in caught])
+q = torch.randn(1, 2, 3, 4)
+try:
+    snl(q, q, q, torch.zeros(1, 18, 3, 4), 3, backend='triton')
+except RuntimeError as err:
+    print('ERROR', err)
+print('CPU DEFAULT', resolve_backend(None, torch.device('cpu')))
+'''
+
+
+def test_without_triton_cuda_falls_back_and_triton_is_refused():
+    proc = fresh_python(NO_TRITON_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    assert 'CUDA DEFAULT csr' in proc.stdout
+    assert "'csr' backend because triton is not installed" in proc.stdout
+    assert ("ERROR SNL backend 'triton' cannot run here: triton is not "
+            "installed") in proc.stdout
+    assert 'CPU DEFAULT cpp' in proc.stdout
+
+
 def test_a_triton_without_the_kernels_features_is_refused_and_cuda_falls_back(
         monkeypatch):
     # triton 2.1 (torch 2.1's own) has no tl.floor, no maxnreg launch

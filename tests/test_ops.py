@@ -295,6 +295,9 @@ def _bad(**override):
     (dict(query=[1.0]), TypeError, 'query must be a torch.Tensor'),
     (dict(scale='big'), TypeError, 'scale must be a number'),
     (dict(backend='cuda_magic'), ValueError, 'unknown backend'),
+    (dict(query=torch.zeros(2, 4, 6, 7, dtype=torch.float64,
+                            device='meta')), ValueError,
+     'inputs are on different devices: query on meta, value on cpu'),
 ])
 def test_bad_input_is_named(override, error, match):
     with pytest.raises(error, match=match):
@@ -320,6 +323,19 @@ def test_backends_refuse_the_devices_they_do_not_run_on(monkeypatch):
                            match=f"backend '{backend}' cannot run here"):
             snl(q, k, v, o, 3, backend=backend)
     assert ('cpp', 'cuda') in refused or 'cuda' not in DEVICES
+
+
+def test_a_device_without_a_kernel_runs_the_reference():
+    # Neither fused kernel nor csr is the default off CPU and CUDA: the
+    # reference runs (here on 'meta' tensors, which have no autocast
+    # either: the front end must not ask for it).
+    from mmseg_ssanet.ops import resolve_backend
+    assert resolve_backend(None, torch.device('meta')) == 'reference'
+    q, k, v, o = (x.detach().to('meta') for x in _inputs(K=9))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = snl(q, k, v, o, 3)
+    assert out.device.type == 'meta' and out.shape == v.shape
+    assert out.dtype == v.dtype
 
 
 def test_default_backend_on_cpu_is_the_fused_kernel():
