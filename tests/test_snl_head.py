@@ -89,6 +89,56 @@ def test_bad_head_config_is_refused():
               input_transform='multiple_select')
 
 
+def test_snl_options_in_a_config_reach_the_operator(monkeypatch):
+    # kernel_size, snl_dilation, use_scale and snl_backend set where users
+    # set them (the model config) reach the block, and the operator call:
+    # the block's output is the operator's on its own 1x1 convs, scaled by
+    # 1/sqrt(C') with use_scale (eq. 6 without it: the paper).
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmseg_ssanet.ops import sparse_nonlocal_attention
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'))
+    cfg.model.decode_head.update(kernel_size=(3, 5), snl_dilation=2,
+                                 use_scale=True, snl_backend='csr')
+    init_default_scope('mmseg')
+    snl = MODELS.build(cfg.model).decode_head.snl.eval()
+    assert (snl.kernel_size, snl.dilation, snl.backend) == ((3, 5), (2, 2),
+                                                            'csr')
+    assert snl.scale == pytest.approx(snl.inter_channels ** -0.5)
+    for module in (snl.offset, snl.gamma):
+        torch.nn.init.normal_(module.conv.weight, std=0.1)
+    calls = []
+    import mmseg_ssanet.models.blocks.snl_block as block
+
+    def recorded(*args, **kwargs):
+        calls.append((args[4:], kwargs))
+        return sparse_nonlocal_attention(*args, **kwargs)
+
+    monkeypatch.setattr(block, 'sparse_nonlocal_attention', recorded)
+    x = torch.randn(2, snl.in_channels, 6, 7)
+    with torch.no_grad():
+        out = snl(x)
+        y = sparse_nonlocal_attention(snl.theta(x), snl.phi(x), snl.g(x),
+                                      snl.offset(x), (3, 5), 2,
+                                      scale=snl.inter_channels ** -0.5,
+                                      backend='reference')
+        torch.testing.assert_close(out, x + snl.gamma(y), rtol=1e-5,
+                                   atol=1e-5)
+        unscaled = sparse_nonlocal_attention(
+            snl.theta(x), snl.phi(x), snl.g(x), snl.offset(x), (3, 5), 2)
+        assert not torch.allclose(x + snl.gamma(unscaled), out, atol=1e-4)
+    (args, kwargs), = calls
+    assert args == ((3, 5), (2, 2))
+    assert kwargs == dict(scale=snl.scale, backend='csr')
+
+
+def test_decoder_needs_a_fusing_conv():
+    with pytest.raises(ValueError, match='num_convs must be >= 1, got 0'):
+        _head(decoder=_decoder(num_convs=0))
+
+
 def test_head_reads_from_the_paper_order():
     # reduce -> SNL -> [concat pooled reduced] -> bottleneck -> classifier
     head = _head().eval()
