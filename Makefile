@@ -15,7 +15,7 @@ DEMO_BACKEND ?=
 DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND))
 PYTEST_ARGS ?=
 
-.PHONY: env test test-quick demo clean browser browser-if-possible kernel-check \
+.PHONY: env test test-quick fuzz demo clean browser browser-if-possible kernel-check \
 	device-rehearsal compat-check docs-pictures cue-pictures
 env: $(STAMP)
 
@@ -38,6 +38,19 @@ QUICK_TESTS = tests/test_ops.py tests/test_sampling_geometry.py \
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not triton" $(QUICK_TESTS) \
 		$(PYTEST_ARGS)
+
+# The differential fuzz exploring: FUZZ_EXAMPLES per CPU backend, a tenth
+# for Triton under the interpreter, a fresh seed (printed; FUZZ_SEED=N
+# replays a run), examples kept in work_dirs/fuzz_db (docs/testing.md).
+FUZZ_EXAMPLES ?= 2000
+FUZZ_SEED ?=
+fuzz: $(STAMP)
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz seed $$seed (replay: make fuzz FUZZ_SEED=$$seed)"; \
+	SSANET_FUZZ_EXPLORE=work_dirs/fuzz_db \
+	SSANET_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest \
+		tests/test_ops_fuzz.py -k 'test_fuzz_' -p no:cacheprovider \
+		--hypothesis-seed=$$seed --hypothesis-show-statistics $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python tools/misc/generate_data.py cityscapes $(DEMO_DATA) \

@@ -42,7 +42,7 @@ def on_devices(backends):
 
 
 LAYOUTS = ('contiguous', 'channels_last', 'sliced', 'strided', 'expanded')
-OFFSETS = ('zero', 'small', 'spread', 'huge')
+OFFSETS = ('zero', 'small', 'spread', 'huge', 'extreme')
 
 
 def random_inputs(B=2, Cq=4, C=5, H=6, W=7, K=15, dtype=torch.float64,
@@ -60,8 +60,10 @@ def random_inputs(B=2, Cq=4, C=5, H=6, W=7, K=15, dtype=torch.float64,
 
 def offsets(mode, B, K, H, W, kernel, dilation, generator, dtype):
     """``[B, 2K, H, W]`` offsets: zero, small (a few pixels, some points
-    off the map), spread (each point anywhere on the map), or huge (half
-    of them 1e3 to 1e9 pixels away, the rest small)."""
+    off the map), spread (each point anywhere on the map), huge (half of
+    them 1e3 to 1e9 pixels away, the rest small), or extreme (a third
+    1e9 to 1e30 pixels away or +-inf, where the kernels clamp before
+    their int32 casts; their queries are NaN by the operator's rule)."""
     shape = (B, K, H, W)
 
     def rand(*size):
@@ -88,6 +90,13 @@ def offsets(mode, B, K, H, W, kernel, dilation, generator, dtype):
         small = torch.randn(2, *shape, generator=generator,
                             dtype=torch.float64) * 1.5
         dy, dx = torch.where(rand(2, *shape) < 0.5, huge, small)
+    elif mode == 'extreme':
+        magnitude = 10 ** (9 + 21 * rand(2, *shape))
+        magnitude = torch.where(rand(2, *shape) < 0.1, math.inf, magnitude)
+        sign = torch.where(rand(2, *shape) < 0.5, -1.0, 1.0)
+        small = torch.randn(2, *shape, generator=generator,
+                            dtype=torch.float64) * 1.5
+        dy, dx = torch.where(rand(2, *shape) < 0.33, sign * magnitude, small)
     else:
         raise ValueError(f'unknown offset mode {mode!r}')
     return torch.stack([dy, dx], 2).view(B, 2 * K, H, W).to(dtype)
@@ -188,8 +197,18 @@ def compare(case):
             continue
         if name == 'grad_offset':
             a, b = a[smooth], b[smooth]
-        scale = max(1.0, b.abs().max().item()) if b.numel() else 1.0
-        bad = ~torch.isclose(a, b, rtol=rtol, atol=atol * scale)
+        if case['offsets'] == 'extreme' and name in ('grad_key',
+                                                     'grad_value'):
+            # NaN queries "can also reach" these (the docstring, loosely:
+            # the pixels they sample): compared where both are finite
+            both = a.isfinite() & b.isfinite()
+            a, b = a[both], b[both]
+        finite = b[b.isfinite()]
+        scale = max(1.0, finite.abs().max().item()) if finite.numel() \
+            else 1.0
+        # NaN where the reference has NaN (non-finite offsets), else not
+        bad = ~torch.isclose(a, b, rtol=rtol, atol=atol * scale,
+                             equal_nan=True)
         if bad.any():
             worst = (a - b).abs().max().item()
             problems.append(f'{name}: {int(bad.sum())} of {bad.numel()} '
@@ -220,14 +239,16 @@ def _empty_views(shape, Cq):
             for ch in (Cq, Cq, C, 18)]
 
 
-def empty_kernel_call(shape):
-    """The cpp backend's kernel alone (no front end) on an empty problem:
-    the output's and the gradients' shapes."""
-    from mmseg_ssanet.ops.backends import cpp
+def empty_backend_call(backend, shape):
+    """A backend alone (no front end, which answers empty problems before
+    any backend runs) on an empty problem: the output's and the gradients'
+    shapes, and whether every gradient is zero."""
+    from mmseg_ssanet.ops.backends import BACKENDS
     views = _empty_views(shape, 4)
-    out = cpp.BACKEND.attention(*views, (3, 3), (1, 1), None)
+    out = BACKENDS[backend].attention(*views, (3, 3), (1, 1), None)
     grads = torch.autograd.grad(out.sum(), views)
-    return tuple(out.shape), [tuple(g.shape) for g in grads]
+    return (tuple(out.shape), [tuple(g.shape) for g in grads],
+            all(bool((g == 0).all()) for g in grads))
 
 
 def empty_call(backend, shape, Cq):

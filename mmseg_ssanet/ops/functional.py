@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..features import autocast_enabled, has_forward_tangent
 from .backends import BACKENDS, reference
+from .backends.base import no_output
 
 IntPair = Union[int, Tuple[int, int]]
 # device type -> (preferred backend, fallback)
@@ -110,21 +111,6 @@ def _check_inputs(query, key, value, offset, num_points):
                              f'{x.device}, value on {value.device}')
 
 
-class _NoOutput(torch.autograd.Function):
-    """A problem with no output element (B, H, W or C is 0): the empty
-    ``[B, C, H, W]`` output and zero gradients of every input's shape, as
-    torch's own ops give; no backend is called."""
-
-    @staticmethod
-    def forward(ctx, query, key, value, offset):
-        ctx.save_for_backward(query, key, value, offset)
-        return value.new_empty(value.shape)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        return tuple(torch.zeros_like(x) for x in ctx.saved_tensors)
-
-
 def sparse_nonlocal_attention(query: Tensor,
                               key: Tensor,
                               value: Tensor,
@@ -190,7 +176,7 @@ def sparse_nonlocal_attention(query: Tensor,
             'torch.func.jvp) on any backend; use reverse mode (backward)')
     backend = resolve_backend(backend, value.device)
     if value.numel() == 0:
-        return _NoOutput.apply(query, key, value, offset)
+        return no_output(query, key, value, offset)
     implementation = BACKENDS[backend]
     # Logits and softmax in float32 at least: under autocast the 1x1 convs
     # hand us fp16/bf16, whose dot products over Cq channels overflow.

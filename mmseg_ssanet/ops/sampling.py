@@ -43,8 +43,8 @@ def sampling_positions(offset: Tensor, kernel_size: Tuple[int, int],
 
     Eq. 4: t = p + delta p, with p the initial grid around each query pixel.
     """
-    B, _, H, W = offset.shape
-    off = offset.view(B, -1, 2, H, W)
+    B, two_k, H, W = offset.shape
+    off = offset.view(B, two_k // 2, 2, H, W)  # (no -1: empty maps too)
     dy, dx = initial_grid(kernel_size, dilation, offset.device, offset.dtype)
     ys = torch.arange(H, device=offset.device, dtype=offset.dtype)
     xs = torch.arange(W, device=offset.device, dtype=offset.dtype)

@@ -42,6 +42,28 @@ class RefuseDoubleBackward(torch.autograd.Function):
         raise RuntimeError(double_backward_refused(ctx.name))
 
 
+class _NoOutput(torch.autograd.Function):
+    """A problem with no output element (B, H, W or C is 0): the empty
+    ``[B, C, H, W]`` output and zero gradients of every input's shape, as
+    torch's own ops give."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, offset):
+        ctx.save_for_backward(query, key, value, offset)
+        return value.new_empty(value.shape)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return tuple(torch.zeros_like(x) for x in ctx.saved_tensors)
+
+
+def no_output(query: Tensor, key: Tensor, value: Tensor,
+              offset: Tensor) -> Tensor:
+    """The answer to an empty problem (the front end gives it before any
+    backend runs; backends that cannot compute one give it too)."""
+    return _NoOutput.apply(query, key, value, offset)
+
+
 class TraceSizes(NamedTuple):
     """The sizes of one traced call of the operator (FLOP counting)."""
     queries: int

@@ -199,8 +199,9 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     index = index + (torch.arange(B, device=index.device) * N).view(
         B, 1, 1, 1, 1)  # block-diagonal batch
     # [B, K, H, W, 4] -> [B*N, K, 4]: one row of the sparse matrix per query
-    index = index.permute(0, 2, 3, 1, 4).reshape(B * N, -1, 4)
-    weight = weight.permute(0, 2, 3, 1, 4).reshape(B * N, -1, 4)
+    K = offset.shape[1] // 2  # (not -1: empty maps too)
+    index = index.permute(0, 2, 3, 1, 4).reshape(B * N, K, 4)
+    weight = weight.permute(0, 2, 3, 1, 4).reshape(B * N, K, 4)
     out = _sparse_attention(
         pixel_rows(query), pixel_rows(key), pixel_rows(value), index, weight,
         1.0 if scale is None else float(scale))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Backend
+from .base import Backend, no_output
 from ..sampling import finite_positions, sampling_positions
 
 
@@ -62,6 +62,8 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
     B, C, H, W = value.shape
+    if value.numel() == 0:  # grid_sample refuses empty maps
+        return no_output(query, key, value, offset)
     t_y, t_x, affinity = attention_weights(query, key, offset, kernel_size,
                                            dilation, scale)
     values = sample_bilinear(value, t_y, t_x)  # [B, C, N, K]

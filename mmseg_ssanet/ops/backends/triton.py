@@ -166,7 +166,7 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
     if deterministic:
         grad_k, grad_v = key_value_grads_in_order(
             q, go, off, prob, grad_logit, (B, H, W), kernel_size, dilation)
-    return [rows.to(x.dtype).view(B, H, W, -1).permute(0, 3, 1, 2)
+    return [rows.to(x.dtype).view(B, H, W, x.shape[1]).permute(0, 3, 1, 2)
             for rows, x in ((grad_q, query), (grad_k, key), (grad_v, value),
                             (grad_off, offset))]
 
@@ -210,7 +210,8 @@ def _corner_entries(off: Tensor, shape: Tuple[int, int, int],
     t_y, t_x = sampling_positions(offset, kernel_size, dilation)
     t_y, t_x, _ = finite_positions(t_y, t_x)
     # [B, K, H, W] -> rows of channels-last pixels, [total, K]
-    t_y, t_x = (t.permute(0, 2, 3, 1).reshape(total, -1) for t in (t_y, t_x))
+    t_y, t_x = (t.permute(0, 2, 3, 1).reshape(total, two_k // 2)
+                for t in (t_y, t_x))
     ys, xs, weight, inside = corners(t_y, t_x, H, W)  # [total, K, 4]
     rows = torch.arange(total, device=off.device)
     image_start = (rows - rows % (H * W))[:, None, None]
