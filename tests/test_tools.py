@@ -328,3 +328,72 @@ def test_summarize_training_names_a_missing_log(tmp_path):
     rc, log = run_cli(['python', 'tools/misc/summarize_training.py',
                        str(tmp_path)])
     assert rc == 1 and 'no mmengine scalar log' in log and str(tmp_path) in log
+
+
+@pytest.fixture(scope='module')
+def bad_files(tmp_path_factory, checkpoint):
+    """Files a user might hand a tool by mistake, beside good ones."""
+    d = tmp_path_factory.mktemp('bad')
+    data = open(checkpoint, 'rb').read()
+    (d / 'truncated.pth').write_bytes(data[:len(data) // 2])
+    (d / 'empty.pth').write_bytes(b'')
+    torch.save({'weights': torch.zeros(3)}, d / 'foreign.pth')
+    (d / 'broken.py').write_text('model = dict(type=\n')
+    (d / 'empty.py').write_text('')
+    Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(d / 'good.png')
+    png = (d / 'good.png').read_bytes()
+    (d / 'truncated.png').write_bytes(png[:len(png) // 3])
+    (d / 'bad.onnx').write_bytes(data[:4096])
+    return d
+
+
+# (tool, its arguments with {ckpt}/{cfg}/{img}/{onnx} to fill, the output
+# path flag's value, the file named and what the error says of it)
+BAD_INPUTS = [
+    ('visualization/infer.py', '{cfg} truncated.pth {img} --out out',
+     'truncated.pth', 'cannot be read: truncated'),
+    ('visualization/infer.py', '{cfg} empty.pth {img} --out out',
+     'empty.pth', 'is empty'),
+    ('visualization/infer.py', 'broken.py {ckpt} {img} --out out',
+     'broken.py', 'cannot be read: SyntaxError'),
+    ('visualization/infer.py', 'empty.py {ckpt} {img} --out out',
+     'empty.py', 'defines no model'),
+    ('visualization/visualize_sampling.py',
+     '{cfg} truncated.pth {img} --out out.png', 'truncated.pth',
+     'cannot be read'),
+    ('visualization/visualize_sampling.py',
+     '{cfg} {ckpt} truncated.png --out out.png', 'truncated.png',
+     'not an image file'),
+    ('visualization/explore_sampling.py',
+     '{cfg} empty.pth {img} --out out.html', 'empty.pth', 'is empty'),
+    ('deployment/export_onnx.py', '{cfg} foreign.pth {img} --out out.onnx',
+     'foreign.pth', 'does not fit config'),
+    ('misc/publish_model.py', 'truncated.pth out.pth', 'truncated.pth',
+     'cannot be read'),
+    ('misc/publish_model.py', 'foreign.pth out.pth', 'foreign.pth',
+     'not an mmengine checkpoint'),
+    ('deployment/onnx_infer.py', '{cfg} bad.onnx {img} --out out',
+     'bad.onnx', 'not an ONNX file'),
+    ('deployment/onnx_infer.py', 'broken.py bad.onnx {img} --out out',
+     'broken.py', 'cannot be read'),
+]
+
+
+@pytest.mark.parametrize('tool, args, named, says', BAD_INPUTS,
+                         ids=[f'{t.split("/")[1][:-3]}-{n}'
+                              for t, _, n, _ in BAD_INPUTS])
+def test_a_bad_file_gets_one_error_naming_it(bad_files, checkpoint, tool,
+                                             args, named, says):
+    # Truncated, empty or foreign checkpoints, configs, images and graphs:
+    # one line "error: ... 'FILE' ..." (no traceback), exit status 1, and
+    # nothing written.
+    words = args.format(cfg=DEMO, ckpt=checkpoint, img='good.png').split()
+    before = set(os.listdir(bad_files))
+    code, log = run_cli(['python', osp.join(ROOT, 'tools', tool), *words],
+                        cwd=str(bad_files))
+    assert code == 1, log[-2000:]
+    assert 'Traceback' not in log, log[-3000:]
+    last = log.strip().splitlines()[-1]
+    assert last.startswith('error: ') and repr(named) in last and \
+        says in last, last
+    assert set(os.listdir(bad_files)) == before  # nothing written

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from ..utils.checkpoint_file import read_checkpoint
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
                     '.webp')
 
@@ -43,22 +45,38 @@ def check_checkpoint_matches(model: torch.nn.Module, state_dict: dict,
             f'{"; ".join(parts)}. Was it trained with this config?')
 
 
+def read_config(path: str, **kwargs):
+    """mmengine's Config of ``path``, or an error naming the file and what
+    is wrong with it (missing, not Python, no model)."""
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config {path!r} does not exist')
+    try:
+        cfg = Config.fromfile(path, **kwargs)
+    except Exception as err:  # SyntaxError, a missing base, ...
+        raise ValueError(f'config {path!r} cannot be read: '
+                         f'{type(err).__name__}: {err}') from err
+    if 'model' not in cfg:
+        raise ValueError(f'config {path!r} defines no model (an mmseg '
+                         f'config sets model = dict(...), or inherits one '
+                         f'through _base_)')
+    return cfg
+
+
 def load_segmentor(config: str, checkpoint: Optional[str] = None,
                    device: str = 'cpu', cfg_options: Optional[dict] = None):
     """mmseg's ``init_model``, refusing a checkpoint that does not fit."""
     from mmseg.apis import init_model
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config {config!r} does not exist')
+    read_config(config)
     if checkpoint is None:
         return init_model(config, None, device=device,
                           cfg_options=cfg_options)
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    state = read_checkpoint(
+        checkpoint, lambda path: _load_checkpoint(path, map_location='cpu'))
     # Check before init_model loads: it only logs mismatched weights, and
     # fails with a bare KeyError on a checkpoint without meta. Hence a
     # weight-less model first, built twice in all.
     model = init_model(config, None, device='cpu', cfg_options=cfg_options)
-    state = _load_checkpoint(checkpoint, map_location='cpu')
     check_checkpoint_matches(model, state.get('state_dict', state),
                              checkpoint, config)
     return init_model(config, checkpoint, device=device,

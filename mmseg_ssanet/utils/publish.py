@@ -60,11 +60,11 @@ def publish_checkpoint(in_file: str, out_file: str) -> Tuple[str, List[str]]:
     """Write ``in_file``'s weights and plain meta; name it with the first 8
     hex digits of its sha256 (``out-1a2b3c4d.pth``, as OpenMMLab's model
     zoos do). Returns the final path and the meta entries dropped."""
+    from .checkpoint_file import read_checkpoint
     from .checkpoint_globals import mmengine_checkpoint_globals
-    if not osp.isfile(in_file):
-        raise FileNotFoundError(f'checkpoint {in_file!r} does not exist')
-    checkpoint = load_trusted(in_file, mmengine_checkpoint_globals())
-    if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
+    checkpoint = read_checkpoint(
+        in_file, lambda path: load_trusted(path, mmengine_checkpoint_globals()))
+    if 'state_dict' not in checkpoint:
         raise ValueError(f'{in_file!r} is not an mmengine checkpoint (no '
                          f'state_dict)')
     dropped: List[str] = []

@@ -47,7 +47,15 @@ class OnnxSegmentor:
             raise FileNotFoundError(f'graph {onnx_file!r} does not exist')
         # the config's custom_imports would import the plugin (and with it
         # mmcv's compiled ops): only its values are read here
-        cfg = Config.fromfile(config, import_custom_modules=False)
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config {config!r} does not exist')
+        try:
+            cfg = Config.fromfile(config, import_custom_modules=False)
+        except Exception as err:  # SyntaxError, a missing base, ...
+            raise ValueError(f'config {config!r} cannot be read: '
+                             f'{type(err).__name__}: {err}') from err
+        if 'model' not in cfg:
+            raise ValueError(f'config {config!r} defines no model')
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
         pre = cfg.model.data_preprocessor
@@ -64,8 +72,14 @@ class OnnxSegmentor:
         options.enable_mem_pattern = False
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            onnx_file, options, providers=['CPUExecutionProvider'])
+        try:
+            self.session = ort.InferenceSession(
+                onnx_file, options, providers=['CPUExecutionProvider'])
+        except Exception as err:  # onnxruntime's own (protobuf) errors
+            first = str(err).splitlines()[0][:200]
+            raise ValueError(f'graph {onnx_file!r} cannot be loaded: '
+                             f'truncated, or not an ONNX file ({first})'
+                             ) from err
         meta = {k[len('mmseg_ssanet.'):]: json.loads(v) for k, v in
                 self.session.get_modelmeta().custom_metadata_map.items()
                 if k.startswith('mmseg_ssanet.')}
