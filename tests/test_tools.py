@@ -397,3 +397,92 @@ def test_a_bad_file_gets_one_error_naming_it(bad_files, checkpoint, tool,
     assert last.startswith('error: ') and repr(named) in last and \
         says in last, last
     assert set(os.listdir(bad_files)) == before  # nothing written
+
+
+def test_collect_images_and_parse_point_name_bad_input(tmp_path):
+    import argparse
+
+    from mmseg_ssanet.apis import collect_images
+    from mmseg_ssanet.apis.sampling import parse_point
+    with pytest.raises(FileNotFoundError, match="no image or folder at "
+                       f"'{tmp_path / 'nope.png'}'"):
+        collect_images([str(tmp_path / 'nope.png')])
+    (tmp_path / 'notes.txt').write_text('not an image')
+    with pytest.raises(FileNotFoundError, match='no images'):
+        collect_images([str(tmp_path)])
+    assert parse_point(' 12, 30') == (12, 30)
+    for text in ('12', '1,2,3', 'a,b', ''):
+        with pytest.raises(argparse.ArgumentTypeError,
+                           match='a point is y,x'):
+            parse_point(text)
+
+
+def test_out_of_range_values_are_refused(tmp_path, checkpoint):
+    # a query outside the image, an opacity outside [0, 1], an ONNX opset
+    # without GridSample: each a ValueError naming the value, nothing
+    # written
+    from mmseg_ssanet.apis import draw_overlays, sampling_points_for
+    from mmseg_ssanet.apis.explorer import explorer_page
+    from mmseg_ssanet.apis.export import export_onnx
+    model = load_segmentor(DEMO, checkpoint)
+    image = np.zeros((64, 128, 3), np.uint8)
+    with pytest.raises(ValueError, match=r'query \(64, 5\) is outside the '
+                       '64x128 image'):
+        sampling_points_for(model, image, [(64, 5)])
+    path = tmp_path / 'img.png'
+    Image.fromarray(image).save(path)
+    for opacity in (-0.1, 1.5):
+        with pytest.raises(ValueError, match='opacity must be in'):
+            draw_overlays(model, [str(path)], str(tmp_path / 'o'), opacity)
+        with pytest.raises(ValueError, match='opacity must be in'):
+            explorer_page(model, image, opacity=opacity)
+    with pytest.raises(ValueError, match='opset must be >= 16'):
+        export_onnx(model, image, str(tmp_path / 'g.onnx'), opset=15)
+    assert sorted(os.listdir(tmp_path)) == ['img.png']
+
+
+def test_a_missing_ann_file_is_named(tmp_path):
+    # PASCAL Context lists its images in an ann_file: gone, the dataset
+    # says which file, for which dataset (datasets/layout_check.py)
+    from mmseg_ssanet.datasets import DatasetLayoutError, generate
+
+    from .conftest import stock_dataset
+    generate('pascal_context', str(tmp_path), num_train=2, num_val=1,
+             height=32, width=48, seed=0)
+    listed = glob.glob(str(tmp_path / 'VOC2010' / 'ImageSets' / '*' /
+                           'val.txt'))
+    assert listed
+    os.remove(listed[0])
+    with pytest.raises(DatasetLayoutError,
+                       match=r"ann_file '.*val\.txt' does not exist"):
+        stock_dataset('pascal_context', str(tmp_path), 'val')
+
+
+def test_benchmark_threads_and_generate_data_run(tmp_path):
+    # more than --help: a tiny thread table (the kernel's thread counts
+    # above the CPUs dropped, and said), and a dataset in its layout
+    out = tmp_path / 'threads'
+    code, log = run_cli(['python', 'tools/analysis_tools/benchmark_threads.py',
+                         '--sizes', '8x16', '--batches', '1', '--threads',
+                         '1', '4096', '--channels', '16', '--kernel-size',
+                         '3x3', '--repeats', '1', '--out', str(out)])
+    assert code == 0, log[-3000:]
+    rows = json.load(open(out / 'threads.json'))
+    rows = rows['rows'] if isinstance(rows, dict) else rows
+    assert {r['threads'] for r in rows} == {1}
+    assert '4096' in log  # the dropped count is named
+    code, log = run_cli(['python', 'tools/misc/generate_data.py', 'ade20k',
+                         str(tmp_path / 'ade'), '--num-train', '2',
+                         '--num-val', '1', '--size', '32x48'])
+    assert code == 0, log[-3000:]
+    images = glob.glob(str(tmp_path / 'ade' / 'ADEChallengeData2016' /
+                           'images' / 'training' / '*.jpg'))
+    labels = glob.glob(str(tmp_path / 'ade' / 'ADEChallengeData2016' /
+                           'annotations' / 'training' / '*.png'))
+    assert len(images) == len(labels) == 2
+    assert Image.open(labels[0]).size == (48, 32)
+    code, log = run_cli(['python', 'tools/misc/generate_data.py', 'ade20k',
+                         str(tmp_path / 'bad'), '--size', '24x32'])
+    assert code == 2 and 'image size must be at least 32x32, got 24x32' \
+        in log
+    assert not (tmp_path / 'bad').exists()
