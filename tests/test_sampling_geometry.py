@@ -2,9 +2,10 @@
 
 The fused kernels keep their own copy of the geometry (the initial grid,
 the bilinear corners, what is off the map); this test reads back where
-each backend actually sampled and compares it with the one Python
-statement of it: ``initial_grid`` + offset (``sampling_positions``), then
-``corners`` with off-map corners contributing nothing.
+each backend actually sampled and compares it with eqs. 4-5 written out
+in this file (not ops/sampling.py, which csr and reference call):
+the initial grid + offset, then the bilinear corners, off-map corners
+contributing nothing.
 
 How a position is read back: batch image j keeps only point j on the map
 (every other point is pushed far off it, where it samples zeros); queries
@@ -16,7 +17,6 @@ import pytest
 import torch
 
 from mmseg_ssanet.ops import BACKENDS, sparse_nonlocal_attention
-from mmseg_ssanet.ops.sampling import corners, sampling_positions
 
 KERNEL, DILATION = (3, 5), (2, 1)  # not square: (kh, kw) order shows
 H, W = 6, 7
@@ -40,13 +40,29 @@ def _problem(seed=0):
     return zeros, value, offset
 
 
-def _expected(offset, kernel=KERNEL):
+def _expected(offset, kernel=KERNEL, dilation=DILATION):
+    """Eqs. 4-5 written out here, independently of ops/sampling.py (which
+    csr and reference call): the grid point n of a kh x kw kernel sits
+    (n // kw - (kh - 1) // 2) * dh rows and (n % kw - (kw - 1) // 2) * dw
+    columns from its query; bilinear weights over the 4 corners around
+    t = p + offset, corners off the map contributing nothing."""
+    (kh, kw), (dh, dw) = kernel, dilation
     K = offset.shape[0]
-    t_y, t_x = sampling_positions(offset, kernel, DILATION)  # [K, K, H, W]
-    ys, xs, weight, inside = corners(t_y, t_x, H, W)
-    w = weight * inside
-    sampled = torch.stack([(w * ys).sum(-1), (w * xs).sum(-1), w.sum(-1)],
-                          1)  # [K images, 3, K points, H, W]
+    n = torch.arange(kh * kw, dtype=torch.float64)
+    grid_y = (torch.div(n, kw, rounding_mode='floor') - (kh - 1) // 2) * dh
+    grid_x = (n % kw - (kw - 1) // 2) * dw
+    off = offset.view(K, K, 2, H, W)
+    t_y = torch.arange(H, dtype=torch.float64).view(1, 1, H, 1) + \
+        grid_y.view(1, K, 1, 1) + off[:, :, 0]
+    t_x = torch.arange(W, dtype=torch.float64).view(1, 1, 1, W) + \
+        grid_x.view(1, K, 1, 1) + off[:, :, 1]
+    sampled = torch.zeros(K, 3, K, H, W, dtype=torch.float64)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            y, x = t_y.floor() + dy, t_x.floor() + dx
+            weight = (1 - (t_y - y).abs()) * (1 - (t_x - x).abs())
+            weight = weight * ((y >= 0) & (y < H) & (x >= 0) & (x < W))
+            sampled += torch.stack([weight * y, weight * x, weight], 1)
     j = torch.arange(K)
     return sampled[j, :, j]  # image j, its point j: [K, 3, H, W]
 
@@ -67,5 +83,8 @@ def test_backend_samples_where_the_python_geometry_says(backend):
     assert (coverage == 0).any() and ((coverage > 0) & (coverage < 1)).any()
     assert (coverage == 1).float().mean() > 0.3
     torch.testing.assert_close(out * K, expected, rtol=0, atol=1e-9)
-    # a backend that read the grid as (kw, kh) would sample elsewhere
+    # a backend that read the grid as (kw, kh), or the dilation as
+    # (dw, dh), would sample elsewhere
     assert not torch.allclose(out * K, _expected(offset, KERNEL[::-1]))
+    assert not torch.allclose(out * K, _expected(offset, KERNEL,
+                                                 DILATION[::-1]))
