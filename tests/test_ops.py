@@ -12,6 +12,8 @@ the shared tester is tests/ops_cases.py; where each backend samples,
 test_sampling_geometry.py.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -564,6 +566,60 @@ def test_forward_mode_ad_is_refused(backend, device):
             with pytest.raises(NotImplementedError,
                                match='no forward-mode AD'):
                 snl(*inputs, 3, backend=backend)
+
+
+def _equation_corners(offset, H, W):
+    """Per query (b, i, j): the in-map pixels among the corners floor(t),
+    floor(t) + 1 of its 3x3 points (a corner of weight 0 included: on a
+    grid line the equations still name it), written out here."""
+    B = offset.shape[0]
+    named = {}
+    for b in range(B):
+        for i in range(H):
+            for j in range(W):
+                pixels = set()
+                for n in range(9):
+                    ty = i + n // 3 - 1 + offset[b, 2 * n, i, j].item()
+                    tx = j + n % 3 - 1 + offset[b, 2 * n + 1, i, j].item()
+                    y0, x0 = math.floor(ty), math.floor(tx)
+                    pixels |= {(b, y, x) for y in (y0, y0 + 1)
+                               for x in (x0, x0 + 1)
+                               if 0 <= y < H and 0 <= x < W}
+                named[b, i, j] = pixels
+    return named
+
+
+@pytest.mark.parametrize('backend, device', on_devices(FAST_BACKENDS))
+def test_nan_on_grid_lines_reaches_the_corners_the_equations_name(backend,
+                                                                  device):
+    # Integer offsets put points on pixels: one corner of weight 1, the
+    # others of weight 0. The rule (docs/operator.md): a NaN key pixel
+    # makes NaN the queries that name it among their corners (weight 0
+    # too: 0 * NaN), and their key and value gradients at every corner
+    # they name; corners off the map name nothing (csr once sent NaN to
+    # the clamped border pixel it stored them at). reference differs here
+    # only by grid_sample's rounding of integer positions.
+    H, W = 9, 11
+    q, k, v, o = (x.detach() for x in _inputs(B=2, Cq=4, C=5, H=H, W=W,
+                                             K=9))
+    o = torch.randint(-3, 4, o.shape,
+                      generator=torch.Generator().manual_seed(1)).double()
+    named = _equation_corners(o, H, W)
+    for pixel in ((0, 4, 5), (1, 0, 0), (1, 8, 10), (0, 0, 7)):
+        k_bad = k.clone()
+        k_bad[pixel[0], :, pixel[1], pixel[2]] = float('nan')
+        nan_queries = {qp for qp, pixels in named.items() if pixel in pixels}
+        want_grads = set().union(*(named[qp] for qp in nan_queries))
+        xs = [x.to(device).requires_grad_() for x in (q, k_bad, v, o)]
+        out = snl(*xs, 3, backend=backend)
+        grads = torch.autograd.grad(out.sum(), xs)
+
+        def nan_pixels(t):
+            return {tuple(p) for p in
+                    (~torch.isfinite(t)).any(1).nonzero().tolist()}
+        assert nan_pixels(out) == nan_queries, pixel
+        assert nan_pixels(grads[1]) == want_grads, pixel
+        assert nan_pixels(grads[2]) == want_grads, pixel
 
 
 # max |error| / max |value| against float64, outputs and the four

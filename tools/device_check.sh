@@ -356,7 +356,7 @@ if [ "$MODE" = gpu ]; then
   export SSANET_FUZZ_EXAMPLES=100
   T6=$(box $(( BUDGET - 40 - $(elapsed) )))
 else
-  export SSANET_FUZZ_EXAMPLES=25; T6=$(box 150)
+  export SSANET_FUZZ_EXAMPLES=25; T6=$(box 300)  # 3 variants on 2 cores
 fi
 t=$(date +%s)
 if [ $build_rc != 0 ]; then

@@ -17,7 +17,7 @@ stacked block-diagonally, so one 2-D matrix serves the whole batch.
 
 The autograd Function below differentiates query, key, value and the
 bilinear weights; the offset gradient then flows through the weights
-(:func:`..sampling.bilinear_corners`) by plain autograd.
+(:func:`..sampling.corners`) by plain autograd.
 
 Neighbouring sampling points share corners, so one row names a pixel up to
 4K times in any order. The matrices hold each (i, j) once, columns sorted
@@ -33,8 +33,7 @@ from torch import Tensor
 
 from .base import Backend, RefuseDoubleBackward, TraceSizes
 from .layout import pixel_rows
-from ..sampling import (bilinear_corners, finite_positions,
-                        sampling_positions)
+from ..sampling import corners, finite_positions, sampling_positions
 
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in '
                         'beta state')
@@ -106,9 +105,11 @@ class SparseAttentionFunction(torch.autograd.Function):
 
     Args (of ``apply``):
         query: ``[R, Cq]``, rows = batch x pixels, contiguous.
-        key: ``[R, Cq]``.
-        value: ``[R, C]``.
-        index: ``[R, K, 4]`` long, flat pixel index (batch offset included).
+        key: ``[R + 1, Cq]`` (the last row the zero sink of off-map
+            corners).
+        value: ``[R + 1, C]``.
+        index: ``[R, K, 4]`` long, flat pixel index (batch offset
+            included), R (the sink) for corners off the map.
         weight: ``[R, K, 4]`` bilinear weights, 0 outside the map.
         scale: logit scale (1.0 for none).
     Returns:
@@ -193,17 +194,24 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     N = H * W
     t_y, t_x = sampling_positions(offset, kernel_size, dilation)  # eq. 4
     t_y, t_x, guard = finite_positions(t_y, t_x)
-    index, weight = bilinear_corners(t_y, t_x, H, W)  # [B, K, H, W, 4]
+    ys, xs, weight, inside = corners(t_y, t_x, H, W)  # [B, K, H, W, 4]
     # NaN weights for queries with a non-finite position: NaN logits
-    weight = weight + guard.view(B, 1, H, W, 1)
-    index = index + (torch.arange(B, device=index.device) * N).view(
-        B, 1, 1, 1, 1)  # block-diagonal batch
+    weight = weight * inside + guard.view(B, 1, H, W, 1)
+    # Corners off the map point at one all-zero sink row past the pixels,
+    # not at a clamped pixel: a NaN or inf there must not reach them
+    # (0 * NaN), and the sink's gradient is dropped with it.
+    batch = (torch.arange(B, device=ys.device) * N).view(B, 1, 1, 1, 1)
+    sink = B * N
+    index = torch.where(inside, (ys * W + xs).long() + batch, sink)
     # [B, K, H, W, 4] -> [B*N, K, 4]: one row of the sparse matrix per query
     K = offset.shape[1] // 2  # (not -1: empty maps too)
     index = index.permute(0, 2, 3, 1, 4).reshape(B * N, K, 4)
     weight = weight.permute(0, 2, 3, 1, 4).reshape(B * N, K, 4)
+    key_rows, value_rows = (
+        torch.cat([rows, rows.new_zeros(1, rows.shape[1])])
+        for rows in (pixel_rows(key), pixel_rows(value)))
     out = _sparse_attention(
-        pixel_rows(query), pixel_rows(key), pixel_rows(value), index, weight,
+        pixel_rows(query), key_rows, value_rows, index, weight,
         1.0 if scale is None else float(scale))
     return out.view(B, H, W, C).permute(0, 3, 1, 2)
 
