@@ -161,7 +161,8 @@ def sparse_nonlocal_attention(query: Tensor,
 
     Derivatives: first order on every backend (reverse mode). Second order
     (differentiating the gradients, after ``create_graph=True``) on
-    ``reference`` only: the others raise when asked. Forward-mode AD on
+    ``reference`` only (where torch's grid_sample has a double backward:
+    not torch 2.1): the others raise when asked. Forward-mode AD on
     none: NotImplementedError.
     """
     kernel_size = as_pair(kernel_size, 'kernel_size')
