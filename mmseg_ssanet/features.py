@@ -16,6 +16,7 @@ import io
 from typing import Callable, Iterable, Optional, Tuple
 
 import torch
+from torch.autograd.forward_ad import unpack_dual
 
 # The oldest torch the package runs on is 2.1 (CI tests 2.1 to 2.14);
 # torch.compiler.disable, which the csr backend uses, is what 2.0 lacks.
@@ -113,7 +114,6 @@ def has_forward_tangent(*tensors: torch.Tensor) -> bool:
     dynamo traces, which runs no forward AD of its own."""
     if is_compiling():
         return False
-    from torch.autograd.forward_ad import unpack_dual
     return any(unpack_dual(t).tangent is not None for t in tensors)
 
 

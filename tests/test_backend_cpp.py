@@ -99,25 +99,33 @@ def test_cpp_reads_strided_inputs_without_copies():
                                rtol=1e-12, atol=1e-12)
 
 
+def _python_with_build(code, library):
+    """``code`` in a fresh python that loads the kernel from ``library``
+    (SSANET_CPP_EXTENSION)."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, '-c', code], text=True,
+                          capture_output=True,
+                          env=dict(os.environ,
+                                   **{cpp.BUILD_ENV: str(library)}))
+
+
 def test_kernel_built_for_another_torch_is_named(tmp_path):
     # A build against another torch fails to load with an undefined
     # symbol (a second venv beside an editable install does this): the
     # fallback warning and the forced backend's error say so, and how to
     # rebuild. A library with an undefined symbol stands in for it.
     import subprocess
-    import sys
     source = tmp_path / 'other.c'
     source.write_text('extern void at_ops_zeros_call(void);\n'
                       'void PyInit__C(void) { at_ops_zeros_call(); }\n')
     library = tmp_path / '_C.so'
     subprocess.run(['gcc', '-shared', '-fPIC', '-o', str(library),
                     str(source)], check=True)
-    code = ('import torch\n'
-            'from mmseg_ssanet.ops.backends import cpp\n'
-            'print(cpp.unavailable(torch.device("cpu")))\n')
-    proc = subprocess.run([sys.executable, '-c', code], text=True,
-                          capture_output=True,
-                          env=dict(os.environ, **{cpp.BUILD_ENV: str(library)}))
+    proc = _python_with_build('import torch\n'
+                              'from mmseg_ssanet.ops.backends import cpp\n'
+                              'print(cpp.unavailable(torch.device("cpu")))\n',
+                              library)
     assert proc.returncode == 0, proc.stderr
     assert ('the fused C++ kernel was built against another torch than the '
             f'installed {torch.__version__}') in proc.stdout
@@ -131,8 +139,6 @@ def test_a_bad_build_path_is_named(tmp_path, what):
     # SSANET_CPP_EXTENSION (tools/check_kernel.sh's way to load one build)
     # pointing at nothing, or at a file that is no library: the backend is
     # unavailable with the path in the reason, and asking for it says so.
-    import subprocess
-    import sys
     path = tmp_path / '_C.so'
     if what == 'not a library':
         path.write_text('not an ELF file\n')
@@ -143,9 +149,7 @@ def test_a_bad_build_path_is_named(tmp_path, what):
             '    snl(q, q, q, torch.zeros(1, 18, 3, 4), 3, backend="cpp")\n'
             'except RuntimeError as err:\n'
             '    print("ERROR", err)\n')
-    proc = subprocess.run([sys.executable, '-c', code], text=True,
-                          capture_output=True,
-                          env=dict(os.environ, **{cpp.BUILD_ENV: str(path)}))
+    proc = _python_with_build(code, path)
     assert proc.returncode == 0, proc.stderr
     assert "ERROR SNL backend 'cpp' cannot run here" in proc.stdout
     assert str(path) in proc.stdout

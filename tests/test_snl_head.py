@@ -89,21 +89,40 @@ def test_bad_head_config_is_refused():
               input_transform='multiple_select')
 
 
+DEMO_CONFIG = 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'
+
+
+def _demo_model(**decode_head):
+    """The demo config's model, its decode head updated by
+    ``decode_head``, built with seed 0."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(osp.join(ROOT, DEMO_CONFIG))
+    cfg.model.decode_head.update(decode_head)
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+def _one_step(model, x, backend):
+    """A copy of ``model`` with its SNL block on ``backend``, after one
+    forward and backward of ``x`` (the same dropout masks every time)."""
+    import copy
+    m = copy.deepcopy(model)
+    m.decode_head.snl.backend = backend
+    torch.manual_seed(1)
+    m._forward(x).square().mean().backward()
+    return m
+
+
 def test_snl_options_in_a_config_reach_the_operator(monkeypatch):
     # kernel_size, snl_dilation, use_scale and snl_backend set where users
     # set them (the model config) reach the block, and the operator call:
     # the block's output is the operator's on its own 1x1 convs, scaled by
     # 1/sqrt(C') with use_scale (eq. 6 without it: the paper).
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
     from mmseg_ssanet.ops import sparse_nonlocal_attention
-    cfg = Config.fromfile(osp.join(
-        ROOT, 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'))
-    cfg.model.decode_head.update(kernel_size=(3, 5), snl_dilation=2,
-                                 use_scale=True, snl_backend='csr')
-    init_default_scope('mmseg')
-    snl = MODELS.build(cfg.model).decode_head.snl.eval()
+    snl = _demo_model(kernel_size=(3, 5), snl_dilation=2, use_scale=True,
+                      snl_backend='csr').decode_head.snl.eval()
     assert (snl.kernel_size, snl.dilation, snl.backend) == ((3, 5), (2, 2),
                                                             'csr')
     assert snl.scale == pytest.approx(snl.inter_channels ** -0.5)
@@ -156,24 +175,12 @@ def test_demo_model_gradient_is_the_same_on_every_backend(backend):
     # The whole model's gradient, one step: the fast backends against the
     # reference (why the demo's mIoU differs between backends is chance,
     # not arithmetic: see README, Quick start).
-    import copy
-
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    cfg = Config.fromfile(osp.join(
-        ROOT, 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'))
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model).train()
+    model = _demo_model().train()
     torch.nn.init.normal_(model.decode_head.snl.offset.conv.weight, std=0.05)
     x = torch.randn(2, 3, 128, 256)
     grads = {}
     for name in ('reference', backend):
-        m = copy.deepcopy(model)
-        m.decode_head.snl.backend = name
-        torch.manual_seed(1)  # the same dropout masks
-        m._forward(x).square().mean().backward()
+        m = _one_step(model, x, name)
         grads[name] = torch.cat([p.grad.flatten() for p in m.parameters()
                                  if p.grad is not None])
     ref = grads['reference']
@@ -187,16 +194,7 @@ def test_snl_parameters_get_the_reference_gradient(backend):
     # one of them cannot hide under the backbone's, as in a whole-model
     # norm. Weights drawn so that none of these gradients is zero (the
     # block's zero init would make them all zero).
-    import copy
-
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    cfg = Config.fromfile(osp.join(
-        ROOT, 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'))
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model).double().train()
+    model = _demo_model().double().train()
     snl = model.decode_head.snl
     for module in (snl.theta, snl.phi, snl.g, snl.offset, snl.gamma):
         torch.nn.init.normal_(module.conv.weight, std=0.2)
@@ -206,10 +204,7 @@ def test_snl_parameters_get_the_reference_gradient(backend):
     x = torch.randn(2, 3, 64, 128, dtype=torch.float64)
     grads = {}
     for name in ('reference', backend):
-        m = copy.deepcopy(model)
-        m.decode_head.snl.backend = name
-        torch.manual_seed(1)  # the same dropout masks
-        m._forward(x).square().mean().backward()
+        m = _one_step(model, x, name)
         grads[name] = {n: p.grad.clone() for n, p in
                        m.decode_head.snl.named_parameters()}
     assert {n.split('.')[0] for n in grads['reference']} >= {

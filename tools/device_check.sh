@@ -134,7 +134,10 @@ if [ -n "$WHEELS" ]; then
     SITE=""
   fi
 fi
-have_mmseg() { "$PY" -c 'import mmcv.ops, mmseg, mmengine, mim' >/dev/null 2>&1; }
+# The model parts (3, 4) need the wheels' stack importable: asked once.
+MODELS=0
+[ -n "$SITE" ] && "$PY" -c 'import mmcv.ops, mmseg, mmengine, mim' \
+  >/dev/null 2>&1 && MODELS=1
 
 # The machine: CPU model, flags, and what the stack is.
 {
@@ -283,7 +286,7 @@ print(f'MMSegInferencer on {device}: {labels.shape}, classes '
 EOF
   return $rc
 }
-if [ -n "$SITE" ] && have_mmseg; then
+if [ "$MODELS" = 1 ]; then
   work=$(mktemp -d)
   # mmengine's AmpOptimWrapper refuses to run without a GPU
   if [ "$MODE" = gpu ]; then
@@ -302,7 +305,7 @@ else
 fi
 
 # Part 4: the paper's Table 2.
-if [ -n "$SITE" ] && have_mmseg; then
+if [ "$MODELS" = 1 ]; then
   if [ "$MODE" = gpu ]; then
     table=(--device cuda --batch 2 --dtypes fp32 fp16 bf16 --repeats 10)
   else

@@ -132,9 +132,10 @@ class SparseAttentionFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        saved = ctx.saved_tensors  # (unpacked once)
         with torch.no_grad():
-            grads = SparseAttentionFunction._gradients(ctx, grad_out)
-        anchors = [t for t in ctx.saved_tensors if t.requires_grad]
+            grads = SparseAttentionFunction._gradients(ctx, saved, grad_out)
+        anchors = [t for t in saved if t.requires_grad]
         if not torch.is_grad_enabled() or not anchors:
             return grads
         # create_graph=True: first derivatives as asked, second ones refused
@@ -144,8 +145,8 @@ class SparseAttentionFunction(torch.autograd.Function):
         return tuple(None if g is None else next(refused) for g in grads)
 
     @staticmethod
-    def _gradients(ctx, grad_out):
-        query, key, value, weight, dots, affinity, coeff = ctx.saved_tensors
+    def _gradients(ctx, saved, grad_out):
+        query, key, value, weight, dots, affinity, coeff = saved
         pattern, scale = ctx.pattern, ctx.scale
         rows, K, _ = weight.shape
         cols = key.shape[0]
