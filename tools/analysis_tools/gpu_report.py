@@ -2,7 +2,7 @@
 
 For a machine with a CUDA GPU (mmcv not needed): correctness of every
 backend that runs there against a float64 ``reference`` (values and the
-four gradients), the fp16/bf16 error of ``triton``, whether its backward
+four gradients; fp64, fp32, bf16 and fp16 inputs), whether triton's backward
 is bitwise reproducible (by default and under
 ``torch.use_deterministic_algorithms``), time (``triton.testing.do_bench``)
 and peak memory of the operator beside dense attention in plain torch,
@@ -60,10 +60,15 @@ def _inputs(b, cq, c, h, w, k, dtype, device, seed=0):
                          (off, off_dtype))]
 
 
-def _value_and_grads(backend, inputs, kernel):
+def _value_and_grads(backend, inputs, kernel, grad_dtype=torch.float32):
+    """The output and the four gradients of a weighted sum of it, whose
+    weights are exact in ``grad_dtype`` (the dtype of the run compared:
+    the gradients' errors are then the backend's own, not grad_out's
+    rounding)."""
     xs = [x.detach().requires_grad_() for x in inputs]
     out = sparse_nonlocal_attention(*xs, kernel, backend=backend)
     weight = torch.linspace(-1, 1, out.numel(), device=out.device)
+    weight = weight.to(grad_dtype).float()
     grads = torch.autograd.grad((out.float() * weight.view_as(out)).sum(),
                                 xs)
     return [out.detach(), *grads]
@@ -83,13 +88,12 @@ def correctness(args, device):
         if reason:
             rows.append(dict(backend=name, dtype='-', skipped=reason))
             continue
-        for dtype in (['fp64', 'fp32', 'bf16', 'fp16']
-                      if name == 'triton' else ['fp64', 'fp32']):
-            inputs = _inputs(*shape, DTYPES.get(dtype, torch.float64),
-                             device)
-            got = _value_and_grads(name, inputs, side)
-            want = _value_and_grads('reference',
-                                    [x.double() for x in inputs], side)
+        for dtype in ('fp64', 'fp32', 'bf16', 'fp16'):
+            torch_dtype = DTYPES.get(dtype, torch.float64)
+            inputs = _inputs(*shape, torch_dtype, device)
+            got = _value_and_grads(name, inputs, side, torch_dtype)
+            want = _value_and_grads('reference', [x.double() for x in inputs],
+                                    side, torch_dtype)
             errors = [((a.double() - b).abs().max() /
                        b.abs().max().clamp_min(1e-30)).item()
                       for a, b in zip(got, want)]

@@ -93,18 +93,19 @@ def _lse_dtype(dtype: torch.dtype) -> torch.dtype:
 OP_NAME = 'mmseg_ssanet::snl_triton'
 
 
-@custom_op(OP_NAME, mutates_args=(), device_types=('cuda', 'cpu'))
-def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
-               kernel_size: List[int], dilation: List[int],
-               scale: float) -> Tuple[Tensor, Tensor]:
-    """Forward: the output (channels_last) and each query's log-sum-exp."""
+def _forward_rows(q: Tensor, k: Tensor, v: Tensor, off: Tensor,
+                  shape: Tuple[int, int, int], kernel_size: List[int],
+                  dilation: List[int], scale: float,
+                  out_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """The forward kernel on pixel rows: output rows in ``out_dtype`` (the
+    kernel rounds its float32 sums to it) and each query's log-sum-exp."""
     import triton
 
     from .triton_kernels import snl_forward_kernel
-    B, C, H, W = value.shape
-    q, k, v, off = (pixel_rows(x) for x in (query, key, value, offset))
+    B, H, W = shape
     total, cq = q.shape
-    out = torch.empty_like(v)
+    C = v.shape[1]
+    out = torch.empty(total, C, device=v.device, dtype=out_dtype)
     lse = torch.empty(total, device=v.device, dtype=_lse_dtype(v.dtype))
     config = launch_config('forward', cq, C,
                            kernel_size[0] * kernel_size[1],
@@ -114,6 +115,18 @@ def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
         q, k, v, off, out, lse, total, H, W, scale, CQ=cq, C=C,
         KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
         DW=dilation[1], ACC=_accumulator(v.dtype), **config)
+    return out, lse
+
+
+@custom_op(OP_NAME, mutates_args=(), device_types=('cuda', 'cpu'))
+def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
+               kernel_size: List[int], dilation: List[int],
+               scale: float) -> Tuple[Tensor, Tensor]:
+    """Forward: the output (channels_last) and each query's log-sum-exp."""
+    B, C, H, W = value.shape
+    out, lse = _forward_rows(
+        *(pixel_rows(x) for x in (query, key, value, offset)), (B, H, W),
+        kernel_size, dilation, scale, value.dtype)
     return out.view(B, H, W, C).permute(0, 3, 1, 2), lse
 
 
@@ -141,6 +154,14 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                                                    out, grad_out))
     total, cq = q.shape
     acc_dtype = lse.dtype
+    if o.dtype != acc_dtype:
+        # Half inputs: the saved output is rounded to their dtype, and
+        # Delta below is subtracted from <go, v_k> of about its size, so
+        # that rounding would come back relative to their difference (bf16
+        # query, key and offset gradients 4x less accurate than the other
+        # backends'); the output again, unrounded (the forward's cost).
+        o, _ = _forward_rows(q, k, v, off, (B, H, W), kernel_size, dilation,
+                             scale, acc_dtype)
     # softmax backward: sum_k p_k <go, v_k> = <go, out>
     delta = (go.to(acc_dtype) * o.to(acc_dtype)).sum(1)
     grad_q = torch.empty(total, cq, device=q.device, dtype=acc_dtype)

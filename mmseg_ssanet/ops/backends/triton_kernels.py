@@ -15,7 +15,8 @@ checked ahead of time by ``tools/analysis_tools/triton_resources.py``):
 * backward: per point k the same corner walk gives <q, key_c> and
   <grad_out, value_c> for each corner c over channel chunks, hence p_k
   (from the log-sum-exp), the logit gradient p_k (<grad_out, v_k> - Delta)
-  with Delta = <grad_out, out>, and the offset gradient at once; then the
+  with Delta = <grad_out, out> (out unrounded: in float32 for half
+  inputs), and the offset gradient at once; then the
   query gradient chunk by chunk, and the key and value gradients added to
   the corner pixels atomically in float32 buffers (half-precision atomics
   would lose gradients; bf16 ones exist only on sm_90).

@@ -37,9 +37,9 @@
 // value row holds one (a pass over both flags such pixels), the forward
 // keeps corners of weight 0, and a tile whose window has a flagged value
 // pixel (forward) or key pixel (query gradient) has its outputs summed
-// corner by corner instead. Not yet done (issue 35): a non-finite query or
-// grad_out row still reaches the key / value gradients of its whole tile's
-// window through the scatter.
+// corner by corner instead. The backward's scatter is the mirror image: a
+// tile holding a flagged query row (key gradient) or grad_out row (value
+// gradient) scatters corner by corner, to the pixels its queries sample.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -96,6 +96,7 @@ struct Problem {
   // a NaN or an infinity; null where no row does (see the header)
   const uint8_t* bad_key = nullptr;
   const uint8_t* bad_value = nullptr;
+  const uint8_t* bad_query = nullptr;  // (backward, for the key gradient)
   int64_t K() const { return kh * kw; }
 };
 
@@ -450,6 +451,32 @@ SNL_RARE void gather_corners(const Problem<T>& p, const Tile<T>& s,
   }
 }
 
+// Whether any of the n queries i..i+n-1 (flat pixels) is flagged in ``bad``.
+SNL_INLINE bool tile_has(const uint8_t* bad, int64_t i, int n) {
+  if (bad == nullptr) return false;
+  for (int t = 0; t < n; ++t)
+    if (bad[i + t]) return true;
+  return false;
+}
+
+// scatter_sum corner by corner: row(corner j) += per_point[t * K + k(j)] *
+// w_j * x[t] for the corners in the map of the tile's real queries, weight 0
+// included (as grid_sample's backward), and no other row: a non-finite x[t]
+// reaches exactly the pixels query t samples.
+template <typename T, int VB, typename RowOf>
+SNL_RARE void scatter_corners(const Problem<T>& p, const Tile<T>& s,
+                              const T* per_point, const T* const* x,
+                              int64_t n, const RowOf& row_of) {
+  const int64_t K4 = 4 * p.K();
+  for (int t = 0; t < s.n; ++t)
+    for (int64_t j = 0; j < K4; ++j) {
+      const int32_t u = s.corner[t * K4 + j];
+      if (u == 0) continue;  // the sentinel: outside the map
+      axpy<T, VB>(per_point[t * p.K() + j / 4] * s.weight[t * K4 + j], x[t],
+                  row_of(u - 1), n);
+    }
+}
+
 // Calls fn(i, n) for tiles of n <= kTile queries i..i+n-1 covering the flat
 // range [begin, end). Rows (b * H + y) are taken in vertical strips of
 // kStrip columns: going down a strip, a tile's window is mostly the one of
@@ -518,6 +545,9 @@ struct Grads {
   T* grad_query;      // [B*N, Cq]
   T* grad_offset;     // [B*N, 2K]
   bool need_q, need_k, need_v, need_o;
+  // per pixel, 1 where its grad_out row holds a NaN or an infinity; null
+  // where none does or the value gradient is not needed
+  const uint8_t* bad_grad_out = nullptr;
 };
 
 template <typename T, int VB>
@@ -568,13 +598,29 @@ SNL_INLINE void backward_range(const Problem<T>& p, const Grads<T>& g,
                               p.Cq, gq);
     }
     const int64_t base = b * N;
-    if (g.need_k)
-      scatter_sum<T, VB>(s.grad_dots.data() + kTile, s.query, s.P - 1, p.Cq,
-                  [&](int u) SNL_LAMBDA_INLINE { return gk.row(base + s.pix[u + 1]); });
+    // window pixel u + 1 (the sentinel skipped)
+    const auto key_grad_row = [&](int u) SNL_LAMBDA_INLINE {
+      return gk.row(base + s.pix[u + 1]);
+    };
+    const auto value_grad_row = [&](int u) SNL_LAMBDA_INLINE {
+      return gv.row(base + s.pix[u + 1]);
+    };
+    if (g.need_k) {
+      if (tile_has(p.bad_query, i, n))
+        scatter_corners<T, VB>(p, s, s.grad_prob.data(), s.query, p.Cq,
+                               key_grad_row);
+      else
+        scatter_sum<T, VB>(s.grad_dots.data() + kTile, s.query, s.P - 1,
+                           p.Cq, key_grad_row);
+    }
     if (g.need_v) {
-      splat_to_window(p, s, s.prob.data(), s.coef.data());
-      scatter_sum<T, VB>(s.coef.data() + kTile, go, s.P - 1, p.C,
-                  [&](int u) SNL_LAMBDA_INLINE { return gv.row(base + s.pix[u + 1]); });
+      if (tile_has(g.bad_grad_out, i, n)) {
+        scatter_corners<T, VB>(p, s, s.prob.data(), go, p.C, value_grad_row);
+      } else {
+        splat_to_window(p, s, s.prob.data(), s.coef.data());
+        scatter_sum<T, VB>(s.coef.data() + kTile, go, s.P - 1, p.C,
+                           value_grad_row);
+      }
     }
     if (g.need_o) {
       // d out / d w_kc = S_k grad_A + scale grad_logit_k D; the weights'
@@ -801,10 +847,21 @@ std::vector<at::Tensor> snl_backward(const at::Tensor& grad_out,
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "snl_backward", [&] {
     using T = scalar_t;
     auto p = make_problem<T>(q, k, v, o, kh, kw, dh, dw, scale);
-    const auto bad_key = nonfinite_pixels(p.key, p.B, p.H, p.W, p.Cq);
+    // The flags each needed gradient's non-finite path reads (see the
+    // header); one pass over the rows each, none when not needed.
+    const std::vector<uint8_t> none;
+    const auto bad_key =
+        need_q ? nonfinite_pixels(p.key, p.B, p.H, p.W, p.Cq) : none;
+    const auto bad_query =
+        need_k ? nonfinite_pixels(p.query, p.B, p.H, p.W, p.Cq) : none;
+    const Tensor4<T> go_rows{go.data_ptr<T>(), N * C, W * C, C};
+    const auto bad_grad_out =
+        need_v ? nonfinite_pixels(go_rows, p.B, p.H, p.W, C) : none;
     p.bad_key = flags_or_null(bad_key);
-    const Grads<T> g{go.data_ptr<T>(), gq.data_ptr<T>(), gof.data_ptr<T>(),
-                     need_q, need_k, need_v, need_o};
+    p.bad_query = flags_or_null(bad_query);
+    Grads<T> g{go.data_ptr<T>(), gq.data_ptr<T>(), gof.data_ptr<T>(),
+               need_q, need_k, need_v, need_o};
+    g.bad_grad_out = flags_or_null(bad_grad_out);
     std::vector<ScatterTarget<T>> tk(parts), tv(parts);
     std::vector<at::Tensor> halos;
     for (int64_t t = 0; t < parts; ++t) {
