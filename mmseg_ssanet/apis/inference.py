@@ -1,4 +1,5 @@
 """Load a trained segmentor and draw its predictions, with clear errors."""
+import copy
 import os
 import os.path as osp
 import warnings
@@ -67,20 +68,19 @@ def load_segmentor(config: str, checkpoint: Optional[str] = None,
                    device: str = 'cpu', cfg_options: Optional[dict] = None):
     """mmseg's ``init_model``, refusing a checkpoint that does not fit."""
     from mmseg.apis import init_model
-    read_config(config)
+    cfg = read_config(config)  # parsed once; init_model edits its copy
     if checkpoint is None:
-        return init_model(config, None, device=device,
-                          cfg_options=cfg_options)
+        return init_model(cfg, None, device=device, cfg_options=cfg_options)
     state = read_checkpoint(
         checkpoint, lambda path: _load_checkpoint(path, map_location='cpu'))
     # Check before init_model loads: it only logs mismatched weights, and
     # fails with a bare KeyError on a checkpoint without meta. Hence a
     # weight-less model first, built twice in all.
-    model = init_model(config, None, device='cpu', cfg_options=cfg_options)
+    model = init_model(copy.deepcopy(cfg), None, device='cpu',
+                       cfg_options=cfg_options)
     check_checkpoint_matches(model, state.get('state_dict', state),
                              checkpoint, config)
-    return init_model(config, checkpoint, device=device,
-                      cfg_options=cfg_options)
+    return init_model(cfg, checkpoint, device=device, cfg_options=cfg_options)
 
 
 def collect_images(inputs: Iterable[str]) -> List[str]:
