@@ -43,6 +43,7 @@ def on_devices(backends):
 
 LAYOUTS = ('contiguous', 'channels_last', 'sliced', 'strided', 'expanded')
 OFFSETS = ('zero', 'small', 'spread', 'huge', 'extreme')
+POISONED = ('query', 'key', 'value', 'grad_out')
 
 
 # max |error| / max |value| against float64, the same for every backend:
@@ -155,12 +156,30 @@ def problem(case):
     v = torch.randn(B, C, H, W, generator=g, dtype=torch.float64)
     o = offsets(case['offsets'], B, K, H, W, kernel, dilation, g,
                 torch.float64)
+    weights = torch.randn(B, C, H, W, generator=g, dtype=torch.float64)
+    if case.get('poison'):
+        _poison(dict(zip(POISONED, (q, k, v, weights))), case)
     if case['layout'] == 'expanded':  # every batch item the first one
         q, k, v, o = (x[:1].expand_as(x) for x in (q, k, v, o))
     tensors = [x.to(dtype) for x in (q, k, v, o)]
-    weights = torch.randn(B, C, H, W, generator=g, dtype=torch.float64)
     _, views = _laid_out(tensors, case['layout'], B)
     return views, weights
+
+
+def _poison(tensors, case):
+    """Writes case['poison'] = (which, 'nan' | 'inf' | '-inf', count) into
+    every channel of ``count`` random pixels of tensors[which] (batch item
+    0 of an 'expanded' input: the one its batch repeats)."""
+    which, value, count = case['poison']
+    g = torch.Generator().manual_seed(case['seed'] + 1)
+    x = tensors[which]
+    B, _, H, W = x.shape
+    for _ in range(count):
+        b, y, col = (int(torch.randint(n, (), generator=g))
+                     for n in (B, H, W))
+        if case['layout'] == 'expanded' and which != 'grad_out':
+            b = 0
+        x[b, :, y, col] = float(value)
 
 
 def _run(views, weights, case, backend):
@@ -209,6 +228,16 @@ def compare(case):
                                                      'grad_value'):
             # NaN queries "can also reach" these (the docstring, loosely:
             # the pixels they sample): compared where both are finite
+            both = a.isfinite() & b.isfinite()
+            a, b = a[both], b[both]
+        if case.get('poison'):
+            # non-finite exactly where the reference is (NaN and +-inf
+            # alike: the sums they meet differ in order), the rest compared
+            differ = a.isfinite() != b.isfinite()
+            if differ.any():
+                problems.append(f'{name}: non-finite at {int(differ.sum())} '
+                                f'elements where the reference is not, or '
+                                f'the reverse')
             both = a.isfinite() & b.isfinite()
             a, b = a[both], b[both]
         finite = b[b.isfinite()]

@@ -7,7 +7,9 @@ test session. Examples are drawn by hypothesis (derandomized, so CI is
 repeatable) within a work budget per backend: maps from 1x1 to 128x128,
 kernels 1x1 to 11x11 (non-square too), dilation 1-3, 1 to 1024 channels,
 batches of 1-3, offsets zero / small / spread over the map / huge /
-extreme (1e9 to 1e30 pixels, +-inf), and
+extreme (1e9 to 1e30 pixels, +-inf), NaN or +-inf rows at up to 3 pixels
+of query, key, value or grad_out (their non-finite results must be exactly
+the reference's), and
 contiguous, channels_last, channel-sliced, spatially strided and
 batch-expanded (stride 0) inputs, float32 and float64.
 
@@ -66,11 +68,20 @@ def cases(draw, backend):
     channels = max(2, min(2048, elements // (per_pixel * H * W)))
     Cq = draw(st.integers(1, min(1024, channels - 1)))
     C = draw(st.integers(1, max(1, min(1024, channels - Cq))))
+    offsets = draw(st.sampled_from(ops_cases.OFFSETS))
+    # NaN/inf rows in query, key, value or grad_out, with offsets off the
+    # pixel grid lines (on them, grid_sample's rounding may name the other
+    # corner: docs/operator.md "On grid lines")
+    poison = None
+    if offsets in ('small', 'spread') and draw(st.booleans()):
+        poison = (draw(st.sampled_from(ops_cases.POISONED)),
+                  draw(st.sampled_from(['nan', 'inf', '-inf'])),
+                  draw(st.integers(1, 3)))
     return dict(
         backend=backend, dtype=draw(st.sampled_from(['float64', 'float32'])),
         B=B, Cq=Cq, C=C, H=H, W=W, kh=kh, kw=kw,
         dh=draw(st.integers(1, 3)), dw=draw(st.integers(1, 3)),
-        offsets=draw(st.sampled_from(ops_cases.OFFSETS)),
+        offsets=offsets, poison=poison,
         layout=draw(st.sampled_from(ops_cases.LAYOUTS)),
         scale=draw(st.sampled_from([None, 0.5])),
         seed=draw(st.integers(0, 2**31 - 1)))

@@ -111,17 +111,20 @@ class SparseAttentionFunction(torch.autograd.Function):
         index: ``[R, K, 4]`` long, flat pixel index (batch offset
             included), R (the sink) for corners off the map.
         weight: ``[R, K, 4]`` bilinear weights, 0 outside the map.
+        guard: ``[R]``, 0, or NaN for a query with a non-finite position
+            (``finite_positions``), added to its logits as in ``reference``.
         scale: logit scale (1.0 for none).
     Returns:
         ``[R, C]``.
     """
 
     @staticmethod
-    def forward(ctx, query, key, value, index, weight, scale):
+    def forward(ctx, query, key, value, index, weight, guard, scale):
         rows, K, _ = weight.shape
         pattern = _Pattern(index.reshape(rows, 4 * K), key.shape[0])
         dots = pattern.gather(_sddmm(pattern, query, key)).view(rows, K, 4)
-        affinity = (scale * (weight * dots).sum(-1)).softmax(-1)  # [R, K]
+        logits = scale * (weight * dots).sum(-1) + guard.unsqueeze(-1)
+        affinity = logits.softmax(-1)  # [R, K]
         coeff = pattern.scatter((affinity.unsqueeze(-1) * weight).reshape(-1))
         out = pattern.matrix(coeff) @ value
         ctx.save_for_backward(query, key, value, weight, dots, affinity,
@@ -151,7 +154,8 @@ class SparseAttentionFunction(torch.autograd.Function):
         rows, K, _ = weight.shape
         cols = key.shape[0]
         grad_out = grad_out.contiguous()
-        need_q, need_k, need_v, _, need_w, _ = ctx.needs_input_grad
+        need_q, need_k, need_v, _, need_w, need_guard, _ = \
+            ctx.needs_input_grad
 
         # d out / d coeff[i, k, c] = <grad_out_i, value_j>
         grad_coeff = pattern.gather(_sddmm(pattern, grad_out, value)).view(
@@ -161,7 +165,7 @@ class SparseAttentionFunction(torch.autograd.Function):
             grad_affinity - (affinity * grad_affinity).sum(-1, keepdim=True))
         grad_dots = scale * grad_logit.unsqueeze(-1) * weight  # [R, K, 4]
 
-        grad_q = grad_k = grad_v = grad_w = None
+        grad_q = grad_k = grad_v = grad_w = grad_guard = None
         if need_q or need_k:
             grad_cells = pattern.scatter(grad_dots.reshape(-1))
         if need_q:
@@ -177,7 +181,9 @@ class SparseAttentionFunction(torch.autograd.Function):
         if need_w:
             grad_w = (grad_coeff * affinity.unsqueeze(-1)
                       + scale * grad_logit.unsqueeze(-1) * dots)
-        return grad_q, grad_k, grad_v, None, grad_w, None
+        if need_guard:
+            grad_guard = grad_logit.sum(-1)
+        return grad_q, grad_k, grad_v, None, grad_w, grad_guard, None
 
 
 # Dynamo cannot trace sparse CSR construction: under torch.compile the
@@ -196,8 +202,11 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     t_y, t_x = sampling_positions(offset, kernel_size, dilation)  # eq. 4
     t_y, t_x, guard = finite_positions(t_y, t_x)
     ys, xs, weight, inside = corners(t_y, t_x, H, W)  # [B, K, H, W, 4]
-    # NaN weights for queries with a non-finite position: NaN logits
-    weight = weight * inside + guard.view(B, 1, H, W, 1)
+    # The guard joins the logits (NaN for a query with a non-finite
+    # position), not the weights: there its gradient, the sum of all the
+    # query's weight gradients, would carry a NaN product of one point
+    # (0 * an infinite key) to every offset of that query.
+    weight = weight * inside
     # Corners off the map point at one all-zero sink row past the pixels,
     # not at a clamped pixel: a NaN or inf there must not reach them
     # (0 * NaN), and the sink's gradient is dropped with it.
@@ -213,7 +222,7 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
         for rows in (pixel_rows(key), pixel_rows(value)))
     out = _sparse_attention(
         pixel_rows(query), key_rows, value_rows, index, weight,
-        1.0 if scale is None else float(scale))
+        guard.reshape(B * N), 1.0 if scale is None else float(scale))
     return out.view(B, H, W, C).permute(0, 3, 1, 2)
 
 
