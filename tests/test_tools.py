@@ -305,22 +305,29 @@ def _scalars(work_dir, losses, memory=(9000, 500)):
         f.write(json.dumps(dict(mIoU=1.0, step=len(losses))) + '\n')
 
 
-@pytest.mark.parametrize('losses, code, verdict', [
-    ([4.0, 3.9, 3.5, 3.2, 3.0, 2.9, 2.8, 2.6, 2.5, 2.4], 0, 'yes, yes'),
-    ([3.0, 3.1, 3.2, 3.3, 3.4], 1, 'yes, NO'),
-    ([3.0, float('nan'), 2.0, 1.0, 0.5], 1, 'NO, NO'),
+@pytest.mark.parametrize('losses, require, code, verdict', [
+    ([4.0, 3.9, 3.5, 3.2, 3.0, 2.9, 2.8, 2.6, 2.5, 2.4], 'falling', 0,
+     'yes, yes'),
+    ([3.0, 3.1, 3.2, 3.3, 3.4], 'falling', 1, 'yes, NO'),
+    ([3.0, float('nan'), 2.0, 1.0, 0.5], 'falling', 1, 'NO, NO'),
+    # the CPU rehearsal's 2 steps: finite is asked, not falling
+    ([4.100, 4.116], 'finite', 0, 'yes, NO'),
+    ([4.1, float('inf')], 'finite', 1, 'NO, NO'),
 ])
-def test_summarize_training(tmp_path, losses, code, verdict):
+def test_summarize_training(tmp_path, losses, require, code, verdict):
     _scalars(tmp_path, losses)
     rc, log = run_cli(['python', 'tools/misc/summarize_training.py',
-                       str(tmp_path), '--name', 'r', '--header'])
+                       str(tmp_path), '--name', 'r', '--header',
+                       '--require', require])
     assert rc == code, log
     header, _, row = log.strip().split('\n')
     assert header.startswith('| run | iterations |')
     cells = [c.strip() for c in row.strip('|').split('|')]
     assert cells[:2] == ['r', str(len(losses))]
     assert cells[3] == verdict
-    assert float(cells[4]) == 0.25 and float(cells[5]) == 4.0
+    # the last third's median time (_scalars: 0.5 s for iterations 1-3)
+    seconds = 0.25 if len(losses) > 3 else 0.5
+    assert float(cells[4]) == seconds and float(cells[5]) == 1 / seconds
     assert cells[6] == '9000; 500'
 
 
