@@ -103,6 +103,15 @@ def _mim_two_processes(work, opts):
                     '--cfg-options', *opts])
 
 
+def _why_a_rank_failed(out):
+    """The lines of a failed multi-process run that say why (a rank's own
+    error sits far above the launcher's tracebacks), then its end."""
+    said = [line for line in out.splitlines() if re.search(
+        r'terminate|what\(\)|Error|error:|Exception|Abort|Signal|Segmentation',
+        line)]
+    return '\n'.join(said[:60]) + '\n...\n' + out[-2000:]
+
+
 def test_two_process_cpu_training_through_mim(tmp_path, cityscapes_root):
     # As a user types it on a CPU-only machine: the plugin's configs pick
     # a DDP wrapper that takes CPU modules (mmengine's default on GPUs).
@@ -110,7 +119,9 @@ def test_two_process_cpu_training_through_mim(tmp_path, cityscapes_root):
     opts = cpu_options(CITYSCAPES, cityscapes_root, (64, 128))
     code, out = _mim_two_processes(
         work, [*opts, 'default_hooks.checkpoint.interval=2'])
-    assert code == 0, out[-4000:]
+    # (Once in CI, 2026-12-04, rank 0 died of SIGABRT after the last
+    # validation, its reason cut from the message; 0 of 10 runs here.)
+    assert code == 0, _why_a_rank_failed(out)
     assert re.search(r'Distributed training: True', out)
     assert 'GPU number: 2' in out  # mmengine's words for the world size
     assert sorted(os.listdir(work)).count('iter_2.pth') == 1
