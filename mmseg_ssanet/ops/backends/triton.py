@@ -94,15 +94,16 @@ OP_NAME = 'mmseg_ssanet::snl_triton'
 
 
 def _forward_rows(q: Tensor, k: Tensor, v: Tensor, off: Tensor,
-                  shape: Tuple[int, int, int], kernel_size: List[int],
+                  shape: Tuple[int, int], kernel_size: List[int],
                   dilation: List[int], scale: float,
                   out_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
     """The forward kernel on pixel rows: output rows in ``out_dtype`` (the
-    kernel rounds its float32 sums to it) and each query's log-sum-exp."""
+    kernel rounds its float32 sums to it) and each query's log-sum-exp;
+    ``shape`` is the map's (H, W)."""
     import triton
 
     from .triton_kernels import snl_forward_kernel
-    B, H, W = shape
+    H, W = shape
     total, cq = q.shape
     C = v.shape[1]
     out = torch.empty(total, C, device=v.device, dtype=out_dtype)
@@ -125,7 +126,7 @@ def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     """Forward: the output (channels_last) and each query's log-sum-exp."""
     B, C, H, W = value.shape
     out, lse = _forward_rows(
-        *(pixel_rows(x) for x in (query, key, value, offset)), (B, H, W),
+        *(pixel_rows(x) for x in (query, key, value, offset)), (H, W),
         kernel_size, dilation, scale, value.dtype)
     return out.view(B, H, W, C).permute(0, 3, 1, 2), lse
 
@@ -160,7 +161,7 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
         # that rounding would come back relative to their difference (bf16
         # query, key and offset gradients 4x less accurate than the other
         # backends'); the output again, unrounded (the forward's cost).
-        o, _ = _forward_rows(q, k, v, off, (B, H, W), kernel_size, dilation,
+        o, _ = _forward_rows(q, k, v, off, (H, W), kernel_size, dilation,
                              scale, acc_dtype)
     # softmax backward: sum_k p_k <go, v_k> = <go, out>
     delta = (go.to(acc_dtype) * o.to(acc_dtype)).sum(1)
