@@ -1,8 +1,10 @@
 # Quick start: `make demo` and `make test`. Both create .venv when missing.
 PYTHON ?= python3
 VENV ?= .venv
-# A folder with a prebuilt mmcv wheel (CI passes ../shared/wheels); empty
-# means mmcv 2.1.0 is built from source (about 9 minutes on 2 cores).
+# A folder with a prebuilt mmcv wheel (CI passes ../shared/wheels); without
+# a wheel there for this Python and torch, mmcv 2.1.0 is built from its
+# source (tools/misc/build_mmcv.py: 10-30 minutes on 2 cores) and kept in
+# work_dirs/mmcv_wheels.
 MMCV_WHEELS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmseg_ssanet-env
