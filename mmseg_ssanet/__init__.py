@@ -10,10 +10,11 @@ CPU-only machines).
 Without mmseg installed only the operator is there:
 ``mmseg_ssanet.ops`` needs torch alone.
 """
-from .utils.stack import check_mmcv_ops, openmmlab_installed
+from .utils.stack import check_mmcv_ops, check_torch_numpy, openmmlab_installed
 from .version import __version__
 
 if openmmlab_installed():
+    check_torch_numpy()  # before a dataloader worker fails on it
     check_mmcv_ops()  # before mmseg.models, which fails obscurely without
 
     from . import engine, models  # noqa: F401  (registers modules)

@@ -118,6 +118,26 @@ def test_mmcv_built_for_another_torch_is_named():
     assert 'mim install mmcv==2.1.0' in proc.stderr
 
 
+TORCH_WITHOUT_NUMPY = r'''
+import torch
+def from_numpy(array):  # torch 2.1 (built against numpy 1.x) beside numpy 2
+    raise RuntimeError('Numpy is not available')
+torch.from_numpy = from_numpy
+import mmseg_ssanet
+'''
+
+
+def test_a_torch_that_cannot_use_the_installed_numpy_is_named():
+    # the real case runs in make compat-check (canonical stack, numpy 2)
+    proc = subprocess.run([sys.executable, '-c', TORCH_WITHOUT_NUMPY],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    import numpy
+    assert f'cannot use the installed numpy {numpy.__version__} (Numpy is ' \
+        'not available)' in proc.stderr
+    assert 'pip install "numpy<2"' in proc.stderr
+
+
 def test_torch_older_than_2_1_is_named():
     # torch 2.0 lacks torch.compiler.disable, the feature the check asks for
     code = ('import torch, torch.compiler\n'

@@ -8,33 +8,49 @@
 #              `mim install mmcv==2.1.0`, mmengine 0.10.7, mmseg 1.2.2,
 #              installed command for command as docs/installation.md says;
 #              then the operator contract, the model and checkpoint tests,
-#              and the demo config through `mim train` and `mim test`;
+#              the demo config through `mim train` and `mim test`, and
+#              last, with numpy 2 installed over it, the import naming
+#              the numpy to install;
 #   py39       Python 3.9, torch 2.1.2: the operator alone, its contract;
 #   newest     Python 3.11, the newest torch pip installs here (2.14.1
 #              under this machine's cap) with its triton: the operator
 #              alone, its contract, the Triton kernels under the
-#              interpreter included.
+#              interpreter included;
+#   py313      Python 3.13, installed by `make env` (the pinned stack:
+#              torch 2.13.0, mmcv 2.1.0, mmseg 1.2.2): the operator
+#              contract, the mmcv source fixes, and the demo config
+#              through `mim train` and `mim test`.
 #
 #   bash tools/compat_check.sh [OUT_DIR]   (default work_dirs/compat_check)
 #
-#   STACKS="canonical py39 newest"   which to run
+#   STACKS="canonical py39 newest py313"   which to run
 #   MMCV21_WHEELS=DIR  mmcv 2.1.0 built for torch 2.1.2 and Python 3.11
 #       (default ../shared/wheels/torch2.1-cp311, when there), served to
 #       `mim install` laid out as OpenMMLab's download site (MMCV_BASE_URL);
 #       without it `mim install` builds mmcv from source, about 40 minutes.
+#   PY313_WHEELS=DIR  mmcv 2.1.0 built for torch 2.13.0 and Python 3.13
+#       (default ../shared/wheels/py313, when there), passed to `make env`
+#       as MMCV_WHEELS; without it `make env` builds mmcv from its fixed
+#       source (tools/misc/build_mmcv.py), about 27 minutes.
 #
 # Writes OUT_DIR/summary.md (stack, versions, what ran, result, seconds)
 # and one log per stack.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-work_dirs/compat_check}
-STACKS=${STACKS:-canonical py39 newest}
+STACKS=${STACKS:-canonical py39 newest py313}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 if [ -z "${MMCV21_WHEELS:-}" ] && [ -d ../shared/wheels/torch2.1-cp311 ]; then
   MMCV21_WHEELS=../shared/wheels/torch2.1-cp311
 fi
 if [ -n "${MMCV21_WHEELS:-}" ]; then
   MMCV21_WHEELS=$(cd "$MMCV21_WHEELS" && pwd) || exit 2
+fi
+if [ -z "${PY313_WHEELS:-}" ] && [ -d ../shared/wheels/py313 ]; then
+  PY313_WHEELS=../shared/wheels/py313
+fi
+if [ -n "${PY313_WHEELS:-}" ]; then
+  PY313_WHEELS=$(cd "$PY313_WHEELS" && pwd) || exit 2
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -105,7 +121,19 @@ test_canonical() {  # in the checkout, venv active
   python -c 'import mmseg_ssanet, mmcv, mmseg, torch; print("imported: torch", torch.__version__, "mmcv", mmcv.__version__, "mmseg", mmseg.__version__)' &&
     python -m pytest -q -p no:cacheprovider "${OPERATOR_TESTS[@]}" \
       "${MODEL_TESTS[@]}" &&
-    demo
+    demo &&
+    numpy2_is_named
+}
+
+numpy2_is_named() {  # last: it breaks the stack on purpose
+  # torch 2.1 beside numpy 2 (one `pip install` of a package that wants it):
+  # the import names the numpy to install, before any training
+  pip install -q 'numpy>=2' || return 1
+  if python -c 'import mmseg_ssanet' 2> numpy2.err; then
+    echo "import mmseg_ssanet passed beside numpy 2"; return 1
+  fi
+  grep 'cannot use the installed numpy' numpy2.err &&
+    grep -q 'pip install "numpy<2"' numpy2.err
 }
 
 demo() {  # the demo config through mim: 10 iterations, then mim test
@@ -138,6 +166,20 @@ install_operator() {  # $1: venv, $2: checkout, $3: Python, $4...: torch spec
   pip install pytest hypothesis
 }
 
+install_py313() {  # $1: venv, $2: checkout; the README's `make env`
+  local python
+  python=$(python_of 3.13) || { echo "no Python 3.13"; return 1; }
+  cd "$2" &&
+    make env PYTHON="$python" VENV="$1" MMCV_WHEELS="${PY313_WHEELS:-}"
+}
+
+test_py313() {  # in the checkout, venv active
+  python -c 'import mmseg_ssanet, mmcv, mmseg, torch, sys; print("imported: Python", sys.version.split()[0], "torch", torch.__version__, "mmcv", mmcv.__version__, "mmseg", mmseg.__version__)' &&
+    python -m pytest -q -p no:cacheprovider "${OPERATOR_TESTS[@]}" \
+      tests/test_build_mmcv.py &&
+    demo
+}
+
 test_operator() {
   python -c 'import torch, mmseg_ssanet.ops; import triton; print("imported: torch", torch.__version__, "triton", triton.__version__)' &&
     python -m pytest -q -p no:cacheprovider "${OPERATOR_TESTS[@]}" \
@@ -159,6 +201,7 @@ install_stack() {  # $1: name; logs to OUT/$1.log, marks success
         canonical) install_canonical "$venv" "$src" ;;
         py39) install_operator "$venv" "$src" 3.9 torch==2.1.2 'numpy<2' ;;
         newest) install_operator "$venv" "$src" 3.11 --upgrade torch numpy ;;
+        py313) install_py313 "$venv" "$src" ;;
       esac
     ) 2>&1 | quiet
   ) > "$OUT/$name.log" 2>&1 && touch "$tmp/$name.installed"
@@ -172,7 +215,11 @@ test_stack() {  # $1: name; tests an installed stack, adds its summary row
   if [ -e "$tmp/$name.installed" ]; then
     (
       source "$venv/bin/activate" && cd "$src" &&
-        case $name in canonical) test_canonical ;; *) test_operator ;; esac
+        case $name in
+          canonical) test_canonical ;;
+          py313) test_py313 ;;
+          *) test_operator ;;
+        esac
     ) >> "$OUT/$name.log" 2>&1
     status=$?
   else
@@ -194,7 +241,8 @@ PY
   )
   tests=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' \
     "$OUT/$name.log" | tail -1 | tr -d '=' | xargs)
-  [ "$name" = canonical ] && grep -q "mIoU:" "$OUT/$name.log" &&
+  case $name in canonical|py313) ;; *) false ;; esac &&
+    grep -q "mIoU:" "$OUT/$name.log" &&
     tests="$tests; demo: mim train 10 its + mim test"
   echo "| $name | ${versions:-?} | ${tests:-no tests ran} | $([ $status = 0 ] && echo ok || echo FAILED) | install $(cat "$tmp/$name.install_s") s, tests $(( $(date +%s) - started )) s |" \
     >> "$OUT/rows.md"
@@ -202,17 +250,21 @@ PY
 }
 
 for name in $STACKS; do
-  case $name in canonical|py39|newest) ;; *) echo "unknown stack $name" >&2; exit 2 ;; esac
+  case $name in canonical|py39|newest|py313) ;; *) echo "unknown stack $name" >&2; exit 2 ;; esac
 done
 : > "$OUT/rows.md"
 # Installs at once (downloads and disk), then the tests in two lanes on
-# the two cores: canonical in one, the operator-only stacks in the other.
+# the two cores: the stacks with mmseg in one, the operator-only stacks in
+# the other.
 for name in $STACKS; do install_stack "$name" & done
 wait
 echo "installed: $(( $(date +%s) - START )) s"
 lane1=() lane2=()
 for name in $STACKS; do
-  if [ "$name" = canonical ]; then lane1+=("$name"); else lane2+=("$name"); fi
+  case $name in
+    canonical|py313) lane1+=("$name") ;;
+    *) lane2+=("$name") ;;
+  esac
 done
 run_lane() { local s=0; for n in "$@"; do test_stack "$n" || s=1; done; return $s; }
 pids=()

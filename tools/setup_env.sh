@@ -72,7 +72,21 @@ fi
 "${PIP[@]}" "${FIND_LINKS[@]}" -r requirements/runtime.txt
 # openmim without openxlab/opendatalab, which would pin setuptools~=60.2.
 "${PIP[@]}" --no-deps openmim==0.3.9
-"${PIP[@]}" -r requirements/mim.txt -r requirements/tests.txt
+# The test requirements pin triton for the CPU build of torch, which
+# declares none; a CUDA build of torch (the index's, e.g. for Python 3.12
+# and 3.13) pins the triton it was built with, and that one stays.
+TESTS=requirements/tests.txt
+if "$VENV/bin/python" - <<'PY'
+import importlib.metadata as md
+import sys
+sys.exit(0 if any(r.startswith('triton') for r in md.requires('torch') or ())
+         else 1)
+PY
+then
+  grep -v '^triton' requirements/tests.txt > "$VENV/tests-with-torchs-triton.txt"
+  TESTS=$VENV/tests-with-torchs-triton.txt
+fi
+"${PIP[@]}" -r requirements/mim.txt -r "$TESTS"
 # Editable, without build isolation: setup.py compiles the fused CPU kernel
 # of the SNL operator against the torch installed above.
 "${PIP[@]}" --no-deps --no-build-isolation -e .
