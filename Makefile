@@ -17,7 +17,7 @@ DEMO_BACKEND ?=
 DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND))
 PYTEST_ARGS ?=
 
-.PHONY: env test test-quick fuzz demo clean browser browser-if-possible kernel-check \
+.PHONY: env test test-quick lint format fuzz demo clean browser browser-if-possible kernel-check \
 	device-rehearsal compat-check docs-pictures cue-pictures
 env: $(STAMP)
 
@@ -29,6 +29,19 @@ $(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.tom
 test: $(STAMP)
 	@$(MAKE) --no-print-directory browser-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# flake8, isort and yapf (settings in setup.cfg, versions in
+# requirements/lint.txt) over every tracked Python file; `make format`
+# applies isort's and yapf's changes.
+PY_FILES = $(shell git ls-files '*.py')
+lint: $(STAMP)
+	$(BIN)/flake8 $(PY_FILES)
+	$(BIN)/isort --check-only --diff $(PY_FILES)
+	$(BIN)/yapf --diff $(PY_FILES)
+
+format: $(STAMP)
+	$(BIN)/isort -q $(PY_FILES)
+	$(BIN)/yapf -i $(PY_FILES)
 
 # The unit tests of the operator, geometry, model and configs, without
 # training runs, mim processes and the Triton interpreter (docs/testing.md

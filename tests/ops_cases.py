@@ -255,8 +255,8 @@ def compare(case):
 
 
 def spread_call(B, Cq, C, H, W, kernel, dtype_name):
-    """One row of issue 17's crash table: spread offsets through the
-    default backend, forward and backward; the largest difference from the
+    """One spread-offset crash case: spread offsets through the default
+    backend, forward and backward; the largest difference from the
     float64 reference over the value and its gradients."""
     case = dict(seed=0, dtype=dtype_name, B=B, Cq=Cq, C=C, H=H, W=W,
                 kh=kernel[0], kw=kernel[1], dh=1, dw=1, offsets='spread',

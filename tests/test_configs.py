@@ -99,10 +99,9 @@ def test_config_trains_a_step_and_infers(config_path):
     assert 0 <= int(seg.min()) and int(seg.max()) < num_classes
 
 
-# What each config built before its restructure (issue 27: the decoder
-# took over the low-level neck's 1x1 conv; the ablation and comparison
-# configs moved up to three levels below mmseg's bases). A config whose
-# model changes on purpose updates its entry.
+# What each config builds (parameter count and leaf modules), recorded so
+# that reorganising the configs cannot change a model unnoticed. A config
+# whose model changes on purpose updates its entry.
 BUILT_BEFORE = osp.join(ROOT, 'tests', 'data', 'config_models.json')
 
 

@@ -25,7 +25,7 @@ def test_every_config_is_listed_and_every_listed_path_exists():
     for model in meta['Models']:
         assert osp.isfile(osp.join(ROOT, model['Config']))
         assert model['In Collection'] == 'SSANet'
-        assert model['Weights'] == ''  # no trained weights published yet
+        assert model['Weights'] == ''  # no trained weights are published
         results = model['Results']
         assert results == [] or results['Source'].startswith('paper, Table')
 

@@ -119,8 +119,8 @@ def test_two_process_cpu_training_through_mim(tmp_path, cityscapes_root):
     opts = cpu_options(CITYSCAPES, cityscapes_root, (64, 128))
     code, out = _mim_two_processes(
         work, [*opts, 'default_hooks.checkpoint.interval=2'])
-    # (Once in CI, 2026-12-04, rank 0 died of SIGABRT after the last
-    # validation, its reason cut from the message; 0 of 10 runs here.)
+    # (Rare: rank 0 dies of SIGABRT after the last validation, its reason
+    # cut from the message: 1 CI run on 2026-12-04, 0 of 10 on 2 cores.)
     assert code == 0, _why_a_rank_failed(out)
     assert re.search(r'Distributed training: True', out)
     assert 'GPU number: 2' in out  # mmengine's words for the world size

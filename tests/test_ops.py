@@ -157,8 +157,8 @@ def test_offset_grad_on_grid_lines_is_the_right_derivative(backend, device):
             return (moved.sin().sum() - out.sin().sum()).item() / eps
 
     # Richardson: the O(eps) terms cancel, both steps on the right side. (A
-    # plain quotient at eps 1e-7 missed by up to 2e-4 relative on 2 of 300
-    # random offsets: once in CI, with unseeded offsets.)
+    # plain quotient at eps 1e-7 can miss by up to 2e-4 relative: 2 of 300
+    # unseeded random offsets did.)
     numeric = 2 * slope(5e-7) - slope(1e-6)
     assert numeric == pytest.approx((grad * direction).sum().item(),
                                     rel=1e-5)

@@ -155,8 +155,9 @@ def test_a_crash_in_the_worker_is_reported_not_fatal(isolated):
     assert isolated(math.sqrt, 4.0) == 2.0
 
 
-# Issue 17's table: spread offsets through the default (cpp) backend wrote
-# one window pixel past the tile's scratch arrays and aborted the process.
+# Spread offsets through the default (cpp) backend fill a tile's whole
+# window (1 + 8 * 4K pixels); scratch arrays one pixel short abort the
+# process.
 @pytest.mark.parametrize('B, Cq, C, H, W, kernel', [
     (1, 3, 5, 16, 16, (1, 1)),
     (2, 16, 17, 24, 24, (1, 1)),

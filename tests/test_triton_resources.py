@@ -1,10 +1,10 @@
 """The Triton kernels compiled ahead of time for GPUs, with no GPU here.
 
-The static check of issue 18: every launch configuration the ``triton``
-backend picks for the paper's shapes and a small-channel one, forward and
-backward, in each input dtype, compiled for sm_80 and sm_90a, fits the
-register file: no stack frame, no spills, at most 255 registers (the
-forward at most 128, so that several programs share an SM).
+A static check: every launch configuration the ``triton`` backend picks
+for the paper's shapes and a small-channel one, forward and backward, in
+each input dtype, compiled for sm_80 and sm_90a, fits the register file:
+no stack frame, no spills, at most 255 registers (the forward at most 128,
+so that several programs share an SM).
 """
 import json
 

@@ -86,7 +86,7 @@ if [ "$MODE" = auto ]; then
     MODE=cpu
   fi
 fi
-# The GPU machine's lease is short; the rehearsal on 2 cores needs longer.
+# A GPU run is kept short; the rehearsal on 2 cores needs longer.
 if [ "$MODE" = gpu ]; then BUDGET=${DEVICE_CHECK_BUDGET_S:-480}
 else BUDGET=${DEVICE_CHECK_BUDGET_S:-900}; fi
 elapsed() { echo $(( $(date +%s) - START )); }

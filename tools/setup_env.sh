@@ -6,7 +6,7 @@
 #                    a fitting wheel there, mmcv is built from PyPI's source
 #                    with the fixes newer Pythons need
 #                    (tools/misc/build_mmcv.py; 10-30 minutes on 2 cores),
-#                    and the wheel kept in MMCV_BUILD_DIR for the next time.
+#                    and the wheel kept in MMCV_BUILD_DIR for reuse.
 #   VENV=DIR         where the environment lives (default .venv)
 #   PYTHON=python3   the interpreter to create it with (Python 3.10-3.13)
 #
@@ -59,7 +59,7 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 # torch first and exact: another spec may pull a multi-GB CUDA build.
 "${PIP[@]}" "${FIND_LINKS[@]}" torch==2.13.0
 # mmcv 2.1.0 with its ops: a fitting prebuilt wheel, else one built here
-# from its source (kept, per torch build, for the next environment).
+# from its source (kept per torch build: a new environment reuses it).
 TORCH=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')
 MMCV_BUILT="$MMCV_BUILD_DIR/torch-$TORCH"
 mkdir -p "$MMCV_BUILT"
@@ -86,7 +86,7 @@ then
   grep -v '^triton' requirements/tests.txt > "$VENV/tests-with-torchs-triton.txt"
   TESTS=$VENV/tests-with-torchs-triton.txt
 fi
-"${PIP[@]}" -r requirements/mim.txt -r "$TESTS"
+"${PIP[@]}" -r requirements/mim.txt -r "$TESTS" -r requirements/lint.txt
 # Editable, without build isolation: setup.py compiles the fused CPU kernel
 # of the SNL operator against the torch installed above.
 "${PIP[@]}" --no-deps --no-build-isolation -e .

@@ -395,7 +395,7 @@ def main(argv=None):
     report = dict(environment=env)
     os.makedirs(args.out, exist_ok=True)
     # Written after each part: a run stopped by a time limit keeps the
-    # parts it finished (a bare GPU machine is lent for minutes).
+    # parts it finished.
     for name, part in (('correctness', correctness),
                        ('determinism', determinism), ('timing', timing),
                        ('training', training), ('resources', resources)):
