@@ -35,13 +35,14 @@ test: $(STAMP)
 # applies isort's and yapf's changes.
 PY_FILES = $(shell git ls-files '*.py')
 lint: $(STAMP)
-	$(BIN)/flake8 $(PY_FILES)
-	$(BIN)/isort --check-only --diff $(PY_FILES)
-	$(BIN)/yapf --diff $(PY_FILES)
+	@echo "flake8, isort, yapf: $(words $(PY_FILES)) files"
+	@$(BIN)/flake8 $(PY_FILES)
+	@$(BIN)/isort --check-only --diff $(PY_FILES)
+	@$(BIN)/yapf --diff $(PY_FILES)
 
 format: $(STAMP)
-	$(BIN)/isort -q $(PY_FILES)
-	$(BIN)/yapf -i $(PY_FILES)
+	@$(BIN)/isort -q $(PY_FILES)
+	@$(BIN)/yapf -i $(PY_FILES)
 
 # The unit tests of the operator, geometry, model and configs, without
 # training runs, mim processes and the Triton interpreter (docs/testing.md

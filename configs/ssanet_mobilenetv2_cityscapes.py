@@ -17,6 +17,6 @@ model = dict(
         dilations=(1, 1, 1, 1, 1, 2, 2),
         out_indices=(1, 2, 4, 6),  # strides 4, 8, 16, 16
         norm_cfg={{_base_.norm_cfg}}),
-    decode_head=dict(in_channels=320, channels=256,
-                     decoder=dict(low_level_in_channels=24)),
+    decode_head=dict(
+        in_channels=320, channels=256, decoder=dict(low_level_in_channels=24)),
     auxiliary_head=dict(in_channels=96))

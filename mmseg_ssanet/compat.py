@@ -53,6 +53,7 @@ def _wrap_once(owner, name: str, make_wrapper) -> None:
 
 # -- torch >= 2.6 loading mmengine's checkpoints --------------------------
 
+
 def _allow_mmengine_checkpoints() -> None:
     from .utils.checkpoint_globals import mmengine_checkpoint_globals
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
@@ -61,18 +62,18 @@ def _allow_mmengine_checkpoints() -> None:
 CHECKPOINT_GLOBALS = Shim(
     name='checkpoint_globals',
     upstream='mmengine 0.10.7 (CheckpointLoader.load_from_local), '
-             'torch >= 2.6 (checked on 2.13: applies; on 2.1.2: not)',
+    'torch >= 2.6 (checked on 2.13: applies; on 2.1.2: not)',
     works_around='mmengine calls torch.load without weights_only, which '
-                 'torch 2.6 made True: resume, load_from and mim test refuse '
-                 'the HistoryBuffers and numpy values in mmengine\'s own '
-                 'checkpoints. The allow-list '
-                 '(utils.checkpoint_globals) admits exactly those. Applies '
-                 'where a plain torch.load is weights-only (probed).',
+    'torch 2.6 made True: resume, load_from and mim test refuse '
+    'the HistoryBuffers and numpy values in mmengine\'s own '
+    'checkpoints. The allow-list '
+    '(utils.checkpoint_globals) admits exactly those. Applies '
+    'where a plain torch.load is weights-only (probed).',
     applies=loads_weights_only_by_default,
     apply=_allow_mmengine_checkpoints)
 
-
 # -- datasets that are missing or in the wrong layout ---------------------
+
 
 def _check_dataset_layout() -> None:
     from mmseg.datasets import BaseSegDataset
@@ -80,11 +81,13 @@ def _check_dataset_layout() -> None:
     from .datasets.layout_check import check_before_listing, check_listed
 
     def checked(original):
+
         def load_data_list(self):
             check_before_listing(self)
             data_list = original(self)
             check_listed(self, data_list)
             return data_list
+
         return load_data_list
 
     _wrap_once(BaseSegDataset, 'load_data_list', checked)
@@ -94,14 +97,13 @@ DATASET_LAYOUT = Shim(
     name='dataset_layout',
     upstream='mmseg 1.2.2 (BaseSegDataset.load_data_list(self))',
     works_around='a folder in the wrong layout lists no images and fails '
-                 'as "need at least one array to concatenate" (or later, '
-                 '"num_samples should be a positive integer"); a wrong '
-                 'data_root fails as a bare FileNotFoundError. The '
-                 'checks (datasets.layout_check) name the folder and the '
-                 'layout expected.',
+    'as "need at least one array to concatenate" (or later, '
+    '"num_samples should be a positive integer"); a wrong '
+    'data_root fails as a bare FileNotFoundError. The '
+    'checks (datasets.layout_check) name the folder and the '
+    'layout expected.',
     applies=_always,
     apply=_check_dataset_layout)
-
 
 # -- mmengine's pytorch launcher without CUDA -----------------------------
 
@@ -119,17 +121,18 @@ def _launch_without_cuda() -> None:
     from mmengine.dist import utils
 
     def without_cuda(original):
-        def init_dist_pytorch(backend='nccl', init_backend='torch',
-                              **kwargs):
+
+        def init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
             if init_backend != 'torch':
-                return original(backend, init_backend=init_backend,
-                                **kwargs)
+                return original(backend, init_backend=init_backend, **kwargs)
             import torch.distributed as torch_dist
+
             # NCCL needs CUDA; torch.cuda.set_device is skipped
             backend = 'gloo' if backend == 'nccl' else backend
             torch_dist.init_process_group(backend=backend, **kwargs)
             if torch_dist.get_rank() == 0:
                 print(CPU_WRAPPER_HINT, flush=True)
+
         return init_dist_pytorch
 
     _wrap_once(utils, '_init_dist_pytorch', without_cuda)
@@ -138,11 +141,11 @@ def _launch_without_cuda() -> None:
 CPU_LAUNCHER = Shim(
     name='cpu_launcher',
     upstream='mmengine 0.10.7 (dist.utils._init_dist_pytorch(backend, '
-             'init_backend=\'torch\', **kwargs))',
+    'init_backend=\'torch\', **kwargs))',
     works_around='the pytorch launcher calls torch.cuda.set_device and '
-                 'asks for nccl, so `--launcher pytorch` fails on a machine '
-                 'without CUDA; there it initialises gloo instead. Not '
-                 'applied where CUDA is available.',
+    'asks for nccl, so `--launcher pytorch` fails on a machine '
+    'without CUDA; there it initialises gloo instead. Not '
+    'applied where CUDA is available.',
     applies=lambda: not torch.cuda.is_available(),
     apply=_launch_without_cuda)
 

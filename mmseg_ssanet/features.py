@@ -74,8 +74,9 @@ class FunctionOp:
 
         self._function = type(
             self.function_name(self.name), (torch.autograd.Function, ),
-            dict(forward=staticmethod(forward),
-                 backward=staticmethod(backward)))
+            dict(
+                forward=staticmethod(forward),
+                backward=staticmethod(backward)))
 
     def __call__(self, *args, **kwargs):
         # Function.apply takes positional arguments only (torch < 2.4)
@@ -89,8 +90,8 @@ def custom_op(name: str, *, mutates_args=(), device_types=None):
     """``torch.library.custom_op`` where torch has it, else a
     :class:`FunctionOp` with the same decorations."""
     if HAS_CUSTOM_OP:
-        return torch.library.custom_op(name, mutates_args=mutates_args,
-                                       device_types=device_types)
+        return torch.library.custom_op(
+            name, mutates_args=mutates_args, device_types=device_types)
     return lambda kernel: FunctionOp(name, kernel)
 
 
@@ -118,6 +119,7 @@ def has_forward_tangent(*tensors: torch.Tensor) -> bool:
 
 
 # -- autocast -------------------------------------------------------------
+
 
 def _autocast_takes_device_type() -> bool:
     try:  # torch >= 2.4
@@ -197,6 +199,7 @@ def load_trusted(path: str, allowed: Iterable[type]):
 
 # -- ONNX export ----------------------------------------------------------
 
+
 def onnx_export_options() -> dict:
     """Keyword arguments that select the TorchScript-based exporter: torch
     >= 2.5 has a ``dynamo`` switch (its default became True in 2.9)."""
@@ -206,6 +209,7 @@ def onnx_export_options() -> dict:
 
 # -- scaled dot product attention ----------------------------------------
 
+
 def sdpa_backend(name: str):
     """A context that restricts ``F.scaled_dot_product_attention`` to one
     backend ('MATH', 'FLASH_ATTENTION', 'EFFICIENT_ATTENTION'): torch's
@@ -214,9 +218,10 @@ def sdpa_backend(name: str):
     try:
         from torch.nn.attention import SDPBackend, sdpa_kernel
     except ImportError:
-        flags = dict(enable_math=name == 'MATH',
-                     enable_flash=name == 'FLASH_ATTENTION',
-                     enable_mem_efficient=name == 'EFFICIENT_ATTENTION')
+        flags = dict(
+            enable_math=name == 'MATH',
+            enable_flash=name == 'FLASH_ATTENTION',
+            enable_mem_efficient=name == 'EFFICIENT_ATTENTION')
         return torch.backends.cuda.sdp_kernel(**flags)
     return sdpa_kernel([getattr(SDPBackend, name)])
 
@@ -258,9 +263,9 @@ def _has_maxnreg() -> bool:
     return 'maxnreg' in getattr(CUDAOptions, '__dataclass_fields__', {})
 
 
-__all__ = ['HAS_CUSTOM_OP', 'FunctionOp', 'custom_op', 'traced_names',
-           'is_compiling', 'has_forward_tangent',
-           'autocast_enabled',
-           'HAS_SAFE_GLOBALS', 'loads_weights_only_by_default',
-           'load_trusted', 'onnx_export_options', 'sdpa_backend',
-           'TRITON_NEEDED', 'triton_missing']
+__all__ = [
+    'HAS_CUSTOM_OP', 'FunctionOp', 'custom_op', 'traced_names', 'is_compiling',
+    'has_forward_tangent', 'autocast_enabled', 'HAS_SAFE_GLOBALS',
+    'loads_weights_only_by_default', 'load_trusted', 'onnx_export_options',
+    'sdpa_backend', 'TRITON_NEEDED', 'triton_missing'
+]

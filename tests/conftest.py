@@ -65,8 +65,15 @@ def cityscapes_root(tmp_path_factory):
     """A small generated dataset in Cityscapes' on-disk layout."""
     from mmseg_ssanet.datasets import generate
     root = str(tmp_path_factory.mktemp('data') / 'cityscapes')
-    generate('cityscapes', root, num_train=8, num_val=4, num_test=2,
-             height=64, width=128, seed=0)
+    generate(
+        'cityscapes',
+        root,
+        num_train=8,
+        num_val=4,
+        num_test=2,
+        height=64,
+        width=128,
+        seed=0)
     return root
 
 
@@ -75,9 +82,14 @@ def run_cli(args, cwd=ROOT, timeout=900):
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     bin_dir = osp.dirname(sys.executable)
     env['PATH'] = bin_dir + os.pathsep + env.get('PATH', '')
-    proc = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout)
     return proc.returncode, proc.stdout
 
 
@@ -88,14 +100,18 @@ _NOT_INSTALLED = (
     "import runpy, sys; "
     "sys.meta_path[:] = [f for f in sys.meta_path "
     "if '__editable__' not in str(getattr(f, '__module__', ''))]; "
-    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def run_from_plain_checkout(tool, args, cwd, timeout=900):
     """``tool`` (a path under the repo) with ``args``, run as on a machine
     where the package is not installed; returns (returncode, output)."""
-    return run_cli([sys.executable, '-c', _NOT_INSTALLED,
-                    osp.join(ROOT, tool), *args], cwd=cwd, timeout=timeout)
+    return run_cli(
+        [sys.executable, '-c', _NOT_INSTALLED,
+         osp.join(ROOT, tool), *args],
+        cwd=cwd,
+        timeout=timeout)
 
 
 # The demo model (tests of the tools, the explorer and the mim CLI).
@@ -119,8 +135,10 @@ def checkpoint(tmp_path_factory):
     torch.nn.init.normal_(snl.offset.conv.weight, std=0.05)
     torch.nn.init.normal_(snl.offset.conv.bias, std=1.0)
     path = str(tmp_path_factory.mktemp('ckpt') / 'demo.pth')
-    save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(
-        dataset_meta=dict(CityscapesDataset.METAINFO))), path)
+    save_checkpoint(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(dataset_meta=dict(CityscapesDataset.METAINFO))), path)
     return path
 
 
@@ -133,9 +151,10 @@ def data_options(root):
     """``--cfg-options`` re-rooting every dataloader, no worker processes."""
     opts = []
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.dataset.data_root={root}',
-                 f'{loader}.num_workers=0',
-                 f'{loader}.persistent_workers=False']
+        opts += [
+            f'{loader}.dataset.data_root={root}', f'{loader}.num_workers=0',
+            f'{loader}.persistent_workers=False'
+        ]
     return opts
 
 
@@ -155,9 +174,12 @@ def check_miou(output: str, classes) -> float:
     import re
     miou = read_miou(output)
     table = output[output.rindex('per class results:'):]
-    rows = {m.group(1): float(m.group(2)) for m in re.finditer(
-        r'^\|\s+(.+?)\s+\|\s+([0-9.]+|nan)\s+\|\s+(?:[0-9.]+|nan)\s+\|$',
-        table, re.M) if m.group(1) != 'Class'}
+    rows = {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(
+            r'^\|\s+(.+?)\s+\|\s+([0-9.]+|nan)\s+\|\s+(?:[0-9.]+|nan)\s+\|$',
+            table, re.M) if m.group(1) != 'Class'
+    }
     names = [c.strip() for c in classes]  # (ADE20K's 'bed ')
     assert list(rows) == names, (set(names) - set(rows),
                                  set(rows) - set(names))
@@ -203,8 +225,10 @@ def training_like_checkpoint(path):
     model(torch.randn(1, 3, 4, 4)).sum().backward()
     optim.step()
     save_checkpoint(
-        dict(meta=dict(seed=0, iter=5, dataset_meta=dict(classes=('a', 'b'))),
-             state_dict=model.state_dict(), message_hub=hub.state_dict(),
-             optimizer=optim.state_dict(),
-             param_schedulers=[dict(last_step=5, base_lrs=[0.1])]), path)
+        dict(
+            meta=dict(seed=0, iter=5, dataset_meta=dict(classes=('a', 'b'))),
+            state_dict=model.state_dict(),
+            message_hub=hub.state_dict(),
+            optimizer=optim.state_dict(),
+            param_schedulers=[dict(last_step=5, base_lrs=[0.1])]), path)
     return model

@@ -72,9 +72,9 @@ class Isolated:
                    if code is not None and code < 0 else f'exit code {code}')
             with open(self._stderr, errors='replace') as f:
                 stderr = f.read()[-4000:]
-            raise ChildCrashed(f'{fn.__name__}{args!r}: the worker process '
-                               f'died ({how}); its stderr:\n{stderr}'
-                               ) from None
+            raise ChildCrashed(
+                f'{fn.__name__}{args!r}: the worker process '
+                f'died ({how}); its stderr:\n{stderr}') from None
         if status == 'error':
             raise RuntimeError(f'{fn.__name__}{args!r} raised in the worker:'
                                f' {value}')

@@ -37,14 +37,15 @@ def runs_on(backend, device):
 def on_devices(backends):
     """``(backend, device)`` parameters, id ``backend-device``, for every
     device present that each backend runs on here."""
-    return [pytest.param(b, d, id=f'{b}-{d}') for d in DEVICES
-            for b in backends if runs_on(b, d)]
+    return [
+        pytest.param(b, d, id=f'{b}-{d}') for d in DEVICES for b in backends
+        if runs_on(b, d)
+    ]
 
 
 LAYOUTS = ('contiguous', 'channels_last', 'sliced', 'strided', 'expanded')
 OFFSETS = ('zero', 'small', 'spread', 'huge', 'extreme')
 POISONED = ('query', 'key', 'value', 'grad_out')
-
 
 # max |error| / max |value| against float64, the same for every backend:
 # the output and the query, key and value gradients are rounded to the half
@@ -54,8 +55,16 @@ HALF_TOLERANCE = {torch.float16: 1.5e-3, torch.bfloat16: 1e-2}
 OFFSET_GRAD_TOLERANCE = 1e-4
 
 
-def random_inputs(B=2, Cq=4, C=5, H=6, W=7, K=15, dtype=torch.float64,
-                  offset_scale=2.0, seed=0, device='cpu'):
+def random_inputs(B=2,
+                  Cq=4,
+                  C=5,
+                  H=6,
+                  W=7,
+                  K=15,
+                  dtype=torch.float64,
+                  offset_scale=2.0,
+                  seed=0,
+                  device='cpu'):
     """Query, key, value and offsets (unit normal, offsets times
     ``offset_scale``) on ``device``, each requiring grad (drawn on the CPU:
     the same numbers on every device)."""
@@ -81,8 +90,9 @@ def offsets(mode, B, K, H, W, kernel, dilation, generator, dtype):
     if mode == 'zero':
         dy = dx = torch.zeros(shape, dtype=torch.float64)
     elif mode == 'small':
-        dy, dx = (torch.randn(shape, generator=generator,
-                              dtype=torch.float64) * 1.5 for _ in range(2))
+        dy, dx = (
+            torch.randn(shape, generator=generator, dtype=torch.float64) * 1.5
+            for _ in range(2))
     elif mode == 'spread':
         from mmseg_ssanet.ops.sampling import initial_grid
         gy, gx = initial_grid(kernel, dilation, dtype=torch.float64)
@@ -93,18 +103,18 @@ def offsets(mode, B, K, H, W, kernel, dilation, generator, dtype):
         dy = rand(*shape) * (H - 1) - ys - gy.view(1, K, 1, 1)
         dx = rand(*shape) * (W - 1) - xs - gx.view(1, K, 1, 1)
     elif mode == 'huge':
-        magnitude = 10 ** (3 + 6 * rand(2, *shape))
+        magnitude = 10**(3 + 6 * rand(2, *shape))
         sign = torch.where(rand(2, *shape) < 0.5, -1.0, 1.0)
         huge = sign * magnitude
-        small = torch.randn(2, *shape, generator=generator,
-                            dtype=torch.float64) * 1.5
+        small = torch.randn(
+            2, *shape, generator=generator, dtype=torch.float64) * 1.5
         dy, dx = torch.where(rand(2, *shape) < 0.5, huge, small)
     elif mode == 'extreme':
-        magnitude = 10 ** (9 + 21 * rand(2, *shape))
+        magnitude = 10**(9 + 21 * rand(2, *shape))
         magnitude = torch.where(rand(2, *shape) < 0.1, math.inf, magnitude)
         sign = torch.where(rand(2, *shape) < 0.5, -1.0, 1.0)
-        small = torch.randn(2, *shape, generator=generator,
-                            dtype=torch.float64) * 1.5
+        small = torch.randn(
+            2, *shape, generator=generator, dtype=torch.float64) * 1.5
         dy, dx = torch.where(rand(2, *shape) < 0.33, sign * magnitude, small)
     else:
         raise ValueError(f'unknown offset mode {mode!r}')
@@ -118,14 +128,17 @@ def _laid_out(tensors, layout, B):
         leaves = [x.clone().requires_grad_() for x in tensors]
         return leaves, leaves
     if layout == 'channels_last':
-        leaves = [x.contiguous(memory_format=torch.channels_last)
-                  .requires_grad_() for x in tensors]
+        leaves = [
+            x.contiguous(memory_format=torch.channels_last).requires_grad_()
+            for x in tensors
+        ]
         return leaves, leaves
     if layout == 'sliced':  # channel slices of one channels_last tensor
-        packed = torch.cat(tensors, 1).contiguous(
-            memory_format=torch.channels_last).requires_grad_()
-        return [packed], list(torch.split(
-            packed, [x.shape[1] for x in tensors], 1))
+        packed = torch.cat(
+            tensors,
+            1).contiguous(memory_format=torch.channels_last).requires_grad_()
+        return [packed
+                ], list(torch.split(packed, [x.shape[1] for x in tensors], 1))
     if layout == 'strided':  # every 2nd row and 3rd column of a larger map
         leaves, views = [], []
         for x in tensors:
@@ -151,8 +164,9 @@ def problem(case):
     kernel, dilation = (case['kh'], case['kw']), (case['dh'], case['dw'])
     K = kernel[0] * kernel[1]
     # logits of unit scale whatever Cq: q and k scaled by Cq ** -1/4
-    q, k = (torch.randn(B, Cq, H, W, generator=g, dtype=torch.float64) *
-            Cq ** -0.25 for _ in range(2))
+    q, k = (
+        torch.randn(B, Cq, H, W, generator=g, dtype=torch.float64) * Cq**-0.25
+        for _ in range(2))
     v = torch.randn(B, C, H, W, generator=g, dtype=torch.float64)
     o = offsets(case['offsets'], B, K, H, W, kernel, dilation, g,
                 torch.float64)
@@ -175,16 +189,17 @@ def _poison(tensors, case):
     x = tensors[which]
     B, _, H, W = x.shape
     for _ in range(count):
-        b, y, col = (int(torch.randint(n, (), generator=g))
-                     for n in (B, H, W))
+        b, y, col = (int(torch.randint(n, (), generator=g)) for n in (B, H, W))
         if case['layout'] == 'expanded' and which != 'grad_out':
             b = 0
         x[b, :, y, col] = float(value)
 
 
 def _run(views, weights, case, backend):
-    out = snl(*views, (case['kh'], case['kw']), (case['dh'], case['dw']),
-              scale=case['scale'], backend=backend)
+    out = snl(
+        *views, (case['kh'], case['kw']), (case['dh'], case['dw']),
+        scale=case['scale'],
+        backend=backend)
     loss = (out.double() * weights).sum()
     return [out.detach(), *torch.autograd.grad(loss, views)]
 
@@ -207,16 +222,16 @@ def compare(case):
     value and the four gradients; ``[]`` when they agree."""
     views, weights = problem(case)
     got = _run(views, weights, case, case['backend'])
-    exact = [x.detach().double().contiguous().requires_grad_()
-             for x in views]
+    exact = [x.detach().double().contiguous().requires_grad_() for x in views]
     expected = _run(exact, weights, case, 'reference')
     float32 = case['dtype'] == 'float32'
     # float32: the fast paths round sums of up to a few thousand products
     rtol, atol = (2e-3, 2e-4) if float32 else (1e-7, 1e-9)
     smooth = ~_kinks(exact[3], case, 1e-5 if float32 else 1e-12)
     problems = []
-    for name, a, b in zip(('out', 'grad_query', 'grad_key', 'grad_value',
-                           'grad_offset'), got, expected):
+    for name, a, b in zip(
+        ('out', 'grad_query', 'grad_key', 'grad_value', 'grad_offset'), got,
+            expected):
         a = a.double()
         if a.shape != b.shape:
             problems.append(f'{name}: shape {tuple(a.shape)}, expected '
@@ -236,16 +251,16 @@ def compare(case):
         # places checked above) and, with extreme offsets, the key and value
         # gradients, which NaN queries "can also reach" (the docstring,
         # loosely: the pixels they sample).
-        if case.get('poison') or (case['offsets'] == 'extreme' and name in (
-                'grad_key', 'grad_value')):
+        if case.get('poison') or (case['offsets'] == 'extreme'
+                                  and name in ('grad_key', 'grad_value')):
             both = a.isfinite() & b.isfinite()
             a, b = a[both], b[both]
         finite = b[b.isfinite()]
         scale = max(1.0, finite.abs().max().item()) if finite.numel() \
             else 1.0
         # NaN where the reference has NaN (non-finite offsets), else not
-        bad = ~torch.isclose(a, b, rtol=rtol, atol=atol * scale,
-                             equal_nan=True)
+        bad = ~torch.isclose(
+            a, b, rtol=rtol, atol=atol * scale, equal_nan=True)
         if bad.any():
             worst = (a - b).abs().max().item()
             problems.append(f'{name}: {int(bad.sum())} of {bad.numel()} '
@@ -258,22 +273,38 @@ def spread_call(B, Cq, C, H, W, kernel, dtype_name):
     """One spread-offset crash case: spread offsets through the default
     backend, forward and backward; the largest difference from the
     float64 reference over the value and its gradients."""
-    case = dict(seed=0, dtype=dtype_name, B=B, Cq=Cq, C=C, H=H, W=W,
-                kh=kernel[0], kw=kernel[1], dh=1, dw=1, offsets='spread',
-                layout='contiguous', scale=None, backend=None)
+    case = dict(
+        seed=0,
+        dtype=dtype_name,
+        B=B,
+        Cq=Cq,
+        C=C,
+        H=H,
+        W=W,
+        kh=kernel[0],
+        kw=kernel[1],
+        dh=1,
+        dw=1,
+        offsets='spread',
+        layout='contiguous',
+        scale=None,
+        backend=None)
     views, weights = problem(case)
     got = _run(views, weights, case, None)
     exact = [x.detach().double().requires_grad_() for x in views]
     expected = _run(exact, weights, case, 'reference')
-    return max(((a.double() - b).abs().max().item() /
-                max(1.0, b.abs().max().item()))
-               for a, b in zip(got, expected))
+    return max(
+        ((a.double() - b).abs().max().item() / max(1.0,
+                                                   b.abs().max().item()))
+        for a, b in zip(got, expected))
 
 
 def _empty_views(shape, Cq):
     B, C, H, W = shape
-    return [torch.randn(B, ch, H, W, dtype=torch.float64, requires_grad=True)
-            for ch in (Cq, Cq, C, 18)]
+    return [
+        torch.randn(B, ch, H, W, dtype=torch.float64, requires_grad=True)
+        for ch in (Cq, Cq, C, 18)
+    ]
 
 
 def empty_backend_call(backend, shape):
@@ -296,8 +327,8 @@ def empty_call(backend, shape, Cq):
     out = snl(*views, 3, backend=backend)
     grads = torch.autograd.grad(out.sum(), views)
     return (tuple(out.shape), [tuple(g.shape) for g in grads],
-            all(bool((g == 0).all()) for g in grads),
-            math.isfinite(out.sum().item()))
+            all(bool((g == 0).all())
+                for g in grads), math.isfinite(out.sum().item()))
 
 
 def reference_and(backend, q, k, v, o, kernel, dilation=1, scale=None):
@@ -316,5 +347,8 @@ def fresh_python(script):
     test build that tools/check_kernel.sh loads by path)."""
     from mmseg_ssanet.ops.backends import cpp
     env = {k: v for k, v in os.environ.items() if k != cpp.BUILD_ENV}
-    return subprocess.run([sys.executable, '-c', script], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, '-c', script],
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)

@@ -16,15 +16,18 @@ from tests.ops_cases import reference_and
 
 
 @pytest.mark.parametrize('threads', [1, 2, 5])
-@pytest.mark.parametrize('shape', [
-    dict(B=2, H=3, W=70),  # rows wider than a strip, tiles cut at row ends
-    dict(B=3, H=9, W=5),   # rows narrower than a tile
-    dict(B=1, H=2, W=1)])
+@pytest.mark.parametrize(
+    'shape',
+    [
+        dict(B=2, H=3, W=70),  # rows wider than a strip, tiles cut at row ends
+        dict(B=3, H=9, W=5),  # rows narrower than a tile
+        dict(B=1, H=2, W=1)
+    ])
 def test_cpp_tiles_strips_and_threads(shape, threads):
     # More threads than rows: every thread's halo buffers hold key/value
     # gradients of rows another thread owns.
-    q, k, v, o = _inputs(Cq=17, C=33, K=15, dtype=torch.float64,
-                         offset_scale=2.5, **shape)
+    q, k, v, o = _inputs(
+        Cq=17, C=33, K=15, dtype=torch.float64, offset_scale=2.5, **shape)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -54,8 +57,15 @@ def test_cpp_is_reproducible_and_agrees_across_thread_counts():
     # Bitwise the same on a rerun with the same threads (at::parallel_for
     # splits the work statically); thread counts split tiles and gradient
     # halos differently, which changes float32 rounding only.
-    q, k, v, o = _inputs(B=2, Cq=24, C=40, H=20, W=37, K=49,
-                         dtype=torch.float32, offset_scale=4.0)
+    q, k, v, o = _inputs(
+        B=2,
+        Cq=24,
+        C=40,
+        H=20,
+        W=37,
+        K=49,
+        dtype=torch.float32,
+        offset_scale=4.0)
     previous = torch.get_num_threads()
     results = {}
     try:
@@ -75,8 +85,15 @@ def test_cpp_is_reproducible_and_agrees_across_thread_counts():
 def test_cpp_offsets_far_beyond_the_grid():
     # A tile whose corners span more than the kernel's merge window: every
     # corner is its own window pixel; far outside the map, no corner at all.
-    q, k, v, o = _inputs(B=1, Cq=3, C=4, H=40, W=120, K=9,
-                         dtype=torch.float64, offset_scale=60.0)
+    q, k, v, o = _inputs(
+        B=1,
+        Cq=3,
+        C=4,
+        H=40,
+        W=120,
+        K=9,
+        dtype=torch.float64,
+        offset_scale=60.0)
     o = o.detach()
     o[:, :, :3] = 1e6  # every point of the first rows far outside
     ref, got = reference_and('cpp', q, k, v, o, 3)
@@ -89,14 +106,14 @@ def test_cpp_reads_strided_inputs_without_copies():
     # would hand them over) and plain NCHW tensors give the same result.
     B, H, W, K = 2, 6, 9, 9
     g = torch.Generator().manual_seed(3)
-    packed = torch.randn(B, 4 + 4 + 5 + 2 * K, H, W, generator=g,
-                         dtype=torch.float64).contiguous(
-                             memory_format=torch.channels_last)
+    packed = torch.randn(
+        B, 4 + 4 + 5 + 2 * K, H, W, generator=g,
+        dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     q, k, v, o = torch.split(packed, [4, 4, 5, 2 * K], dim=1)
-    expected = snl(*(x.contiguous() for x in (q, k, v, o)), 3,
-                   backend='reference')
-    torch.testing.assert_close(snl(q, k, v, o, 3, backend='cpp'), expected,
-                               rtol=1e-12, atol=1e-12)
+    expected = snl(
+        *(x.contiguous() for x in (q, k, v, o)), 3, backend='reference')
+    torch.testing.assert_close(
+        snl(q, k, v, o, 3, backend='cpp'), expected, rtol=1e-12, atol=1e-12)
 
 
 def _python_with_build(code, library):
@@ -104,10 +121,11 @@ def _python_with_build(code, library):
     (SSANET_CPP_EXTENSION)."""
     import subprocess
     import sys
-    return subprocess.run([sys.executable, '-c', code], text=True,
+    return subprocess.run([sys.executable, '-c', code],
+                          text=True,
                           capture_output=True,
-                          env=dict(os.environ,
-                                   **{cpp.BUILD_ENV: str(library)}))
+                          env=dict(os.environ, **{cpp.BUILD_ENV:
+                                                  str(library)}))
 
 
 def test_kernel_built_for_another_torch_is_named(tmp_path):
@@ -120,12 +138,15 @@ def test_kernel_built_for_another_torch_is_named(tmp_path):
     source.write_text('extern void at_ops_zeros_call(void);\n'
                       'void PyInit__C(void) { at_ops_zeros_call(); }\n')
     library = tmp_path / '_C.so'
-    subprocess.run(['gcc', '-shared', '-fPIC', '-o', str(library),
-                    str(source)], check=True)
-    proc = _python_with_build('import torch\n'
-                              'from mmseg_ssanet.ops.backends import cpp\n'
-                              'print(cpp.unavailable(torch.device("cpu")))\n',
-                              library)
+    subprocess.run(
+        ['gcc', '-shared', '-fPIC', '-o',
+         str(library),
+         str(source)],
+        check=True)
+    proc = _python_with_build(
+        'import torch\n'
+        'from mmseg_ssanet.ops.backends import cpp\n'
+        'print(cpp.unavailable(torch.device("cpu")))\n', library)
     assert proc.returncode == 0, proc.stderr
     assert ('the fused C++ kernel was built against another torch than the '
             f'installed {torch.__version__}') in proc.stdout

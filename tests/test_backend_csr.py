@@ -24,18 +24,18 @@ def test_sparse_matrices_are_coalesced(device, monkeypatch):
     built = []
 
     def checked(crow, col, values, rows, cols):
-        built.append(torch.sparse_csr_tensor(
-            crow, col, values, size=(rows, cols), check_invariants=True))
+        built.append(
+            torch.sparse_csr_tensor(
+                crow, col, values, size=(rows, cols), check_invariants=True))
         return built[-1]
 
     monkeypatch.setattr(csr, '_csr', checked)
-    q, k, v, o = _inputs(B=2, H=5, W=6, K=9, offset_scale=0.7,
-                         device=device)
+    q, k, v, o = _inputs(B=2, H=5, W=6, K=9, offset_scale=0.7, device=device)
     out = snl(q, k, v, o, 3, backend='csr')
     torch.autograd.grad(out.sum(), (q, k, v, o))
     assert len(built) >= 6  # 2 forward, 4 backward
-    torch.testing.assert_close(out, snl(q, k, v, o, 3, backend='reference'),
-                               rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        out, snl(q, k, v, o, 3, backend='reference'), rtol=1e-10, atol=1e-10)
 
 
 def test_pattern_maps_every_entry_to_its_cell():

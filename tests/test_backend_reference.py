@@ -20,5 +20,5 @@ def test_reference_exported_form_takes_one_point_at_a_time_alike():
         results.append([out, *grads])
     for a, b in zip(*results):
         assert torch.equal(a.isnan(), b.isnan())
-        torch.testing.assert_close(a.nan_to_num(), b.nan_to_num(),
-                                   rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(
+            a.nan_to_num(), b.nan_to_num(), rtol=1e-12, atol=1e-12)

@@ -11,7 +11,6 @@ from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
 from tests.ops_cases import TRITON_DEVICE, fresh_python
 from tests.ops_cases import random_inputs as _inputs
 
-
 TRITON_ON_CPU_SCRIPT = r'''
 import os
 os.environ.pop('TRITON_INTERPRET', None)
@@ -91,8 +90,10 @@ def test_a_triton_without_the_kernels_features_is_refused_and_cuda_falls_back(
     assert len(messages) == 1, messages
     assert "'csr' backend because triton " in messages[0]
     assert features.TRITON_NEEDED in messages[0]
-    with pytest.raises(RuntimeError, match="backend 'triton' cannot run "
-                       "here: triton .* lacks tl.floor"):
+    with pytest.raises(
+            RuntimeError,
+            match="backend 'triton' cannot run "
+            "here: triton .* lacks tl.floor"):
         resolve_backend('triton', torch.device('cpu'))
 
 
@@ -101,18 +102,19 @@ def test_triton_takes_channels_in_chunks():
     # The kernels hold channels 32 at a time (launch_config): rows of
     # several chunks, the last one partial, match the reference, values
     # and gradients.
-    q, k, v, o = _inputs(B=1, Cq=70, C=100, H=3, W=4, K=9,
-                         device=TRITON_DEVICE)
+    q, k, v, o = _inputs(
+        B=1, Cq=70, C=100, H=3, W=4, K=9, device=TRITON_DEVICE)
     outs = {}
     for backend in ('triton', 'reference'):
         out = snl(q, k, v, o, 3, backend=backend)
-        weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype,
-                                device=out.device)
+        weight = torch.linspace(
+            -1, 1, out.numel(), dtype=out.dtype, device=out.device)
         grads = torch.autograd.grad((out * weight.view_as(out)).sum(),
                                     (q, k, v, o))
         outs[backend] = (out, *grads)
     for got, want in zip(outs['triton'], outs['reference']):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
 
 @pytest.mark.triton
 def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
@@ -128,8 +130,7 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
         return in_order(*args, **kwargs)
 
     monkeypatch.setattr(triton_backend, 'key_value_grads_in_order', counted)
-    q, k, v, o = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9,
-                         device=TRITON_DEVICE)
+    q, k, v, o = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9, device=TRITON_DEVICE)
     with torch.no_grad():
         o[0, 3, 1, 1] = float('nan')
 
@@ -138,8 +139,8 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
         torch.use_deterministic_algorithms(deterministic)
         try:
             out = snl(q, k, v, o, 3, backend=backend)
-            weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype,
-                                device=out.device)
+            weight = torch.linspace(
+                -1, 1, out.numel(), dtype=out.dtype, device=out.device)
             return torch.autograd.grad((out * weight.view_as(out)).sum(),
                                        (q, k, v, o))
         finally:
@@ -152,5 +153,5 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
     for a, b, want in zip(first, again, grads('reference', False)):
         assert torch.equal(a.isnan(), want.isnan())
         assert torch.equal(a.nan_to_num(), b.nan_to_num())
-        torch.testing.assert_close(a.nan_to_num(), want.nan_to_num(),
-                                   rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(
+            a.nan_to_num(), want.nan_to_num(), rtol=1e-9, atol=1e-9)

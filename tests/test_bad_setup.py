@@ -13,18 +13,22 @@ from mmseg_ssanet.datasets import DatasetLayoutError, generate
 
 def _cityscapes(root, split='train'):
     init_default_scope('mmseg')
-    return DATASETS.build(dict(
-        type='CityscapesDataset', data_root=root,
-        data_prefix=dict(img_path=f'leftImg8bit/{split}',
-                         seg_map_path=f'gtFine/{split}'),
-        pipeline=[]))
+    return DATASETS.build(
+        dict(
+            type='CityscapesDataset',
+            data_root=root,
+            data_prefix=dict(
+                img_path=f'leftImg8bit/{split}',
+                seg_map_path=f'gtFine/{split}'),
+            pipeline=[]))
 
 
 def test_missing_data_root(tmp_path):
     root = str(tmp_path / 'nowhere' / 'cityscapes')
-    with pytest.raises(DatasetLayoutError,
-                       match=r"data_root '.*nowhere/cityscapes' does not "
-                             r"exist.*leftImg8bit"):
+    with pytest.raises(
+            DatasetLayoutError,
+            match=r"data_root '.*nowhere/cityscapes' does not "
+            r"exist.*leftImg8bit"):
         _cityscapes(root)
 
 
@@ -32,35 +36,43 @@ def test_relative_data_root_says_where_it_looked(tmp_path, monkeypatch):
     # the configs' data_root='data/cityscapes/' is read from the current
     # folder, not the config's: the error names both
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DatasetLayoutError,
-                       match=r"data_root 'data/cityscapes/' does not exist "
-                             r"\(a relative path: looked for '"
-                             + str(tmp_path) + r"/data/cityscapes', from the "
-                             r"current folder '" + str(tmp_path)):
+    with pytest.raises(
+            DatasetLayoutError,
+            match=r"data_root 'data/cityscapes/' does not exist "
+            r"\(a relative path: looked for '" + str(tmp_path) +
+            r"/data/cityscapes', from the "
+            r"current folder '" + str(tmp_path)):
         _cityscapes('data/cityscapes/')
 
 
 def test_dataset_in_another_layout(tmp_path):
     # An ADE20K folder where a Cityscapes one was expected.
-    generate('ade20k', str(tmp_path), num_train=2, num_val=1, height=48,
-             width=64)
-    with pytest.raises(DatasetLayoutError,
-                       match=r"image folder .*leftImg8bit/train' does not "
-                             r"exist.*CityscapesDataset expects"):
+    generate(
+        'ade20k', str(tmp_path), num_train=2, num_val=1, height=48, width=64)
+    with pytest.raises(
+            DatasetLayoutError,
+            match=r"image folder .*leftImg8bit/train' does not "
+            r"exist.*CityscapesDataset expects"):
         _cityscapes(str(tmp_path))
 
 
 def test_cityscapes_without_train_ids(tmp_path):
     # Raw Cityscapes ships labelIds; mmseg reads labelTrainIds, which the
     # converter writes. Forgetting it used to fail inside a worker.
-    generate('cityscapes', str(tmp_path), num_train=3, num_val=0,
-             height=48, width=64)
-    for f in glob.glob(str(tmp_path / 'gtFine/**/*labelTrainIds.png'),
-                       recursive=True):
+    generate(
+        'cityscapes',
+        str(tmp_path),
+        num_train=3,
+        num_val=0,
+        height=48,
+        width=64)
+    for f in glob.glob(
+            str(tmp_path / 'gtFine/**/*labelTrainIds.png'), recursive=True):
         os.remove(f)
-    with pytest.raises(DatasetLayoutError,
-                       match=r'3 of 3 label files are missing.*'
-                             r'labelTrainIds.*dataset_converters'):
+    with pytest.raises(
+            DatasetLayoutError,
+            match=r'3 of 3 label files are missing.*'
+            r'labelTrainIds.*dataset_converters'):
         _cityscapes(str(tmp_path))
 
 
@@ -68,16 +80,23 @@ def test_images_with_the_wrong_suffix(tmp_path):
     img_dir = tmp_path / 'leftImg8bit' / 'train' / 'aachen'
     img_dir.mkdir(parents=True)
     (img_dir / 'aachen_000000_000019.jpg').write_bytes(b'')
-    with pytest.raises(DatasetLayoutError,
-                       match=r"no images ending in '_leftImg8bit.png'"):
+    with pytest.raises(
+            DatasetLayoutError,
+            match=r"no images ending in '_leftImg8bit.png'"):
         _cityscapes(str(tmp_path))
 
 
 def test_unlabelled_test_split_is_fine(tmp_path):
     # A test split without its placeholder labels still lists (format_only
     # runs with a pipeline that does not load labels read it).
-    generate('cityscapes', str(tmp_path), num_train=0, num_val=0,
-             num_test=2, height=48, width=64)
+    generate(
+        'cityscapes',
+        str(tmp_path),
+        num_train=0,
+        num_val=0,
+        num_test=2,
+        height=48,
+        width=64)
     for f in glob.glob(str(tmp_path / 'gtFine/test/*/*.png')):
         os.remove(f)
     os.removedirs(str(tmp_path / 'gtFine/test/berlin'))
@@ -88,7 +107,8 @@ def test_mmcv_without_compiled_ops_is_named():
     # Make ``mmcv._ext`` unimportable, as under mmcv-lite, then import us.
     code = ("import sys; sys.modules['mmcv._ext'] = None\n"
             "import mmseg_ssanet\n")
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+    proc = subprocess.run([sys.executable, '-c', code],
+                          capture_output=True,
                           text=True)
     assert proc.returncode != 0
     assert 'mmcv is installed without its compiled ops (mmcv-lite' \
@@ -110,7 +130,8 @@ import mmseg_ssanet
 
 def test_mmcv_built_for_another_torch_is_named():
     proc = subprocess.run([sys.executable, '-c', MMCV_FOR_ANOTHER_TORCH],
-                          capture_output=True, text=True)
+                          capture_output=True,
+                          text=True)
     assert proc.returncode != 0
     import torch
     assert ("mmcv's compiled ops were built for another torch than the "
@@ -130,7 +151,8 @@ import mmseg_ssanet
 def test_a_torch_that_cannot_use_the_installed_numpy_is_named():
     # the real case runs in make compat-check (canonical stack, numpy 2)
     proc = subprocess.run([sys.executable, '-c', TORCH_WITHOUT_NUMPY],
-                          capture_output=True, text=True)
+                          capture_output=True,
+                          text=True)
     assert proc.returncode != 0
     import numpy
     assert f'cannot use the installed numpy {numpy.__version__} (Numpy is ' \
@@ -143,7 +165,8 @@ def test_torch_older_than_2_1_is_named():
     code = ('import torch, torch.compiler\n'
             'del torch.compiler.disable\n'
             'import mmseg_ssanet.ops\n')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+    proc = subprocess.run([sys.executable, '-c', code],
+                          capture_output=True,
                           text=True)
     assert proc.returncode != 0
     assert 'mmseg_ssanet needs torch >= 2.1' in proc.stderr
@@ -157,17 +180,18 @@ runpy.run_path('setup.py', run_name='__main__')
 '''
 
 
-@pytest.mark.parametrize('version, refused, says', [
-    ('2.0.1', True, 'mmseg_ssanet needs torch >= 2.1 (tested 2.1 to 2.14); '
-     'this environment has torch 2.0.1'),
-    ('2.99.0+cu130', False, 'building against torch 2.99.0+cu130, newer '
-     'than the tested 2.1-2.14'),
-    ('2.1.2+cu121', False, None)])
-def test_build_names_a_torch_outside_the_tested_range(version, refused,
-                                                       says):
+@pytest.mark.parametrize(
+    'version, refused, says',
+    [('2.0.1', True, 'mmseg_ssanet needs torch >= 2.1 (tested 2.1 to 2.14); '
+      'this environment has torch 2.0.1'),
+     ('2.99.0+cu130', False, 'building against torch 2.99.0+cu130, newer '
+      'than the tested 2.1-2.14'), ('2.1.2+cu121', False, None)])
+def test_build_names_a_torch_outside_the_tested_range(version, refused, says):
     from .conftest import ROOT
     proc = subprocess.run([sys.executable, '-c', RUN_SETUP, version],
-                          cwd=ROOT, capture_output=True, text=True,
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
                           env=dict(os.environ, SSANET_NO_EXT='0'))
     assert (proc.returncode != 0) == refused, proc.stderr[-2000:]
     if says:

@@ -1,6 +1,5 @@
 """tools/misc/build_mmcv.py: the mmcv 2.1.0 source `make env` builds when no
 wheel fits, with the fixes newer Pythons need."""
-import ast
 import glob
 import importlib.util
 import os
@@ -31,8 +30,10 @@ def _pythons_from_313():
         found.add(sys.executable)
     root = os.environ.get('PYENV_ROOT', osp.expanduser('~/.pyenv'))
     for minor in range(13, 20):
-        found.update(glob.glob(osp.join(root, 'versions', f'3.{minor}.*',
-                                        'bin', f'python3.{minor}')))
+        found.update(
+            glob.glob(
+                osp.join(root, 'versions', f'3.{minor}.*', 'bin',
+                         f'python3.{minor}')))
         on_path = shutil.which(f'python3.{minor}')
         if on_path and subprocess.run([on_path, '-V'],
                                       capture_output=True).returncode == 0:
@@ -51,8 +52,10 @@ def _read_version(python, source_dir):
         'ns = {}\n'
         'exec(compile(ast.Module(fn, []), "setup.py", "exec"), ns)\n'
         'print(ns["get_version"]())\n')
-    return subprocess.run([python, '-c', program], cwd=source_dir,
-                          capture_output=True, text=True)
+    return subprocess.run([python, '-c', program],
+                          cwd=source_dir,
+                          capture_output=True,
+                          text=True)
 
 
 def _fake_source(tmp_path, setup_text):
@@ -64,8 +67,9 @@ def test_a_fix_applies_once_and_refuses_a_source_it_was_not_written_for(
         tmp_path):
     tool = _tool()
     fix = tool.SOURCE_FIXES[0]
-    source = _fake_source(tmp_path, 'def get_version():\n    with open(\n'
-                          '            "v") as f:\n' + fix.old)
+    source = _fake_source(
+        tmp_path, 'def get_version():\n    with open(\n'
+        '            "v") as f:\n' + fix.old)
     assert tool.apply_fixes(source) == [fix.name]
     fixed = (tmp_path / 'setup.py').read_text()
     assert fix.new in fixed and fix.old not in fixed
@@ -83,8 +87,10 @@ def test_the_fixed_source_reads_its_version_on_every_python(tmp_path):
     (where the unfixed one raises KeyError: PEP 667)."""
     tool = _tool()
     result = subprocess.run(
-        [sys.executable, TOOL, '--out', str(tmp_path), '--source-only'],
-        capture_output=True, text=True)
+        [sys.executable, TOOL, '--out',
+         str(tmp_path), '--source-only'],
+        capture_output=True,
+        text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     source = osp.join(tmp_path, f'mmcv-{tool.MMCV_VERSION}')
     assert source in result.stdout

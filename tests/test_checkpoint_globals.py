@@ -15,10 +15,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import load_checkpoint
 
 import mmseg_ssanet  # noqa: F401  (installs the allow-list)
-
 from mmseg_ssanet.compat import CHECKPOINT_GLOBALS
 from mmseg_ssanet.features import HAS_SAFE_GLOBALS
-
 from .conftest import training_like_checkpoint
 
 needs_shim = pytest.mark.skipif(
@@ -41,8 +39,10 @@ def test_without_allow_list_torch_refuses_mmengine_checkpoints(tmp_path):
     assert 'message_hub' in torch.load(path)
 
 
-@pytest.mark.skipif(not HAS_SAFE_GLOBALS, reason='torch before 2.5 has no '
-                    'torch.serialization.safe_globals')
+@pytest.mark.skipif(
+    not HAS_SAFE_GLOBALS,
+    reason='torch before 2.5 has no '
+    'torch.serialization.safe_globals')
 def test_the_allow_list_works_locally_too(tmp_path):
     # what utils/publish.py does: no process-wide registration needed
     from mmseg_ssanet.utils.checkpoint_globals import \
@@ -76,8 +76,8 @@ def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
     ckpt = torch.load(path, weights_only=True)
     buf = ckpt['message_hub']['log_scalars']['train/loss']
     assert isinstance(buf, HistoryBuffer)
-    np.testing.assert_allclose(buf.mean(), np.mean([1, 1 / 2, 1 / 3, 1 / 4,
-                                                    1 / 5]))
+    np.testing.assert_allclose(buf.mean(),
+                               np.mean([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5]))
     # mmengine's own loader (what Runner.resume / load_from use) works too.
     fresh = torch.nn.Conv2d(3, 4, 1)
     load_checkpoint(fresh, path)
@@ -85,16 +85,17 @@ def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
 
 
 class _Payload:
+
     def __reduce__(self):
-        return (os.system, ('echo pwned',))
+        return (os.system, ('echo pwned', ))
 
 
 class _Custom:
     pass
 
 
-@pytest.mark.parametrize('obj', [
-    _Payload(), _Custom()], ids=['os.system', 'custom-class'])
+@pytest.mark.parametrize(
+    'obj', [_Payload(), _Custom()], ids=['os.system', 'custom-class'])
 def test_other_pickled_objects_are_still_refused(tmp_path, obj):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'extra': obj}, path)
@@ -104,7 +105,9 @@ def test_other_pickled_objects_are_still_refused(tmp_path, obj):
 
 @needs_shim
 def test_getattr_beyond_history_buffer_is_refused(tmp_path):
+
     class Reach:
+
         def __reduce__(self):
             return (getattr, (np.ndarray, 'tofile'))
 
@@ -115,7 +118,9 @@ def test_getattr_beyond_history_buffer_is_refused(tmp_path):
 
 
 def test_private_history_buffer_attribute_is_refused(tmp_path):
+
     class Reach:
+
         def __reduce__(self):
             return (getattr, (HistoryBuffer, '__init__'))
 

@@ -19,9 +19,9 @@ def _is_tool(path):
         return "if __name__ == '__main__':" in f.read()
 
 
-TOOLS = sorted(p for p in glob.glob(osp.join(ROOT, 'tools', '*', '*.py')) +
-               glob.glob(osp.join(ROOT, 'projects', '*', 'tools', '*.py'))
-               if _is_tool(p))
+TOOLS = sorted(
+    p for p in glob.glob(osp.join(ROOT, 'tools', '*', '*.py')) +
+    glob.glob(osp.join(ROOT, 'projects', '*', 'tools', '*.py')) if _is_tool(p))
 
 
 class _Parsed(Exception):
@@ -38,6 +38,7 @@ def parser_of(path, monkeypatch):
     def catch(self, *args, **kwargs):
         caught.append(self)
         raise _Parsed
+
     monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', catch)
     environ = dict(os.environ)  # a tool may set its own (TRITON_INTERPRET)
     try:
@@ -51,18 +52,20 @@ def parser_of(path, monkeypatch):
 
 
 def test_the_tools_are_grouped_as_mmseg_groups_its_own():
-    groups = {osp.basename(osp.dirname(p)) for p in TOOLS
-              if p.startswith(osp.join(ROOT, 'tools'))}
-    assert groups == {'analysis_tools', 'deployment', 'misc',
-                      'visualization'}
+    groups = {
+        osp.basename(osp.dirname(p))
+        for p in TOOLS if p.startswith(osp.join(ROOT, 'tools'))
+    }
+    assert groups == {'analysis_tools', 'deployment', 'misc', 'visualization'}
     assert not glob.glob(osp.join(ROOT, 'tools', '*.py'))
 
 
 @pytest.mark.parametrize('path', TOOLS, ids=lambda p: osp.relpath(p, ROOT))
 def test_tool_follows_the_convention(path, monkeypatch):
     parser = parser_of(path, monkeypatch)
-    actions = [a for a in parser._actions
-               if not isinstance(a, argparse._HelpAction)]
+    actions = [
+        a for a in parser._actions if not isinstance(a, argparse._HelpAction)
+    ]
     for action in actions:
         if action.help == argparse.SUPPRESS:
             continue  # internal (benchmark_snl's worker processes)
@@ -79,8 +82,10 @@ def test_tool_follows_the_convention(path, monkeypatch):
 
 def test_cfg_options_strings_become_a_dict():
     from mmseg_ssanet.utils.cli import cfg_options_dict
-    assert cfg_options_dict(
-        ['model.decode_head.snl_dilation=2',
-         'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult=0.1']) == {
+    assert cfg_options_dict([
+        'model.decode_head.snl_dilation=2',
+        'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult=0.1'
+    ]) == {
         'model.decode_head.snl_dilation': 2,
-        'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult': 0.1}
+        'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult': 0.1
+    }

@@ -9,11 +9,8 @@ import inspect
 import json
 import sys
 
-import pytest
-
 import mmseg_ssanet  # noqa: F401  (applies the shims)
 from mmseg_ssanet.compat import SHIMS, apply_shims
-
 from .conftest import run_cli, training_like_checkpoint
 
 
@@ -27,8 +24,8 @@ def _without_plugin(code):
 
 
 def test_every_shim_says_what_and_against_which_release():
-    assert [s.name for s in SHIMS] == ['checkpoint_globals',
-                                       'dataset_layout', 'cpu_launcher']
+    assert [s.name for s in SHIMS
+            ] == ['checkpoint_globals', 'dataset_layout', 'cpu_launcher']
     for shim in SHIMS:
         assert any(c.isdigit() for c in shim.upstream), shim.name
         assert len(shim.works_around) > 60, shim.name

@@ -21,13 +21,11 @@ from mmseg.structures import SegDataSample
 
 import mmseg_ssanet  # noqa: F401
 from mmseg_ssanet.models import SparseNonLocal2d
-
 from .conftest import ROOT
 
 CONFIGS = sorted(
-    osp.relpath(p, ROOT)
-    for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                       recursive=True)
+    osp.relpath(p, ROOT) for p in glob.glob(
+        osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
     if '_base_' not in p)
 
 
@@ -45,16 +43,20 @@ def small_model(config_path, size=64):
 
 def batch(num_classes, size=64, n=2):
     g = torch.Generator().manual_seed(0)
-    inputs = [torch.randint(0, 256, (3, size, size), generator=g,
-                            dtype=torch.uint8) for _ in range(n)]
+    inputs = [
+        torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
+        for _ in range(n)
+    ]
     samples = []
     for _ in range(n):
         sample = SegDataSample()
         label = torch.randint(0, num_classes, (1, size, size), generator=g)
         sample.gt_sem_seg = PixelData(data=label)
-        sample.set_metainfo(dict(img_shape=(size, size),
-                                 ori_shape=(size, size),
-                                 pad_shape=(size, size)))
+        sample.set_metainfo(
+            dict(
+                img_shape=(size, size),
+                ori_shape=(size, size),
+                pad_shape=(size, size)))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -78,8 +80,9 @@ def test_config_trains_a_step_and_infers(config_path):
     loss, _ = model.parse_losses(losses)
     assert torch.isfinite(loss), (config_path, losses)
     loss.backward()
-    snl_blocks = [m for m in model.modules()
-                  if isinstance(m, SparseNonLocal2d)]
+    snl_blocks = [
+        m for m in model.modules() if isinstance(m, SparseNonLocal2d)
+    ]
     if cfg.model.decode_head.type == 'SNLHead' and \
             cfg.model.decode_head.get('with_snl', True):
         assert len(snl_blocks) == 1
@@ -106,10 +109,11 @@ BUILT_BEFORE = osp.join(ROOT, 'tests', 'data', 'config_models.json')
 
 
 def _fingerprint(model):
-    leaves = Counter(type(m).__name__ for m in model.modules()
-                     if not list(m.children()))
-    return dict(parameters=sum(p.numel() for p in model.parameters()),
-                leaf_modules=dict(sorted(leaves.items())))
+    leaves = Counter(
+        type(m).__name__ for m in model.modules() if not list(m.children()))
+    return dict(
+        parameters=sum(p.numel() for p in model.parameters()),
+        leaf_modules=dict(sorted(leaves.items())))
 
 
 @pytest.mark.parametrize('config_path', CONFIGS)
@@ -134,8 +138,10 @@ def _local_bases(path):
                 getattr(t, 'id', None) == '_base_' for t in node.targets):
             value = ast.literal_eval(node.value)
             bases = [value] if isinstance(value, str) else list(value)
-    return [osp.normpath(osp.join(osp.dirname(path), b)) for b in bases
-            if '::' not in b]
+    return [
+        osp.normpath(osp.join(osp.dirname(path), b)) for b in bases
+        if '::' not in b
+    ]
 
 
 def _levels(path):
@@ -154,8 +160,9 @@ def test_config_is_at_most_three_levels_below_mmseg_bases(config_path):
 
 
 def test_low_level_input_is_stated_once():
-    text = open(osp.join(ROOT, 'configs', '_base_', 'models',
-                         'ssanet_r101-d16.py')).read()
+    text = open(
+        osp.join(ROOT, 'configs', '_base_', 'models',
+                 'ssanet_r101-d16.py')).read()
     assert text.count('low_level_channels') == 1
     assert text.count('low_level_index') == 1
     assert 'neck' not in text

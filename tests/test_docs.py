@@ -20,11 +20,12 @@ import pytest
 
 from .conftest import ROOT
 
-DOCS = sorted(['README.md', 'configs/README.md',
-               *(osp.relpath(p, ROOT) for p in glob.glob(
-                   osp.join(ROOT, 'docs', '*.md'))),
-               *(osp.relpath(p, ROOT) for p in glob.glob(
-                   osp.join(ROOT, 'projects', '*', 'README.md')))])
+DOCS = sorted([
+    'README.md', 'configs/README.md',
+    *(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'docs', '*.md'))),
+    *(osp.relpath(p, ROOT)
+      for p in glob.glob(osp.join(ROOT, 'projects', '*', 'README.md')))
+])
 # flags that name where a command writes
 OUTPUT_FLAGS = ('--out', '--work-dir', '--show-dir', '--screenshot',
                 '--preview', '--save-path')
@@ -65,7 +66,9 @@ def _tracked():
     """The tracked files and folders; skips the test where the source tree
     is not a git checkout (an sdist, ``git archive``): only git knows."""
     try:
-        proc = subprocess.run(['git', 'ls-files'], cwd=ROOT, text=True,
+        proc = subprocess.run(['git', 'ls-files'],
+                              cwd=ROOT,
+                              text=True,
                               capture_output=True)
     except FileNotFoundError:
         pytest.skip('needs git to list the tracked files; git is not '
@@ -81,8 +84,11 @@ def _tracked():
 
 @functools.lru_cache(None)
 def tool_help(path):
-    proc = subprocess.run([sys.executable, path, '--help'], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, path, '--help'],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 0, f'{path} --help: {proc.stderr[-2000:]}'
     return proc.stdout
 
@@ -100,8 +106,8 @@ def test_the_docs_show_commands():
     assert len(ALL) > 40
 
 
-@pytest.mark.parametrize('doc, line, cmd', ALL,
-                         ids=[f'{d}:{n}' for d, n, _ in ALL])
+@pytest.mark.parametrize(
+    'doc, line, cmd', ALL, ids=[f'{d}:{n}' for d, n, _ in ALL])
 def test_command_names_what_exists(doc, line, cmd):
     words = shlex.split(cmd)
     where = f'{doc}:{line}: {cmd}'
@@ -118,27 +124,26 @@ def test_command_names_what_exists(doc, line, cmd):
             return  # mmseg's own tools (a placeholder path to .mim)
         assert osp.isfile(osp.join(ROOT, tool)), f'no such tool: {where}'
         helptext = tool_help(tool)
-        for flag in (w.split('=')[0] for w in words[2:]
-                     if w.startswith('--')):
+        for flag in (w.split('=')[0] for w in words[2:] if w.startswith('--')):
             assert re.search(rf'(^|[\s\[,]){re.escape(flag)}\b', helptext), \
                 f'{tool} has no flag {flag}: {where}'
     elif program == 'bash' and len(words) > 1:
         assert osp.isfile(osp.join(ROOT, words[1])), f'no such script: {where}'
     elif program == 'make':
-        targets = [w for w in words[1:] if '=' not in w and
-                   not w.startswith('-')]
+        targets = [
+            w for w in words[1:] if '=' not in w and not w.startswith('-')
+        ]
         missing = set(targets) - make_targets()
         assert not missing, f'no make target {missing}: {where}'
-    elif program == 'mim' and len(words) > 3 and words[1] in ('train',
-                                                               'test'):
+    elif program == 'mim' and len(words) > 3 and words[1] in ('train', 'test'):
         config = words[3]
         if config.startswith('configs/'):
             assert osp.isfile(osp.join(ROOT, config)), \
                 f'no such config: {where}'
 
 
-@pytest.mark.parametrize('doc, line, cmd', ALL,
-                         ids=[f'{d}:{n}' for d, n, _ in ALL])
+@pytest.mark.parametrize(
+    'doc, line, cmd', ALL, ids=[f'{d}:{n}' for d, n, _ in ALL])
 def test_command_writes_nothing_tracked(doc, line, cmd):
     files, dirs = _tracked()
     words = shlex.split(cmd)
@@ -167,15 +172,15 @@ def anchors(doc):
 
 LINKS = [(doc, target) for doc in DOCS for target in re.findall(
     r'\]\(([^)\s]+)\)', re.sub(r'```.*?```', '', _read(doc), flags=re.S))
-    if not re.match(r'^[a-z]+:', target)]
+         if not re.match(r'^[a-z]+:', target)]
 
 
 def test_links_are_found():
     assert len(LINKS) > 20
 
 
-@pytest.mark.parametrize('doc, target', LINKS,
-                         ids=[f'{d}->{t}' for d, t in LINKS])
+@pytest.mark.parametrize(
+    'doc, target', LINKS, ids=[f'{d}->{t}' for d, t in LINKS])
 def test_relative_link_and_anchor_resolve(doc, target):
     path, _, anchor = target.partition('#')
     resolved = osp.normpath(osp.join(osp.dirname(doc), path)) if path \
@@ -211,14 +216,17 @@ def test_readme_layout_matches_the_tree():
     missing = [e for e in entries if not osp.exists(osp.join(ROOT, e))]
     assert not missing, missing
     # every part of the package, and every top-level folder, is shown
-    package = {n + ('/' if osp.isdir(osp.join(ROOT, 'mmseg_ssanet', n))
-                    else '')
-               for n in os.listdir(osp.join(ROOT, 'mmseg_ssanet'))
-               if not n.startswith(('_', '.')) and n not in (
-                   'version.py', 'explorer.html')
-               and not n.endswith('.so')}
-    shown = {e[len('mmseg_ssanet/'):] for e in entries
-             if e.startswith('mmseg_ssanet/') and e != 'mmseg_ssanet/'}
+    package = {
+        n + ('/' if osp.isdir(osp.join(ROOT, 'mmseg_ssanet', n)) else '')
+        for n in os.listdir(osp.join(ROOT, 'mmseg_ssanet'))
+        if not n.startswith(('_', '.')) and n not in (
+            'version.py', 'explorer.html') and not n.endswith('.so')
+    }
+    shown = {
+        e[len('mmseg_ssanet/'):]
+        for e in entries
+        if e.startswith('mmseg_ssanet/') and e != 'mmseg_ssanet/'
+    }
     assert package <= shown, package - shown
     top = {n + '/' for n in ('configs', 'tools', 'tests', 'docs')}
     assert top <= set(entries)
@@ -239,11 +247,14 @@ def test_the_canonical_install_is_what_ci_runs():
     commands = [line.strip() for line in block.strip().splitlines()]
     assert len(commands) == 5 and commands[-1] == \
         'pip install --no-build-isolation -e .'
-    script = [line.strip() for line in
-              _read('tools/compat_check.sh').splitlines()]
+    script = [
+        line.strip() for line in _read('tools/compat_check.sh').splitlines()
+    ]
     start = script.index('# docs/installation.md, "GPU install on the '
                          'stack mmseg users have":')
     end = script.index('# what the tests need besides', start)
-    ran = [line for line in script[start + 1:end]
-           if line.startswith(('pip ', 'mim '))]
+    ran = [
+        line for line in script[start + 1:end]
+        if line.startswith(('pip ', 'mim '))
+    ]
     assert ran == commands

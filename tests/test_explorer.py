@@ -8,9 +8,7 @@ import torch
 
 from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.sampling import sampling_points_for
-
-from .conftest import run_cli
-from .conftest import DEMO, demo_images
+from .conftest import DEMO, demo_images, run_cli
 
 EXPLORE = 'tools/visualization/explore_sampling.py'
 CHROMIUM = '/usr/bin/chromium'
@@ -42,19 +40,21 @@ def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,
                                                 cityscapes_root, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    image = osp.join(demo_images(cityscapes_root),
-                     'frankfurt_000000_000019_leftImg8bit.png')
+    image = osp.join(
+        demo_images(cityscapes_root),
+        'frankfurt_000000_000019_leftImg8bit.png')
     page = tmp_path / 'explorer.html'
-    code, log = run_cli(['python', EXPLORE, DEMO, checkpoint, image,
-                         '--out', str(page)])
+    code, log = run_cli(
+        ['python', EXPLORE, DEMO, checkpoint, image, '--out',
+         str(page)])
     assert code == 0, log[-2000:]
     html = page.read_text()
     assert 'http://' not in html.replace('http://www.w3.org/2000/svg', '')
     assert 'https://' not in html  # nothing to fetch: self-contained
 
     # what the page must draw for image pixel (40, 100): Python's answer
-    model = load_segmentor(DEMO, checkpoint,
-                           cfg_options={'model.test_cfg.mode': 'whole'})
+    model = load_segmentor(
+        DEMO, checkpoint, cfg_options={'model.test_cfg.mode': 'whole'})
     (expected, ) = sampling_points_for(model, read_image(image), [(40, 100)])
 
     browser.get(page.as_uri())
@@ -64,7 +64,8 @@ def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,
     # Selenium offsets are from the element's centre
     ActionChains(browser).move_to_element_with_offset(
         svg, (100 + 0.5) * size['width'] / w - size['width'] / 2,
-        (40 + 0.5) * size['height'] / h - size['height'] / 2).click().perform()
+        (40 + 0.5) * size['height'] / h -
+        size['height'] / 2).click().perform()
 
     readout = browser.find_element(By.ID, 'readout')
     fy, fx = expected.feature_pixel
@@ -76,15 +77,15 @@ def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,
     K = len(expected.weights)
     assert len(samples) == len(initial) == K == 81
     drawn = {int(c.get_attribute('data-k')): c for c in samples}
-    weights = np.array([float(drawn[k].get_attribute('data-weight'))
-                        for k in range(K)])
+    weights = np.array(
+        [float(drawn[k].get_attribute('data-weight')) for k in range(K)])
     np.testing.assert_allclose(weights, expected.weights, atol=1e-4)
-    points = np.array([[float(drawn[k].get_attribute('cy')),
-                        float(drawn[k].get_attribute('cx'))]
-                       for k in range(K)])
+    points = np.array([[
+        float(drawn[k].get_attribute('cy')),
+        float(drawn[k].get_attribute('cx'))
+    ] for k in range(K)])
     np.testing.assert_allclose(points, expected.points, atol=0.01)
-    radius = np.array([float(drawn[k].get_attribute('r'))
-                       for k in range(K)])
+    radius = np.array([float(drawn[k].get_attribute('r')) for k in range(K)])
     assert radius.argmax() == weights.argmax()  # sized by weight
     # hovering elsewhere does not move a pinned query
     ActionChains(browser).move_to_element_with_offset(svg, 0, 0).perform()
@@ -98,18 +99,23 @@ def test_click_shows_the_pixels_sampling_points(tmp_path, checkpoint,
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 1000
 
 
-def test_page_escapes_hostile_file_names(tmp_path, checkpoint,
-                                         cityscapes_root, browser):
+def test_page_escapes_hostile_file_names(tmp_path, checkpoint, cityscapes_root,
+                                         browser):
     # A page shared with colleagues must not run what a file name says.
     import shutil
+
     from selenium.webdriver.common.by import By
     name = '<img src=x onerror="document.title=1">__W__ & <b>.png'
     image = tmp_path / name
-    shutil.copy(osp.join(demo_images(cityscapes_root),
-                         'frankfurt_000000_000019_leftImg8bit.png'), image)
+    shutil.copy(
+        osp.join(
+            demo_images(cityscapes_root),
+            'frankfurt_000000_000019_leftImg8bit.png'), image)
     page = tmp_path / 'explorer.html'
-    code, log = run_cli(['python', EXPLORE, DEMO, checkpoint, str(image),
-                         '--out', str(page)])
+    code, log = run_cli(
+        ['python', EXPLORE, DEMO, checkpoint,
+         str(image), '--out',
+         str(page)])
     assert code == 0, log[-2000:]
     html = page.read_text()
     assert '<img src=x' not in html and '<b>' not in html
@@ -130,11 +136,16 @@ def test_explorer_names_a_model_without_snl(tmp_path, cityscapes_root):
     torch.manual_seed(0)
     model = load_segmentor(base)
     ckpt = str(tmp_path / 'fcn.pth')
-    save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(
-        dataset_meta=dict(CityscapesDataset.METAINFO))), ckpt)
-    image = osp.join(demo_images(cityscapes_root),
-                     'frankfurt_000000_000019_leftImg8bit.png')
-    code, log = run_cli(['python', EXPLORE, base, ckpt, image,
-                         '--out', str(tmp_path / 'x.html')])
+    save_checkpoint(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(dataset_meta=dict(CityscapesDataset.METAINFO))), ckpt)
+    image = osp.join(
+        demo_images(cityscapes_root),
+        'frankfurt_000000_000019_leftImg8bit.png')
+    code, log = run_cli([
+        'python', EXPLORE, base, ckpt, image, '--out',
+        str(tmp_path / 'x.html')
+    ])
     assert code != 0
     assert 'has no SparseNonLocal2d block' in log

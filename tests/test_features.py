@@ -119,8 +119,9 @@ def test_onnx_export_options_are_accepted():
     parameters = inspect.signature(torch.onnx.export).parameters
     assert set(features.onnx_export_options()) <= set(parameters)
     buffer = io.BytesIO()
-    torch.onnx.export(torch.nn.Linear(2, 3), (torch.randn(1, 2), ), buffer,
-                      **features.onnx_export_options())
+    torch.onnx.export(
+        torch.nn.Linear(2, 3), (torch.randn(1, 2), ), buffer,
+        **features.onnx_export_options())
     assert buffer.getvalue()[:2]  # a model was written
 
 
@@ -129,4 +130,5 @@ def test_sdpa_backend_restricts_to_math():
     with features.sdpa_backend('MATH'):
         out = torch.nn.functional.scaled_dot_product_attention(q, q, q)
     torch.testing.assert_close(
-        out, torch.softmax(q @ q.transpose(-1, -2) / 2, -1) @ q)
+        out,
+        torch.softmax(q @ q.transpose(-1, -2) / 2, -1) @ q)

@@ -1,7 +1,7 @@
 """tools/analysis_tools/gpu_report.py end to end at a tiny size, on CPU
-tensors under Triton's interpreter (conftest sets TRITON_INTERPRET=1): the GPU report
-is not dead code, and what it reports here is checked. Run as on a bare
-GPU machine: from the checkout, the package not installed."""
+tensors under Triton's interpreter (conftest sets TRITON_INTERPRET=1): the
+GPU report is not dead code, and what it reports here is checked. Run as on
+a bare GPU machine: from the checkout, the package not installed."""
 import json
 
 import pytest
@@ -15,14 +15,15 @@ pytestmark = [pytest.mark.triton, pytest.mark.slow]  # (a short training run)
 
 def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     code, log = run_from_plain_checkout(
-        'tools/analysis_tools/gpu_report.py', ['--device', 'cpu',
-        '--sizes', '6x8',
-        '--batches', '1', '--dtypes', 'fp32', '--cq', '4', '--c', '6',
-        '--k', '9', '--check-size', '5x6', '--repeats', '1', '--archs',
-        '90', '--train-configs',
-        f'{ROOT}/configs/ssanet_mobilenetv2_cityscapes.py',
-        '--train-size', '64x128', '--train-iters', '4', '--out',
-        str(tmp_path)], cwd=str(tmp_path))
+        'tools/analysis_tools/gpu_report.py', [
+            '--device', 'cpu', '--sizes', '6x8', '--batches', '1', '--dtypes',
+            'fp32', '--cq', '4', '--c', '6', '--k', '9', '--check-size', '5x6',
+            '--repeats', '1', '--archs', '90', '--train-configs',
+            f'{ROOT}/configs/ssanet_mobilenetv2_cityscapes.py', '--train-size',
+            '64x128', '--train-iters', '4', '--out',
+            str(tmp_path)
+        ],
+        cwd=str(tmp_path))
     assert code == 0, log[-3000:]
     report = json.loads((tmp_path / 'report.json').read_text())
     errors = {(r['backend'], r['dtype']): r for r in report['correctness']}
@@ -40,13 +41,16 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     assert {(r['deterministic_algorithms'], r['bitwise_equal'])
             for r in report['determinism']} >= {(True, True)}
     timed = {r['method']: r for r in report['timing']}
-    assert set(timed) == {'snl triton', 'snl reference', 'dense torch',
-                          'dense sdpa'}
+    assert set(timed) == {
+        'snl triton', 'snl reference', 'dense torch', 'dense sdpa'
+    }
     for row in timed.values():
         assert row['forward_ms'] > 0 and row['forward_backward_ms'] > 0
     assert timed['dense sdpa']['sdpa_backend'] != 'none'
-    assert {r['kernel'] for r in report['resources']} == {
-        'forward', 'backward', 'backward_deterministic', 'segment_sum'}
+    assert {r['kernel']
+            for r in report['resources']} == {
+                'forward', 'backward', 'backward_deterministic', 'segment_sum'
+            }
     for r in report['resources']:
         assert r['target'] == 'sm_90a' and r['spill_store_bytes'] == 0
     # mmcv's ops are built for CPU here: the short training run runs

@@ -18,8 +18,18 @@ import pytest
 from .conftest import ROOT, run_cli
 
 PACKAGE = 'mmseg_ssanet'
-RANK = {'features': 0, 'version': 0, 'ops': 1, 'utils': 2, 'models': 3,
-        'datasets': 3, 'engine': 4, 'apis': 5, 'compat': 6, '': 7}
+RANK = {
+    'features': 0,
+    'version': 0,
+    'ops': 1,
+    'utils': 2,
+    'models': 3,
+    'datasets': 3,
+    'engine': 4,
+    'apis': 5,
+    'compat': 6,
+    '': 7
+}
 
 
 def _layer(module):
@@ -29,8 +39,9 @@ def _layer(module):
 
 
 def _modules():
-    for path in sorted(__import__('glob').glob(
-            osp.join(ROOT, PACKAGE, '**', '*.py'), recursive=True)):
+    for path in sorted(
+            __import__('glob').glob(
+                osp.join(ROOT, PACKAGE, '**', '*.py'), recursive=True)):
         rel = osp.relpath(path, ROOT)[:-3].replace(osp.sep, '.')
         is_package = rel.endswith('.__init__')
         yield rel[:-len('.__init__')] if is_package else rel, path, \
@@ -49,8 +60,8 @@ def _imports(module, path, is_package):
             if node.level:
                 base = package.split('.')
                 base = base[:len(base) - node.level + 1]
-                target = '.'.join(base + ([node.module] if node.module
-                                          else []))
+                target = '.'.join(base +
+                                  ([node.module] if node.module else []))
             else:
                 target = node.module or ''
             if target.split('.')[0] != PACKAGE:
@@ -59,8 +70,7 @@ def _imports(module, path, is_package):
                 for alias in node.names:
                     sub = osp.join(ROOT, *target.split('.'), alias.name)
                     yield (f'{target}.{alias.name}' if osp.exists(sub)
-                           or osp.exists(sub + '.py') else target,
-                           node.lineno)
+                           or osp.exists(sub + '.py') else target, node.lineno)
             else:
                 yield target, node.lineno
 
@@ -118,10 +128,15 @@ print(json.dumps(sorted(n for n in sys.modules if n.startswith(package))))
 
 @pytest.mark.parametrize('layer', sorted(layer for layer in RANK if layer))
 def test_each_layer_imports_with_the_layers_above_blocked(layer):
-    above = [other for other in RANK if other and other != layer
-             and RANK[other] >= RANK[layer]]
-    code, log = run_cli([sys.executable, '-c', _IMPORT_LAYER, ROOT, PACKAGE,
-                         layer, json.dumps(above)], timeout=300)
+    above = [
+        other for other in RANK
+        if other and other != layer and RANK[other] >= RANK[layer]
+    ]
+    code, log = run_cli([
+        sys.executable, '-c', _IMPORT_LAYER, ROOT, PACKAGE, layer,
+        json.dumps(above)
+    ],
+                        timeout=300)
     assert code == 0, log[-3000:]
     loaded = json.loads(log.strip().splitlines()[-1])
     assert f'{PACKAGE}.{layer}' in loaded

@@ -11,8 +11,10 @@ METAFILE = osp.join(ROOT, 'configs', 'metafile.yaml')
 
 def _configs():
     found = glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
-    return {osp.relpath(p, ROOT) for p in found
-            if '_base_' not in p.split(osp.sep)}
+    return {
+        osp.relpath(p, ROOT)
+        for p in found if '_base_' not in p.split(osp.sep)
+    }
 
 
 def test_every_config_is_listed_and_every_listed_path_exists():

@@ -17,7 +17,6 @@ from PIL import Image
 from mmseg_ssanet.datasets import generate
 from mmseg_ssanet.datasets.synthetic import CITYSCAPES_TRAINID_TO_LABELID
 from mmseg_ssanet.utils.short_run import short_run_options
-
 from .conftest import ROOT, check_miou, run_cli
 
 pytestmark = pytest.mark.slow
@@ -30,22 +29,25 @@ def cpu_options(config, *args, **kwargs):
 
 
 def _train(config, work, opts, *extra):
-    code, out = run_cli(['mim', 'train', 'mmseg', config, '--gpus', '0',
-                         '--work-dir', work, *extra, '--cfg-options', *opts])
+    code, out = run_cli([
+        'mim', 'train', 'mmseg', config, '--gpus', '0', '--work-dir', work,
+        *extra, '--cfg-options', *opts
+    ])
     assert code == 0, out[-4000:]
     return out
 
 
 def _test(config, work, ckpt, opts, *extra):
-    code, out = run_cli(['mim', 'test', 'mmseg', config, '--gpus', '0',
-                         '--work-dir', work, '--checkpoint', ckpt, *extra,
-                         '--cfg-options', *opts])
+    code, out = run_cli([
+        'mim', 'test', 'mmseg', config, '--gpus', '0', '--work-dir', work,
+        '--checkpoint', ckpt, *extra, '--cfg-options', *opts
+    ])
     assert code == 0, out[-4000:]
     return out
 
 
-def test_cityscapes_train_resume_test_tta_and_submission(tmp_path,
-                                                         cityscapes_root):
+def test_cityscapes_train_resume_test_tta_and_submission(
+        tmp_path, cityscapes_root):
     work = str(tmp_path / 'work')
     opts = cpu_options(CITYSCAPES, cityscapes_root, (64, 128))
     out = _train(CITYSCAPES, work, opts)
@@ -70,12 +72,13 @@ def test_cityscapes_train_resume_test_tta_and_submission(tmp_path,
     out_dir = str(tmp_path / 'submission')
     _test(server, work, ckpt, opts + [f'test_evaluator.output_dir={out_dir}'])
     pngs = sorted(glob.glob(osp.join(out_dir, '*.png')))
-    tests = sorted(glob.glob(osp.join(cityscapes_root, 'leftImg8bit', 'test',
-                                      '*', '*.png')))
+    tests = sorted(
+        glob.glob(
+            osp.join(cityscapes_root, 'leftImg8bit', 'test', '*', '*.png')))
     assert [osp.basename(p) for p in pngs] == [osp.basename(p) for p in tests]
     label_ids = set(np.unique(np.array(Image.open(pngs[0]))).tolist())
     assert label_ids <= set(CITYSCAPES_TRAINID_TO_LABELID)  # labelIds, not
-    assert Image.open(pngs[0]).size == (128, 64)             # train ids
+    assert Image.open(pngs[0]).size == (128, 64)  # train ids
 
 
 @pytest.mark.parametrize('config, fmt, sub', [
@@ -83,8 +86,14 @@ def test_cityscapes_train_resume_test_tta_and_submission(tmp_path,
     ('configs/ssanet_r101_pascal_context.py', 'pascal_context', 'VOC2010'),
 ])
 def test_other_benchmarks_train_and_test(tmp_path, config, fmt, sub):
-    generate(fmt, str(tmp_path / 'data'), num_train=4, num_val=2,
-             height=64, width=96, seed=0)
+    generate(
+        fmt,
+        str(tmp_path / 'data'),
+        num_train=4,
+        num_val=2,
+        height=64,
+        width=96,
+        seed=0)
     root = str(tmp_path / 'data' / sub)
     work = str(tmp_path / 'work')
     opts = cpu_options(config, root, (64, 96))
@@ -97,18 +106,20 @@ def test_other_benchmarks_train_and_test(tmp_path, config, fmt, sub):
 
 
 def _mim_two_processes(work, opts):
-    return run_cli(['mim', 'train', 'mmseg', CITYSCAPES, '--gpus', '2',
-                    '--launcher', 'pytorch', '--port',
-                    str(29500 + os.getpid() % 1000), '--work-dir', work,
-                    '--cfg-options', *opts])
+    return run_cli([
+        'mim', 'train', 'mmseg', CITYSCAPES, '--gpus', '2', '--launcher',
+        'pytorch', '--port',
+        str(29500 + os.getpid() % 1000), '--work-dir', work, '--cfg-options',
+        *opts
+    ])
 
 
 def _why_a_rank_failed(out):
     """The lines of a failed multi-process run that say why (a rank's own
     error sits far above the launcher's tracebacks), then its end."""
-    said = [line for line in out.splitlines() if re.search(
-        r'terminate|what\(\)|Error|error:|Exception|Abort|Signal|Segmentation',
-        line)]
+    why = (r'terminate|what\(\)|Error|error:|Exception|Abort|Signal|'
+           r'Segmentation')
+    said = [line for line in out.splitlines() if re.search(why, line)]
     return '\n'.join(said[:60]) + '\n...\n' + out[-2000:]
 
 
@@ -128,8 +139,8 @@ def test_two_process_cpu_training_through_mim(tmp_path, cityscapes_root):
     assert not osp.exists(osp.join(work, 'iter_1.pth'))
     # a config without that wrapper (one's own): the launcher names the
     # switch before torch's own error
-    code, out = _mim_two_processes(str(tmp_path / 'own'),
-                                   [*opts, 'model_wrapper_cfg=None'])
+    code, out = _mim_two_processes(
+        str(tmp_path / 'own'), [*opts, 'model_wrapper_cfg=None'])
     assert code != 0
     assert 'model_wrapper_cfg.type=CPUDistributedDataParallel' in out
     assert 'device_ids and output_device arguments only work' in out

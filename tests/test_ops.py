@@ -20,9 +20,9 @@ import torch
 from mmseg_ssanet.features import HAS_CUSTOM_OP
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
 from tests.ops_cases import (DEVICES, HALF_TOLERANCE, OFFSET_GRAD_TOLERANCE,
-                             TRITON_DEVICE, fresh_python, on_devices,
-                             reference_and, runs_on)
+                             fresh_python, on_devices)
 from tests.ops_cases import random_inputs as _inputs
+from tests.ops_cases import reference_and, runs_on
 
 BACKEND_NAMES = ['cpp', 'triton', 'csr', 'reference']
 FAST_BACKENDS = ['cpp', 'triton', 'csr']
@@ -49,8 +49,7 @@ def _naive(q, k, v, o, kh, kw, dilation=1, scale=None):
     def bilinear(f, b, y, x):
         y0, x0 = int(torch.floor(y)), int(torch.floor(x))
         acc = torch.zeros(f.shape[1], dtype=f.dtype)
-        for yy, xx in ((y0, x0), (y0, x0 + 1), (y0 + 1, x0),
-                       (y0 + 1, x0 + 1)):
+        for yy, xx in ((y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)):
             if 0 <= yy < H and 0 <= xx < W:
                 wgt = (1 - abs(y - yy)) * (1 - abs(x - xx))
                 acc = acc + wgt * f[b, :, yy, xx]
@@ -75,11 +74,17 @@ def _naive(q, k, v, o, kh, kw, dilation=1, scale=None):
 
 
 @pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
-@pytest.mark.parametrize('kernel, dilation, scale', [
-    ((3, 3), 1, None), ((3, 5), 2, 0.5), ((1, 1), 1, None),
-    # non-square kernels, unequal dilation: a (rows, columns) swap anywhere
-    # fails these
-    ((3, 5), (1, 3), None), ((5, 3), (3, 1), 0.5)])
+@pytest.mark.parametrize(
+    'kernel, dilation, scale',
+    [
+        ((3, 3), 1, None),
+        ((3, 5), 2, 0.5),
+        ((1, 1), 1, None),
+        # non-square kernels, unequal dilation: a (rows, columns) swap anywhere
+        # fails these
+        ((3, 5), (1, 3), None),
+        ((5, 3), (3, 1), 0.5)
+    ])
 def test_matches_the_equations(backend, device, kernel, dilation, scale):
     K = kernel[0] * kernel[1]
     q, k, v, o = _inputs(B=2, H=4, W=5, K=K, offset_scale=1.5, device=device)
@@ -98,22 +103,25 @@ def test_offset_layout_is_mmcv_deform_conv(backend, device):
     # a bare GPU machine, tools/device_check.sh; mmcv's op on the CPU.)
     from mmcv.ops import deform_conv2d
     B, C, H, W, kh, kw, d = 2, 3, 7, 8, 3, 5, 2
-    _, k, v, o = (x.detach().float() for x in
-                  _inputs(B=B, C=C, H=H, W=W, K=kh * kw, dtype=torch.float32))
+    _, k, v, o = (
+        x.detach().float()
+        for x in _inputs(B=B, C=C, H=H, W=W, K=kh * kw, dtype=torch.float32))
     q = torch.zeros_like(k)
     weight = torch.eye(C)[:, :, None, None].expand(C, C, kh, kw) / (kh * kw)
     # positional: stride, padding, dilation (torch 2.1's Function.apply
     # takes no keywords)
     expected = deform_conv2d(v, o, weight.contiguous(), 1,
                              ((kh - 1) // 2 * d, (kw - 1) // 2 * d), d)
-    got = snl(*(x.to(device) for x in (q, k, v, o)), (kh, kw), d,
-              backend=backend)
+    got = snl(
+        *(x.to(device) for x in (q, k, v, o)), (kh, kw), d, backend=backend)
     torch.testing.assert_close(got.cpu(), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
-@pytest.mark.parametrize('shape', [dict(B=2, H=5, W=6), dict(B=1, H=3, W=4),
-                                   dict(B=1, H=1, W=1)])
+@pytest.mark.parametrize(
+    'shape', [dict(B=2, H=5, W=6),
+              dict(B=1, H=3, W=4),
+              dict(B=1, H=1, W=1)])
 def test_gradcheck_float64(backend, device, shape):
     # Offsets of scale 3 push many samples outside the map.
     q, k, v, o = _inputs(K=9, offset_scale=3.0, device=device, **shape)
@@ -127,8 +135,9 @@ def test_gradcheck_on_grid_lines_and_outside(backend, device):
     # bilinear interpolation has a kink, so only q, k, v are checked by
     # finite differences) and, at the border, outside the map.
     q, k, v, o = _inputs(K=9, device=device)
-    o = torch.randint(-4, 5, o.shape, generator=torch.Generator()
-                      .manual_seed(2)).double().to(device)
+    o = torch.randint(
+        -4, 5, o.shape,
+        generator=torch.Generator().manual_seed(2)).double().to(device)
     assert gradcheck(lambda q, k, v: snl(q, k, v, o, 3, backend=backend),
                      (q, k, v), backend, device)
 
@@ -142,14 +151,17 @@ def test_offset_grad_on_grid_lines_is_the_right_derivative(backend, device):
     # normalisation, which can round an integer t to t - 1e-16 and so take
     # the left side: only the fast backends are exact here.
     q, k, v, o = (x.detach() for x in _inputs(K=9, device=device))
-    o = torch.randint(-4, 5, o.shape, generator=torch.Generator()
-                      .manual_seed(2)).double().to(device)
+    o = torch.randint(
+        -4, 5, o.shape,
+        generator=torch.Generator().manual_seed(2)).double().to(device)
     o[:, ::3] += 0.5  # some on grid lines, not on pixels
     o.requires_grad_()
     out = snl(q, k, v, o, 3, backend=backend)
-    (grad,) = torch.autograd.grad(out.sin().sum(), o)
-    direction = torch.rand(o.shape, generator=torch.Generator().manual_seed(1),
-                           dtype=torch.float64).to(device)
+    (grad, ) = torch.autograd.grad(out.sin().sum(), o)
+    direction = torch.rand(
+        o.shape,
+        generator=torch.Generator().manual_seed(1),
+        dtype=torch.float64).to(device)
 
     def slope(eps):  # one-sided difference quotient, O(eps) off
         with torch.no_grad():
@@ -160,14 +172,21 @@ def test_offset_grad_on_grid_lines_is_the_right_derivative(backend, device):
     # plain quotient at eps 1e-7 can miss by up to 2e-4 relative: 2 of 300
     # unseeded random offsets did.)
     numeric = 2 * slope(5e-7) - slope(1e-6)
-    assert numeric == pytest.approx((grad * direction).sum().item(),
-                                    rel=1e-5)
+    assert numeric == pytest.approx((grad * direction).sum().item(), rel=1e-5)
 
 
 @pytest.mark.parametrize('backend, device', on_devices(FAST_BACKENDS))
 def test_fast_matches_reference_float32(backend, device):
-    q, k, v, o = _inputs(B=2, Cq=32, C=48, H=13, W=17, K=49,
-                         dtype=torch.float32, offset_scale=4.0, device=device)
+    q, k, v, o = _inputs(
+        B=2,
+        Cq=32,
+        C=48,
+        H=13,
+        W=17,
+        K=49,
+        dtype=torch.float32,
+        offset_scale=4.0,
+        device=device)
     outs, grads = [], []
     for backend in ('reference', backend):
         out = snl(q, k, v, o, 7, 2, backend=backend)
@@ -188,9 +207,9 @@ def test_one_point_kernel_without_offset_is_identity(backend, device):
 
 @pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
 def test_autocast_bf16_large_inputs_stay_finite(backend, device):
-    q, k, v, o = (x.detach().float() for x in
-                  _inputs(Cq=64, C=16, H=8, W=8, K=9, dtype=torch.float32,
-                          device=device))
+    q, k, v, o = (
+        x.detach().float() for x in _inputs(
+            Cq=64, C=16, H=8, W=8, K=9, dtype=torch.float32, device=device))
     q, k, v = q * 100, k * 100, v * 100
     expected = snl(q, k, v, o, 3, backend=backend)
     with torch.autocast(device, dtype=torch.bfloat16):
@@ -207,8 +226,9 @@ def test_autocast_bf16_large_inputs_stay_finite(backend, device):
 
 @pytest.mark.parametrize('backend, device', on_devices(BACKEND_NAMES))
 def test_torch_compile_matches_eager(backend, device):
-    q, k, v, o = (x.detach().float().requires_grad_() for x in
-                  _inputs(H=6, W=7, K=9, dtype=torch.float32, device=device))
+    q, k, v, o = (
+        x.detach().float().requires_grad_()
+        for x in _inputs(H=6, W=7, K=9, dtype=torch.float32, device=device))
     torch._dynamo.reset()
     fn = torch.compile(lambda *x: snl(*x, 3, 1, backend=backend))
     compiled = fn(q, k, v, o)
@@ -225,7 +245,8 @@ FUSED_OPS = {'cpp': 'snl_cpu', 'triton': 'snl_triton'}
 # older torch runs them through autograd.Function (test_features.py), and
 # torch.compile then breaks the graph there (docs/installation.md).
 needs_custom_op = pytest.mark.skipif(
-    not HAS_CUSTOM_OP, reason='torch.library.custom_op (torch >= 2.4) is '
+    not HAS_CUSTOM_OP,
+    reason='torch.library.custom_op (torch >= 2.4) is '
     'needed to register the kernels as torch ops')
 
 
@@ -237,19 +258,19 @@ def test_fused_op_compiles_with_no_graph_break(backend, device):
     # formula: dynamo traces the front end, the op and its backward in one
     # graph (fullgraph=True fails on any break), and the result is the
     # eager one.
-    q, k, v, o = (x.detach().float().requires_grad_() for x in
-                  _inputs(H=6, W=7, K=9, dtype=torch.float32, device=device))
+    q, k, v, o = (
+        x.detach().float().requires_grad_()
+        for x in _inputs(H=6, W=7, K=9, dtype=torch.float32, device=device))
     torch._dynamo.reset()
-    fn = torch.compile(lambda *x: snl(*x, 3, 1, scale=0.5, backend=backend),
-                       fullgraph=True)
+    fn = torch.compile(
+        lambda *x: snl(*x, 3, 1, scale=0.5, backend=backend), fullgraph=True)
     compiled = fn(q, k, v, o)
     eager = snl(q, k, v, o, 3, 1, scale=0.5, backend=backend)
     torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
     weights = torch.randn_like(eager)
-    for a, b in zip(torch.autograd.grad((compiled * weights).sum(),
-                                        (q, k, v, o)),
-                    torch.autograd.grad((eager * weights).sum(),
-                                        (q, k, v, o))):
+    for a, b in zip(
+            torch.autograd.grad((compiled * weights).sum(), (q, k, v, o)),
+            torch.autograd.grad((eager * weights).sum(), (q, k, v, o))):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
@@ -259,15 +280,17 @@ def test_fused_op_passes_opcheck(backend, device):
     # torch.library's own checks: schema, fake implementation against the
     # real one (shapes and strides), autograd registration, AOT dispatch.
     op = getattr(torch.ops.mmseg_ssanet, FUSED_OPS[backend])
-    q, k, v, o = (x.detach().contiguous(memory_format=torch.channels_last)
-                  .requires_grad_() for x in _inputs(H=5, W=6, K=9,
-                                                     device=device))
+    q, k, v, o = (
+        x.detach().contiguous(
+            memory_format=torch.channels_last).requires_grad_()
+        for x in _inputs(H=5, W=6, K=9, device=device))
     torch.library.opcheck(op, (q, k, v, o, [3, 3], [1, 1], 0.7))
 
 
 @needs_custom_op
 @pytest.mark.parametrize('backend, device', on_devices(FUSED_OPS))
 def test_fused_op_exports(backend, device):
+
     class Attention(torch.nn.Module):
 
         def forward(self, q, k, v, o):
@@ -306,8 +329,8 @@ def _bad(**override):
     (dict(query=[1.0]), TypeError, 'query must be a torch.Tensor'),
     (dict(scale='big'), TypeError, 'scale must be a number'),
     (dict(backend='cuda_magic'), ValueError, 'unknown backend'),
-    (dict(query=torch.zeros(2, 4, 6, 7, dtype=torch.float64,
-                            device='meta')), ValueError,
+    (dict(query=torch.zeros(2, 4, 6, 7, dtype=torch.float64, device='meta')),
+     ValueError,
      'inputs are on different devices: query on meta, value on cpu'),
 ])
 def test_bad_input_is_named(override, error, match):
@@ -330,8 +353,8 @@ def test_backends_refuse_the_devices_they_do_not_run_on(monkeypatch):
                if not runs_on(b, d)]
     for backend, device in refused:
         q, k, v, o = (x.detach() for x in _inputs(K=9, device=device))
-        with pytest.raises(RuntimeError,
-                           match=f"backend '{backend}' cannot run here"):
+        with pytest.raises(
+                RuntimeError, match=f"backend '{backend}' cannot run here"):
             snl(q, k, v, o, 3, backend=backend)
     assert ('cpp', 'cuda') in refused or 'cuda' not in DEVICES
 
@@ -360,7 +383,7 @@ import sys, warnings
 class NoKernel:  # as if the extension was never built
     def find_spec(self, name, path=None, target=None):
         if name == 'mmseg_ssanet.ops._C':
-            raise ModuleNotFoundError('No module named ' + repr(name), name=name)
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
 sys.meta_path.insert(0, NoKernel())
 import torch
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
@@ -400,7 +423,7 @@ import sys
 class NoOpenMMLab:  # as on a machine with torch alone
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in ('mmcv', 'mmengine', 'mmseg'):
-            raise ModuleNotFoundError('No module named ' + repr(name), name=name)
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
 sys.meta_path.insert(0, NoOpenMMLab())
 import torch
 import mmseg_ssanet
@@ -431,13 +454,13 @@ def test_operator_works_with_torch_alone():
 def test_odd_grid_dilated_far_offsets_match_reference(backend, device):
     # The paper's 9x11 grid (K = 99) at dilation 2; some offsets push
     # points far outside the map, some put them on integer grid lines.
-    q, k, v, o = _inputs(B=2, Cq=5, C=6, H=7, W=9, K=99, offset_scale=3.0,
-                         device=device)
+    q, k, v, o = _inputs(
+        B=2, Cq=5, C=6, H=7, W=9, K=99, offset_scale=3.0, device=device)
     o = o.detach()
     o[0, :40] = 1e4
-    o[1, 40:80] = torch.randint(-3, 4, o[1, 40:80].shape,
-                                generator=torch.Generator().manual_seed(2)
-                                ).double()
+    o[1, 40:80] = torch.randint(
+        -3, 4, o[1, 40:80].shape,
+        generator=torch.Generator().manual_seed(2)).double()
     ref, got = reference_and(backend, q, k, v, o, (9, 11), 2, 0.4)
     for a, b in zip(got[:4], ref[:4]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
@@ -445,25 +468,25 @@ def test_odd_grid_dilated_far_offsets_match_reference(backend, device):
     # derivative (see test_offset_grad_on_grid_lines_...): compare the
     # offset gradient elsewhere.
     smooth = o != o.round()
-    torch.testing.assert_close(got[4][smooth], ref[4][smooth], rtol=1e-9,
-                               atol=1e-9)
+    torch.testing.assert_close(
+        got[4][smooth], ref[4][smooth], rtol=1e-9, atol=1e-9)
 
 
 def _nonfinite_pixels(backend, device, which, bad, grad_out_bad=False):
     """Which pixels of the output and of each gradient hold a NaN or an
     infinity when one pixel of ``which`` (0 query, 1 key, 2 value) holds
     ``bad`` in every channel, or when grad_out does."""
-    q, k, v, o = (x.detach() for x in _inputs(B=2, Cq=4, C=5, H=9, W=11,
-                                             K=9, offset_scale=1.5,
-                                             device=device))
+    q, k, v, o = (
+        x.detach() for x in _inputs(
+            B=2, Cq=4, C=5, H=9, W=11, K=9, offset_scale=1.5, device=device))
     inputs = [q, k, v, o]
     if which is not None:
         inputs[which] = inputs[which].clone()
         inputs[which][1, :, 4, 5] = bad
     inputs = [x.requires_grad_() for x in inputs]
     out = snl(*inputs, 3, backend=backend)
-    weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype,
-                            device=out.device).view_as(out)
+    weight = torch.linspace(
+        -1, 1, out.numel(), dtype=out.dtype, device=out.device).view_as(out)
     if grad_out_bad:
         weight[1, :, 4, 5] = bad
     grads = torch.autograd.grad(out, inputs, weight)
@@ -488,10 +511,9 @@ def test_nonfinite_inputs_reach_the_queries_that_sample_them(
     # NaN query or grad_out row to the key / value gradients of the whole
     # tile window.
     if which == 'grad_out':
-        got = _nonfinite_pixels(backend, device, None, bad,
-                                grad_out_bad=True)
-        want = _nonfinite_pixels('reference', 'cpu', None, bad,
-                                 grad_out_bad=True)
+        got = _nonfinite_pixels(backend, device, None, bad, grad_out_bad=True)
+        want = _nonfinite_pixels(
+            'reference', 'cpu', None, bad, grad_out_bad=True)
     else:
         got = _nonfinite_pixels(backend, device, which, bad)
         want = _nonfinite_pixels('reference', 'cpu', which, bad)
@@ -506,10 +528,10 @@ def test_affinity_is_what_the_attention_weighs_with():
     # output must be exactly those weights times the values sampled
     # there (bilinear written out, as in _naive), on the same inputs.
     from mmseg_ssanet.ops import sparse_nonlocal_affinity
-    q, k, v, o = (x.detach() for x in _inputs(B=2, H=5, W=6, K=15,
-                                             offset_scale=1.5))
-    t_y, t_x, weight = sparse_nonlocal_affinity(q, k, o, (3, 5), (2, 1),
-                                                scale=0.5)
+    q, k, v, o = (
+        x.detach() for x in _inputs(B=2, H=5, W=6, K=15, offset_scale=1.5))
+    t_y, t_x, weight = sparse_nonlocal_affinity(
+        q, k, o, (3, 5), (2, 1), scale=0.5)
     B, C, H, W = v.shape
     y0, x0 = t_y.floor(), t_x.floor()
     expected = torch.zeros_like(v)
@@ -520,20 +542,20 @@ def test_affinity_is_what_the_attention_weighs_with():
             inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
             flat = (yy.clamp(0, H - 1) * W + xx.clamp(0, W - 1)).long()
             sampled = torch.gather(
-                v.flatten(2).unsqueeze(2).expand(-1, -1, flat.shape[1], -1),
-                3, flat.flatten(2).unsqueeze(1).expand(-1, C, -1, -1))
+                v.flatten(2).unsqueeze(2).expand(-1, -1, flat.shape[1], -1), 3,
+                flat.flatten(2).unsqueeze(1).expand(-1, C, -1, -1))
             expected += (weight * corner * inside).flatten(2).unsqueeze(1) \
                 .mul(sampled).sum(2).view(B, C, H, W)
-    assert torch.allclose(weight.sum(1), torch.ones(B, H, W,
-                                                    dtype=weight.dtype))
+    assert torch.allclose(
+        weight.sum(1), torch.ones(B, H, W, dtype=weight.dtype))
     from tests.conftest import triton_cannot_run_here
     for backend in BACKEND_NAMES:
-        if not runs_on(backend, 'cpu') or (backend == 'triton' and
-                                           triton_cannot_run_here()):
+        if not runs_on(backend, 'cpu') or (backend == 'triton'
+                                           and triton_cannot_run_here()):
             continue  # (its refusal is tested elsewhere)
         got = snl(q, k, v, o, (3, 5), (2, 1), scale=0.5, backend=backend)
-        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10,
-                                   msg=backend)
+        torch.testing.assert_close(
+            got, expected, rtol=1e-10, atol=1e-10, msg=backend)
 
 
 def _grid_sample_has_double_backward():
@@ -557,30 +579,31 @@ def test_second_derivatives_on_reference_refused_elsewhere(backend, device):
     # backend computes its first derivatives as asked and refuses the
     # second (csr once gave None for q, k, v and part of the offset's,
     # silently; cpp and triton a torch error naming no way out).
-    q, k, v, o = _inputs(B=1, Cq=2, C=3, H=3, W=4, K=9, offset_scale=1.5,
-                         device=device)
+    q, k, v, o = _inputs(
+        B=1, Cq=2, C=3, H=3, W=4, K=9, offset_scale=1.5, device=device)
     if backend == 'reference':
         if not _grid_sample_has_double_backward():
             # torch 2.1: its own error, naming grid_sample's backward
-            first = torch.autograd.grad(snl(q, k, v, o, 3, backend=backend)
-                                        .square().sum(), v,
-                                        create_graph=True)[0]
+            first = torch.autograd.grad(
+                snl(q, k, v, o, 3, backend=backend).square().sum(),
+                v,
+                create_graph=True)[0]
             with pytest.raises(RuntimeError, match='grid_sampler_2d_backward'):
                 torch.autograd.grad(first.square().sum(), o)
             return
         assert torch.autograd.gradgradcheck(
             lambda *x: snl(*x, 3, backend=backend), (q, k, v, o))
         return
-    want = torch.autograd.grad(snl(q, k, v, o, 3, backend='reference')
-                               .square().sum(), (q, k, v, o))
+    want = torch.autograd.grad(
+        snl(q, k, v, o, 3, backend='reference').square().sum(), (q, k, v, o))
     for which, x in enumerate((q, k, v, o)):
         out = snl(q, k, v, o, 3, backend=backend)
-        first, = torch.autograd.grad(out.square().sum(), x,
-                                     create_graph=True)
-        torch.testing.assert_close(first, want[which], rtol=1e-9,
-                                   atol=1e-9)
-        with pytest.raises(RuntimeError, match=f"backend '{backend}' has no "
-                           "double backward.*backend='reference' has one"):
+        first, = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+        torch.testing.assert_close(first, want[which], rtol=1e-9, atol=1e-9)
+        with pytest.raises(
+                RuntimeError,
+                match=f"backend '{backend}' has no "
+                "double backward.*backend='reference' has one"):
             torch.autograd.grad(first.square().sum(), x)
 
 
@@ -595,8 +618,8 @@ def test_forward_mode_ad_is_refused(backend, device):
             inputs = [q, k, v, o]
             inputs[which] = make_dual(inputs[which],
                                       torch.ones_like(inputs[which]))
-            with pytest.raises(NotImplementedError,
-                               match='no forward-mode AD'):
+            with pytest.raises(
+                    NotImplementedError, match='no forward-mode AD'):
                 snl(*inputs, 3, backend=backend)
 
 
@@ -614,7 +637,8 @@ def _equation_corners(offset, H, W):
                     ty = i + n // 3 - 1 + offset[b, 2 * n, i, j].item()
                     tx = j + n % 3 - 1 + offset[b, 2 * n + 1, i, j].item()
                     y0, x0 = math.floor(ty), math.floor(tx)
-                    pixels |= {(b, y, x) for y in (y0, y0 + 1)
+                    pixels |= {(b, y, x)
+                               for y in (y0, y0 + 1)
                                for x in (x0, x0 + 1)
                                if 0 <= y < H and 0 <= x < W}
                 named[b, i, j] = pixels
@@ -622,8 +646,8 @@ def _equation_corners(offset, H, W):
 
 
 @pytest.mark.parametrize('backend, device', on_devices(FAST_BACKENDS))
-def test_nan_on_grid_lines_reaches_the_corners_the_equations_name(backend,
-                                                                  device):
+def test_nan_on_grid_lines_reaches_the_corners_the_equations_name(
+        backend, device):
     # Integer offsets put points on pixels: one corner of weight 1, the
     # others of weight 0. The rule (docs/operator.md): a NaN key pixel
     # makes NaN the queries that name it among their corners (weight 0
@@ -632,10 +656,9 @@ def test_nan_on_grid_lines_reaches_the_corners_the_equations_name(backend,
     # the clamped border pixel it stored them at). reference differs here
     # only by grid_sample's rounding of integer positions.
     H, W = 9, 11
-    q, k, v, o = (x.detach() for x in _inputs(B=2, Cq=4, C=5, H=H, W=W,
-                                             K=9))
-    o = torch.randint(-3, 4, o.shape,
-                      generator=torch.Generator().manual_seed(1)).double()
+    q, k, v, o = (x.detach() for x in _inputs(B=2, Cq=4, C=5, H=H, W=W, K=9))
+    o = torch.randint(
+        -3, 4, o.shape, generator=torch.Generator().manual_seed(1)).double()
     named = _equation_corners(o, H, W)
     for pixel in ((0, 4, 5), (1, 0, 0), (1, 8, 10), (0, 0, 7)):
         k_bad = k.clone()
@@ -647,8 +670,11 @@ def test_nan_on_grid_lines_reaches_the_corners_the_equations_name(backend,
         grads = torch.autograd.grad(out.sum(), xs)
 
         def nan_pixels(t):
-            return {tuple(p) for p in
-                    (~torch.isfinite(t)).any(1).nonzero().tolist()}
+            return {
+                tuple(p)
+                for p in (~torch.isfinite(t)).any(1).nonzero().tolist()
+            }
+
         assert nan_pixels(out) == nan_queries, pixel
         assert nan_pixels(grads[1]) == want_grads, pixel
         assert nan_pixels(grads[2]) == want_grads, pixel
@@ -663,13 +689,18 @@ def test_half_precision_values_and_gradients(backend, device, dtype):
     # once took the softmax backward's Delta = <grad_out, out> from the
     # output rounded to bf16: query, key and offset gradients up to 2e-2
     # off, the offset's 4e-3 here.)
-    q, k, v, o = (x.detach() for x in _inputs(Cq=16, C=8, H=6, W=7, K=9,
-                                             device=device))
+    q, k, v, o = (
+        x.detach() for x in _inputs(Cq=16, C=8, H=6, W=7, K=9, device=device))
     half = [x.to(dtype).requires_grad_() for x in (q, k, v)]
     half.append(o.float().requires_grad_())
     exact = [x.detach().double().requires_grad_() for x in half]
-    weight = torch.randn(2, 8, 6, 7, dtype=torch.float64,
-                         generator=torch.Generator().manual_seed(3))
+    weight = torch.randn(
+        2,
+        8,
+        6,
+        7,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(3))
     weight = weight.to(dtype).double().to(device)
     got = snl(*half, 3, backend=backend)
     want = snl(*exact, 3, backend='reference')

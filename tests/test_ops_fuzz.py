@@ -37,8 +37,11 @@ EXPLORE = os.environ.get('SSANET_FUZZ_EXPLORE')
 # (sampling points B*N*K, sampled elements B*N*K*(Cq + C)) per example:
 # the float64 reference materialises the latter; Triton's interpreter
 # runs a kernel in numpy, so it gets smaller problems.
-BUDGETS = {'cpp': (300_000, 3_000_000), 'csr': (300_000, 3_000_000),
-           'triton': (800, 40_000)}
+BUDGETS = {
+    'cpp': (300_000, 3_000_000),
+    'csr': (300_000, 3_000_000),
+    'triton': (800, 40_000)
+}
 BACKEND_NAMES = ['cpp', 'triton', 'csr', 'reference']
 
 
@@ -75,13 +78,22 @@ def cases(draw, backend):
     poison = None
     if offsets in ('small', 'spread') and draw(st.booleans()):
         poison = (draw(st.sampled_from(ops_cases.POISONED)),
-                  draw(st.sampled_from(['nan', 'inf', '-inf'])),
-                  draw(st.integers(1, 3)))
+                  draw(st.sampled_from(['nan', 'inf',
+                                        '-inf'])), draw(st.integers(1, 3)))
     return dict(
-        backend=backend, dtype=draw(st.sampled_from(['float64', 'float32'])),
-        B=B, Cq=Cq, C=C, H=H, W=W, kh=kh, kw=kw,
-        dh=draw(st.integers(1, 3)), dw=draw(st.integers(1, 3)),
-        offsets=offsets, poison=poison,
+        backend=backend,
+        dtype=draw(st.sampled_from(['float64', 'float32'])),
+        B=B,
+        Cq=Cq,
+        C=C,
+        H=H,
+        W=W,
+        kh=kh,
+        kw=kw,
+        dh=draw(st.integers(1, 3)),
+        dw=draw(st.integers(1, 3)),
+        offsets=offsets,
+        poison=poison,
         layout=draw(st.sampled_from(ops_cases.LAYOUTS)),
         scale=draw(st.sampled_from([None, 0.5])),
         seed=draw(st.integers(0, 2**31 - 1)))
@@ -95,12 +107,13 @@ def _fuzz(isolated, case):
     assert not problems, f'{case}: ' + '; '.join(problems)
 
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                derandomize=not EXPLORE, print_blob=True,
-                database=DirectoryBasedExampleDatabase(EXPLORE) if EXPLORE
-                else None,
-                suppress_health_check=[HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not EXPLORE,
+    print_blob=True,
+    database=DirectoryBasedExampleDatabase(EXPLORE) if EXPLORE else None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @FUZZ
@@ -127,16 +140,42 @@ FOUND = {
     # csr: an infinite key met with weight > 0 (logit -inf, probability 0)
     # made NaN the gradient of every offset of those queries, through the
     # guard of non-finite positions it then kept in the weights
-    'infinite-key-csr': dict(
-        dtype='float64', B=1, Cq=1, C=1, H=48, W=1, kh=1, kw=2, dh=1, dw=1,
-        offsets='small', poison=('key', 'inf', 2), layout='contiguous',
-        scale=None, seed=0),
+    'infinite-key-csr':
+    dict(
+        dtype='float64',
+        B=1,
+        Cq=1,
+        C=1,
+        H=48,
+        W=1,
+        kh=1,
+        kw=2,
+        dh=1,
+        dw=1,
+        offsets='small',
+        poison=('key', 'inf', 2),
+        layout='contiguous',
+        scale=None,
+        seed=0),
     # cpp: a NaN query row reached the key gradient of a pixel its query
     # does not sample (the tile's scatter: 0 * NaN)
-    'nan-query-cpp': dict(
-        dtype='float64', B=1, Cq=1, C=2, H=1, W=2, kh=1, kw=1, dh=1, dw=1,
-        offsets='small', poison=('query', 'nan', 1), layout='contiguous',
-        scale=None, seed=0),
+    'nan-query-cpp':
+    dict(
+        dtype='float64',
+        B=1,
+        Cq=1,
+        C=2,
+        H=1,
+        W=2,
+        kh=1,
+        kw=1,
+        dh=1,
+        dw=1,
+        offsets='small',
+        poison=('query', 'nan', 1),
+        layout='contiguous',
+        scale=None,
+        seed=0),
 }
 
 
@@ -149,8 +188,10 @@ def test_what_the_fuzz_found_stays_fixed(isolated, found, backend):
 def test_a_crash_in_the_worker_is_reported_not_fatal(isolated):
     # What the fuzz relies on: a dying worker fails the call with the
     # signal, and the next call gets a fresh worker.
-    with pytest.raises(ChildCrashed, match='(?s)killed by SIGABRT.*\n'
-                       '==1==ERROR: AddressSanitizer'):
+    with pytest.raises(
+            ChildCrashed,
+            match='(?s)killed by SIGABRT.*\n'
+            '==1==ERROR: AddressSanitizer'):
         isolated(stderr_then_abort, '==1==ERROR: AddressSanitizer: (test)')
     assert isolated(math.sqrt, 4.0) == 2.0
 
@@ -165,8 +206,8 @@ def test_a_crash_in_the_worker_is_reported_not_fatal(isolated):
     (1, 4, 4, 96, 96, (3, 3)),
 ])
 @pytest.mark.parametrize('dtype', ['float32', 'float64'])
-def test_spread_offsets_do_not_corrupt_memory(isolated, B, Cq, C, H, W,
-                                              kernel, dtype):
+def test_spread_offsets_do_not_corrupt_memory(isolated, B, Cq, C, H, W, kernel,
+                                              dtype):
     error = isolated(ops_cases.spread_call, B, Cq, C, H, W, kernel, dtype)
     assert error < (1e-4 if dtype == 'float32' else 1e-10)
 
@@ -177,8 +218,8 @@ def test_spread_offsets_do_not_corrupt_memory(isolated, B, Cq, C, H, W,
 def test_empty_inputs_give_empty_outputs_and_zero_gradients(
         isolated, backend, shape):
     # W = 0 then backward: a division by zero killed the process (SIGFPE).
-    out_shape, grad_shapes, zeros, finite = isolated(
-        ops_cases.empty_call, backend, shape, 4)
+    out_shape, grad_shapes, zeros, finite = isolated(ops_cases.empty_call,
+                                                     backend, shape, 4)
     B, C, H, W = shape
     assert out_shape == shape
     assert grad_shapes == [(B, 4, H, W), (B, 4, H, W), shape, (B, 18, H, W)]
@@ -207,11 +248,15 @@ def test_no_query_channels_average_the_samples(backend):
     v = torch.randn(1, 3, 5, 6, dtype=torch.float64)
     q = v.new_zeros(1, 0, 5, 6)
     o = torch.randn(1, 18, 5, 6, dtype=torch.float64)
-    expected = snl(torch.zeros(1, 1, 5, 6, dtype=torch.float64),
-                   torch.zeros(1, 1, 5, 6, dtype=torch.float64), v, o, 3,
-                   backend='reference')
-    torch.testing.assert_close(snl(q, q, v, o, 3, backend=backend),
-                               expected, rtol=1e-10, atol=1e-10)
+    expected = snl(
+        torch.zeros(1, 1, 5, 6, dtype=torch.float64),
+        torch.zeros(1, 1, 5, 6, dtype=torch.float64),
+        v,
+        o,
+        3,
+        backend='reference')
+    torch.testing.assert_close(
+        snl(q, q, v, o, 3, backend=backend), expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize('backend', BACKEND_NAMES)
@@ -220,8 +265,9 @@ def test_non_finite_offsets_make_their_queries_nan(backend, bad):
     # Silently dropping the point (the cpp kernel did) would hide a
     # diverging run: the query's output and its gradients must be NaN.
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
-               for _ in range(3))
+    q, k, v = (
+        torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
+        for _ in range(3))
     o = torch.randn(2, 18, 5, 6, generator=g, dtype=torch.float64)
     o[0, 4, 2, 3] = bad  # point 2 of query (0, 2, 3), its dy
     o[1, 17, 4, 0] = bad  # point 8 of query (1, 4, 0), its dx
@@ -238,8 +284,10 @@ def test_non_finite_offsets_make_their_queries_nan(backend, bad):
     # other queries: as if the affected ones were not there
     clean = o.detach().clone()
     clean[0, 4, 2, 3] = clean[1, 17, 4, 0] = 0.0
-    expected = snl(q.detach(), k.detach(), v.detach(), clean, 3,
-                   backend='reference')
-    torch.testing.assert_close(out.detach()[~affected[:, None].expand_as(out)],
-                               expected[~affected[:, None].expand_as(out)],
-                               rtol=1e-10, atol=1e-10)
+    expected = snl(
+        q.detach(), k.detach(), v.detach(), clean, 3, backend='reference')
+    torch.testing.assert_close(
+        out.detach()[~affected[:, None].expand_as(out)],
+        expected[~affected[:, None].expand_as(out)],
+        rtol=1e-10,
+        atol=1e-10)

@@ -51,12 +51,19 @@ print('LOADED', ref, len(loaded))
 '''
 
 
-@pytest.mark.parametrize('config', ['configs/ssanet_r101_cityscapes.py',
-                                    'configs/ssanet_mobilenetv2_cityscapes.py'])
+@pytest.mark.parametrize('config', [
+    'configs/ssanet_r101_cityscapes.py',
+    'configs/ssanet_mobilenetv2_cityscapes.py'
+])
 def test_pretrained_backbone_loads_through_init_cfg(tmp_path, config):
     env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch_home'))
-    proc = subprocess.run([sys.executable, '-c', SCRIPT,
-                           osp.join(ROOT, config), env['TORCH_HOME']],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run([
+        sys.executable, '-c', SCRIPT,
+        osp.join(ROOT, config), env['TORCH_HOME']
+    ],
+                          capture_output=True,
+                          text=True,
+                          env=env,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert 'LOADED' in proc.stdout

@@ -8,7 +8,6 @@ import torch
 
 from mmseg_ssanet.features import load_trusted
 from mmseg_ssanet.utils.checkpoint_globals import mmengine_checkpoint_globals
-
 from .conftest import run_cli, training_like_checkpoint
 
 PLAIN_LOAD = r'''
@@ -29,15 +28,18 @@ def test_published_checkpoint_loads_without_the_plugin(tmp_path):
     ckpt['meta'].update(seed=np.int64(7), mean=np.array([1.5, 2.5]))
     torch.save(ckpt, src)
 
-    code, log = run_cli(['python', 'tools/misc/publish_model.py', src,
-                         str(tmp_path / 'ssanet.pth')])
+    code, log = run_cli([
+        'python', 'tools/misc/publish_model.py', src,
+        str(tmp_path / 'ssanet.pth')
+    ])
     assert code == 0, log[-2000:]
     (final, ) = re.findall(r'published (\S+ssanet-[0-9a-f]{8}\.pth)', log)
     from mmseg_ssanet.utils.publish import sha256_of
     assert final.endswith(f'-{sha256_of(final)[:8]}.pth')
 
     proc = subprocess.run([sys.executable, '-c', PLAIN_LOAD, final],
-                          capture_output=True, text=True)
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     assert "KEYS ['meta', 'state_dict'] ['dataset_meta', 'iter', 'mean', " \
            "'seed']" in proc.stdout  # no optimizer, schedulers, message hub
@@ -48,6 +50,9 @@ def test_published_checkpoint_loads_without_the_plugin(tmp_path):
 
 
 def test_publish_names_a_missing_file(tmp_path):
-    code, log = run_cli(['python', 'tools/misc/publish_model.py',
-                         str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth')])
+    code, log = run_cli([
+        'python', 'tools/misc/publish_model.py',
+        str(tmp_path / 'nope.pth'),
+        str(tmp_path / 'x.pth')
+    ])
     assert code != 0 and 'does not exist' in log

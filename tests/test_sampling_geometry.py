@@ -29,8 +29,8 @@ def _problem(seed=0):
     # point j of image j: a fractional offset, some corners off the map
     offset = torch.full((K, K, 2, H, W), 1e4, dtype=torch.float64)
     for j in range(K):
-        offset[j, j] = torch.randn(2, H, W, generator=g,
-                                   dtype=torch.float64) * 2.5
+        offset[j, j] = torch.randn(
+            2, H, W, generator=g, dtype=torch.float64) * 2.5
     offset = offset.view(K, 2 * K, H, W)
     ys = torch.arange(H, dtype=torch.float64).view(H, 1).expand(H, W)
     xs = torch.arange(W, dtype=torch.float64).view(1, W).expand(H, W)
@@ -73,9 +73,14 @@ def test_backend_samples_where_the_python_geometry_says(backend):
     if reason:
         pytest.fail(f'{backend} must run in the test suite: {reason}')
     zeros, value, offset = _problem()
-    out = sparse_nonlocal_attention(zeros, zeros, value, offset,
-                                    kernel_size=KERNEL, dilation=DILATION,
-                                    backend=backend)
+    out = sparse_nonlocal_attention(
+        zeros,
+        zeros,
+        value,
+        offset,
+        kernel_size=KERNEL,
+        dilation=DILATION,
+        backend=backend)
     K = KERNEL[0] * KERNEL[1]
     expected = _expected(offset)
     # the case is not degenerate: partly-off-map points and interior ones

@@ -10,9 +10,10 @@ from mmseg_ssanet.models.blocks import kernel_size_for
 from mmseg_ssanet.ops import sparse_nonlocal_attention
 
 
-@pytest.mark.parametrize('num_samples, grid', [
-    (9, (3, 3)), (49, (7, 7)), (81, (9, 9)), (99, (9, 11)), (121, (11, 11)),
-    (1, (1, 1)), (15, (3, 5))])
+@pytest.mark.parametrize('num_samples, grid', [(9, (3, 3)), (49, (7, 7)),
+                                               (81, (9, 9)), (99, (9, 11)),
+                                               (121, (11, 11)), (1, (1, 1)),
+                                               (15, (3, 5))])
 def test_paper_sampling_numbers(num_samples, grid):
     assert kernel_size_for(num_samples) == grid
     block = SparseNonLocal2d(16, num_samples=num_samples)
@@ -22,9 +23,10 @@ def test_paper_sampling_numbers(num_samples, grid):
     assert block(x).shape == x.shape
 
 
-@pytest.mark.parametrize('num_samples, suggestion', [
-    (50, '49 (7x7) or 63 (7x9)'), (10, '9 (3x3) or 15 (3x5)'),
-    (100, '99 (9x11) or 121 (11x11)')])
+@pytest.mark.parametrize('num_samples, suggestion',
+                         [(50, '49 (7x7) or 63 (7x9)'),
+                          (10, '9 (3x3) or 15 (3x5)'),
+                          (100, '99 (9x11) or 121 (11x11)')])
 def test_bad_sampling_number_suggests_one(num_samples, suggestion):
     with pytest.raises(ValueError) as err:
         SparseNonLocal2d(16, num_samples=num_samples)
@@ -46,9 +48,14 @@ def test_bad_config_is_refused_at_construction(kwargs, error, match):
 
 
 def test_registered_and_built_from_config():
-    block = MODELS.build(dict(type='SparseNonLocal2d', in_channels=32,
-                              reduction=4, num_samples=49, dilation=2,
-                              norm_cfg=dict(type='BN')))
+    block = MODELS.build(
+        dict(
+            type='SparseNonLocal2d',
+            in_channels=32,
+            reduction=4,
+            num_samples=49,
+            dilation=2,
+            norm_cfg=dict(type='BN')))
     assert isinstance(block, SparseNonLocal2d)
     assert block.theta.conv.out_channels == 8
     assert block.g.conv.out_channels == 32  # g keeps C channels (paper)
@@ -60,11 +67,14 @@ def test_forward_is_eq_7():
     block = SparseNonLocal2d(8, num_samples=9).eval()
     torch.nn.init.normal_(block.offset.conv.weight, std=0.5)
     x = torch.randn(2, 8, 7, 6)
-    y = sparse_nonlocal_attention(block.theta(x), block.phi(x), block.g(x),
-                                  block.offset(x), (3, 3),
-                                  backend='reference')
-    torch.testing.assert_close(block(x), x + block.gamma(y), rtol=1e-5,
-                               atol=1e-5)
+    y = sparse_nonlocal_attention(
+        block.theta(x),
+        block.phi(x),
+        block.g(x),
+        block.offset(x), (3, 3),
+        backend='reference')
+    torch.testing.assert_close(
+        block(x), x + block.gamma(y), rtol=1e-5, atol=1e-5)
 
 
 def test_offsets_start_at_zero_and_learn():
@@ -84,16 +94,20 @@ def test_zeros_init_makes_identity():
 
 def test_wrong_input_channels_named():
     block = SparseNonLocal2d(8, num_samples=9)
-    with pytest.raises(ValueError, match=r'expects \[B, 8, H, W\] input, '
-                       r'got shape \(1, 7, 5, 5\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'expects \[B, 8, H, W\] input, '
+            r'got shape \(1, 7, 5, 5\)'):
         block(torch.randn(1, 7, 5, 5))
 
 
 @pytest.mark.parametrize('backend', ['cpp', 'triton', 'csr'])
 def test_block_backends_agree_with_reference(backend):
     torch.manual_seed(0)
-    blocks = [SparseNonLocal2d(8, num_samples=9, backend=b).double()
-              for b in ('reference', backend)]
+    blocks = [
+        SparseNonLocal2d(8, num_samples=9, backend=b).double()
+        for b in ('reference', backend)
+    ]
     blocks[1].load_state_dict(blocks[0].state_dict())
     torch.nn.init.normal_(blocks[0].offset.conv.weight, std=0.5)
     blocks[1].offset.conv.weight.data.copy_(blocks[0].offset.conv.weight)
@@ -116,8 +130,10 @@ def test_block_default_backend_follows_the_device():
     assert resolve_backend(block.backend, torch.device('cpu')) == 'cpp'
 
 
-@pytest.mark.skipif(not HAS_CUSTOM_OP, reason='torch.library.custom_op '
-                    '(torch >= 2.4) is needed to trace through the kernel')
+@pytest.mark.skipif(
+    not HAS_CUSTOM_OP,
+    reason='torch.library.custom_op '
+    '(torch >= 2.4) is needed to trace through the kernel')
 def test_block_compiles_with_no_graph_break_on_cpu():
     # The whole block (mmcv's convs, the offset branch, the SNL op on the
     # default cpp kernel, the residual) in one graph, forward and backward.
@@ -131,8 +147,8 @@ def test_block_compiles_with_no_graph_break_on_cpu():
     for fn in (compiled, block):
         out = fn(x)
         outs.append(out)
-        grads.append(torch.autograd.grad(out.square().sum(),
-                                         [x, *block.parameters()]))
+        grads.append(
+            torch.autograd.grad(out.square().sum(), [x, *block.parameters()]))
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -6,8 +6,8 @@ import torch
 from mmseg.registry import MODELS
 
 import mmseg_ssanet  # noqa: F401
-from tests.conftest import ROOT
 from mmseg_ssanet.models import SNLHead, SparseNonLocal2d, SSANetDecoder
+from tests.conftest import ROOT
 
 
 def _feats(channels=(24, 32, 96, 320), size=32):
@@ -16,8 +16,14 @@ def _feats(channels=(24, 32, 96, 320), size=32):
 
 
 def _head(**kw):
-    args = dict(type='SNLHead', in_channels=320, in_index=3, channels=32,
-                num_samples=9, num_classes=5, norm_cfg=dict(type='BN'))
+    args = dict(
+        type='SNLHead',
+        in_channels=320,
+        in_index=3,
+        channels=32,
+        num_samples=9,
+        num_classes=5,
+        norm_cfg=dict(type='BN'))
     args.update(kw)
     return MODELS.build(args)
 
@@ -35,8 +41,10 @@ def test_ablation_switches(with_snl, with_global_pool):
 def test_one_image_per_process_is_explained():
     one = [f[:1] for f in _feats()]
     head = _head().train()
-    with pytest.raises(ValueError, match=r'1 image per process.*batch_size=2'
-                       r'.*SyncBN.*GN.*with_global_pool=False'):
+    with pytest.raises(
+            ValueError,
+            match=r'1 image per process.*batch_size=2'
+            r'.*SyncBN.*GN.*with_global_pool=False'):
         head(one)
     # what the message offers works: a per-image norm, or no pooling branch
     gn = dict(type='GN', num_groups=8, requires_grad=True)
@@ -46,8 +54,11 @@ def test_one_image_per_process_is_explained():
 
 
 def _decoder(**kw):
-    return dict(type='SSANetDecoder', low_level_in_channels=24,
-                low_level_channels=16, **kw)
+    return dict(
+        type='SSANetDecoder',
+        low_level_in_channels=24,
+        low_level_channels=16,
+        **kw)
 
 
 def test_decoder_brings_stride_4():
@@ -63,13 +74,17 @@ def test_decoder_brings_stride_4():
 
 def test_decoder_low_level_input_mismatch_is_named():
     head = _head(decoder=_decoder(low_level_index=1))
-    with pytest.raises(ValueError, match=r'backbone output 1 '
-                       r'\(low_level_index\) with 24 channels '
-                       r'\(low_level_in_channels\), got 32'):
+    with pytest.raises(
+            ValueError,
+            match=r'backbone output 1 '
+            r'\(low_level_index\) with 24 channels '
+            r'\(low_level_in_channels\), got 32'):
         head(_feats())
     head = _head(decoder=_decoder(low_level_index=4))
-    with pytest.raises(ValueError, match='low_level_index 4 is out of '
-                       'range for 4 backbone outputs'):
+    with pytest.raises(
+            ValueError,
+            match='low_level_index 4 is out of '
+            'range for 4 backbone outputs'):
         head(_feats())
 
 
@@ -85,8 +100,10 @@ def test_bad_head_config_is_refused():
     with pytest.raises(ValueError, match='decoder.channels'):
         _head(decoder=_decoder(channels=64))
     with pytest.raises(ValueError, match='one feature map'):
-        _head(in_channels=[96, 320], in_index=[2, 3],
-              input_transform='multiple_select')
+        _head(
+            in_channels=[96, 320],
+            in_index=[2, 3],
+            input_transform='multiple_select')
 
 
 DEMO_CONFIG = 'configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py'
@@ -121,11 +138,12 @@ def test_snl_options_in_a_config_reach_the_operator(monkeypatch):
     # the block's output is the operator's on its own 1x1 convs, scaled by
     # 1/sqrt(C') with use_scale (eq. 6 without it: the paper).
     from mmseg_ssanet.ops import sparse_nonlocal_attention
-    snl = _demo_model(kernel_size=(3, 5), snl_dilation=2, use_scale=True,
-                      snl_backend='csr').decode_head.snl.eval()
+    snl = _demo_model(
+        kernel_size=(3, 5), snl_dilation=2, use_scale=True,
+        snl_backend='csr').decode_head.snl.eval()
     assert (snl.kernel_size, snl.dilation, snl.backend) == ((3, 5), (2, 2),
                                                             'csr')
-    assert snl.scale == pytest.approx(snl.inter_channels ** -0.5)
+    assert snl.scale == pytest.approx(snl.inter_channels**-0.5)
     for module in (snl.offset, snl.gamma):
         torch.nn.init.normal_(module.conv.weight, std=0.1)
     calls = []
@@ -139,12 +157,15 @@ def test_snl_options_in_a_config_reach_the_operator(monkeypatch):
     x = torch.randn(2, snl.in_channels, 6, 7)
     with torch.no_grad():
         out = snl(x)
-        y = sparse_nonlocal_attention(snl.theta(x), snl.phi(x), snl.g(x),
-                                      snl.offset(x), (3, 5), 2,
-                                      scale=snl.inter_channels ** -0.5,
-                                      backend='reference')
-        torch.testing.assert_close(out, x + snl.gamma(y), rtol=1e-5,
-                                   atol=1e-5)
+        y = sparse_nonlocal_attention(
+            snl.theta(x),
+            snl.phi(x),
+            snl.g(x),
+            snl.offset(x), (3, 5),
+            2,
+            scale=snl.inter_channels**-0.5,
+            backend='reference')
+        torch.testing.assert_close(out, x + snl.gamma(y), rtol=1e-5, atol=1e-5)
         unscaled = sparse_nonlocal_attention(
             snl.theta(x), snl.phi(x), snl.g(x), snl.offset(x), (3, 5), 2)
         assert not torch.allclose(x + snl.gamma(unscaled), out, atol=1e-4)
@@ -181,8 +202,8 @@ def test_demo_model_gradient_is_the_same_on_every_backend(backend):
     grads = {}
     for name in ('reference', backend):
         m = _one_step(model, x, name)
-        grads[name] = torch.cat([p.grad.flatten() for p in m.parameters()
-                                 if p.grad is not None])
+        grads[name] = torch.cat(
+            [p.grad.flatten() for p in m.parameters() if p.grad is not None])
     ref = grads['reference']
     assert (grads[backend] - ref).norm() / ref.norm() < 1e-4
 
@@ -205,12 +226,18 @@ def test_snl_parameters_get_the_reference_gradient(backend):
     grads = {}
     for name in ('reference', backend):
         m = _one_step(model, x, name)
-        grads[name] = {n: p.grad.clone() for n, p in
-                       m.decode_head.snl.named_parameters()}
-    assert {n.split('.')[0] for n in grads['reference']} >= {
-        'theta', 'phi', 'g', 'offset', 'gamma'}
+        grads[name] = {
+            n: p.grad.clone()
+            for n, p in m.decode_head.snl.named_parameters()
+        }
+    assert {n.split('.')[0]
+            for n in grads['reference']
+            } >= {'theta', 'phi', 'g', 'offset', 'gamma'}
     for name, want in grads['reference'].items():
         assert want.abs().max() > 0, name
-        torch.testing.assert_close(grads[backend][name], want, rtol=1e-8,
-                                   atol=1e-10 * want.abs().max().item(),
-                                   msg=lambda m: f'{name}: {m}')
+        torch.testing.assert_close(
+            grads[backend][name],
+            want,
+            rtol=1e-8,
+            atol=1e-10 * want.abs().max().item(),
+            msg=lambda m: f'{name}: {m}')

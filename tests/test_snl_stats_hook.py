@@ -9,9 +9,7 @@ import torch
 import mmseg_ssanet  # noqa: F401
 from mmseg_ssanet.engine import SNLStatsHook, snl_statistics
 from mmseg_ssanet.models import SparseNonLocal2d
-
-from .conftest import run_cli
-from .conftest import DEMO_CONFIG, data_options
+from .conftest import DEMO_CONFIG, data_options, run_cli
 
 
 def _outside_on_the_grid(H, W, kh, kw, d):
@@ -72,12 +70,23 @@ def test_bad_interval_is_refused():
 def test_hook_logs_through_mim_train(tmp_path, cityscapes_root):
     work = tmp_path / 'work'
     code, out = run_cli([
-        'mim', 'train', 'mmseg', DEMO_CONFIG, '--gpus', '0', '--work-dir',
-        str(work), '--cfg-options', *data_options(cityscapes_root),
-        'train_dataloader.batch_size=2', 'train_cfg.max_iters=4',
-        'train_cfg.val_interval=100', 'default_hooks.logger.interval=2',
+        'mim',
+        'train',
+        'mmseg',
+        DEMO_CONFIG,
+        '--gpus',
+        '0',
+        '--work-dir',
+        str(work),
+        '--cfg-options',
+        *data_options(cityscapes_root),
+        'train_dataloader.batch_size=2',
+        'train_cfg.max_iters=4',
+        'train_cfg.val_interval=100',
+        'default_hooks.logger.interval=2',
         # the SSANet configs carry the hook (configs/_base_/snl_stats.py)
-        'custom_hooks.0.interval=2'])
+        'custom_hooks.0.interval=2'
+    ])
     assert code == 0, out[-3000:]
     assert 'snl/decode_head.snl/entropy' in out  # in the text log
     (scalars, ) = glob.glob(str(work / '*' / 'vis_data' / 'scalars.json'))

@@ -39,15 +39,18 @@ def launches(monkeypatch):
     return seen
 
 
-def _values_and_grads(backend, inputs, deterministic=False, kernel=KERNEL,
+def _values_and_grads(backend,
+                      inputs,
+                      deterministic=False,
+                      kernel=KERNEL,
                       dilation=DILATION):
     xs = [x.detach().requires_grad_() for x in inputs]
     before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(deterministic)
     try:
         out = snl(*xs, kernel, dilation, scale=0.4, backend=backend)
-        weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype,
-                                device=out.device)
+        weight = torch.linspace(
+            -1, 1, out.numel(), dtype=out.dtype, device=out.device)
         grads = torch.autograd.grad((out * weight.view_as(out)).sum(), xs)
     finally:
         torch.use_deterministic_algorithms(before)
@@ -69,8 +72,8 @@ def test_launch_table_matches_reference(monkeypatch, launches, table,
 def test_gpu_launch_table_odd_grid(monkeypatch, launches):
     # the paper's kind of grid: 7x9 (K = 63, padded to 64), 9 queries
     monkeypatch.setenv(triton_backend.LAUNCH_TABLE_ENV, 'gpu')
-    inputs = _inputs(B=1, Cq=3, C=6, H=1, W=9, K=63, offset_scale=3.0,
-                     device=TRITON_DEVICE)
+    inputs = _inputs(
+        B=1, Cq=3, C=6, H=1, W=9, K=63, offset_scale=3.0, device=TRITON_DEVICE)
     got = _values_and_grads('triton', inputs, kernel=(7, 9), dilation=1)
     want = _values_and_grads('reference', inputs, kernel=(7, 9), dilation=1)
     _assert_table(launches, 'gpu')
@@ -86,15 +89,15 @@ def _assert_table(launches, table):
 def _assert_close(got, want):
     names = ['output', 'query', 'key', 'value', 'offset']
     for name, a, b in zip(names, got, want):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9,
-                                   msg=lambda m: f'{name}: {m}')
+        torch.testing.assert_close(
+            a, b, rtol=1e-9, atol=1e-9, msg=lambda m: f'{name}: {m}')
 
 
 def test_gpu_launch_table_gradcheck(monkeypatch):
     monkeypatch.setenv(triton_backend.LAUNCH_TABLE_ENV, 'gpu')
     # 11 queries: one full 8-query block and one of 3.
-    q, k, v, o = _inputs(B=1, Cq=2, C=3, H=1, W=11, K=9, offset_scale=2.0,
-                         device=TRITON_DEVICE)
+    q, k, v, o = _inputs(
+        B=1, Cq=2, C=3, H=1, W=11, K=9, offset_scale=2.0, device=TRITON_DEVICE)
     assert torch.autograd.gradcheck(
         lambda *x: snl(*x, 3, 1, backend='triton'), (q, k, v, o),
         fast_mode=True)
@@ -104,5 +107,5 @@ def test_gpu_launch_table_takes_eight_queries_a_program():
     config = triton_backend.launch_config('backward', 5, 37, 63)
     assert (config['BLOCK_Q'], config['K_PAD'], config['BLOCK_C']) == (8, 64,
                                                                        32)
-    assert triton_backend.launch_config('forward', 5, 37, 63,
-                                        interpreted=True)['BLOCK_Q'] == 64
+    assert triton_backend.launch_config(
+        'forward', 5, 37, 63, interpreted=True)['BLOCK_Q'] == 64

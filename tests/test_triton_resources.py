@@ -20,8 +20,11 @@ SHAPES = ['256,512,81', '256,512,49', '128,256,81', '16,24,9']
 def test_every_launch_fits_the_register_file(tmp_path):
     # Runs with TRITON_INTERPRET=1 in the environment (conftest sets it):
     # the tool unsets it for itself, or nothing would be compiled.
-    code, log = run_cli(['python', 'tools/analysis_tools/triton_resources.py',
-                         '--shapes', *SHAPES, '--out', str(tmp_path)])
+    code, log = run_cli([
+        'python', 'tools/analysis_tools/triton_resources.py', '--shapes',
+        *SHAPES, '--out',
+        str(tmp_path)
+    ])
     assert code == 0, log[-2000:]
     rows = json.loads((tmp_path / 'resources.json').read_text())
     # dtypes x targets x kernels (forward, backward, its deterministic

@@ -4,11 +4,19 @@
 _base_ = ['../ssanet_mobilenetv2_cityscapes.py']
 model = dict(
     decode_head=dict(
-        _delete_=True, type='NLHead', reduction=2, use_scale=True,
-        mode='embedded_gaussian', in_channels=320, in_index=3, channels=256,
-        dropout_ratio=0.1, num_classes=19, norm_cfg={{_base_.norm_cfg}},
+        _delete_=True,
+        type='NLHead',
+        reduction=2,
+        use_scale=True,
+        mode='embedded_gaussian',
+        in_channels=320,
+        in_index=3,
+        channels=256,
+        dropout_ratio=0.1,
+        num_classes=19,
+        norm_cfg={{_base_.norm_cfg}},
         align_corners=True,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
-                         loss_weight=1.0)))
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
 # No SNL block: nothing for the SNL statistics hook to log.
 custom_hooks = []

@@ -34,8 +34,11 @@ def segmentation_rgb(result, palette) -> np.ndarray:
     return colours[np.clip(labels, 0, len(colours) - 1)]
 
 
-def explorer_page(model, image: np.ndarray, title: str = '',
-                  opacity: float = 0.5, display_width: int = 1024) -> str:
+def explorer_page(model,
+                  image: np.ndarray,
+                  title: str = '',
+                  opacity: float = 0.5,
+                  display_width: int = 1024) -> str:
     """The page for ``image`` (BGR), as an HTML string."""
     if not 0 <= opacity <= 1:
         raise ValueError(f'opacity must be in [0, 1], got {opacity}')
@@ -43,7 +46,11 @@ def explorer_page(model, image: np.ndarray, title: str = '',
     h, w = field.image_size
     feat_h, feat_w, K = field.weights.shape
     data = dict(
-        height=h, width=w, feat_h=feat_h, feat_w=feat_w, K=K,
+        height=h,
+        width=w,
+        feat_h=feat_h,
+        feat_w=feat_w,
+        K=K,
         stride=[round(float(s), 6) for s in field.stride],
         grid=field.grid.astype(int).tolist(),
         # flat [feat_h, feat_w, K, (y, x)] and [feat_h, feat_w, K]
@@ -54,12 +61,12 @@ def explorer_page(model, image: np.ndarray, title: str = '',
         display_width / w
     with open(TEMPLATE) as f:
         page = f.read()
-    overlay = segmentation_rgb(field.result,
-                               model.dataset_meta['palette'])
+    overlay = segmentation_rgb(field.result, model.dataset_meta['palette'])
     replacements = {
         # a file name is text, never markup: '<img onerror=...>.png'
         '__TITLE__': html.escape(title or 'SSANet'),
-        '__W__': str(w), '__H__': str(h),
+        '__W__': str(w),
+        '__H__': str(h),
         '__DISPLAY_W__': str(round(w * scale)),
         '__DISPLAY_H__': str(round(h * scale)),
         '__OPACITY__': str(opacity),
@@ -67,8 +74,8 @@ def explorer_page(model, image: np.ndarray, title: str = '',
         '__IMAGE__': _png(np.ascontiguousarray(image[..., ::-1])),
         '__OVERLAY__': _png(overlay),
         # inside <script>: no '</' may appear in the JSON
-        '__DATA__': json.dumps(data, separators=(',', ':')).replace(
-            '</', '<\\/'),
+        '__DATA__': json.dumps(data,
+                               separators=(',', ':')).replace('</', '<\\/'),
     }
     # one pass: a value that contains a placeholder ('__W__.png') stays
     return re.sub('|'.join(map(re.escape, replacements)),

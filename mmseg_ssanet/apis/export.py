@@ -3,9 +3,10 @@
 The SNL blocks switch to the operator's ``reference`` backend, which
 exports the sparse attention one sampling point at a time (ONNX
 ``GridSample`` from opset 16, standard operators only, no intermediate
-larger than ``[B, C, H, W]``); the fused kernels have no ONNX equivalent. The exported graph maps a normalised image tensor
-``[1, 3, H, W]`` (after mmseg's data preprocessor) to class logits at the
-input size, for any H and W (dynamic axes).
+larger than ``[B, C, H, W]``); the fused kernels have no ONNX equivalent.
+The exported graph maps a normalised image tensor ``[1, 3, H, W]`` (after
+mmseg's data preprocessor) to class logits at the input size, for any H
+and W (dynamic axes).
 """
 import numpy as np
 import torch
@@ -27,14 +28,17 @@ class _EncodeDecode(nn.Module):
 
     def forward(self, inputs):
         logits = self.model.decode_head(self.model.extract_feat(inputs))
-        return F.interpolate(logits, size=inputs.shape[2:], mode='bilinear',
-                             align_corners=self.model.decode_head.align_corners)
+        return F.interpolate(
+            logits,
+            size=inputs.shape[2:],
+            mode='bilinear',
+            align_corners=self.model.decode_head.align_corners)
 
 
 def preprocess(model, image: np.ndarray) -> torch.Tensor:
     """BGR image -> the normalised tensor the model sees (no resize)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(
-        image.transpose(2, 0, 1))).float()
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(
+        2, 0, 1))).float()
     data = model.data_preprocessor(dict(inputs=[tensor]), False)
     return data['inputs']
 
@@ -62,10 +66,14 @@ def export_onnx(model, image: np.ndarray, out_file: str, opset: int = 17):
     wrapper = _EncodeDecode(model).eval()
     size = {2: 'height', 3: 'width'}
     with torch.no_grad():
-        torch.onnx.export(wrapper, (inputs, ), out_file, opset_version=opset,
-                          input_names=['inputs'], output_names=['logits'],
-                          dynamic_axes=dict(inputs=size, logits=size),
-                          **onnx_export_options())
+        torch.onnx.export(
+            wrapper, (inputs, ),
+            out_file,
+            opset_version=opset,
+            input_names=['inputs'],
+            output_names=['logits'],
+            dynamic_axes=dict(inputs=size, logits=size),
+            **onnx_export_options())
     _add_metadata(out_file, model)
     return inputs, reference_logits(model, inputs)
 
@@ -80,12 +88,14 @@ def _add_metadata(out_file: str, model) -> None:
     graph = onnx.load(out_file)
     pre = model.data_preprocessor
     dataset = getattr(model, 'dataset_meta', None) or {}
-    meta = dict(mean=pre.mean.flatten().tolist(),
-                std=pre.std.flatten().tolist(),
-                bgr_to_rgb=bool(pre.channel_conversion))
+    meta = dict(
+        mean=pre.mean.flatten().tolist(),
+        std=pre.std.flatten().tolist(),
+        bgr_to_rgb=bool(pre.channel_conversion))
     if 'classes' in dataset and 'palette' in dataset:
-        meta.update(classes=list(dataset['classes']),
-                    palette=[list(map(int, c)) for c in dataset['palette']])
+        meta.update(
+            classes=list(dataset['classes']),
+            palette=[list(map(int, c)) for c in dataset['palette']])
     for key, value in meta.items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = f'mmseg_ssanet.{key}', json.dumps(value)
@@ -110,12 +120,14 @@ def session_options(threads: int = 0):
 
 def run_onnx(onnx_file: str, inputs: torch.Tensor) -> np.ndarray:
     import onnxruntime as ort
-    session = ort.InferenceSession(onnx_file, session_options(),
-                                   providers=['CPUExecutionProvider'])
+    session = ort.InferenceSession(
+        onnx_file, session_options(), providers=['CPUExecutionProvider'])
     return session.run(None, {'inputs': inputs.numpy()})[0]
 
 
-def check_graph(onnx_file: str, height: int, width: int,
+def check_graph(onnx_file: str,
+                height: int,
+                width: int,
                 scope: str = '') -> dict:
     """``onnx.checker`` with full checks on the file, then shapes inferred
     for a ``[1, 3, height, width]`` input: the operator domains used and
@@ -128,23 +140,27 @@ def check_graph(onnx_file: str, height: int, width: int,
     for dim, value in zip(dims, (1, 3, height, width)):
         dim.ClearField('dim_param')
         dim.dim_value = value
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True,
-                                                 data_prop=True)
+    inferred = onnx.shape_inference.infer_shapes(
+        model, strict_mode=True, data_prop=True)
     largest = ('', (), 0)
     unknown = []
     for info in inferred.graph.value_info:
         if not info.name.startswith(scope):
             continue
-        shape = tuple(d.dim_value if d.HasField('dim_value') else None
-                      for d in info.type.tensor_type.shape.dim)
+        shape = tuple(
+            d.dim_value if d.HasField('dim_value') else None
+            for d in info.type.tensor_type.shape.dim)
         if None in shape:
             unknown.append(info.name)
             continue
         numel = int(np.prod(shape)) if shape else 1
         if numel > largest[2]:
             largest = (info.name, shape, numel)
-    return dict(domains=sorted({n.domain or 'ai.onnx'
-                                for n in model.graph.node}),
-                ops=sorted({n.op_type for n in model.graph.node}),
-                largest=largest, unknown_shapes=unknown,
-                nodes=len(model.graph.node))
+    return dict(
+        domains=sorted({n.domain or 'ai.onnx'
+                        for n in model.graph.node}),
+        ops=sorted({n.op_type
+                    for n in model.graph.node}),
+        largest=largest,
+        unknown_shapes=unknown,
+        nodes=len(model.graph.node))

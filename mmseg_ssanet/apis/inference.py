@@ -12,8 +12,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from ..utils.checkpoint_file import read_checkpoint
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
-                    '.webp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
 class CheckpointMismatchError(ValueError):
@@ -26,10 +25,11 @@ def check_checkpoint_matches(model: torch.nn.Module, state_dict: dict,
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
-    shapes = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-              f'{tuple(v.shape)}' for k, v in own.items()
-              if k in state_dict and tuple(state_dict[k].shape) !=
-              tuple(v.shape)]
+    shapes = [
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+        f'{tuple(v.shape)}' for k, v in own.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -64,8 +64,10 @@ def read_config(path: str, **kwargs):
     return cfg
 
 
-def load_segmentor(config: str, checkpoint: Optional[str] = None,
-                   device: str = 'cpu', cfg_options: Optional[dict] = None):
+def load_segmentor(config: str,
+                   checkpoint: Optional[str] = None,
+                   device: str = 'cpu',
+                   cfg_options: Optional[dict] = None):
     """mmseg's ``init_model``, refusing a checkpoint that does not fit."""
     from mmseg.apis import init_model
     cfg = read_config(config)  # parsed once; init_model edits its copy
@@ -76,10 +78,10 @@ def load_segmentor(config: str, checkpoint: Optional[str] = None,
     # Check before init_model loads: it only logs mismatched weights, and
     # fails with a bare KeyError on a checkpoint without meta. Hence a
     # weight-less model first, built twice in all.
-    model = init_model(copy.deepcopy(cfg), None, device='cpu',
-                       cfg_options=cfg_options)
-    check_checkpoint_matches(model, state.get('state_dict', state),
-                             checkpoint, config)
+    model = init_model(
+        copy.deepcopy(cfg), None, device='cpu', cfg_options=cfg_options)
+    check_checkpoint_matches(model, state.get('state_dict', state), checkpoint,
+                             config)
     return init_model(cfg, checkpoint, device=device, cfg_options=cfg_options)
 
 
@@ -88,8 +90,9 @@ def collect_images(inputs: Iterable[str]) -> List[str]:
     found = []
     for item in inputs:
         if osp.isdir(item):
-            found += sorted(osp.join(item, f) for f in os.listdir(item)
-                            if f.lower().endswith(IMAGE_EXTENSIONS))
+            found += sorted(
+                osp.join(item, f) for f in os.listdir(item)
+                if f.lower().endswith(IMAGE_EXTENSIONS))
         elif osp.isfile(item):
             found.append(item)
         else:
@@ -111,9 +114,12 @@ def read_image(path: str) -> np.ndarray:
     return img
 
 
-def draw_overlays(model, images: List[str], out_dir: str,
-                  opacity: float = 0.5, progress: bool = True
-                  ) -> Tuple[List[str], List[Tuple[str, str]]]:
+def draw_overlays(
+        model,
+        images: List[str],
+        out_dir: str,
+        opacity: float = 0.5,
+        progress: bool = True) -> Tuple[List[str], List[Tuple[str, str]]]:
     """Segment ``images``; write colour-coded overlays as PNG to ``out_dir``.
 
     Uses mmseg's ``inference_model`` and ``SegLocalVisualizer`` with the
@@ -130,8 +136,9 @@ def draw_overlays(model, images: List[str], out_dir: str,
         raise ValueError(f'opacity must be in [0, 1], got {opacity}')
     os.makedirs(out_dir, exist_ok=True)
     visualizer = SegLocalVisualizer(alpha=opacity)
-    visualizer.dataset_meta = dict(classes=model.dataset_meta['classes'],
-                                   palette=model.dataset_meta['palette'])
+    visualizer.dataset_meta = dict(
+        classes=model.dataset_meta['classes'],
+        palette=model.dataset_meta['palette'])
     written, skipped = [], []
     for path in tqdm(images, desc='segment', unit='img', disable=not progress):
         try:
@@ -143,8 +150,12 @@ def draw_overlays(model, images: List[str], out_dir: str,
         result = inference_model(model, img)
         out_file = osp.join(out_dir,
                             osp.splitext(osp.basename(path))[0] + '.png')
-        visualizer.add_datasample(osp.basename(path), mmcv.bgr2rgb(img),
-                                  data_sample=result, draw_gt=False,
-                                  out_file=out_file, show=False)
+        visualizer.add_datasample(
+            osp.basename(path),
+            mmcv.bgr2rgb(img),
+            data_sample=result,
+            draw_gt=False,
+            out_file=out_file,
+            show=False)
         written.append(out_file)
     return written, skipped

@@ -32,8 +32,9 @@ def find_snl_block(model) -> SparseNonLocal2d:
     return blocks[0]
 
 
-def default_queries(height: int, width: int, grid: int = 3
-                    ) -> List[Tuple[int, int]]:
+def default_queries(height: int,
+                    width: int,
+                    grid: int = 3) -> List[Tuple[int, int]]:
     """A grid x grid set of query pixels, away from the borders."""
     ys = np.linspace(0, height, grid + 2)[1:-1]
     xs = np.linspace(0, width, grid + 2)[1:-1]
@@ -45,8 +46,8 @@ def feature_pixel(y: float, x: float, stride: Tuple[float, float],
     """The feature pixel (fy, fx) that image pixel (y, x) falls in, for a
     feature map of ``shape`` at ``stride`` image pixels per feature pixel
     (y, x); the last row and column take what the stride rounds off."""
-    return (min(int(y / stride[0]), shape[0] - 1),
-            min(int(x / stride[1]), shape[1] - 1))
+    return (min(int(y / stride[0]),
+                shape[0] - 1), min(int(x / stride[1]), shape[1] - 1))
 
 
 @dataclass(frozen=True)
@@ -117,24 +118,25 @@ def sampling_field(model, image: np.ndarray) -> SamplingField:
     sy, sx = ori_h / feat_h, ori_w / feat_w
 
     def to_image(fy, fx):
-        return torch.stack([(fy + 0.5) * sy - 0.5, (fx + 0.5) * sx - 0.5],
-                           -1)
+        return torch.stack([(fy + 0.5) * sy - 0.5, (fx + 0.5) * sx - 0.5], -1)
 
     dy, dx = initial_grid(block.kernel_size, block.dilation)
     ys = torch.arange(feat_h, dtype=dy.dtype).view(-1, 1, 1)
     xs = torch.arange(feat_w, dtype=dx.dtype).view(1, -1, 1)
     return SamplingField(
-        result=result, stride=(sy, sx), image_size=(ori_h, ori_w),
+        result=result,
+        stride=(sy, sx),
+        image_size=(ori_h, ori_w),
         grid=torch.stack([dy, dx], -1).numpy(),
-        points=to_image(t_y.permute(1, 2, 0),
-                        t_x.permute(1, 2, 0)).numpy(),
-        initial=to_image(
-            (ys + dy.view(1, 1, -1)).expand(feat_h, feat_w, -1),
-            (xs + dx.view(1, 1, -1)).expand(feat_h, feat_w, -1)).numpy(),
+        points=to_image(t_y.permute(1, 2, 0), t_x.permute(1, 2, 0)).numpy(),
+        initial=to_image((ys + dy.view(1, 1, -1)).expand(feat_h, feat_w, -1),
+                         (xs + dx.view(1, 1, -1)).expand(feat_h, feat_w,
+                                                         -1)).numpy(),
         weights=weight.permute(1, 2, 0).numpy())
 
 
-def sampling_points_for(model, image: np.ndarray,
+def sampling_points_for(model,
+                        image: np.ndarray,
                         queries: Optional[Sequence[Tuple[int, int]]] = None,
                         grid: int = 3) -> List[QuerySamples]:
     """Run ``model`` on ``image`` (BGR); sampling points per query pixel.
@@ -152,18 +154,24 @@ def sampling_points_for(model, image: np.ndarray,
             raise ValueError(f'query ({qy}, {qx}) is outside the '
                              f'{ori_h}x{ori_w} image')
         fy, fx = feature_pixel(qy, qx, field.stride, (feat_h, feat_w))
-        out.append(QuerySamples(
-            query=(qy, qx), feature_pixel=(fy, fx), stride=field.stride,
-            points=field.points[fy, fx], initial=field.initial[fy, fx],
-            weights=field.weights[fy, fx]))
+        out.append(
+            QuerySamples(
+                query=(qy, qx),
+                feature_pixel=(fy, fx),
+                stride=field.stride,
+                points=field.points[fy, fx],
+                initial=field.initial[fy, fx],
+                weights=field.weights[fy, fx]))
     return out
 
 
-def draw_sampling_points(image: np.ndarray, samples: List[QuerySamples],
-                         out_file: str, title: str = '',
-                         marks: Sequence[Tuple[Tuple[int, int, int, int],
-                                               str, Optional[int]]] = ()
-                         ) -> None:
+def draw_sampling_points(
+    image: np.ndarray,
+    samples: List[QuerySamples],
+    out_file: str,
+    title: str = '',
+    marks: Sequence[Tuple[Tuple[int, int, int, int], str, Optional[int]]] = ()
+) -> None:
     """Two panels: learned points (by weight) and the initial grids.
 
     ``marks`` are boxes (y0, x0, h, w) in image pixels with a label and the
@@ -187,19 +195,42 @@ def draw_sampling_points(image: np.ndarray, samples: List[QuerySamples],
                 wts = s.weights / max(s.weights.max(), 1e-12)
                 rgba = np.tile(c, (len(pts), 1))
                 rgba[:, 3] = 0.25 + 0.75 * wts
-                ax.scatter(pts[:, 1], pts[:, 0], s=8 + 120 * wts, c=rgba,
-                           edgecolors='none')
+                ax.scatter(
+                    pts[:, 1],
+                    pts[:, 0],
+                    s=8 + 120 * wts,
+                    c=rgba,
+                    edgecolors='none')
             else:
-                ax.scatter(pts[:, 1], pts[:, 0], s=10, facecolors='none',
-                           edgecolors=[c])
-            ax.scatter([s.query[1]], [s.query[0]], marker='*', s=160,
-                       c=[c], edgecolors='white', linewidths=0.8)
+                ax.scatter(
+                    pts[:, 1],
+                    pts[:, 0],
+                    s=10,
+                    facecolors='none',
+                    edgecolors=[c])
+            ax.scatter([s.query[1]], [s.query[0]],
+                       marker='*',
+                       s=160,
+                       c=[c],
+                       edgecolors='white',
+                       linewidths=0.8)
         for (y0, x0, bh, bw), label, owner in marks:
             c = 'yellow' if owner is None else colors[owner]
-            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), bw, bh,
-                                       fill=False, ec=c, lw=2, ls='--'))
-            ax.text(x0 - 0.5, y0 - 2, label, color=c, fontsize=7,
-                    fontweight='bold')
+            ax.add_patch(
+                plt.Rectangle((x0 - 0.5, y0 - 0.5),
+                              bw,
+                              bh,
+                              fill=False,
+                              ec=c,
+                              lw=2,
+                              ls='--'))
+            ax.text(
+                x0 - 0.5,
+                y0 - 2,
+                label,
+                color=c,
+                fontsize=7,
+                fontweight='bold')
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_title(name, fontsize=9)

@@ -13,20 +13,20 @@ from typing import List
 
 # The layout each stock dataset class expects, for the error message.
 EXPECTED_LAYOUT = {
-    'CityscapesDataset': (
-        '<data_root>/leftImg8bit/{train,val,test}/<city>/'
-        '*_leftImg8bit.png and <data_root>/gtFine/{train,val}/<city>/'
-        '*_gtFine_labelTrainIds.png (run mmseg\'s '
-        'tools/dataset_converters/cityscapes.py to make the labelTrainIds)'),
-    'ADE20KDataset': (
-        '<data_root>/images/{training,validation}/*.jpg and '
-        '<data_root>/annotations/{training,validation}/*.png, with '
-        'data_root pointing at ADEChallengeData2016'),
-    'PascalContextDataset59': (
-        '<data_root>/JPEGImages/*.jpg, '
-        '<data_root>/SegmentationClassContext/*.png and '
-        '<data_root>/ImageSets/SegmentationContext/{train,val}.txt, with '
-        'data_root pointing at VOCdevkit/VOC2010'),
+    'CityscapesDataset':
+    ('<data_root>/leftImg8bit/{train,val,test}/<city>/'
+     '*_leftImg8bit.png and <data_root>/gtFine/{train,val}/<city>/'
+     '*_gtFine_labelTrainIds.png (run mmseg\'s '
+     'tools/dataset_converters/cityscapes.py to make the labelTrainIds)'),
+    'ADE20KDataset':
+    ('<data_root>/images/{training,validation}/*.jpg and '
+     '<data_root>/annotations/{training,validation}/*.png, with '
+     'data_root pointing at ADEChallengeData2016'),
+    'PascalContextDataset59':
+    ('<data_root>/JPEGImages/*.jpg, '
+     '<data_root>/SegmentationClassContext/*.png and '
+     '<data_root>/ImageSets/SegmentationContext/{train,val}.txt, with '
+     'data_root pointing at VOCdevkit/VOC2010'),
 }
 
 
@@ -76,12 +76,13 @@ def check_listed(dataset, data_list: List[dict]) -> None:
     ann_dir = dataset.data_prefix.get('seg_map_path')
     if not ann_dir:
         return
-    missing = [d['seg_map_path'] for d in data_list
-               if 'seg_map_path' in d and not osp.isfile(d['seg_map_path'])]
+    missing = [
+        d['seg_map_path'] for d in data_list
+        if 'seg_map_path' in d and not osp.isfile(d['seg_map_path'])
+    ]
     # A test split without labels (Cityscapes test) has no label folder at
     # all; that is fine for format_only runs, so only a partial set is wrong.
     if missing and (len(missing) < len(data_list) or osp.isdir(ann_dir)):
         raise DatasetLayoutError(
             f'{len(missing)} of {len(data_list)} label files are missing, '
             f'e.g. {missing[0]!r}, for {_where(dataset)}')
-

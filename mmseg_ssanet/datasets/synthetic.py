@@ -24,14 +24,33 @@ from PIL import Image
 # Scene roles and the class name each benchmark uses for them.
 ROLES = ('road', 'sidewalk', 'building', 'vegetation', 'sky', 'person', 'car')
 _CLASS_NAMES = {
-    'cityscapes': dict(road='road', sidewalk='sidewalk', building='building',
-                       vegetation='vegetation', sky='sky', person='person',
-                       car='car'),
-    'ade20k': dict(road='road', sidewalk='sidewalk', building='building',
-                   vegetation='tree', sky='sky', person='person', car='car'),
-    'pascal_context': dict(road='road', sidewalk='sidewalk',
-                           building='building', vegetation='tree', sky='sky',
-                           person='person', car='car'),
+    'cityscapes':
+    dict(
+        road='road',
+        sidewalk='sidewalk',
+        building='building',
+        vegetation='vegetation',
+        sky='sky',
+        person='person',
+        car='car'),
+    'ade20k':
+    dict(
+        road='road',
+        sidewalk='sidewalk',
+        building='building',
+        vegetation='tree',
+        sky='sky',
+        person='person',
+        car='car'),
+    'pascal_context':
+    dict(
+        road='road',
+        sidewalk='sidewalk',
+        building='building',
+        vegetation='tree',
+        sky='sky',
+        person='person',
+        car='car'),
 }
 FORMATS = tuple(_CLASS_NAMES)
 
@@ -39,12 +58,19 @@ FORMATS = tuple(_CLASS_NAMES)
 # ``_gtFine_labelIds.png`` files that real Cityscapes ships beside trainIds.
 CITYSCAPES_TRAINID_TO_LABELID = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24,
                                  25, 26, 27, 28, 31, 32, 33)
-_CITIES = {'train': ('aachen', 'bochum'), 'val': ('frankfurt', ),
-           'test': ('berlin', )}
+_CITIES = {
+    'train': ('aachen', 'bochum'),
+    'val': ('frankfurt', ),
+    'test': ('berlin', )
+}
 
 _COLORS = dict(  # RGB
-    day_sky=(120, 170, 235), night_sky=(20, 24, 60), building=(128, 110, 100),
-    vegetation=(60, 140, 50), person=(220, 60, 70), car=(40, 60, 200))
+    day_sky=(120, 170, 235),
+    night_sky=(20, 24, 60),
+    building=(128, 110, 100),
+    vegetation=(60, 140, 50),
+    person=(220, 60, 70),
+    car=(40, 60, 200))
 
 
 @dataclass(frozen=True)
@@ -83,9 +109,9 @@ def make_scene(height: int, width: int, rng: np.random.Generator) -> Scene:
     img[horizon:] = stripes[..., None]
     roles[horizon:] = role['road' if is_day else 'sidewalk']
     # Cars and people on the ground, locally recognisable.
-    for kind, (hmin, hmax), (wmin, wmax) in (
-            ('car', (0.08, 0.16), (0.12, 0.22)),
-            ('person', (0.14, 0.22), (0.03, 0.06))):
+    for kind, (hmin, hmax), (wmin,
+                             wmax) in (('car', (0.08, 0.16), (0.12, 0.22)),
+                                       ('person', (0.14, 0.22), (0.03, 0.06))):
         for _ in range(int(rng.integers(1, 3))):
             h = max(2, int(height * rng.uniform(hmin, hmax)))
             w = max(2, int(width * rng.uniform(wmin, wmax)))
@@ -106,12 +132,14 @@ def label_ids(fmt: str) -> np.ndarray:
     """
     from mmseg.datasets import (ADE20KDataset, CityscapesDataset,
                                 PascalContextDataset59)
-    dataset_cls = dict(cityscapes=CityscapesDataset, ade20k=ADE20KDataset,
-                       pascal_context=PascalContextDataset59)[fmt]
+    dataset_cls = dict(
+        cityscapes=CityscapesDataset,
+        ade20k=ADE20KDataset,
+        pascal_context=PascalContextDataset59)[fmt]
     classes = dataset_cls.METAINFO['classes']
     shift = 0 if fmt == 'cityscapes' else 1
-    return np.array([classes.index(_CLASS_NAMES[fmt][r]) + shift
-                     for r in ROLES], np.uint8)
+    return np.array(
+        [classes.index(_CLASS_NAMES[fmt][r]) + shift for r in ROLES], np.uint8)
 
 
 def _save_png(path: str, array: np.ndarray) -> None:
@@ -124,11 +152,17 @@ def _save_jpg(path: str, array: np.ndarray) -> None:
     Image.fromarray(array).save(path, quality=95)
 
 
-def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
-             height: int = 128, width: int = 256, seed: int = 0,
-             num_test: int = 0,
-             draw_scene: Optional[Callable[[np.random.Generator], Scene]]
-             = None) -> Dict[str, List[str]]:
+def generate(
+    fmt: str,
+    out_dir: str,
+    num_train: int = 16,
+    num_val: int = 4,
+    height: int = 128,
+    width: int = 256,
+    seed: int = 0,
+    num_test: int = 0,
+    draw_scene: Optional[Callable[[np.random.Generator], Scene]] = None
+) -> Dict[str, List[str]]:
     """Write a dataset in ``fmt``'s layout below ``out_dir``.
 
     Args:
@@ -156,15 +190,19 @@ def generate(fmt: str, out_dir: str, num_train: int = 16, num_val: int = 4,
     if num_test and fmt != 'cityscapes':
         raise ValueError('num_test is only used for the Cityscapes layout')
     if draw_scene is None:
+
         def draw_scene(rng):
             return make_scene(height, width, rng)
+
     rng = np.random.default_rng(seed)
     lut = label_ids(fmt)
-    writer = dict(cityscapes=_write_cityscapes, ade20k=_write_ade20k,
-                  pascal_context=_write_pascal_context)[fmt]
+    writer = dict(
+        cityscapes=_write_cityscapes,
+        ade20k=_write_ade20k,
+        pascal_context=_write_pascal_context)[fmt]
     written = {}
-    for split, n in (('train', num_train), ('val', num_val),
-                     ('test', num_test)):
+    for split, n in (('train', num_train), ('val', num_val), ('test',
+                                                              num_test)):
         if n == 0:
             continue
         scenes = [draw_scene(rng) for _ in range(n)]
@@ -195,16 +233,20 @@ def _write_cityscapes(root: str, split: str, scenes: List[Scene],
         city = cities[i % len(cities)]
         stem = f'{city}_{i:06d}_000019'
         ids.append(f'{city}/{stem}')
-        _save_png(osp.join(root, 'leftImg8bit', split, city,
-                           f'{stem}_leftImg8bit.png'), scene.image)
+        _save_png(
+            osp.join(root, 'leftImg8bit', split, city,
+                     f'{stem}_leftImg8bit.png'), scene.image)
         # Cityscapes ships placeholder test labels (all "unlabeled"): the
         # real test scores come from the benchmark server only.
-        train_ids = (np.full(scene.roles.shape, 255, np.uint8)
-                     if split == 'test' else lut[scene.roles])
+        train_ids = (
+            np.full(scene.roles.shape, 255, np.uint8)
+            if split == 'test' else lut[scene.roles])
         gt = osp.join(root, 'gtFine', split, city, f'{stem}_gtFine_')
         _save_png(gt + 'labelTrainIds.png', train_ids)
-        _save_png(gt + 'labelIds.png', np.where(
-            train_ids == 255, 0, to_label_id[np.minimum(train_ids, 18)]))
+        _save_png(
+            gt + 'labelIds.png',
+            np.where(train_ids == 255, 0,
+                     to_label_id[np.minimum(train_ids, 18)]))
     return ids
 
 
@@ -216,10 +258,10 @@ def _write_ade20k(root: str, split: str, scenes: List[Scene],
     for i, scene in enumerate(scenes):
         stem = f'ADE_{"train" if split == "train" else "val"}_{i + 1:08d}'
         ids.append(stem)
-        _save_jpg(osp.join(base, 'images', folder, stem + '.jpg'),
-                  scene.image)
-        _save_png(osp.join(base, 'annotations', folder, stem + '.png'),
-                  lut[scene.roles])
+        _save_jpg(osp.join(base, 'images', folder, stem + '.jpg'), scene.image)
+        _save_png(
+            osp.join(base, 'annotations', folder, stem + '.png'),
+            lut[scene.roles])
     return ids
 
 
@@ -232,6 +274,7 @@ def _write_pascal_context(root: str, split: str, scenes: List[Scene],
         stem = f'2008_{year_offset + i:06d}'
         ids.append(stem)
         _save_jpg(osp.join(base, 'JPEGImages', stem + '.jpg'), scene.image)
-        _save_png(osp.join(base, 'SegmentationClassContext', stem + '.png'),
-                  lut[scene.roles])
+        _save_png(
+            osp.join(base, 'SegmentationClassContext', stem + '.png'),
+            lut[scene.roles])
     return ids

@@ -35,9 +35,11 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
 
     def __init__(self, module, detect_anomalous_params=False, **kwargs):
         kwargs.pop('device_ids', None)
-        super().__init__(module=revert_sync_batchnorm(module),
-                         detect_anomalous_params=detect_anomalous_params,
-                         device_ids=None, **kwargs)
+        super().__init__(
+            module=revert_sync_batchnorm(module),
+            detect_anomalous_params=detect_anomalous_params,
+            device_ids=None,
+            **kwargs)
 
 
 @MODEL_WRAPPERS.register_module()
@@ -50,12 +52,17 @@ class AnyDeviceDistributedDataParallel(MMDistributedDataParallel):
     a module on CPU gets ``device_ids=None`` and SyncBN reverted to BN.
     """
 
-    def __init__(self, module, broadcast_buffers=False,
-                 find_unused_parameters=False, **kwargs):
+    def __init__(self,
+                 module,
+                 broadcast_buffers=False,
+                 find_unused_parameters=False,
+                 **kwargs):
         on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
         if on_cpu:
             kwargs['device_ids'] = None
             module = revert_sync_batchnorm(module)
-        super().__init__(module=module, broadcast_buffers=broadcast_buffers,
-                         find_unused_parameters=find_unused_parameters,
-                         **kwargs)
+        super().__init__(
+            module=module,
+            broadcast_buffers=broadcast_buffers,
+            find_unused_parameters=find_unused_parameters,
+            **kwargs)

@@ -38,8 +38,8 @@ from mmseg.registry import HOOKS
 from ..models import SparseNonLocal2d
 
 
-def snl_statistics(block: SparseNonLocal2d, x: torch.Tensor
-                   ) -> Dict[str, float]:
+def snl_statistics(block: SparseNonLocal2d,
+                   x: torch.Tensor) -> Dict[str, float]:
     """The four statistics of ``block`` on its input ``x``."""
     with torch.no_grad():
         t_y, t_x, weight = block.sampling_points(x)  # [B, K, H, W]
@@ -49,10 +49,11 @@ def snl_statistics(block: SparseNonLocal2d, x: torch.Tensor
         entropy = -(weight * weight.clamp_min(1e-12).log()).sum(1)
         outside = (t_y < 0) | (t_y > H - 1) | (t_x < 0) | (t_x > W - 1)
         log_k = math.log(weight.shape[1]) if weight.shape[1] > 1 else 1.0
-        return dict(offset_mean=length.mean().item(),
-                    offset_max=length.max().item(),
-                    entropy=(entropy.mean() / log_k).item(),
-                    outside=outside.float().mean().item())
+        return dict(
+            offset_mean=length.mean().item(),
+            offset_max=length.max().item(),
+            entropy=(entropy.mean() / log_k).item(),
+            outside=outside.float().mean().item())
 
 
 @HOOKS.register_module()
@@ -77,26 +78,35 @@ class SNLStatsHook(Hook):
     def before_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
-        self._blocks = {name: m for name, m in model.named_modules()
-                        if isinstance(m, SparseNonLocal2d)}
+        self._blocks = {
+            name: m
+            for name, m in model.named_modules()
+            if isinstance(m, SparseNonLocal2d)
+        }
         if not self._blocks:
             runner.logger.warning('SNLStatsHook: the model has no '
                                   'SparseNonLocal2d block; nothing to log')
         for name, block in self._blocks.items():
-            self._handles.append(block.register_forward_hook(
-                self._capture(name)))
+            self._handles.append(
+                block.register_forward_hook(self._capture(name)))
 
     def _capture(self, name):
+
         def hook(module, args, output):
             if self._due:
                 self._inputs[name] = args[0].detach()
+
         return hook
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
         self._due = self.every_n_train_iters(runner, self.interval)
 
-    def after_train_iter(self, runner, batch_idx: int,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
         if not self._due:
@@ -105,8 +115,8 @@ class SNLStatsHook(Hook):
         for name, x in self._inputs.items():
             stats = snl_statistics(self._blocks[name], x)
             for key, value in stats.items():
-                runner.message_hub.update_scalar(
-                    f'train/snl/{name}/{key}', value)
+                runner.message_hub.update_scalar(f'train/snl/{name}/{key}',
+                                                 value)
         self._inputs.clear()
 
     def after_run(self, runner) -> None:

@@ -40,8 +40,8 @@ def as_pair(value: IntPair, name: str) -> Tuple[int, int]:
         pair = tuple(value)
     else:
         pair = ()
-    if len(pair) != 2 or not all(isinstance(v, Integral) and not
-                                 isinstance(v, bool) for v in pair):
+    if len(pair) != 2 or not all(
+            isinstance(v, Integral) and not isinstance(v, bool) for v in pair):
         raise TypeError(f'{name} must be an int or a pair of ints, got '
                         f'{value!r}')
     if min(pair) <= 0:
@@ -73,9 +73,10 @@ def resolve_backend(backend: Optional[str], device: torch.device) -> str:
         return preferred
     if preferred and (device.type, preferred) not in _warned:
         _warned.add((device.type, preferred))
-        warnings.warn(f'SNL operator on {device.type}: using the slower '
-                      f'pure-PyTorch {fallback!r} backend because {reason}',
-                      stacklevel=3)
+        warnings.warn(
+            f'SNL operator on {device.type}: using the slower '
+            f'pure-PyTorch {fallback!r} backend because {reason}',
+            stacklevel=3)
     return fallback
 
 
@@ -183,26 +184,26 @@ def sparse_nonlocal_attention(query: Tensor,
     # hand us fp16/bf16, whose dot products over Cq channels overflow.
     # Backends that accumulate in float32 themselves take them as they are.
     dtype = torch.promote_types(value.dtype, torch.float32)
-    if implementation.half_inputs and value.dtype in (
-            torch.float16, torch.bfloat16):
+    if implementation.half_inputs and value.dtype in (torch.float16,
+                                                      torch.bfloat16):
         dtype = value.dtype
     # (only when autocast is on: a traced graph then stays flat)
     with torch.autocast(value.device.type, enabled=False) if \
             autocast_enabled(value.device.type) else nullcontext():
         out = implementation.attention(
             query.to(dtype), key.to(dtype), value.to(dtype),
-            offset.to(torch.promote_types(dtype, torch.float32)),
-            kernel_size, dilation, scale)
+            offset.to(torch.promote_types(dtype, torch.float32)), kernel_size,
+            dilation, scale)
     return out.to(value.dtype)
 
 
-def sparse_nonlocal_affinity(query: Tensor,
-                             key: Tensor,
-                             offset: Tensor,
-                             kernel_size: IntPair,
-                             dilation: IntPair = 1,
-                             scale: Optional[float] = None
-                             ) -> Tuple[Tensor, Tensor, Tensor]:
+def sparse_nonlocal_affinity(
+        query: Tensor,
+        key: Tensor,
+        offset: Tensor,
+        kernel_size: IntPair,
+        dilation: IntPair = 1,
+        scale: Optional[float] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Where each query samples, and the weight of each sample.
 
     For inspection and pictures (eqs. 4-6, reference path, float32 at

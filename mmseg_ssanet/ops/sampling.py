@@ -1,9 +1,10 @@
 """Where the SNL block samples: eq. 4 of the paper, shared by all backends.
 
-Sampling point k of query pixel (y, x) starts on a kh x kw grid centred on the
-query, laid out as mmcv's deformable convolution lays out its kernel (row-major,
-``(k - 1) // 2`` points before the centre, spaced by ``dilation``), and is
-shifted by its learned offset (dy, dx), channels ``2k`` and ``2k + 1``.
+Sampling point k of query pixel (y, x) starts on a kh x kw grid centred on
+the query, laid out as mmcv's deformable convolution lays out its kernel
+(row-major, ``(k - 1) // 2`` points before the centre, spaced by
+``dilation``), and is shifted by its learned offset (dy, dx), channels
+``2k`` and ``2k + 1``.
 
 This module is the one statement of that geometry: every backend's Python
 side uses it, and the fused kernels (``csrc/snl_cpu.cpp``,
@@ -21,14 +22,15 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-
 # Both bilinear rows (and columns) of -2, i.e. -2 and -1, are outside
 # every map.
 OFF_MAP = -2.0
 
 
-def initial_grid(kernel_size: Tuple[int, int], dilation: Tuple[int, int],
-                 device=None, dtype=None) -> Tuple[Tensor, Tensor]:
+def initial_grid(kernel_size: Tuple[int, int],
+                 dilation: Tuple[int, int],
+                 device=None,
+                 dtype=None) -> Tuple[Tensor, Tensor]:
     """(dy, dx) of the K initial sampling points relative to the query."""
     (kh, kw), (dh, dw) = kernel_size, dilation
     dy = (torch.arange(kh, device=device, dtype=dtype) - (kh - 1) // 2) * dh
@@ -53,8 +55,8 @@ def sampling_positions(offset: Tensor, kernel_size: Tuple[int, int],
     return t_y, t_x
 
 
-def finite_positions(t_y: Tensor, t_x: Tensor
-                     ) -> Tuple[Tensor, Tensor, Tensor]:
+def finite_positions(t_y: Tensor,
+                     t_x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Non-finite positions (NaN or inf offsets) made safe to sample, and
     the guard that makes their queries NaN instead.
 
@@ -70,12 +72,12 @@ def finite_positions(t_y: Tensor, t_x: Tensor
     # a tensor of t's dtype, not a Python float: torch 2.1's ONNX exporter
     # would leave that a double, which the ONNX checker refuses
     off_map = t_y.new_full((), OFF_MAP)
-    return (torch.where(finite, t_y, off_map),
-            torch.where(finite, t_x, off_map), guard)
+    return (torch.where(finite, t_y,
+                        off_map), torch.where(finite, t_x, off_map), guard)
 
 
-def corners(t_y: Tensor, t_x: Tensor, height: int, width: int
-            ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+def corners(t_y: Tensor, t_x: Tensor, height: int,
+            width: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """The 4 bilinear neighbours of each position (eq. 5).
 
     Returns ``ys``, ``xs`` (float pixel coordinates), ``weight`` and
@@ -88,14 +90,14 @@ def corners(t_y: Tensor, t_x: Tensor, height: int, width: int
     fy, fx = t_y - y0, t_x - x0
     ys = torch.stack([y0, y0, y0 + 1, y0 + 1], -1)
     xs = torch.stack([x0, x0 + 1, x0, x0 + 1], -1)
-    weight = torch.stack([(1 - fy) * (1 - fx), (1 - fy) * fx,
-                          fy * (1 - fx), fy * fx], -1)
+    weight = torch.stack([(1 - fy) * (1 - fx),
+                          (1 - fy) * fx, fy * (1 - fx), fy * fx], -1)
     inside = (ys >= 0) & (ys <= height - 1) & (xs >= 0) & (xs <= width - 1)
     return ys, xs, weight, inside
 
 
-def bilinear_corners(t_y: Tensor, t_x: Tensor, height: int, width: int
-                     ) -> Tuple[Tensor, Tensor]:
+def bilinear_corners(t_y: Tensor, t_x: Tensor, height: int,
+                     width: int) -> Tuple[Tensor, Tensor]:
     """Flat indices and weights of the 4 bilinear neighbours (eq. 5).
 
     Returns ``index`` (long) and ``weight``, both ``[..., 4]``, in the

@@ -48,11 +48,14 @@ def mmengine_checkpoint_globals() -> list:
             continue
         reconstruct.append((mod._reconstruct, f'{mod_name}._reconstruct'))
         scalar.append((mod.scalar, f'{mod_name}.scalar'))
-    dtype_classes = [type(np.dtype(t)) for t in (
-        np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
-        np.int8, np.uint8, np.bool_)]
+    dtype_classes = [
+        type(np.dtype(t))
+        for t in (np.float64, np.float32, np.float16, np.int64, np.int32,
+                  np.int16, np.int8, np.uint8, np.bool_)
+    ]
     restricted_getattr = [(history_buffer_method, f'{m}.getattr')
                           for m in ('builtins', '__builtin__')]
-    return [HistoryBuffer, np.ndarray, np.dtype, *reconstruct, *scalar,
-            *dtype_classes, *restricted_getattr]
-
+    return [
+        HistoryBuffer, np.ndarray, np.dtype, *reconstruct, *scalar,
+        *dtype_classes, *restricted_getattr
+    ]

@@ -24,14 +24,17 @@ def image_size(text: str, minimum: int = 1) -> Tuple[int, int]:
     return h, w
 
 
-def add_cfg_options(parser: argparse.ArgumentParser, example: str = ''
-                    ) -> None:
+def add_cfg_options(parser: argparse.ArgumentParser,
+                    example: str = '') -> None:
     """``--cfg-options KEY=VALUE ...`` as ``mim train/test`` take it."""
     from mmengine.config import DictAction
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='config overrides, as for mim '
-                        'train/test' + (f' (e.g. {example})' if example
-                                         else ''))
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='config overrides, as for mim '
+        'train/test' + (f' (e.g. {example})' if example else ''))
 
 
 def cfg_options_dict(options: List[str]) -> dict:
@@ -44,8 +47,8 @@ def cfg_options_dict(options: List[str]) -> dict:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--device', default='cpu',
-                        help='torch device (default %(default)s)')
+    parser.add_argument(
+        '--device', default='cpu', help='torch device (default %(default)s)')
 
 
 # Keeps a generated 128x256 image at its size: benchmark configs resize

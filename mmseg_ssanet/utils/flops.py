@@ -24,16 +24,20 @@ from ..ops.backends import BACKENDS
 # How the operator shows up in a trace, whichever backend ran (the fused
 # kernels' registered torch ops, csr's autograd Function), and which
 # backend reads that call's sizes.
-TRACED_BY = {name: backend for backend in BACKENDS.values()
-             for name in backend.trace_names}
+TRACED_BY = {
+    name: backend
+    for backend in BACKENDS.values()
+    for name in backend.trace_names
+}
 SNL_OPS = tuple(TRACED_BY)
 
 
 def snl_flops(batch: int, pixels: int, num_points: int, query_channels: int,
               value_channels: int) -> int:
     """The closed form above."""
-    return batch * pixels * num_points * (
-        5 * (query_channels + value_channels) + 7)
+    return batch * pixels * num_points * (5 *
+                                          (query_channels + value_channels) +
+                                          7)
 
 
 def snl_flop_handle(name: str):
@@ -44,8 +48,8 @@ def snl_flop_handle(name: str):
     def count(inputs: List[Any], outputs: List[Any]) -> int:
         from mmengine.analysis.jit_handles import get_shape
         sizes = trace_sizes([get_shape(x) for x in inputs])
-        return snl_flops(1, sizes.queries, sizes.points,
-                         sizes.query_channels, sizes.value_channels)
+        return snl_flops(1, sizes.queries, sizes.points, sizes.query_channels,
+                         sizes.value_channels)
 
     return count
 
@@ -54,11 +58,12 @@ def flop_analyzer(model: torch.nn.Module, inputs: Tuple[torch.Tensor, ...]):
     """mmengine's ``FlopAnalyzer`` with the SNL operator counted."""
     from mmengine.analysis import FlopAnalyzer
     return FlopAnalyzer(model, inputs).set_op_handle(
-        **{name: snl_flop_handle(name) for name in SNL_OPS})
+        **{name: snl_flop_handle(name)
+           for name in SNL_OPS})
 
 
-def count_flops(model: torch.nn.Module, inputs: Tuple[torch.Tensor, ...]
-                ) -> Tuple[int, dict]:
+def count_flops(model: torch.nn.Module,
+                inputs: Tuple[torch.Tensor, ...]) -> Tuple[int, dict]:
     """Total FLOPs and the ops the counter skipped (name -> count)."""
     analyzer = flop_analyzer(model, inputs).unsupported_ops_warnings(
         False).uncalled_modules_warnings(False)

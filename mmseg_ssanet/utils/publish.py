@@ -37,8 +37,9 @@ def plain(value: Any, where: str, dropped: List[str]) -> Any:
                 out[str(k)] = converted
         return out
     if isinstance(value, (list, tuple)):
-        items = [plain(v, f'{where}[{i}]', dropped)
-                 for i, v in enumerate(value)]
+        items = [
+            plain(v, f'{where}[{i}]', dropped) for i, v in enumerate(value)
+        ]
         items = [v for v in items if v is not _DROP]
         return type(value)(items)
     dropped.append(f'{where} ({type(value).__name__})')
@@ -63,14 +64,18 @@ def publish_checkpoint(in_file: str, out_file: str) -> Tuple[str, List[str]]:
     from .checkpoint_file import read_checkpoint
     from .checkpoint_globals import mmengine_checkpoint_globals
     checkpoint = read_checkpoint(
-        in_file, lambda path: load_trusted(path, mmengine_checkpoint_globals()))
+        in_file,
+        lambda path: load_trusted(path, mmengine_checkpoint_globals()))
     if 'state_dict' not in checkpoint:
         raise ValueError(f'{in_file!r} is not an mmengine checkpoint (no '
                          f'state_dict)')
     dropped: List[str] = []
-    published = dict(state_dict={k: v.detach().clone() for k, v in
-                                 checkpoint['state_dict'].items()},
-                     meta=plain(checkpoint.get('meta', {}), 'meta', dropped))
+    published = dict(
+        state_dict={
+            k: v.detach().clone()
+            for k, v in checkpoint['state_dict'].items()
+        },
+        meta=plain(checkpoint.get('meta', {}), 'meta', dropped))
     stem = out_file[:-len('.pth')] if out_file.endswith('.pth') else out_file
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     tmp = stem + '.tmp.pth'

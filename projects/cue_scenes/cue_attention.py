@@ -18,12 +18,11 @@ import numpy as np
 
 from mmseg_ssanet.apis.sampling import (QuerySamples, feature_pixel,
                                         sampling_points_for)
-
 from .paired_cues import CUE_SIZE, TARGET_SIZE, CuePair, pairs_from_labels
 
 
-def read_cue_scene(image_file: str, label_file: str
-                   ) -> Tuple[np.ndarray, List[CuePair]]:
+def read_cue_scene(image_file: str,
+                   label_file: str) -> Tuple[np.ndarray, List[CuePair]]:
     """A cue scene from disk (Cityscapes layout): BGR image and its pairs."""
     from mmseg.datasets import CityscapesDataset
     from PIL import Image
@@ -44,7 +43,8 @@ def cue_box(pair: CuePair) -> Tuple[int, int, int, int]:
     return (*pair.cue, CUE_SIZE, CUE_SIZE)
 
 
-def weight_inside(sample: QuerySamples, box: Tuple[int, int, int, int],
+def weight_inside(sample: QuerySamples,
+                  box: Tuple[int, int, int, int],
                   margin: float = 0.0) -> Tuple[float, float]:
     """Attention mass that ``sample``'s query puts inside ``box``.
 
@@ -58,13 +58,14 @@ def weight_inside(sample: QuerySamples, box: Tuple[int, int, int, int],
     def inside(pts):
         return ((pts[:, 0] >= y0 - margin) & (pts[:, 0] < y0 + h + margin) &
                 (pts[:, 1] >= x0 - margin) & (pts[:, 1] < x0 + w + margin))
+
     weights = sample.weights / max(sample.weights.sum(), 1e-12)
     return (float(weights[inside(sample.points)].sum()),
             float(inside(sample.initial).mean()))
 
 
-def attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
-                      ) -> List[dict]:
+def attention_on_cues(model, image: np.ndarray,
+                      pairs: List[CuePair]) -> List[dict]:
     """For a query at each target's centre: its sampling points
     (``sample``), the attention weight on its own cue (``learned``) and the
     initial grid's share of points on it (``initial``). A point within half
@@ -72,12 +73,11 @@ def attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
     queries = [(p.target[0] + TARGET_SIZE // 2, p.target[1] + TARGET_SIZE // 2)
                for p in pairs]
     out = []
-    for pair, sample in zip(pairs, sampling_points_for(model, image,
-                                                       queries)):
+    for pair, sample in zip(pairs, sampling_points_for(model, image, queries)):
         learned, initial = weight_inside(sample, cue_box(pair),
                                          sample.stride[0] / 2)
-        out.append(dict(pair=pair, sample=sample, learned=learned,
-                        initial=initial))
+        out.append(
+            dict(pair=pair, sample=sample, learned=learned, initial=initial))
     return out
 
 
@@ -95,6 +95,7 @@ def recorded_dense_attention(block):
         weight = pairwise(*args)
         maps.append(weight.detach())
         return weight
+
     setattr(block, block.mode, recording)  # shadows the bound method
     try:
         yield maps
@@ -115,8 +116,8 @@ def find_attention_block(model):
                      'NonLocal2d block: nothing attends')
 
 
-def dense_attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
-                            ) -> List[dict]:
+def dense_attention_on_cues(model, image: np.ndarray,
+                            pairs: List[CuePair]) -> List[dict]:
     """As :func:`attention_on_cues`, for a model with a dense non-local
     block: for a query at each target's centre, the attention weight on the
     feature pixels whose centre lies within half a feature pixel of its own
@@ -159,14 +160,17 @@ def dense_attention_on_cues(model, image: np.ndarray, pairs: List[CuePair]
                                pair.target[1] + TARGET_SIZE / 2, (sy, sx),
                                (feat_h, feat_w))
         row = weight[qy * feat_w + qx]
-        out.append(dict(pair=pair, learned=float(row[on_cue.ravel()].sum()),
-                        initial=float(on_cue.mean())))
+        out.append(
+            dict(
+                pair=pair,
+                learned=float(row[on_cue.ravel()].sum()),
+                initial=float(on_cue.mean())))
     return out
 
 
-def feature_similarity(features: np.ndarray, pairs: List[CuePair],
-                       image_size: Tuple[int, int]) -> List[Tuple[float,
-                                                                  float]]:
+def feature_similarity(
+        features: np.ndarray, pairs: List[CuePair],
+        image_size: Tuple[int, int]) -> List[Tuple[float, float]]:
     """Can the block's input tell a target's own cue from the others?
 
     ``features`` ``[C, h, w]`` is the attention block's input for an image
@@ -180,9 +184,10 @@ def feature_similarity(features: np.ndarray, pairs: List[CuePair],
     unit = features / np.maximum(np.linalg.norm(features, axis=0), 1e-12)
 
     def at(top_left, size):
-        fy, fx = feature_pixel(top_left[0] + size / 2,
-                               top_left[1] + size / 2, stride, shape)
+        fy, fx = feature_pixel(top_left[0] + size / 2, top_left[1] + size / 2,
+                               stride, shape)
         return unit[:, fy, fx]
+
     cues = [at(p.cue, CUE_SIZE) for p in pairs]
     out = []
     for i, pair in enumerate(pairs):
@@ -199,22 +204,28 @@ def cue_attention_over(model, data_root: str, split: str = 'val') -> dict:
     cue (``similarity_own``) or another cue (``similarity_other``)."""
     from mmseg_ssanet.models import SparseNonLocal2d
     block = find_attention_block(model)
-    measure = (attention_on_cues if isinstance(block, SparseNonLocal2d)
-               else dense_attention_on_cues)
+    measure = (
+        attention_on_cues
+        if isinstance(block, SparseNonLocal2d) else dense_attention_on_cues)
     inputs = []
     hook = block.register_forward_hook(
         lambda module, args, output: inputs.append(args[0][0].detach()))
-    labels = sorted(glob.glob(osp.join(data_root, 'gtFine', split, '*',
-                                       '*_gtFine_labelTrainIds.png')))
+    labels = sorted(
+        glob.glob(
+            osp.join(data_root, 'gtFine', split, '*',
+                     '*_gtFine_labelTrainIds.png')))
     if not labels:
         raise FileNotFoundError(f'no Cityscapes {split} labels under '
                                 f'{data_root}')
     scores, similarity = [], []
     try:
         for label in labels:
-            image, pairs = read_cue_scene(label.replace(
-                osp.join('gtFine', split), osp.join('leftImg8bit', split)
-            ).replace('_gtFine_labelTrainIds', '_leftImg8bit'), label)
+            image, pairs = read_cue_scene(
+                label.replace(
+                    osp.join('gtFine', split),
+                    osp.join('leftImg8bit',
+                             split)).replace('_gtFine_labelTrainIds',
+                                             '_leftImg8bit'), label)
             inputs.clear()
             scores += [(s['learned'], s['initial'])
                        for s in measure(model, image, pairs)]
@@ -224,6 +235,9 @@ def cue_attention_over(model, data_root: str, split: str = 'val') -> dict:
         hook.remove()
     learned, initial = np.mean(scores, 0)
     own, other = np.nanmean(similarity, 0)
-    return dict(learned=float(learned), initial=float(initial),
-                num_pairs=len(scores), similarity_own=float(own),
-                similarity_other=float(other))
+    return dict(
+        learned=float(learned),
+        initial=float(initial),
+        num_pairs=len(scores),
+        similarity_own=float(own),
+        similarity_other=float(other))

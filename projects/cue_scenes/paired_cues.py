@@ -55,8 +55,8 @@ CUE_LABELS = ('centre', 'hue')
 # (hue, centre)
 LABELLED_HUES = (PAIR_HUES[0], PAIR_HUES[2])
 HUE_CUE_ROLES = (CUE_ROLES, dict(car='sky', person='sidewalk'))
-ALL_CUE_ROLES = tuple(dict.fromkeys(
-    role for roles in HUE_CUE_ROLES for role in roles.values()))
+ALL_CUE_ROLES = tuple(
+    dict.fromkeys(role for roles in HUE_CUE_ROLES for role in roles.values()))
 _GAP = 8  # px kept free between any two squares
 
 
@@ -87,9 +87,8 @@ def check_distance(distance, height: int, width: int) -> Tuple[int, int]:
 
 def _overlaps(box, boxes) -> bool:
     y, x, s = box
-    return any(y < by + bs + _GAP and by < y + s + _GAP and
-               x < bx + bs + _GAP and bx < x + s + _GAP
-               for by, bx, bs in boxes)
+    return any(y < by + bs + _GAP and by < y + s + _GAP and x < bx + bs +
+               _GAP and bx < x + s + _GAP for by, bx, bs in boxes)
 
 
 def place_pairs(height: int, width: int, rng: np.random.Generator,
@@ -107,8 +106,8 @@ def place_pairs(height: int, width: int, rng: np.random.Generator,
             angle = rng.uniform(0, 2 * np.pi)
             cy = round(ty + (TARGET_SIZE - CUE_SIZE) / 2 + d * np.sin(angle))
             cx = round(tx + (TARGET_SIZE - CUE_SIZE) / 2 + d * np.cos(angle))
-            if not (0 <= cy <= height - CUE_SIZE and
-                    0 <= cx <= width - CUE_SIZE):
+            if not (0 <= cy <= height - CUE_SIZE
+                    and 0 <= cx <= width - CUE_SIZE):
                 continue
             target, cue = (ty, tx, TARGET_SIZE), (cy, cx, CUE_SIZE)
             if _overlaps(target, boxes) or _overlaps(cue, boxes + [target]):
@@ -139,8 +138,11 @@ def check_cue_labels(cue_labels: str, num_pairs: int) -> None:
                          f'{num_pairs}')
 
 
-def draw_pairs(height: int, width: int, rng: np.random.Generator,
-               pairs: List[CuePair], role_index: dict,
+def draw_pairs(height: int,
+               width: int,
+               rng: np.random.Generator,
+               pairs: List[CuePair],
+               role_index: dict,
                cue_labels: str = 'centre') -> Tuple[np.ndarray, np.ndarray]:
     """Render the pairs on a noisy grey background: image (float) and roles.
     """
@@ -155,11 +157,10 @@ def draw_pairs(height: int, width: int, rng: np.random.Generator,
         (ty, tx), (cy, cx) = pair.target, pair.cue
         cue_role = cue_roles[hue][pair.role]
         img[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = palette[hue]
-        roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = role_index[
-            pair.role]
+        roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE] = role_index[pair.role]
         img[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = palette[hue]
-        img[cy + h:cy + CUE_SIZE - h, cx + h:cx + CUE_SIZE - h] = (
-            255 if pair.role == CUE_CLASSES[0] else 0)
+        img[cy + h:cy + CUE_SIZE - h, cx + h:cx + CUE_SIZE -
+            h] = (255 if pair.role == CUE_CLASSES[0] else 0)
         roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE] = role_index[cue_role]
     img += rng.normal(0, 8, img.shape)
     return img, roles
@@ -190,28 +191,34 @@ def pairs_from_labels(image: np.ndarray, labels: np.ndarray,
     cue_colours = [colour(image[s][:2]) for s, _ in cues]  # top rim rows
     pairs = []
     for s, role in boxes(CUE_CLASSES):
-        j = int(np.argmin([np.abs(colour(image[s]) - c).sum()
-                           for c in cue_colours]))
+        j = int(
+            np.argmin(
+                [np.abs(colour(image[s]) - c).sum() for c in cue_colours]))
         cue = cues[j][0]
         t0 = np.array([s[0].start, s[1].start])
         c0 = np.array([cue[0].start, cue[1].start])
         d = np.hypot(*(t0 + TARGET_SIZE / 2 - c0 - CUE_SIZE / 2))
-        pairs.append(CuePair(tuple(int(v) for v in t0),
-                             tuple(int(v) for v in c0), role, float(d)))
+        pairs.append(
+            CuePair(
+                tuple(int(v) for v in t0), tuple(int(v) for v in c0), role,
+                float(d)))
     return pairs
 
 
-def share_within_grid(pairs: List[CuePair], kernel_size: Tuple[int, int],
-                      dilation: int = 1, stride: int = 16) -> float:
+def share_within_grid(pairs: List[CuePair],
+                      kernel_size: Tuple[int, int],
+                      dilation: int = 1,
+                      stride: int = 16) -> float:
     """Share of cues whose centre the initial sampling grid of a query at
     their target's centre covers (a square of +-(k // 2) * dilation feature
     pixels), at output stride ``stride``."""
     if not pairs:
         raise ValueError('no pairs to measure')
     reach = np.array([(k // 2) * dilation for k in kernel_size])
-    offsets = np.array([(np.array(p.cue) + CUE_SIZE / 2
-                         - np.array(p.target) - TARGET_SIZE / 2) / stride
-                        for p in pairs])
+    offsets = np.array([
+        (np.array(p.cue) + CUE_SIZE / 2 - np.array(p.target) - TARGET_SIZE / 2)
+        / stride for p in pairs
+    ])
     return float((np.abs(offsets) <= reach).all(1).mean())
 
 
@@ -221,7 +228,9 @@ class CueScene(synthetic.Scene):
     pairs: Tuple[CuePair, ...] = ()
 
 
-def make_cue_scene(height: int, width: int, rng: np.random.Generator,
+def make_cue_scene(height: int,
+                   width: int,
+                   rng: np.random.Generator,
                    num_pairs: int = 3,
                    distance: Tuple[int, int] = DEFAULT_DISTANCE,
                    cue_labels: str = 'centre') -> CueScene:
@@ -232,16 +241,22 @@ def make_cue_scene(height: int, width: int, rng: np.random.Generator,
     if not pairs:
         raise ValueError(f'no target/cue pair at {distance[0]}..'
                          f'{distance[1]} px fits a {height}x{width} image')
-    img, roles = draw_pairs(
-        height, width, rng, pairs,
-        {name: i for i, name in enumerate(synthetic.ROLES)}, cue_labels)
-    return CueScene(np.clip(img, 0, 255).astype(np.uint8), roles,
-                    pairs=tuple(pairs))
+    img, roles = draw_pairs(height, width, rng, pairs, {
+        name: i
+        for i, name in enumerate(synthetic.ROLES)
+    }, cue_labels)
+    return CueScene(
+        np.clip(img, 0, 255).astype(np.uint8), roles, pairs=tuple(pairs))
 
 
-def generate_cue_scenes(fmt: str, out_dir: str, num_train: int = 16,
-                        num_val: int = 4, height: int = 128,
-                        width: int = 256, seed: int = 0, num_pairs: int = 3,
+def generate_cue_scenes(fmt: str,
+                        out_dir: str,
+                        num_train: int = 16,
+                        num_val: int = 4,
+                        height: int = 128,
+                        width: int = 256,
+                        seed: int = 0,
+                        num_pairs: int = 3,
                         cue_distance: Tuple[int, int] = DEFAULT_DISTANCE,
                         cue_labels: str = 'centre') -> Dict[str, List[str]]:
     """Write cue scenes in ``fmt``'s layout (``synthetic.generate``'s
@@ -251,13 +266,22 @@ def generate_cue_scenes(fmt: str, out_dir: str, num_train: int = 16,
     make_cue_scene(height, width, np.random.default_rng(0), num_pairs,
                    cue_distance, cue_labels)  # checks before writing
     return synthetic.generate(
-        fmt, out_dir, num_train, num_val, height, width, seed,
+        fmt,
+        out_dir,
+        num_train,
+        num_val,
+        height,
+        width,
+        seed,
         draw_scene=lambda rng: make_cue_scene(height, width, rng, num_pairs,
                                               cue_distance, cue_labels))
 
 
-def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
-                       seed: int = 0, num_pairs: int = 3,
+def preview_cue_scenes(out_file: str,
+                       height: int = 128,
+                       width: int = 256,
+                       seed: int = 0,
+                       num_pairs: int = 3,
                        distance: Tuple[int, int] = DEFAULT_DISTANCE,
                        num_scenes: int = 3,
                        cue_labels: str = 'centre') -> None:
@@ -271,8 +295,8 @@ def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
     palette = np.array(CityscapesDataset.METAINFO['palette'], np.uint8)
     lut = synthetic.label_ids('cityscapes')
     rng = np.random.default_rng(seed)  # as generate(): train scenes first
-    fig, axes = plt.subplots(num_scenes, 2, squeeze=False,
-                             figsize=(10, 1.2 + 2 * num_scenes))
+    fig, axes = plt.subplots(
+        num_scenes, 2, squeeze=False, figsize=(10, 1.2 + 2 * num_scenes))
     t, c = TARGET_SIZE / 2, CUE_SIZE / 2
     for row in axes:
         scene = make_cue_scene(height, width, rng, num_pairs, distance,
@@ -282,10 +306,13 @@ def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
         for pair in scene.pairs:
             (ty, tx), (cy, cx) = pair.target, pair.cue
             for ax in row:
-                ax.annotate('', xy=(cx + c, cy + c), xytext=(tx + t, ty + t),
-                            arrowprops=dict(arrowstyle='->', color='yellow'))
-            row[1].text(tx + 1, ty + t + 3, pair.role, color='white',
-                        fontsize=7)
+                ax.annotate(
+                    '',
+                    xy=(cx + c, cy + c),
+                    xytext=(tx + t, ty + t),
+                    arrowprops=dict(arrowstyle='->', color='yellow'))
+            row[1].text(
+                tx + 1, ty + t + 3, pair.role, color='white', fontsize=7)
         for ax in row:
             ax.axis('off')
     axes[0, 0].set_title('image (arrow: target -> its cue)', fontsize=9)
@@ -293,9 +320,12 @@ def preview_cue_scenes(out_file: str, height: int = 128, width: int = 256,
         'labels: road, building (white cue), vegetation (black cue), car, '
         'person' if cue_labels == 'centre' else 'labels: road; cues '
         'building/vegetation (red, white/black), sky/sidewalk (blue, '
-        'white/black); car, person', fontsize=9)
-    fig.suptitle(f'cue scenes: each target labelled by its own cue, '
-                 f'{distance[0]}-{distance[1]} px away', fontsize=10)
+        'white/black); car, person',
+        fontsize=9)
+    fig.suptitle(
+        f'cue scenes: each target labelled by its own cue, '
+        f'{distance[0]}-{distance[1]} px away',
+        fontsize=10)
     fig.tight_layout()
     fig.savefig(out_file, dpi=90)
     plt.close(fig)

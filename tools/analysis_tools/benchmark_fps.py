@@ -2,9 +2,10 @@
 
 Example::
 
-    python tools/analysis_tools/benchmark_fps.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
-        work_dirs/demo/iter_400.pth --images 50 \
-        --cfg-options test_dataloader.dataset.data_root=data/synthetic_cityscapes
+    python tools/analysis_tools/benchmark_fps.py \
+        configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+        work_dirs/demo/iter_400.pth --images 50 --cfg-options \
+        test_dataloader.dataset.data_root=data/synthetic_cityscapes
 
 mmseg's ``tools/analysis_tools/benchmark.py`` reports only once it has
 seen 200 images: on a smaller test set it prints ``fps nan``. This runs the
@@ -46,18 +47,29 @@ def main(argv=None):
 
     from mmseg_ssanet.utils.cli import add_cfg_options, add_device
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='model config (its test data is '
-                        'timed)')
+    parser.add_argument(
+        'config', help='model config (its test data is '
+        'timed)')
     parser.add_argument('checkpoint', help='trained weights')
-    parser.add_argument('--images', type=int, default=200,
-                        help='images timed per round (default %(default)s)')
-    parser.add_argument('--warmup', type=int, default=5,
-                        help='untimed images first (default %(default)s)')
-    parser.add_argument('--repeat-times', type=int, default=1,
-                        help='timed rounds (default %(default)s)')
+    parser.add_argument(
+        '--images',
+        type=int,
+        default=200,
+        help='images timed per round (default %(default)s)')
+    parser.add_argument(
+        '--warmup',
+        type=int,
+        default=5,
+        help='untimed images first (default %(default)s)')
+    parser.add_argument(
+        '--repeat-times',
+        type=int,
+        default=1,
+        help='timed rounds (default %(default)s)')
     add_device(parser)
-    parser.add_argument('--out', help='JSON file (default: next to the '
-                        'checkpoint)')
+    parser.add_argument(
+        '--out', help='JSON file (default: next to the '
+        'checkpoint)')
     add_cfg_options(parser)
     args = parser.parse_args(argv)
     if args.images < 1 or args.warmup < 0 or args.repeat_times < 1:
@@ -74,8 +86,11 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     try:
-        model = load_segmentor(args.config, args.checkpoint, args.device,
-                               cfg_options=args.cfg_options)
+        model = load_segmentor(
+            args.config,
+            args.checkpoint,
+            args.device,
+            cfg_options=args.cfg_options)
         cfg.test_dataloader.batch_size = 1
         loader = Runner.build_dataloader(cfg.test_dataloader)
     except (FileNotFoundError, ValueError) as err:
@@ -88,11 +103,15 @@ def main(argv=None):
         rounds.append(fps)
         print(f'round {r + 1}: {fps:.2f} img / s ({args.images} images, '
               f'test set of {len(loader.dataset)})')
-    result = dict(config=args.config, checkpoint=args.checkpoint,
-                  unit='img / s', images=args.images,
-                  test_set=len(loader.dataset), rounds=rounds,
-                  average_fps=float(np.mean(rounds)),
-                  fps_variance=float(np.var(rounds)))
+    result = dict(
+        config=args.config,
+        checkpoint=args.checkpoint,
+        unit='img / s',
+        images=args.images,
+        test_set=len(loader.dataset),
+        rounds=rounds,
+        average_fps=float(np.mean(rounds)),
+        fps_variance=float(np.var(rounds)))
     out = args.out or osp.splitext(args.checkpoint)[0] + '_fps.json'
     with open(out, 'w') as f:
         json.dump(result, f, indent=1)

@@ -12,12 +12,13 @@ bilinear sampling included: :mod:`mmseg_ssanet.utils.flops`, as
 the device's default backend (the fused C++ kernel on CPU, Triton on
 CUDA); fp16 and bf16 are autocast, as ``mim train --amp`` runs.
 
-    python tools/analysis_tools/benchmark_models.py --out work_dirs/benchmark_models
+    python tools/analysis_tools/benchmark_models.py \
+        --out work_dirs/benchmark_models
     python tools/analysis_tools/benchmark_models.py --device cuda --batch 2 \
         --dtypes fp32 fp16 bf16 --no-flops --out work_dirs/table2_gpu
 """
-import contextlib
 import argparse
+import contextlib
 import json
 import os
 import os.path as osp
@@ -27,11 +28,10 @@ import torch
 
 MODELS_TABLE2 = [
     # name, config, paper's inference time (ms), paper's mIoU
-    ('Baseline', 'configs/ablation/mobilenetv2_fcn-baseline_cityscapes.py',
-     27, 70.39),
+    ('Baseline', 'configs/ablation/mobilenetv2_fcn-baseline_cityscapes.py', 27,
+     70.39),
     ('+ PPM', 'configs/comparison/mobilenetv2_psp_cityscapes.py', 41, 72.88),
-    ('+ ASPP', 'configs/comparison/mobilenetv2_aspp_cityscapes.py', 55,
-     74.48),
+    ('+ ASPP', 'configs/comparison/mobilenetv2_aspp_cityscapes.py', 55, 74.48),
     ('+ NL', 'configs/comparison/mobilenetv2_nl_cityscapes.py', 42, 73.75),
     ('+ SNL', 'configs/comparison/mobilenetv2_snl_cityscapes.py', 39, 74.51),
 ]
@@ -67,8 +67,12 @@ def time_models(models, x, repeats, dtype_names=('fp32', )):
     round robin after a warm-up of each (the machine's drift and
     first-call costs hit all alike); the peak allocated on a GPU (weights
     included) from one more pass each."""
-    meta = [dict(img_shape=x.shape[2:], pad_shape=x.shape[2:],
-                 ori_shape=x.shape[2:])] * x.shape[0]
+    meta = [
+        dict(
+            img_shape=x.shape[2:],
+            pad_shape=x.shape[2:],
+            ori_shape=x.shape[2:])
+    ] * x.shape[0]
     cuda = x.device.type == 'cuda'
 
     def run(model, name):
@@ -95,8 +99,10 @@ def time_models(models, x, repeats, dtype_names=('fp32', )):
                 peaks[(i, name)] = torch.cuda.max_memory_allocated() / 2**20
             else:
                 peaks[(i, name)] = None
-    return {case: (1000 * sorted(t)[len(t) // 2], peaks[case])
-            for case, t in times.items()}
+    return {
+        case: (1000 * sorted(t)[len(t) // 2], peaks[case])
+        for case, t in times.items()
+    }
 
 
 def count_flops(config_path, x):
@@ -118,31 +124,50 @@ def count_flops(config_path, x):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch', type=int, default=1,
-                        help='images per forward pass (default %(default)s)')
-    parser.add_argument('--height', type=int, default=1024,
-                        help='input height (default %(default)s)')
-    parser.add_argument('--width', type=int, default=2048,
-                        help='input width (default %(default)s)')
-    parser.add_argument('--repeats', type=int, default=5,
-                        help='timed passes per model, median reported '
-                        '(default %(default)s)')
-    parser.add_argument('--device', default=None,
-                        help='cpu or cuda (default: cuda where there is '
-                        'one, else cpu)')
-    parser.add_argument('--dtypes', nargs='+', default=['fp32'],
-                        choices=list(DTYPES),
-                        help='precisions, fp16/bf16 by autocast (default '
-                        '%(default)s)')
-    parser.add_argument('--no-flops', action='store_true',
-                        help='skip counting FLOPs')
-    parser.add_argument('--out', default='work_dirs/benchmark_models',
-                        help='folder for the table, JSON and plot (default '
-                        '%(default)s)')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=1,
+        help='images per forward pass (default %(default)s)')
+    parser.add_argument(
+        '--height',
+        type=int,
+        default=1024,
+        help='input height (default %(default)s)')
+    parser.add_argument(
+        '--width',
+        type=int,
+        default=2048,
+        help='input width (default %(default)s)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=5,
+        help='timed passes per model, median reported '
+        '(default %(default)s)')
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='cpu or cuda (default: cuda where there is '
+        'one, else cpu)')
+    parser.add_argument(
+        '--dtypes',
+        nargs='+',
+        default=['fp32'],
+        choices=list(DTYPES),
+        help='precisions, fp16/bf16 by autocast (default '
+        '%(default)s)')
+    parser.add_argument(
+        '--no-flops', action='store_true', help='skip counting FLOPs')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/benchmark_models',
+        help='folder for the table, JSON and plot (default '
+        '%(default)s)')
     args = parser.parse_args(argv)
     from tqdm import tqdm
-    device = torch.device(args.device or (
-        'cuda' if torch.cuda.is_available() else 'cpu'))
+    device = torch.device(
+        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.height, args.width)
     models = [build(config).to(device) for _, config, _, _ in MODELS_TABLE2]
@@ -154,37 +179,44 @@ def main(argv=None):
     rows = []
     for dtype_name in args.dtypes:
         base_ms = measured[(0, dtype_name)][0]
-        for i, ((name, config, paper_ms, paper_miou), model) in enumerate(
-                zip(MODELS_TABLE2, models)):
+        for i, ((name, config, paper_ms, paper_miou),
+                model) in enumerate(zip(MODELS_TABLE2, models)):
             t, peak = measured[(i, dtype_name)]
-            row = dict(method=name, config=config, dtype=dtype_name,
-                       paper_ms=paper_ms, paper_miou=paper_miou, time_ms=t,
-                       peak_mb=peak, ratio=t / base_ms,
-                       overhead_ms=t - base_ms,
-                       paper_overhead_ms=paper_ms - MODELS_TABLE2[0][2],
-                       params_m=sum(p.numel()
-                                    for p in model.parameters()) / 1e6)
+            row = dict(
+                method=name,
+                config=config,
+                dtype=dtype_name,
+                paper_ms=paper_ms,
+                paper_miou=paper_miou,
+                time_ms=t,
+                peak_mb=peak,
+                ratio=t / base_ms,
+                overhead_ms=t - base_ms,
+                paper_overhead_ms=paper_ms - MODELS_TABLE2[0][2],
+                params_m=sum(p.numel() for p in model.parameters()) / 1e6)
             if config in flops:
                 row['gflops'] = flops[config]
             rows.append(row)
     del models
     os.makedirs(args.out, exist_ok=True)
     shape = f'{args.batch}x3x{args.height}x{args.width}'
-    where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
-             else f'CPU, {torch.get_num_threads()} threads')
-    lines = [f'input {shape}, {where}, torch {torch.__version__}',
-             '| method | dtype | time ms | ratio | overhead ms | peak MB '
-             '| params M | GFLOPs | paper ms (V100, 2x3x1024x2048) '
-             '| paper overhead ms |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+    where = (
+        torch.cuda.get_device_name(device) if device.type == 'cuda' else
+        f'CPU, {torch.get_num_threads()} threads')
+    lines = [
+        f'input {shape}, {where}, torch {torch.__version__}',
+        '| method | dtype | time ms | ratio | overhead ms | peak MB '
+        '| params M | GFLOPs | paper ms (V100, 2x3x1024x2048) '
+        '| paper overhead ms |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
+    ]
     for r in rows:
         gflops = f"{r['gflops']:.1f}" if 'gflops' in r else '-'
         peak = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else '-'
-        lines.append(
-            f"| {r['method']} | {r['dtype']} | {r['time_ms']:.1f} | "
-            f"{r['ratio']:.2f} | {r['overhead_ms']:.1f} | {peak} | "
-            f"{r['params_m']:.2f} | {gflops} | {r['paper_ms']} | "
-            f"{r['paper_overhead_ms']} |")
+        lines.append(f"| {r['method']} | {r['dtype']} | {r['time_ms']:.1f} | "
+                     f"{r['ratio']:.2f} | {r['overhead_ms']:.1f} | {peak} | "
+                     f"{r['params_m']:.2f} | {gflops} | {r['paper_ms']} | "
+                     f"{r['paper_overhead_ms']} |")
     table = '\n'.join(lines) + '\n'
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(table)
@@ -202,10 +234,12 @@ def plot(rows, path, shape):
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [r['method'] for r in rows]
     xs = range(len(rows))
-    ax.bar([i - 0.2 for i in xs], [r['ratio'] for r in rows], 0.4,
+    ax.bar([i - 0.2 for i in xs], [r['ratio'] for r in rows],
+           0.4,
            label=f'this machine ({shape})')
     ax.bar([i + 0.2 for i in xs],
-           [r['paper_ms'] / rows[0]['paper_ms'] for r in rows], 0.4,
+           [r['paper_ms'] / rows[0]['paper_ms'] for r in rows],
+           0.4,
            label='paper (V100, 2x3x1024x2048)')
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names)

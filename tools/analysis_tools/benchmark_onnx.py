@@ -15,7 +15,8 @@ pattern off, which is what keeps its memory near eager's);
 
 Example (the numbers in docs/tools.md)::
 
-    python tools/analysis_tools/benchmark_onnx.py configs/ssanet_r101_cityscapes.py \\
+    python tools/analysis_tools/benchmark_onnx.py \\
+        configs/ssanet_r101_cityscapes.py \\
         --sizes 1024x2048 769x769 --out work_dirs/benchmark_onnx/r101
 
 writes ``results.md`` and ``results.json`` there.
@@ -44,8 +45,11 @@ def _model(args):
 
     from mmseg_ssanet.apis import load_segmentor
     torch.manual_seed(0)
-    return load_segmentor(args['config'], args['checkpoint'], 'cpu',
-                          cfg_options=args['cfg_options'])
+    return load_segmentor(
+        args['config'],
+        args['checkpoint'],
+        'cpu',
+        cfg_options=args['cfg_options'])
 
 
 def export_worker(args):
@@ -53,8 +57,9 @@ def export_worker(args):
     model = _model(args)
     start = time.perf_counter()
     export_onnx(model, _image(*args['trace_size']), args['onnx'])
-    return dict(export_s=time.perf_counter() - start,
-                graph_mb=osp.getsize(args['onnx']) / 2**20)
+    return dict(
+        export_s=time.perf_counter() - start,
+        graph_mb=osp.getsize(args['onnx']) / 2**20)
 
 
 def eager_worker(args):
@@ -78,6 +83,7 @@ def eager_worker(args):
 def ort_worker(args):
     import numpy as np
     import onnxruntime as ort
+
     # As a deployment process: onnxruntime and numpy alone (no torch, no
     # plugin, whose imports alone hold about 0.5 GB); the options of
     # mmseg_ssanet.apis.export.session_options, written out for that.
@@ -86,8 +92,8 @@ def ort_worker(args):
     options.inter_op_num_threads = 1
     if not args['ort_defaults']:
         options.enable_mem_pattern = False
-    session = ort.InferenceSession(args['onnx'], options,
-                                   providers=['CPUExecutionProvider'])
+    session = ort.InferenceSession(
+        args['onnx'], options, providers=['CPUExecutionProvider'])
     h, w = args['size']
     x = np.random.RandomState(0).randn(1, 3, h, w).astype(np.float32)
     times = []
@@ -103,12 +109,15 @@ WORKERS = dict(export=export_worker, eager=eager_worker, ort=ort_worker)
 
 def run_worker(kind, spec):
     """One worker in a fresh process; its JSON result, or an error."""
-    proc = subprocess.run(
-        [sys.executable, osp.abspath(__file__), '--worker', kind,
-         json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
-    lines = [ln for ln in proc.stdout.splitlines()
-             if ln.startswith('RESULT ')]
+    proc = subprocess.run([
+        sys.executable,
+        osp.abspath(__file__), '--worker', kind,
+        json.dumps(spec)
+    ],
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
     if proc.returncode or not lines:
         raise RuntimeError(f'{kind} worker failed: '
                            f'{proc.stdout.strip()[-2000:]}')
@@ -116,15 +125,17 @@ def run_worker(kind, spec):
 
 
 def markdown(result):
-    lines = [f'# onnxruntime against PyTorch eager: {result["config"]}', '',
-             f'Command: `{result["command"]}`  ',
-             f'Graph: {result["graph_mb"]:.0f} MB, exported in '
-             f'{result["export_s"]:.1f} s (traced at {result["trace_size"]});'
-             f' {result["threads"]} threads; onnxruntime session: '
-             f'{result["session"]}; {result["date"]}', '',
-             '| input | path | peak memory (GB) | time (s), each run | '
-             'memory vs eager | time vs eager (last run) |',
-             '| --- | --- | --- | --- | --- | --- |']
+    lines = [
+        f'# onnxruntime against PyTorch eager: {result["config"]}', '',
+        f'Command: `{result["command"]}`  ',
+        f'Graph: {result["graph_mb"]:.0f} MB, exported in '
+        f'{result["export_s"]:.1f} s (traced at {result["trace_size"]});'
+        f' {result["threads"]} threads; onnxruntime session: '
+        f'{result["session"]}; {result["date"]}', '',
+        '| input | path | peak memory (GB) | time (s), each run | '
+        'memory vs eager | time vs eager (last run) |',
+        '| --- | --- | --- | --- | --- | --- |'
+    ]
     for row in result['rows']:
         eager = row['eager']
         for path in ('eager', 'ort'):
@@ -143,37 +154,63 @@ def main(argv=None):
     from mmseg_ssanet.utils.cli import add_cfg_options, image_size
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config')
-    parser.add_argument('--checkpoint', default=None,
-                        help='trained weights (default: as initialised)')
-    parser.add_argument('--sizes', nargs='+', type=image_size,
-                        default=[(1024, 2048)], help='input sizes HxW')
-    parser.add_argument('--trace-size', type=image_size, default=(128, 256),
-                        help='size the graph is traced at (default 128x256)')
-    parser.add_argument('--threads', type=int, default=2,
-                        help='threads of both paths (default %(default)s)')
-    parser.add_argument('--repeats', type=int, default=2,
-                        help='runs per path and size (default %(default)s)')
-    parser.add_argument('--ort-defaults', action='store_true',
-                        help='onnxruntime\'s default session options instead '
-                        'of the tools\' (memory pattern off)')
-    parser.add_argument('--out', default='work_dirs/benchmark_onnx',
-                        help='folder for results.md, results.json and the '
-                        'graph')
+    parser.add_argument(
+        '--checkpoint',
+        default=None,
+        help='trained weights (default: as initialised)')
+    parser.add_argument(
+        '--sizes',
+        nargs='+',
+        type=image_size,
+        default=[(1024, 2048)],
+        help='input sizes HxW')
+    parser.add_argument(
+        '--trace-size',
+        type=image_size,
+        default=(128, 256),
+        help='size the graph is traced at (default 128x256)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=2,
+        help='threads of both paths (default %(default)s)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=2,
+        help='runs per path and size (default %(default)s)')
+    parser.add_argument(
+        '--ort-defaults',
+        action='store_true',
+        help='onnxruntime\'s default session options instead '
+        'of the tools\' (memory pattern off)')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/benchmark_onnx',
+        help='folder for results.md, results.json and the '
+        'graph')
     add_cfg_options(parser)
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    spec = dict(config=args.config, checkpoint=args.checkpoint,
-                cfg_options=args.cfg_options, threads=args.threads,
-                repeats=args.repeats, ort_defaults=args.ort_defaults,
-                trace_size=args.trace_size,
-                onnx=osp.join(args.out, 'model.onnx'))
-    result = dict(config=args.config, threads=args.threads,
-                  command='python tools/analysis_tools/benchmark_onnx.py '
-                  + ' '.join(sys.argv[1:] if argv is None else argv),
-                  trace_size='x'.join(map(str, args.trace_size)),
-                  session=('onnxruntime defaults' if args.ort_defaults
-                           else 'enable_mem_pattern=False'),
-                  date=time.strftime('%Y-%m-%d'), rows=[])
+    spec = dict(
+        config=args.config,
+        checkpoint=args.checkpoint,
+        cfg_options=args.cfg_options,
+        threads=args.threads,
+        repeats=args.repeats,
+        ort_defaults=args.ort_defaults,
+        trace_size=args.trace_size,
+        onnx=osp.join(args.out, 'model.onnx'))
+    result = dict(
+        config=args.config,
+        threads=args.threads,
+        command='python tools/analysis_tools/benchmark_onnx.py ' +
+        ' '.join(sys.argv[1:] if argv is None else argv),
+        trace_size='x'.join(map(str, args.trace_size)),
+        session=('onnxruntime defaults'
+                 if args.ort_defaults else 'enable_mem_pattern=False'),
+        date=time.strftime('%Y-%m-%d'),
+        rows=[])
     result.update(run_worker('export', spec))
     for size in args.sizes:
         row = dict(size='x'.join(map(str, size)))
@@ -191,7 +228,9 @@ def main(argv=None):
 
 if __name__ == '__main__':
     if len(sys.argv) == 4 and sys.argv[1] == '--worker':
-        print('RESULT ' + json.dumps(WORKERS[sys.argv[2]](
-            json.loads(sys.argv[3]))), flush=True)
+        print(
+            'RESULT ' +
+            json.dumps(WORKERS[sys.argv[2]](json.loads(sys.argv[3]))),
+            flush=True)
     else:
         main()

@@ -42,16 +42,20 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from snl_baselines import (ConvFloor, DenseNonLocal,  # noqa: E402
-                           sdpa_attention, timed)
-from snl_baselines import passes as passes_of  # noqa: E402
+from snl_baselines import ConvFloor, DenseNonLocal
+from snl_baselines import passes as passes_of
+from snl_baselines import sdpa_attention, timed
 
 METHODS = ('snl', 'snl_csr', 'snl_reference', 'floor', 'floor_separate',
            'nonlocal2d', 'dense_sdpa')
-DEFAULT_METHODS = ('snl', 'snl_csr', 'floor', 'floor_separate',
-                   'nonlocal2d', 'dense_sdpa')
-SIZES = {'49x49': (49, 49), '64x128': (64, 128), '97x97': (97, 97),
-         '128x256': (128, 256)}
+DEFAULT_METHODS = ('snl', 'snl_csr', 'floor', 'floor_separate', 'nonlocal2d',
+                   'dense_sdpa')
+SIZES = {
+    '49x49': (49, 49),
+    '64x128': (64, 128),
+    '97x97': (97, 97),
+    '128x256': (128, 256)
+}
 
 
 def build(method, channels, num_samples, offset_std):
@@ -61,23 +65,27 @@ def build(method, channels, num_samples, offset_std):
     from mmseg_ssanet.models import SparseNonLocal2d
 
     def snl_block(backend=None):
-        block = SparseNonLocal2d(channels, num_samples=num_samples,
-                                 backend=backend)
+        block = SparseNonLocal2d(
+            channels, num_samples=num_samples, backend=backend)
         # Trained offsets are not zero: a few pixels (input ~ N(0, 1)).
-        nn.init.normal_(block.offset.conv.weight,
-                        std=offset_std / channels**0.5)
+        nn.init.normal_(
+            block.offset.conv.weight, std=offset_std / channels**0.5)
         return block
 
     if method.startswith('snl'):
-        return snl_block({'snl': None, 'snl_csr': 'csr',
-                          'snl_reference': 'reference'}[method])
+        return snl_block({
+            'snl': None,
+            'snl_csr': 'csr',
+            'snl_reference': 'reference'
+        }[method])
     if method.startswith('floor'):
         b = snl_block()
         return ConvFloor([m.conv for m in (b.theta, b.phi, b.g, b.offset)],
-                         b.gamma, fused=method == 'floor')
+                         b.gamma,
+                         fused=method == 'floor')
     if method == 'nonlocal2d':
-        return NonLocal2d(channels, reduction=2, use_scale=True,
-                          mode='embedded_gaussian')
+        return NonLocal2d(
+            channels, reduction=2, use_scale=True, mode='embedded_gaussian')
     return DenseNonLocal(channels, sdpa_attention)
 
 
@@ -144,9 +152,15 @@ def time_worker(spec):
     for name, index in (('forward_ms', 1), ('forward_backward_ms', 2)):
         todo = [m for m in passes if index == 1 or passes[m][3]]
         # warm-up (allocator, oneDNN primitives); slow passes repeat less
-        rounds = {m: max(1, min(spec['repeats'], int(
-            spec['budget_s'] / max(timed(passes[m][index]), 1e-6))))
-            for m in todo}
+        rounds = {
+            m:
+            max(
+                1,
+                min(spec['repeats'],
+                    int(spec['budget_s'] /
+                        max(timed(passes[m][index]), 1e-6))))
+            for m in todo
+        }
         times = {m: [] for m in todo}
         for r in range(max(rounds.values(), default=0)):
             for m in todo:
@@ -167,20 +181,28 @@ def memory_worker(spec):
     (h, w), c, b = spec['size'], spec['channels'], spec['batch']
     block = build(spec['method'], c, spec['num_samples'],
                   spec['offset_std']).train()
-    forward_backward = passes_of(block, torch.randn(b, c, h, w))[
-        'forward_backward']
+    forward_backward = passes_of(block, torch.randn(b, c, h,
+                                                    w))['forward_backward']
     forward_backward()  # warm-up: the allocator is then tuned for it
-    print('RESULT ' + json.dumps(dict(
-        method=spec['method'],
-        peak_mem_mb=peak_memory_mb(forward_backward))), flush=True)
+    print(
+        'RESULT ' + json.dumps(
+            dict(
+                method=spec['method'],
+                peak_mem_mb=peak_memory_mb(forward_backward))),
+        flush=True)
 
 
 def _run_worker(kind, spec):
     proc = subprocess.run(
-        [sys.executable, __file__, '--worker', kind, json.dumps(spec)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    found = [json.loads(ln[len('RESULT '):])
-             for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+        [sys.executable, __file__, '--worker', kind,
+         json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True)
+    found = [
+        json.loads(ln[len('RESULT '):]) for ln in proc.stdout.splitlines()
+        if ln.startswith('RESULT ')
+    ]
     if proc.returncode != 0 or not found:
         return None, (proc.stdout.strip().splitlines()[-1:]
                       or [f'exit {proc.returncode}'])[0]
@@ -198,15 +220,21 @@ def run_all(args):
     rows = []
     for size, c, b in progress:
         n = SIZES[size][0] * SIZES[size][1]
-        spec = dict(size=SIZES[size], channels=c, batch=b,
-                    num_samples=args.num_samples, repeats=args.repeats,
-                    budget_s=args.budget_s, offset_std=args.offset_std)
+        spec = dict(
+            size=SIZES[size],
+            channels=c,
+            batch=b,
+            num_samples=args.num_samples,
+            repeats=args.repeats,
+            budget_s=args.budget_s,
+            offset_std=args.offset_std)
         group, runnable = {}, []
         for method in args.methods:
-            row = dict(method=method, size_name=size, n=n, channels=c,
-                       batch=b)
-            est = {bw: estimate_gb(method, n, c, b, args.num_samples, bw)
-                   for bw in (False, True)}
+            row = dict(method=method, size_name=size, n=n, channels=c, batch=b)
+            est = {
+                bw: estimate_gb(method, n, c, b, args.num_samples, bw)
+                for bw in (False, True)
+            }
             if est[False] > args.max_gb:
                 row['skipped'] = f'estimated {est[False]:.0f} GB > --max-gb'
             else:
@@ -221,8 +249,8 @@ def run_all(args):
             if error:
                 group[method]['error'] = error
             else:
-                group[method].update(next(r for r in found
-                                          if r['method'] == method))
+                group[method].update(
+                    next(r for r in found if r['method'] == method))
         for method, backward in runnable:
             if backward and not error:
                 found, mem_error = _run_worker('memory',
@@ -238,8 +266,10 @@ def run_all(args):
 
 def add_ratios(rows):
     """Ratios to nonlocal2d of the same size, channels and batch."""
-    base = {(r['size_name'], r['channels'], r['batch']): r for r in rows
-            if r['method'] == 'nonlocal2d'}
+    base = {
+        (r['size_name'], r['channels'], r['batch']): r
+        for r in rows if r['method'] == 'nonlocal2d'
+    }
     for r in rows:
         ref = base.get((r['size_name'], r['channels'], r['batch']))
         for key in ('forward_ms', 'forward_backward_ms', 'peak_mem_mb'):
@@ -252,8 +282,11 @@ def _fmt(value, fmt):
 
 
 def _ratio(rows, key, num, den, size, c, b):
-    pick = {r['method']: r for r in rows if r['size_name'] == size
-            and r['channels'] == c and r['batch'] == b}
+    pick = {
+        r['method']: r
+        for r in rows
+        if r['size_name'] == size and r['channels'] == c and r['batch'] == b
+    }
     a, d = pick.get(num, {}).get(key), pick.get(den, {}).get(key)
     return a / d if a and d else None
 
@@ -264,28 +297,32 @@ def ratios(rows):
     table = []
     for c in sorted({r['channels'] for r in rows}):
         for b in sorted({r['batch'] for r in rows}):
-            def add(what, values):
-                table.append(dict(channels=c, batch=b, what=what,
-                                  values=values))
 
-            sizes = [s for s in SIZES if any(
-                r['size_name'] == s and r['channels'] == c
-                and r['batch'] == b for r in rows)]
+            def add(what, values):
+                table.append(
+                    dict(channels=c, batch=b, what=what, values=values))
+
+            sizes = [
+                s for s in SIZES
+                if any(r['size_name'] == s and r['channels'] == c
+                       and r['batch'] == b for r in rows)
+            ]
 
             def each_size(key, num, den):
-                return {s: _ratio(rows, key, num, den, s, c, b)
-                        for s in sizes}
+                return {s: _ratio(rows, key, num, den, s, c, b) for s in sizes}
 
             add('SNL fwd / floor', each_size('forward_ms', 'snl', 'floor'))
             add('SNL fwd+bwd / floor',
                 each_size('forward_backward_ms', 'snl', 'floor'))
             add('SNL fwd / NonLocal2d',
                 each_size('forward_ms', 'snl', 'nonlocal2d'))
-            for key, name in (('forward_ms', 'fwd'),
-                              ('forward_backward_ms', 'fwd+bwd')):
-                pick = {r['size_name']: r.get(key) for r in rows
-                        if r['method'] == 'snl' and r['channels'] == c
-                        and r['batch'] == b}
+            for key, name in (('forward_ms', 'fwd'), ('forward_backward_ms',
+                                                      'fwd+bwd')):
+                pick = {
+                    r['size_name']: r.get(key)
+                    for r in rows if r['method'] == 'snl'
+                    and r['channels'] == c and r['batch'] == b
+                }
                 big, small = pick.get('128x256'), pick.get('64x128')
                 add(f'SNL {name} time 128x256 / 64x128',
                     {'': big / small if big and small else None})
@@ -303,8 +340,7 @@ def ratios_markdown(table):
     for g in table:
         vals = [(s, v) for s, v in g['values'].items() if v is not None]
         if vals:
-            text = ', '.join(f'{s + " " if s else ""}{v:.2f}'
-                             for s, v in vals)
+            text = ', '.join(f'{s + " " if s else ""}{v:.2f}' for s, v in vals)
             lines.append(f"| {g['channels']} | {g['batch']} | {g['what']} "
                          f'| {text} |')
     return '\n'.join(lines) + '\n'
@@ -336,20 +372,25 @@ def plot(rows, path, channels, batch):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 5))
     for method in METHODS:
-        for key, style in (('forward_ms', '-o'),
-                           ('forward_backward_ms', '--s')):
+        for key, style in (('forward_ms', '-o'), ('forward_backward_ms',
+                                                  '--s')):
             pts = sorted((r['n'], r[key]) for r in rows
                          if r['method'] == method and key in r
                          and r['channels'] == channels and r['batch'] == batch)
             if pts:
-                ax.plot(*zip(*pts), style, label=f'{method} '
-                        f'{"fwd" if key == "forward_ms" else "fwd+bwd"}')
+                ax.plot(
+                    *zip(*pts),
+                    style,
+                    label=f'{method} '
+                    f'{"fwd" if key == "forward_ms" else "fwd+bwd"}')
     ax.set_xscale('log')
     ax.set_yscale('log')
     ax.set_xlabel('N = H x W (feature pixels)')
     ax.set_ylabel('time (ms, median)')
-    ax.set_title(f'SNL block vs its 1x1-conv floor and dense non-local, '
-                 f'C={channels}, batch {batch}', fontsize=10)
+    ax.set_title(
+        f'SNL block vs its 1x1-conv floor and dense non-local, '
+        f'C={channels}, batch {batch}',
+        fontsize=10)
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -360,29 +401,62 @@ def plot(rows, path, channels, batch):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--worker', nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument('--out', default='work_dirs/benchmark_snl',
-                        help='folder for the tables, JSON and plot (default '
-                        '%(default)s)')
-    parser.add_argument('--sizes', nargs='+', default=list(SIZES),
-                        choices=list(SIZES), help='feature map sizes '
-                        '(default: all)')
-    parser.add_argument('--channels', nargs='+', type=int, default=[512],
-                        help='block input channels (default 512)')
-    parser.add_argument('--batches', nargs='+', type=int, default=[1, 2],
-                        help='batch sizes (default 1 2)')
-    parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
-                        choices=METHODS, help='what to time (default: '
-                        f'{" ".join(DEFAULT_METHODS)})')
-    parser.add_argument('--num-samples', type=int, default=81,
-                        help='SNL points K (default %(default)s)')
-    parser.add_argument('--offset-std', type=float, default=2.0,
-                        help='standard deviation of the offsets, pixels')
-    parser.add_argument('--repeats', type=int, default=5,
-                        help='timed rounds (median reported)')
-    parser.add_argument('--budget-s', type=float, default=3.0,
-                        help='fewer rounds for a method this slow a pass')
-    parser.add_argument('--max-gb', type=float, default=6.0,
-                        help='skip passes estimated to need more memory')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/benchmark_snl',
+        help='folder for the tables, JSON and plot (default '
+        '%(default)s)')
+    parser.add_argument(
+        '--sizes',
+        nargs='+',
+        default=list(SIZES),
+        choices=list(SIZES),
+        help='feature map sizes '
+        '(default: all)')
+    parser.add_argument(
+        '--channels',
+        nargs='+',
+        type=int,
+        default=[512],
+        help='block input channels (default 512)')
+    parser.add_argument(
+        '--batches',
+        nargs='+',
+        type=int,
+        default=[1, 2],
+        help='batch sizes (default 1 2)')
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        default=list(DEFAULT_METHODS),
+        choices=METHODS,
+        help='what to time (default: '
+        f'{" ".join(DEFAULT_METHODS)})')
+    parser.add_argument(
+        '--num-samples',
+        type=int,
+        default=81,
+        help='SNL points K (default %(default)s)')
+    parser.add_argument(
+        '--offset-std',
+        type=float,
+        default=2.0,
+        help='standard deviation of the offsets, pixels')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=5,
+        help='timed rounds (median reported)')
+    parser.add_argument(
+        '--budget-s',
+        type=float,
+        default=3.0,
+        help='fewer rounds for a method this slow a pass')
+    parser.add_argument(
+        '--max-gb',
+        type=float,
+        default=6.0,
+        help='skip passes estimated to need more memory')
     args = parser.parse_args(argv)
     if args.worker:
         kind, spec = args.worker
@@ -394,9 +468,15 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     command = ' '.join(['python'] + [osp.relpath(sys.argv[0])] + sys.argv[1:])
     with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(command=command, threads=_threads(),
-                       minutes=(time.time() - start) / 60, rows=rows,
-                       ratios=table), f, indent=1)
+        json.dump(
+            dict(
+                command=command,
+                threads=_threads(),
+                minutes=(time.time() - start) / 60,
+                rows=rows,
+                ratios=table),
+            f,
+            indent=1)
     text = markdown(rows) + '\n' + ratios_markdown(table)
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(text)

@@ -36,18 +36,20 @@ import torch
 # the repo root: this tool runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from mmseg_ssanet.ops.backends import cpp  # noqa: E402
-from mmseg_ssanet.utils.cli import image_size  # noqa: E402
-from snl_baselines import ConvFloor, PlainSNLBlock, timed  # noqa: E402
-from snl_baselines import passes as passes_of  # noqa: E402
+from snl_baselines import ConvFloor, PlainSNLBlock
+from snl_baselines import passes as passes_of
+from snl_baselines import timed
+
+from mmseg_ssanet.ops.backends import cpp
+from mmseg_ssanet.utils.cli import image_size
 
 
 def measure(size, batch, args, on_row):
     """Every (threads, method, pass) of one (size, batch), interleaved;
     ``on_row(row)`` gets each row as its medians are known."""
     torch.manual_seed(0)
-    block = PlainSNLBlock(args.channels, args.kernel_size,
-                          backend='cpp').train()
+    block = PlainSNLBlock(
+        args.channels, args.kernel_size, backend='cpp').train()
     floor = ConvFloor(block.projections(), block.gamma).train()
     x = torch.randn(batch, args.channels, *size)
     passes = {}
@@ -65,12 +67,17 @@ def measure(size, batch, args, on_row):
             for (m, p), fn in passes.items():
                 times[t, m, p].append(timed(fn))
     for t in args.threads:
-        ms = {(m, p): 1000 * statistics.median(times[t, m, p])
-              for (m, p) in passes}
-        row = dict(size=f'{size[0]}x{size[1]}', batch=batch, threads=t,
-                   channels=args.channels,
-                   k=args.kernel_size[0] * args.kernel_size[1],
-                   repeats=args.repeats)
+        ms = {
+            (m, p): 1000 * statistics.median(times[t, m, p])
+            for (m, p) in passes
+        }
+        row = dict(
+            size=f'{size[0]}x{size[1]}',
+            batch=batch,
+            threads=t,
+            channels=args.channels,
+            k=args.kernel_size[0] * args.kernel_size[1],
+            repeats=args.repeats)
         for p in ('forward', 'forward_backward'):
             row[f'snl_{p}_ms'] = ms['snl', p]
             row[f'floor_{p}_ms'] = ms['floor', p]
@@ -100,37 +107,56 @@ def markdown(rows, header):
             ('snl_forward_speedup', 'SNL fwd speed-up', '{:.2f}x'),
             ('snl_forward_backward_ms', 'SNL fwd+bwd ms', '{:.1f}'),
             ('floor_forward_backward_ms', 'floor fwd+bwd ms', '{:.1f}'),
-            ('snl_over_floor_forward_backward', 'SNL/floor fwd+bwd',
-             '{:.2f}'),
-            ('snl_forward_backward_speedup', 'SNL fwd+bwd speed-up',
-             '{:.2f}x')]
-    lines = header + ['', '| ' + ' | '.join(c[1] for c in cols) + ' |',
-                      '|' + ' --- |' * len(cols)]
+            ('snl_over_floor_forward_backward', 'SNL/floor fwd+bwd', '{:.2f}'),
+            ('snl_forward_backward_speedup', 'SNL fwd+bwd speed-up', '{:.2f}x')
+            ]
+    lines = header + [
+        '', '| ' + ' | '.join(c[1]
+                              for c in cols) + ' |', '|' + ' --- |' * len(cols)
+    ]
     for r in rows:
-        lines.append('| ' + ' | '.join(fmt.format(r[key])
-                                       for key, _, fmt in cols) + ' |')
+        lines.append('| ' +
+                     ' | '.join(fmt.format(r[key])
+                                for key, _, fmt in cols) + ' |')
     return '\n'.join(lines) + '\n'
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default='work_dirs/benchmark_threads',
-                        help='folder for threads.md and threads.json')
-    parser.add_argument('--sizes', nargs='+', type=image_size,
-                        default=[(64, 128), (128, 256)],
-                        help='feature map sizes HxW')
-    parser.add_argument('--batches', nargs='+', type=int, default=[1, 8],
-                        help='batch sizes')
-    parser.add_argument('--threads', nargs='+', type=int,
-                        default=[1, 2, 4, 8, 16],
-                        help='thread counts (more than the CPUs are '
-                        'dropped, and said so)')
-    parser.add_argument('--channels', type=int, default=512,
-                        help='channels C of the block input')
-    parser.add_argument('--kernel-size', type=image_size, default=(9, 9),
-                        help='sampling grid kh x kw (9x9: K=81)')
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='timed rounds (the median is reported)')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/benchmark_threads',
+        help='folder for threads.md and threads.json')
+    parser.add_argument(
+        '--sizes',
+        nargs='+',
+        type=image_size,
+        default=[(64, 128), (128, 256)],
+        help='feature map sizes HxW')
+    parser.add_argument(
+        '--batches', nargs='+', type=int, default=[1, 8], help='batch sizes')
+    parser.add_argument(
+        '--threads',
+        nargs='+',
+        type=int,
+        default=[1, 2, 4, 8, 16],
+        help='thread counts (more than the CPUs are '
+        'dropped, and said so)')
+    parser.add_argument(
+        '--channels',
+        type=int,
+        default=512,
+        help='channels C of the block input')
+    parser.add_argument(
+        '--kernel-size',
+        type=image_size,
+        default=(9, 9),
+        help='sampling grid kh x kw (9x9: K=81)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=3,
+        help='timed rounds (the median is reported)')
     args = parser.parse_args(argv)
     for name in ('batches', 'threads'):
         if any(n <= 0 for n in getattr(args, name)):
@@ -159,8 +185,9 @@ def main(argv=None):
         f'{cpp._C.variant()} (build {cpp._C.isa}); '
         f'{time.strftime("%Y-%m-%d")}  ',
         'Times: median of the rounds, in ms; speed-up over the fewest '
-        'threads.' + (f' Not run (more threads than CPUs): {dropped}.'
-                      if dropped else '')]
+        'threads.' +
+        (f' Not run (more threads than CPUs): {dropped}.' if dropped else '')
+    ]
     rows = []
 
     def on_row(row):

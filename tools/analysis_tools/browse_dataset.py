@@ -3,9 +3,10 @@ their ground truth drawn (mmseg's browse_dataset, fixed).
 
 Example::
 
-    python tools/analysis_tools/browse_dataset.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
-        --out work_dirs/browse --max-images 8 \
-        --cfg-options train_dataloader.dataset.data_root=data/synthetic_cityscapes
+    python tools/analysis_tools/browse_dataset.py \
+        configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+        --out work_dirs/browse --max-images 8 --cfg-options \
+        train_dataloader.dataset.data_root=data/synthetic_cityscapes
 
 mmseg's ``tools/analysis_tools/browse_dataset.py`` fails on every config
 with this stack: it hands the visualiser a non-contiguous image view
@@ -25,12 +26,18 @@ def main(argv=None):
 
     from mmseg_ssanet.utils.cli import add_cfg_options
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='config whose train_dataloader '
-                        'to browse')
-    parser.add_argument('--out', default='work_dirs/browse_dataset',
-                        help='folder for the PNGs (default %(default)s)')
-    parser.add_argument('--max-images', type=int, default=None,
-                        help='stop after this many (default: all)')
+    parser.add_argument(
+        'config', help='config whose train_dataloader '
+        'to browse')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/browse_dataset',
+        help='folder for the PNGs (default %(default)s)')
+    parser.add_argument(
+        '--max-images',
+        type=int,
+        default=None,
+        help='stop after this many (default: all)')
     add_cfg_options(parser, 'train_dataloader.dataset.data_root=DIR')
     args = parser.parse_args(argv)
 
@@ -54,12 +61,16 @@ def main(argv=None):
     for index in tqdm(range(count), desc='browse', unit='img'):
         item = dataset[index]
         # BGR CHW tensor -> contiguous RGB HWC array (OpenCV needs it so)
-        img = np.ascontiguousarray(
-            item['inputs'].permute(1, 2, 0).numpy()[..., ::-1])
+        img = np.ascontiguousarray(item['inputs'].permute(
+            1, 2, 0).numpy()[..., ::-1])
         name = osp.basename(item['data_samples'].img_path)
         visualizer.add_datasample(
-            name=name, image=img, data_sample=item['data_samples'].numpy(),
-            draw_gt=True, draw_pred=False, show=False,
+            name=name,
+            image=img,
+            data_sample=item['data_samples'].numpy(),
+            draw_gt=True,
+            draw_pred=False,
+            show=False,
             out_file=osp.join(args.out,
                               osp.splitext(name)[0] + '.png'))
     print(f'{count} images written to {args.out}')

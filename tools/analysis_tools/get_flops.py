@@ -2,8 +2,10 @@
 
 Example::
 
-    python tools/analysis_tools/get_flops.py configs/ssanet_r101_cityscapes.py --shape 1024 2048
-    python tools/analysis_tools/get_flops.py mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py
+    python tools/analysis_tools/get_flops.py \
+        configs/ssanet_r101_cityscapes.py --shape 1024 2048
+    python tools/analysis_tools/get_flops.py \
+        mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py
 
 mmseg's ``tools/analysis_tools/get_flops.py`` fails on every model with
 mmengine 0.10.7 (it passes both ``input_shape`` and ``inputs`` to
@@ -24,6 +26,7 @@ def build(config: str, cfg_options=None):
     from mmengine.hub import get_config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+
     # 'mmseg::fcn/...' names a config inside the installed package
     cfg = get_config(config) if '::' in config else Config.fromfile(config)
     if cfg_options:
@@ -44,19 +47,23 @@ def main(argv=None):
     from mmseg_ssanet.utils.cli import add_cfg_options
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config')
-    parser.add_argument('--shape', type=int, nargs='+', default=[512, 1024],
-                        help='input H W (or one number for a square; '
-                        'default 512 1024)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[512, 1024],
+        help='input H W (or one number for a square; '
+        'default 512 1024)')
     add_cfg_options(parser)
     args = parser.parse_args(argv)
     if len(args.shape) not in (1, 2) or min(args.shape) < 32:
         sys.exit(f'error: --shape takes H [W], each >= 32, got {args.shape}')
     h, w = args.shape if len(args.shape) == 2 else args.shape * 2
 
-    import mmseg_ssanet  # noqa: F401  (registers the SNL modules)
     from mmengine.analysis import parameter_count
     from mmengine.analysis.print_helper import _format_size
 
+    import mmseg_ssanet  # noqa: F401  (registers the SNL modules)
     from mmseg_ssanet.utils.flops import count_flops
     try:
         model = build(args.config, args.cfg_options)
@@ -68,8 +75,8 @@ def main(argv=None):
     print(f'input 1x3x{h}x{w}\nFLOPs: {_format_size(flops)} ({flops})\n'
           f'params: {_format_size(params)} ({params})')
     if skipped:
-        print('not counted (no FLOP handle): ' + ', '.join(
-            f'{name} x{n}' for name, n in sorted(skipped.items())))
+        print('not counted (no FLOP handle): ' +
+              ', '.join(f'{name} x{n}' for name, n in sorted(skipped.items())))
 
 
 if __name__ == '__main__':

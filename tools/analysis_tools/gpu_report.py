@@ -34,15 +34,14 @@ import torch
 
 # the repo root: the report runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
-from mmseg_ssanet.ops import sparse_nonlocal_attention  # noqa: E402
-from mmseg_ssanet.ops.backends import BACKENDS  # noqa: E402
-from mmseg_ssanet.utils.cli import cfg_options_dict, image_size  # noqa: E402
+from mmseg_ssanet.ops import sparse_nonlocal_attention
+from mmseg_ssanet.ops.backends import BACKENDS
+from mmseg_ssanet.utils.cli import cfg_options_dict, image_size
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from snl_baselines import dense_attention, sdpa_attention  # noqa: E402
+from snl_baselines import dense_attention, sdpa_attention
 
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
-          'fp16': torch.float16}
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def _inputs(b, cq, c, h, w, k, dtype, device, seed=0):
@@ -55,9 +54,10 @@ def _inputs(b, cq, c, h, w, k, dtype, device, seed=0):
     v = torch.randn(b, c, h, w, generator=g)
     off = torch.randn(b, 2 * k, h, w, generator=g) * 2
     off_dtype = torch.promote_types(dtype, torch.float32)
-    return [x.to(device, t).contiguous(memory_format=torch.channels_last)
-            for x, t in ((q, dtype), (key, dtype), (v, dtype),
-                         (off, off_dtype))]
+    return [
+        x.to(device, t).contiguous(memory_format=torch.channels_last)
+        for x, t in ((q, dtype), (key, dtype), (v, dtype), (off, off_dtype))
+    ]
 
 
 def _value_and_grads(backend, inputs, kernel, grad_dtype=torch.float32):
@@ -69,8 +69,7 @@ def _value_and_grads(backend, inputs, kernel, grad_dtype=torch.float32):
     out = sparse_nonlocal_attention(*xs, kernel, backend=backend)
     weight = torch.linspace(-1, 1, out.numel(), device=out.device)
     weight = weight.to(grad_dtype).float()
-    grads = torch.autograd.grad((out.float() * weight.view_as(out)).sum(),
-                                xs)
+    grads = torch.autograd.grad((out.float() * weight.view_as(out)).sum(), xs)
     return [out.detach(), *grads]
 
 
@@ -97,10 +96,15 @@ def correctness(args, device):
             errors = [((a.double() - b).abs().max() /
                        b.abs().max().clamp_min(1e-30)).item()
                       for a, b in zip(got, want)]
-            rows.append(dict(backend=name, dtype=dtype,
-                             **dict(zip(['out', 'grad_query', 'grad_key',
-                                         'grad_value', 'grad_offset'],
-                                        errors))))
+            rows.append(
+                dict(
+                    backend=name,
+                    dtype=dtype,
+                    **dict(
+                        zip([
+                            'out', 'grad_query', 'grad_key', 'grad_value',
+                            'grad_offset'
+                        ], errors))))
     return rows
 
 
@@ -116,12 +120,12 @@ def determinism(args, device):
         before = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(mode)
         try:
-            runs = [_value_and_grads('triton', inputs, side)
-                    for _ in range(3)]
+            runs = [_value_and_grads('triton', inputs, side) for _ in range(3)]
         finally:
             torch.use_deterministic_algorithms(before)
-        same = all(torch.equal(a, b) for run in runs[1:]
-                   for a, b in zip(runs[0], run))
+        same = all(
+            torch.equal(a, b) for run in runs[1:]
+            for a, b in zip(runs[0], run))
         rows.append(dict(deterministic_algorithms=mode, bitwise_equal=same))
     return rows
 
@@ -165,13 +169,17 @@ def _peak_mb(fn, device):
 def timing(args, device):
     side = round(args.k**0.5)
     methods = {
-        'snl triton': lambda q, k, v, o: sparse_nonlocal_attention(
+        'snl triton':
+        lambda q, k, v, o: sparse_nonlocal_attention(
             q, k, v, o, side, backend='triton'),
-        'snl reference': lambda q, k, v, o: sparse_nonlocal_attention(
+        'snl reference':
+        lambda q, k, v, o: sparse_nonlocal_attention(
             q, k, v, o, side, backend='reference'),
         # unscaled, as the SNL operator here (the paper scales neither)
-        'dense torch': lambda q, k, v, o: dense_attention(q, k, v, 1.0),
-        'dense sdpa': lambda q, k, v, o: sdpa_attention(q, k, v, 1.0),
+        'dense torch':
+        lambda q, k, v, o: dense_attention(q, k, v, 1.0),
+        'dense sdpa':
+        lambda q, k, v, o: sdpa_attention(q, k, v, 1.0),
     }
     if BACKENDS['triton'].unavailable(torch.device(device)):
         del methods['snl triton']
@@ -183,9 +191,12 @@ def timing(args, device):
                                  DTYPES[dtype], device)
                 sdpa = sdpa_backend(*inputs[:3])
                 for name, fn in methods.items():
-                    row = dict(size=f'{h}x{w}', batch=b, dtype=dtype,
-                               method=name,
-                               sdpa_backend=sdpa if 'sdpa' in name else '')
+                    row = dict(
+                        size=f'{h}x{w}',
+                        batch=b,
+                        dtype=dtype,
+                        method=name,
+                        sdpa_backend=sdpa if 'sdpa' in name else '')
                     dense = name.startswith('dense')
                     if dense and (h * w)**2 * b * 4 > args.max_dense_bytes:
                         rows.append(dict(row, skipped='N x N too large'))
@@ -201,8 +212,7 @@ def timing(args, device):
 
                     try:
                         row.update(
-                            forward_ms=_time_ms(forward, device,
-                                                args.repeats),
+                            forward_ms=_time_ms(forward, device, args.repeats),
                             forward_backward_ms=_time_ms(
                                 forward_backward, device, args.repeats),
                             peak_mb=_peak_mb(forward_backward, device))
@@ -238,12 +248,20 @@ def training(args, device):
     with tempfile.TemporaryDirectory() as tmp:
         root = osp.join(tmp, 'cityscapes')
         h, w = args.train_size
-        generate('cityscapes', root, num_train=4, num_val=1, height=h,
-                 width=w, seed=0)
+        generate(
+            'cityscapes',
+            root,
+            num_train=4,
+            num_val=1,
+            height=h,
+            width=w,
+            seed=0)
         for path in args.train_configs:
-            options = short_run_options(path, root, (h, w),
-                                        max_iters=args.train_iters,
-                                        batch_size=args.train_batch)
+            options = short_run_options(
+                path,
+                root, (h, w),
+                max_iters=args.train_iters,
+                batch_size=args.train_batch)
             cfg = Config.fromfile(path)
             cfg.merge_from_dict(cfg_options_dict(options))
             cfg.work_dir = osp.join(tmp, osp.basename(path))
@@ -253,14 +271,18 @@ def training(args, device):
                 torch.cuda.reset_peak_memory_stats()
             runner = Runner.from_cfg(cfg)
             runner.train()
-            times = sorted(runner.message_hub.get_scalar(
-                'train/time').data[0][2:])
-            rows.append(dict(
-                config=osp.relpath(path), crop=f'{h}x{w}',
-                batch=args.train_batch, iterations=args.train_iters,
-                ms_per_iter=1e3 * times[len(times) // 2] if times else None,
-                peak_mb=(torch.cuda.max_memory_allocated() / 2**20
-                         if device == 'cuda' else None)))
+            times = sorted(
+                runner.message_hub.get_scalar('train/time').data[0][2:])
+            rows.append(
+                dict(
+                    config=osp.relpath(path),
+                    crop=f'{h}x{w}',
+                    batch=args.train_batch,
+                    iterations=args.train_iters,
+                    ms_per_iter=1e3 *
+                    times[len(times) // 2] if times else None,
+                    peak_mb=(torch.cuda.max_memory_allocated() /
+                             2**20 if device == 'cuda' else None)))
     return rows
 
 
@@ -269,12 +291,14 @@ def resources(args):
     if not args.archs:
         return []
     with tempfile.TemporaryDirectory() as tmp:
-        tool = osp.join(osp.dirname(osp.abspath(__file__)),
-                        'triton_resources.py')
-        proc = subprocess.run(
-            [sys.executable, tool, '--shapes', f'{args.cq},{args.c},{args.k}',
-             '--archs', *map(str, args.archs), '--out', tmp],
-            capture_output=True, text=True)
+        tool = osp.join(
+            osp.dirname(osp.abspath(__file__)), 'triton_resources.py')
+        proc = subprocess.run([
+            sys.executable, tool, '--shapes', f'{args.cq},{args.c},{args.k}',
+            '--archs', *map(str, args.archs), '--out', tmp
+        ],
+                              capture_output=True,
+                              text=True)
         if proc.returncode:
             raise RuntimeError(f'triton_resources.py failed: '
                                f'{proc.stderr[-2000:]}')
@@ -285,14 +309,16 @@ def resources(args):
 def _table(rows, keys):
     if rows is None:  # the run stopped before this part
         return '(not reached: the run stopped before this part)'
-    lines = ['| ' + ' | '.join(keys) + ' |',
-             '| ' + ' | '.join('---' for _ in keys) + ' |']
+    lines = [
+        '| ' + ' | '.join(keys) + ' |',
+        '| ' + ' | '.join('---' for _ in keys) + ' |'
+    ]
     for r in rows:
         cells = []
         for key in keys:
             value = r.get(key, '')
-            cells.append(f'{value:.3g}' if isinstance(value, float)
-                         else str(value))
+            cells.append(
+                f'{value:.3g}' if isinstance(value, float) else str(value))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -304,25 +330,30 @@ def markdown(report):
         ', '.join(f'{k} {v}' for k, v in env.items()), '',
         '## Correctness (max |error| / max |value| against float64 '
         'reference)', '',
-        _table(report.get('correctness'),
-               ['backend', 'dtype', 'out', 'grad_query', 'grad_key',
-                'grad_value', 'grad_offset', 'skipped']), '',
-        '## Determinism of the triton backward', '',
-        _table(report.get('determinism'),
-               ['deterministic_algorithms', 'bitwise_equal']), '',
+        _table(
+            report.get('correctness'), [
+                'backend', 'dtype', 'out', 'grad_query', 'grad_key',
+                'grad_value', 'grad_offset', 'skipped'
+            ]), '', '## Determinism of the triton backward', '',
+        _table(
+            report.get('determinism'),
+            ['deterministic_algorithms', 'bitwise_equal']), '',
         '## Time (ms) and peak memory (MB)', '',
-        _table(report.get('timing'),
-               ['size', 'batch', 'dtype', 'method', 'forward_ms',
-                'forward_backward_ms', 'peak_mb', 'sdpa_backend',
-                'skipped']), '',
-        '## Short training runs on generated data', '',
-        _table(report.get('training'),
-               ['config', 'crop', 'batch', 'iterations', 'ms_per_iter',
-                'peak_mb', 'skipped']), '',
-        '## Triton kernels for this architecture (ptxas -v)', '',
-        _table(report.get('resources'),
-               ['kernel', 'dtype', 'target', 'registers', 'stack_bytes',
-                'spill_store_bytes', 'spill_load_bytes']), ''
+        _table(
+            report.get('timing'), [
+                'size', 'batch', 'dtype', 'method', 'forward_ms',
+                'forward_backward_ms', 'peak_mb', 'sdpa_backend', 'skipped'
+            ]), '', '## Short training runs on generated data', '',
+        _table(
+            report.get('training'), [
+                'config', 'crop', 'batch', 'iterations', 'ms_per_iter',
+                'peak_mb', 'skipped'
+            ]), '', '## Triton kernels for this architecture (ptxas -v)', '',
+        _table(
+            report.get('resources'), [
+                'kernel', 'dtype', 'target', 'registers', 'stack_bytes',
+                'spill_store_bytes', 'spill_load_bytes'
+            ]), ''
     ]
     return '\n'.join(parts)
 
@@ -339,44 +370,92 @@ def write_report(report, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', default='work_dirs/gpu_report',
-                        help='folder for report.md and report.json')
-    parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'],
-                        help='cpu: the CI smoke run under TRITON_INTERPRET=1')
-    parser.add_argument('--sizes', nargs='+', type=image_size,
-                        default=[(64, 128), (96, 192), (128, 256)],
-                        metavar='HxW', help='feature maps to time')
-    parser.add_argument('--batches', nargs='+', type=int, default=[1, 2],
-                        help='batch sizes to time')
-    parser.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16'],
-                        default=['fp32', 'bf16'], help='dtypes to time')
-    parser.add_argument('--cq', type=int, default=256,
-                        help='query/key channels (the paper: C/2)')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/gpu_report',
+        help='folder for report.md and report.json')
+    parser.add_argument(
+        '--device',
+        default='cuda',
+        choices=['cuda', 'cpu'],
+        help='cpu: the CI smoke run under TRITON_INTERPRET=1')
+    parser.add_argument(
+        '--sizes',
+        nargs='+',
+        type=image_size,
+        default=[(64, 128), (96, 192), (128, 256)],
+        metavar='HxW',
+        help='feature maps to time')
+    parser.add_argument(
+        '--batches',
+        nargs='+',
+        type=int,
+        default=[1, 2],
+        help='batch sizes to time')
+    parser.add_argument(
+        '--dtypes',
+        nargs='+',
+        choices=['fp32', 'bf16'],
+        default=['fp32', 'bf16'],
+        help='dtypes to time')
+    parser.add_argument(
+        '--cq',
+        type=int,
+        default=256,
+        help='query/key channels (the paper: C/2)')
     parser.add_argument('--c', type=int, default=512, help='value channels')
-    parser.add_argument('--k', type=int, default=81,
-                        help='sampling points, a square (49, 81, ...)')
-    parser.add_argument('--check-size', type=image_size, default=(12, 16),
-                        metavar='HxW', help='map of the correctness check')
-    parser.add_argument('--repeats', type=int, default=10,
-                        help='timing effort (do_bench ms / 10 on CUDA, '
-                        'runs on CPU)')
-    parser.add_argument('--max-dense-bytes', type=float, default=8e9,
-                        help='skip dense attention whose N x N matrix '
-                        'would exceed this')
-    parser.add_argument('--archs', nargs='*', type=int, default=None,
-                        help='compute capabilities for the resource table '
-                        '(default: this GPU\'s; none on CPU)')
-    parser.add_argument('--train-configs', nargs='*',
-                        default=['configs/ssanet_mobilenetv2_cityscapes.py',
-                                 'configs/ssanet_r101_cityscapes.py'],
-                        help='configs to train briefly where mmcv\'s ops run '
-                        'on the device (none: skip)')
-    parser.add_argument('--train-size', type=image_size, default=(512, 1024),
-                        metavar='HxW', help='generated images and crop')
-    parser.add_argument('--train-iters', type=int, default=20,
-                        help='iterations per config (2 are warm-up)')
-    parser.add_argument('--train-batch', type=int, default=2,
-                        help='images per iteration')
+    parser.add_argument(
+        '--k',
+        type=int,
+        default=81,
+        help='sampling points, a square (49, 81, ...)')
+    parser.add_argument(
+        '--check-size',
+        type=image_size,
+        default=(12, 16),
+        metavar='HxW',
+        help='map of the correctness check')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=10,
+        help='timing effort (do_bench ms / 10 on CUDA, '
+        'runs on CPU)')
+    parser.add_argument(
+        '--max-dense-bytes',
+        type=float,
+        default=8e9,
+        help='skip dense attention whose N x N matrix '
+        'would exceed this')
+    parser.add_argument(
+        '--archs',
+        nargs='*',
+        type=int,
+        default=None,
+        help='compute capabilities for the resource table '
+        '(default: this GPU\'s; none on CPU)')
+    parser.add_argument(
+        '--train-configs',
+        nargs='*',
+        default=[
+            'configs/ssanet_mobilenetv2_cityscapes.py',
+            'configs/ssanet_r101_cityscapes.py'
+        ],
+        help='configs to train briefly where mmcv\'s ops run '
+        'on the device (none: skip)')
+    parser.add_argument(
+        '--train-size',
+        type=image_size,
+        default=(512, 1024),
+        metavar='HxW',
+        help='generated images and crop')
+    parser.add_argument(
+        '--train-iters',
+        type=int,
+        default=20,
+        help='iterations per config (2 are warm-up)')
+    parser.add_argument(
+        '--train-batch', type=int, default=2, help='images per iteration')
     args = parser.parse_args(argv)
     side = round(args.k**0.5)
     if side * side != args.k:
@@ -385,13 +464,16 @@ def main(argv=None):
         parser.error('no CUDA device here; --device cpu runs the smoke '
                      'test under TRITON_INTERPRET=1')
     if args.archs is None:
-        args.archs = ([int(''.join(map(str, torch.cuda.get_device_capability(
-        ))))] if args.device == 'cuda' else [])
+        args.archs = ([
+            int(''.join(map(str, torch.cuda.get_device_capability())))
+        ] if args.device == 'cuda' else [])
     import triton
-    env = dict(device_name=(torch.cuda.get_device_name()
-                            if args.device == 'cuda' else 'cpu'),
-               torch=torch.__version__, triton=triton.__version__,
-               interpreter=os.environ.get('TRITON_INTERPRET') == '1')
+    env = dict(
+        device_name=(torch.cuda.get_device_name()
+                     if args.device == 'cuda' else 'cpu'),
+        torch=torch.__version__,
+        triton=triton.__version__,
+        interpreter=os.environ.get('TRITON_INTERPRET') == '1')
     report = dict(environment=env)
     os.makedirs(args.out, exist_ok=True)
     # Written after each part: a run stopped by a time limit keeps the

@@ -56,8 +56,8 @@ class DenseNonLocal(nn.Module):
     def __init__(self, channels: int, attention: Callable = sdpa_attention):
         super().__init__()
         inter = channels // 2
-        self.theta, self.phi, self.g = (nn.Conv2d(channels, inter, 1)
-                                        for _ in range(3))
+        self.theta, self.phi, self.g = (
+            nn.Conv2d(channels, inter, 1) for _ in range(3))
         self.conv_out = nn.Conv2d(inter, channels, 1)
         self.attention = attention
 
@@ -73,8 +73,11 @@ class PlainSNLBlock(nn.Module):
     about ``offset_std`` pixels on unit-variance input.
     """
 
-    def __init__(self, channels: int, kernel_size: Sequence[int],
-                 offset_std: float = 2.0, backend: Optional[str] = None):
+    def __init__(self,
+                 channels: int,
+                 kernel_size: Sequence[int],
+                 offset_std: float = 2.0,
+                 backend: Optional[str] = None):
         super().__init__()
         from mmseg_ssanet.ops import sparse_nonlocal_attention
         self.attention = sparse_nonlocal_attention
@@ -93,8 +96,7 @@ class PlainSNLBlock(nn.Module):
     def forward(self, x):
         x = x.contiguous(memory_format=torch.channels_last)
         q, k, v, o = (m(x) for m in self.projections())
-        y = self.attention(q, k, v, o, self.kernel_size,
-                           backend=self.backend)
+        y = self.attention(q, k, v, o, self.kernel_size, backend=self.backend)
         return x + self.gamma(y)
 
 
@@ -108,7 +110,9 @@ class ConvFloor(nn.Module):
     all weights.
     """
 
-    def __init__(self, projections: Sequence[nn.Conv2d], gamma: nn.Module,
+    def __init__(self,
+                 projections: Sequence[nn.Conv2d],
+                 gamma: nn.Module,
                  fused: bool = True):
         super().__init__()
         self.projections = nn.ModuleList(projections)

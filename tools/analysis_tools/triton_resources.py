@@ -8,7 +8,8 @@ Markdown table and writes ``resources.md`` and ``resources.json``.
 
 Example (the paper's shapes, both targets, three dtypes)::
 
-    python tools/analysis_tools/triton_resources.py --out work_dirs/triton_resources
+    python tools/analysis_tools/triton_resources.py \
+        --out work_dirs/triton_resources
 
 Must run without ``TRITON_INTERPRET`` (under the interpreter the kernels
 are not compiled); the tool unsets it for itself.
@@ -56,57 +57,82 @@ def _compile(kernel, cq, c, k, dtype, arch):
     from mmseg_ssanet.ops.backends import triton_kernels
     from mmseg_ssanet.ops.backends.triton import launch_config
     config = launch_config(kernel, cq, c, k)
-    options = {name: config.pop(name)
-               for name in ('num_warps', 'num_stages', 'maxnreg')}
+    options = {
+        name: config.pop(name)
+        for name in ('num_warps', 'num_stages', 'maxnreg')
+    }
     side = round(k**0.5)
     data, acc = '*' + DTYPES[dtype], '*fp32'
     scalars = dict(total='i32', H='i32', W='i32', scale='fp32')
     geometry = dict(CQ=cq, C=c, KH=side, KW=side, DH=1, DW=1)
     if kernel == 'forward':
         fn = triton_kernels.snl_forward_kernel
-        pointers = dict(Q=data, KEY=data, V=data, OFF=acc, OUT=data,
-                        LSE=acc)
+        pointers = dict(Q=data, KEY=data, V=data, OFF=acc, OUT=data, LSE=acc)
     elif kernel == 'segment_sum':  # value gradients: rows of C channels
         fn = triton_kernels.snl_segment_sum_kernel
-        pointers = dict(SRC=data, ENTRY_ROW='*i64', ENTRY_COEF=acc,
-                        STARTS='*i64', OUT=acc)
+        pointers = dict(
+            SRC=data, ENTRY_ROW='*i64', ENTRY_COEF=acc, STARTS='*i64', OUT=acc)
         scalars, geometry = {}, dict(N=c)
     else:
         fn = triton_kernels.snl_backward_kernel
-        pointers = dict(Q=data, KEY=data, V=data, OFF=acc, GRAD_OUT=data,
-                        LSE=acc, DELTA=acc, GRAD_Q=acc, GRAD_KEY=acc,
-                        GRAD_V=acc, GRAD_OFF=acc, PROB=acc, GRAD_LOGIT=acc)
+        pointers = dict(
+            Q=data,
+            KEY=data,
+            V=data,
+            OFF=acc,
+            GRAD_OUT=data,
+            LSE=acc,
+            DELTA=acc,
+            GRAD_Q=acc,
+            GRAD_KEY=acc,
+            GRAD_V=acc,
+            GRAD_OFF=acc,
+            PROB=acc,
+            GRAD_LOGIT=acc)
         geometry['DETERMINISTIC'] = kernel == 'backward_deterministic'
     constants = dict(**geometry, ACC=tl.float32, **config)
-    signature = {**pointers, **scalars,
-                 **{name: 'constexpr' for name in constants}}
+    signature = {
+        **pointers,
+        **scalars,
+        **{
+            name: 'constexpr'
+            for name in constants
+        }
+    }
     compiled = triton.compile(
         ASTSource(fn=fn, signature=signature, constexprs=constants),
-        target=GPUTarget('cuda', arch, 32), options=options)
-    return compiled.asm['ptx'], dict(block_q=config.get('BLOCK_Q', '-'),
-                                     num_warps=options['num_warps'])
+        target=GPUTarget('cuda', arch, 32),
+        options=options)
+    return compiled.asm['ptx'], dict(
+        block_q=config.get('BLOCK_Q', '-'), num_warps=options['num_warps'])
 
 
 def ptxas_usage(ptx: str, arch: int) -> dict:
     """Registers, stack and spill bytes that ``ptxas -v`` reports."""
     import triton
-    ptxas = osp.join(osp.dirname(triton.__file__), 'backends', 'nvidia',
-                     'bin', 'ptxas')
+    ptxas = osp.join(
+        osp.dirname(triton.__file__), 'backends', 'nvidia', 'bin', 'ptxas')
     gpu = 'sm_90a' if arch == 90 else f'sm_{arch}'
     with tempfile.TemporaryDirectory() as tmp:
         src = osp.join(tmp, 'kernel.ptx')
         with open(src, 'w') as f:
             f.write(ptx)
-        proc = subprocess.run([ptxas, '-v', f'--gpu-name={gpu}', src, '-o',
-                               osp.join(tmp, 'kernel.cubin')],
-                              capture_output=True, text=True)
+        proc = subprocess.run([
+            ptxas, '-v', f'--gpu-name={gpu}', src, '-o',
+            osp.join(tmp, 'kernel.cubin')
+        ],
+                              capture_output=True,
+                              text=True)
     if proc.returncode:
         raise RuntimeError(f'ptxas failed for {gpu}: {proc.stderr[-2000:]}')
     registers = re.search(r'Used (\d+) registers', proc.stderr)
     stack, spill_stores, spill_loads = PTXAS.search(proc.stderr).groups()
-    return dict(target=gpu, registers=int(registers.group(1)),
-                stack_bytes=int(stack), spill_store_bytes=int(spill_stores),
-                spill_load_bytes=int(spill_loads))
+    return dict(
+        target=gpu,
+        registers=int(registers.group(1)),
+        stack_bytes=int(stack),
+        spill_store_bytes=int(spill_stores),
+        spill_load_bytes=int(spill_loads))
 
 
 def measure(shapes, dtypes, archs, kernels):
@@ -116,16 +142,24 @@ def measure(shapes, dtypes, archs, kernels):
             for arch in archs:
                 for kernel in kernels:
                     ptx, launch = _compile(kernel, cq, c, k, dtype, arch)
-                    rows.append(dict(kernel=kernel, cq=cq, c=c, k=k,
-                                     dtype=dtype, **launch,
-                                     **ptxas_usage(ptx, arch)))
+                    rows.append(
+                        dict(
+                            kernel=kernel,
+                            cq=cq,
+                            c=c,
+                            k=k,
+                            dtype=dtype,
+                            **launch,
+                            **ptxas_usage(ptx, arch)))
     return rows
 
 
 def markdown(rows):
-    lines = ['| kernel | Cq, C, K | dtype | target | BLOCK_Q | warps | '
-             'registers | stack B | spill stores + loads B |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+    lines = [
+        '| kernel | Cq, C, K | dtype | target | BLOCK_Q | warps | '
+        'registers | stack B | spill stores + loads B |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'
+    ]
     for r in rows:
         lines.append(
             f"| {r['kernel']} | {r['cq']}, {r['c']}, {r['k']} | "
@@ -137,24 +171,40 @@ def markdown(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--shapes', nargs='+', type=_shape,
-                        default=[_shape(s) for s in PAPER_SHAPES],
-                        metavar='CQ,C,K',
-                        help='query/key channels, value channels, points '
-                        f'(default: the paper\'s, {" ".join(PAPER_SHAPES)})')
-    parser.add_argument('--dtypes', nargs='+', choices=list(DTYPES),
-                        default=list(DTYPES), help='input dtypes')
-    parser.add_argument('--archs', nargs='+', type=int,
-                        choices=[75, 80, 86, 89, 90], default=[80, 90],
-                        help='compute capability: 80 (A100), 90 (H100, '
-                        'sm_90a), ...')
-    parser.add_argument('--kernels', nargs='+', choices=KERNELS,
-                        default=list(KERNELS),
-                        help='which kernels (backward_deterministic: under '
-                        'torch.use_deterministic_algorithms, with '
-                        'segment_sum)')
-    parser.add_argument('--out', default=None,
-                        help='folder for resources.md and resources.json')
+    parser.add_argument(
+        '--shapes',
+        nargs='+',
+        type=_shape,
+        default=[_shape(s) for s in PAPER_SHAPES],
+        metavar='CQ,C,K',
+        help='query/key channels, value channels, points '
+        f'(default: the paper\'s, {" ".join(PAPER_SHAPES)})')
+    parser.add_argument(
+        '--dtypes',
+        nargs='+',
+        choices=list(DTYPES),
+        default=list(DTYPES),
+        help='input dtypes')
+    parser.add_argument(
+        '--archs',
+        nargs='+',
+        type=int,
+        choices=[75, 80, 86, 89, 90],
+        default=[80, 90],
+        help='compute capability: 80 (A100), 90 (H100, '
+        'sm_90a), ...')
+    parser.add_argument(
+        '--kernels',
+        nargs='+',
+        choices=KERNELS,
+        default=list(KERNELS),
+        help='which kernels (backward_deterministic: under '
+        'torch.use_deterministic_algorithms, with '
+        'segment_sum)')
+    parser.add_argument(
+        '--out',
+        default=None,
+        help='folder for resources.md and resources.json')
     args = parser.parse_args(argv)
     os.environ.pop('TRITON_INTERPRET', None)  # before triton is imported
     from mmseg_ssanet.features import triton_missing

@@ -2,7 +2,8 @@
 
 Example::
 
-    python tools/deployment/export_onnx.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+    python tools/deployment/export_onnx.py \
+        configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
         work_dirs/demo/iter_400.pth IMAGE --out work_dirs/demo/ssanet.onnx
 
 The graph takes any input height and width (dynamic axes). The check runs
@@ -37,24 +38,34 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config')
     parser.add_argument('checkpoint', help='trained weights')
-    parser.add_argument('image', help='an image to trace the graph on and '
-                        'to check it with')
-    parser.add_argument('--out', default='ssanet.onnx',
-                        help='ONNX file to write (default %(default)s)')
-    parser.add_argument('--opset', type=int, default=17,
-                        help='ONNX opset (default %(default)s)')
-    parser.add_argument('--atol', type=float, default=1e-3,
-                        help='largest logit difference allowed (default '
-                        '%(default)s)')
-    parser.add_argument('--check-size',
-                        type=functools.partial(image_size, minimum=32),
-                        help='second input size HxW to check (default: 3/4 '
-                        'of the height, 5/4 of the width)')
+    parser.add_argument(
+        'image', help='an image to trace the graph on and '
+        'to check it with')
+    parser.add_argument(
+        '--out',
+        default='ssanet.onnx',
+        help='ONNX file to write (default %(default)s)')
+    parser.add_argument(
+        '--opset',
+        type=int,
+        default=17,
+        help='ONNX opset (default %(default)s)')
+    parser.add_argument(
+        '--atol',
+        type=float,
+        default=1e-3,
+        help='largest logit difference allowed (default '
+        '%(default)s)')
+    parser.add_argument(
+        '--check-size',
+        type=functools.partial(image_size, minimum=32),
+        help='second input size HxW to check (default: 3/4 '
+        'of the height, 5/4 of the width)')
     add_cfg_options(parser)
     args = parser.parse_args(argv)
     try:
-        model = load_segmentor(args.config, args.checkpoint, 'cpu',
-                               cfg_options=args.cfg_options)
+        model = load_segmentor(
+            args.config, args.checkpoint, 'cpu', cfg_options=args.cfg_options)
         image = read_image(args.image)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')

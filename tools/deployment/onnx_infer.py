@@ -2,8 +2,10 @@
 
 Example::
 
-    python tools/deployment/onnx_infer.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
-        work_dirs/demo/ssanet.onnx data/synthetic_cityscapes/leftImg8bit/val/frankfurt \
+    python tools/deployment/onnx_infer.py \
+        configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+        work_dirs/demo/ssanet.onnx \
+        data/synthetic_cityscapes/leftImg8bit/val/frankfurt \
         --out work_dirs/demo/onnx_overlays
 
 The graph is what ``tools/deployment/export_onnx.py`` writes. Each image
@@ -63,8 +65,7 @@ class OnnxSegmentor:
         self.std = np.array(pre.get('std', [1, 1, 1]), np.float32)
         self.bgr_to_rgb = bool(pre.get('bgr_to_rgb', False))
         self.resize = _step(cfg.test_dataloader.dataset.pipeline, 'Resize')
-        self.align_corners = cfg.model.decode_head.get('align_corners',
-                                                       False)
+        self.align_corners = cfg.model.decode_head.get('align_corners', False)
         # the memory pattern off, as mmseg_ssanet.apis.export's
         # session_options (not imported: it needs the plugin): with it on,
         # onnxruntime keeps one block sized for every intermediate of a run
@@ -77,12 +78,15 @@ class OnnxSegmentor:
                 onnx_file, options, providers=['CPUExecutionProvider'])
         except Exception as err:  # onnxruntime's own (protobuf) errors
             first = str(err).splitlines()[0][:200]
-            raise ValueError(f'graph {onnx_file!r} cannot be loaded: '
-                             f'truncated, or not an ONNX file ({first})'
-                             ) from err
-        meta = {k[len('mmseg_ssanet.'):]: json.loads(v) for k, v in
-                self.session.get_modelmeta().custom_metadata_map.items()
-                if k.startswith('mmseg_ssanet.')}
+            raise ValueError(
+                f'graph {onnx_file!r} cannot be loaded: '
+                f'truncated, or not an ONNX file ({first})') from err
+        meta = {
+            k[len('mmseg_ssanet.'):]: json.loads(v)
+            for k, v in
+            self.session.get_modelmeta().custom_metadata_map.items()
+            if k.startswith('mmseg_ssanet.')
+        }
         self.classes = meta.get('classes')
         self.palette = meta.get('palette')
         self._check(cfg, meta, onnx_file, config)
@@ -120,8 +124,9 @@ class OnnxSegmentor:
         import mmcv
         if self.resize is not None:
             scale = self.resize['scale']
-            image = (mmcv.imrescale(image, scale) if self.resize.get(
-                'keep_ratio', False) else mmcv.imresize(image, scale))
+            image = (
+                mmcv.imrescale(image, scale) if self.resize.get(
+                    'keep_ratio', False) else mmcv.imresize(image, scale))
         if self.fixed_size and image.shape[:2] != self.fixed_size:
             raise GraphMismatch(
                 f'the graph takes {self.fixed_size} images, the config\'s '
@@ -134,12 +139,15 @@ class OnnxSegmentor:
         """The class of every pixel of ``image`` (BGR), ``[H, W]``."""
         import torch
         import torch.nn.functional as F
-        logits = self.session.run(None, {
-            self.session.get_inputs()[0].name: self.preprocess(image)})[0]
+        logits = self.session.run(
+            None,
+            {self.session.get_inputs()[0].name: self.preprocess(image)})[0]
         # as mmseg's postprocess_result: logits resized, then arg-max
-        logits = F.interpolate(torch.from_numpy(logits),
-                               size=image.shape[:2], mode='bilinear',
-                               align_corners=self.align_corners)
+        logits = F.interpolate(
+            torch.from_numpy(logits),
+            size=image.shape[:2],
+            mode='bilinear',
+            align_corners=self.align_corners)
         return logits[0].argmax(0).numpy()
 
 
@@ -149,9 +157,10 @@ def draw(segmentor, image, labels, out_file, opacity):
     mmseg's visualizer imports mmcv's compiled ops)."""
     import cv2
     n = int(labels.max()) + 1
-    palette = np.array(segmentor.palette or [
-        [(37 * i) % 256, (91 * i) % 256, (173 * i) % 256] for i in range(n)],
-        np.float32)  # RGB
+    palette = np.array(segmentor.palette or [[(37 * i) % 256, (91 * i) % 256,
+                                              (173 * i) % 256]
+                                             for i in range(n)],
+                       np.float32)  # RGB
     colour = palette[labels][..., ::-1]  # BGR, as the image
     blended = image * (1 - opacity) + colour * opacity
     cv2.imwrite(out_file, blended.astype(np.uint8))
@@ -163,8 +172,9 @@ def collect(inputs):
     found = []
     for item in inputs:
         if osp.isdir(item):
-            found += sorted(osp.join(item, f) for f in os.listdir(item)
-                            if f.lower().endswith(IMAGE_EXTENSIONS))
+            found += sorted(
+                osp.join(item, f) for f in os.listdir(item)
+                if f.lower().endswith(IMAGE_EXTENSIONS))
         elif osp.isfile(item):
             found.append(item)
         else:
@@ -177,21 +187,35 @@ def collect(inputs):
 def main(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='the config the graph was exported '
-                        'from (its test preprocessing is applied)')
+    parser.add_argument(
+        'config',
+        help='the config the graph was exported '
+        'from (its test preprocessing is applied)')
     parser.add_argument('onnx', help='the graph (export_onnx.py --out)')
     parser.add_argument('inputs', nargs='+', help='image files or folders')
-    parser.add_argument('--out', default='work_dirs/onnx_overlays',
-                        help='folder for the overlays (default %(default)s)')
-    parser.add_argument('--opacity', type=float, default=0.5,
-                        help='opacity of the prediction overlay (default '
-                        '%(default)s)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='onnxruntime intra-op threads (default: its '
-                        'own choice)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='config overrides, as for mim '
-                        'train/test')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/onnx_overlays',
+        help='folder for the overlays (default %(default)s)')
+    parser.add_argument(
+        '--opacity',
+        type=float,
+        default=0.5,
+        help='opacity of the prediction overlay (default '
+        '%(default)s)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='onnxruntime intra-op threads (default: its '
+        'own choice)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='config overrides, as for mim '
+        'train/test')
     args = parser.parse_args(argv)
     import mmcv
     try:

@@ -49,16 +49,14 @@ class SourceFix(NamedTuple):
     new: str
 
 
-SOURCE_FIXES = (
-    SourceFix(
-        name='pep667-version-lookup',
-        path='setup.py',
-        old=("        exec(compile(f.read(), version_file, 'exec'))\n"
-             "    return locals()['__version__']\n"),
-        new=("        namespace = {}\n"
-             "        exec(compile(f.read(), version_file, 'exec'), namespace)\n"
-             "    return namespace['__version__']\n")),
-)
+SOURCE_FIXES = (SourceFix(
+    name='pep667-version-lookup',
+    path='setup.py',
+    old=("        exec(compile(f.read(), version_file, 'exec'))\n"
+         "    return locals()['__version__']\n"),
+    new=("        namespace = {}\n"
+         "        exec(compile(f.read(), version_file, 'exec'), namespace)\n"
+         "    return namespace['__version__']\n")), )
 
 
 class BuildError(RuntimeError):
@@ -100,14 +98,19 @@ def download_source(work_dir, python=sys.executable):
     pinned = osp.join(work_dir, 'mmcv-source.txt')
     with open(pinned, 'w') as f:
         f.write(f'mmcv=={MMCV_VERSION} --hash=sha256:{MMCV_SDIST_SHA256}\n')
-    result = subprocess.run(
-        [python, '-m', 'pip', 'download', '--disable-pip-version-check',
-         '--no-clean', '--no-deps', '--no-binary', 'mmcv',
-         '--no-build-isolation', '--require-hashes', '-r', pinned,
-         '-d', osp.join(work_dir, 'download')],
-        env=dict(os.environ, TMPDIR=pip_tmp), capture_output=True, text=True)
-    trees = [osp.dirname(p) for p in glob.glob(
-        osp.join(pip_tmp, 'pip-download-*', 'mmcv_*', 'setup.py'))]
+    result = subprocess.run([
+        python, '-m', 'pip', 'download', '--disable-pip-version-check',
+        '--no-clean', '--no-deps', '--no-binary', 'mmcv',
+        '--no-build-isolation', '--require-hashes', '-r', pinned, '-d',
+        osp.join(work_dir, 'download')
+    ],
+                            env=dict(os.environ, TMPDIR=pip_tmp),
+                            capture_output=True,
+                            text=True)
+    trees = [
+        osp.dirname(p) for p in glob.glob(
+            osp.join(pip_tmp, 'pip-download-*', 'mmcv_*', 'setup.py'))
+    ]
     if len(trees) != 1:
         said = '\n'.join((result.stdout + result.stderr).splitlines()[-15:])
         raise BuildError(
@@ -124,8 +127,8 @@ def prepare_source(out_dir, python=sys.executable):
     with tempfile.TemporaryDirectory(dir=out_dir) as work_dir:
         unpacked = download_source(work_dir, python)
         shutil.rmtree(source, ignore_errors=True)
-        shutil.copytree(unpacked, source,
-                        ignore=shutil.ignore_patterns('*.egg-info'))
+        shutil.copytree(
+            unpacked, source, ignore=shutil.ignore_patterns('*.egg-info'))
     apply_fixes(source)
     return source
 
@@ -133,10 +136,11 @@ def prepare_source(out_dir, python=sys.executable):
 def build_wheel(source, out_dir, python=sys.executable):
     """Compile the ops and write the wheel into ``out_dir``; its path."""
     env = dict(os.environ, MMCV_WITH_OPS='1')
-    result = subprocess.run(
-        [python, '-m', 'pip', 'wheel', '--disable-pip-version-check',
-         '--no-build-isolation', '--no-deps', '-w', out_dir, source],
-        env=env)
+    result = subprocess.run([
+        python, '-m', 'pip', 'wheel', '--disable-pip-version-check',
+        '--no-build-isolation', '--no-deps', '-w', out_dir, source
+    ],
+                            env=env)
     wheels = glob.glob(osp.join(out_dir, f'mmcv-{MMCV_VERSION}-*.whl'))
     if result.returncode != 0 or not wheels:
         raise BuildError(f'building mmcv {MMCV_VERSION} from {source} '
@@ -147,11 +151,15 @@ def build_wheel(source, out_dir, python=sys.executable):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', required=True,
-                        help='folder for the wheel (with --source-only: for '
-                        'the fixed source tree)')
-    parser.add_argument('--source-only', action='store_true',
-                        help='download and fix the source, do not compile')
+    parser.add_argument(
+        '--out',
+        required=True,
+        help='folder for the wheel (with --source-only: for '
+        'the fixed source tree)')
+    parser.add_argument(
+        '--source-only',
+        action='store_true',
+        help='download and fix the source, do not compile')
     args = parser.parse_args(argv)
     out = osp.abspath(args.out)
     try:

@@ -2,7 +2,8 @@
 
 Example::
 
-    python tools/misc/generate_data.py cityscapes data/cityscapes --num-train 32
+    python tools/misc/generate_data.py cityscapes data/cityscapes \
+        --num-train 32
     python tools/misc/generate_data.py ade20k data/ade/ --size 128x128
     python tools/misc/generate_data.py pascal_context data/VOCdevkit
 
@@ -14,20 +15,28 @@ scenes: ``projects/cue_scenes/tools/generate_cue_data.py``.
 """
 import argparse
 
-from mmseg_ssanet.datasets.synthetic import generate
 from mmseg_ssanet.apis.cli import add_dataset_arguments
+from mmseg_ssanet.datasets.synthetic import generate
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_dataset_arguments(parser)
-    parser.add_argument('--num-test', type=int, default=0,
-                        help='Cityscapes only: unlabelled test images')
+    parser.add_argument(
+        '--num-test',
+        type=int,
+        default=0,
+        help='Cityscapes only: unlabelled test images')
     args = parser.parse_args(argv)
     try:
-        written = generate(args.format, args.out_dir, args.num_train,
-                           args.num_val, *args.size, seed=args.seed,
-                           num_test=args.num_test)
+        written = generate(
+            args.format,
+            args.out_dir,
+            args.num_train,
+            args.num_val,
+            *args.size,
+            seed=args.seed,
+            num_test=args.num_test)
     except ValueError as e:
         parser.error(str(e))
     for split, ids in written.items():

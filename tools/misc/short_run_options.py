@@ -31,32 +31,52 @@ from mmseg_ssanet.utils.cli import add_cfg_options, image_size
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='the config to shrink')
-    parser.add_argument('data_root', help='dataset root of the short run '
-                        '(the config\'s layout)')
-    parser.add_argument('--size', type=image_size, default=(128, 256),
-                        help='image size HxW of that data, used as the crop '
-                        '(default 128x256, what generate_data.py writes)')
-    parser.add_argument('--iters', type=int, default=20,
-                        help='training iterations (default %(default)s)')
-    parser.add_argument('--batch', type=int, default=2,
-                        help='images per iteration and process (default '
-                        '%(default)s; 1 needs a per-image norm, see '
-                        'docs/training.md)')
-    parser.add_argument('--no-val', action='store_true',
-                        help='no validation at all (mim test still works)')
+    parser.add_argument(
+        'data_root',
+        help='dataset root of the short run '
+        '(the config\'s layout)')
+    parser.add_argument(
+        '--size',
+        type=image_size,
+        default=(128, 256),
+        help='image size HxW of that data, used as the crop '
+        '(default 128x256, what generate_data.py writes)')
+    parser.add_argument(
+        '--iters',
+        type=int,
+        default=20,
+        help='training iterations (default %(default)s)')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=2,
+        help='images per iteration and process (default '
+        '%(default)s; 1 needs a per-image norm, see '
+        'docs/training.md)')
+    parser.add_argument(
+        '--no-val',
+        action='store_true',
+        help='no validation at all (mim test still works)')
     add_cfg_options(parser, 'model.decode_head.num_samples=49')
     args = parser.parse_args(argv)
     if args.iters < 1 or args.batch < 1:
         parser.error('--iters and --batch must be at least 1')
     from mmseg_ssanet.utils.short_run import short_run_options
-    options = short_run_options(args.config, args.data_root, args.size,
-                                max_iters=args.iters, batch_size=args.batch,
-                                cfg_options=args.cfg_options)
+    options = short_run_options(
+        args.config,
+        args.data_root,
+        args.size,
+        max_iters=args.iters,
+        batch_size=args.batch,
+        cfg_options=args.cfg_options)
     if args.no_val:
-        options = [o for o in options if not o.startswith(
-            ('val_dataloader.', 'train_cfg.val_interval'))]
-        options += ['val_dataloader=None', 'val_cfg=None',
-                    'val_evaluator=None']
+        options = [
+            o for o in options
+            if not o.startswith(('val_dataloader.', 'train_cfg.val_interval'))
+        ]
+        options += [
+            'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None'
+        ]
     print(' '.join(options))
 
 

@@ -24,8 +24,8 @@ HEADER = ('| run | iterations | loss first / last fifth | finite, falling '
 
 def read_scalars(work_dir):
     """The logged iterations of the newest run under ``work_dir``."""
-    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json')))
+    logs = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     if not logs:
         raise SystemExit(f'no mmengine scalar log (*/vis_data/scalars.json) '
                          f'under {work_dir}: did the training start?')
@@ -49,24 +49,31 @@ def summarize(rows):
     tail = sorted(r['time'] for r in rows[-max(1, len(rows) // 3):])
     seconds = tail[len(tail) // 2]
     memory = [r.get('memory') for r in rows]
-    return dict(iterations=rows[-1].get('iter', len(rows)), first=first,
-                last=last, finite=finite, falling=finite and last < first,
-                seconds=seconds, memory_first=memory[0],
-                memory_after=max((m for m in memory[1:] if m is not None),
-                                 default=None))
+    return dict(
+        iterations=rows[-1].get('iter', len(rows)),
+        first=first,
+        last=last,
+        finite=finite,
+        falling=finite and last < first,
+        seconds=seconds,
+        memory_first=memory[0],
+        memory_after=max((m for m in memory[1:] if m is not None),
+                         default=None))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir', help='the --work-dir of the run')
     parser.add_argument('--name', default='', help='the row\'s label')
-    parser.add_argument('--header', action='store_true',
-                        help='print the table header first')
-    parser.add_argument('--require', choices=['falling', 'finite'],
-                        default='falling',
-                        help='what the loss must do for exit status 0 '
-                        '(finite: a run of a step or two, where falling '
-                        'is chance)')
+    parser.add_argument(
+        '--header', action='store_true', help='print the table header first')
+    parser.add_argument(
+        '--require',
+        choices=['falling', 'finite'],
+        default='falling',
+        help='what the loss must do for exit status 0 '
+        '(finite: a run of a step or two, where falling '
+        'is chance)')
     args = parser.parse_args(argv)
     s = summarize(read_scalars(args.work_dir))
     if args.header:

@@ -2,9 +2,11 @@
 
 Example::
 
-    python tools/visualization/explore_sampling.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+    VAL=data/synthetic_cityscapes/leftImg8bit/val/frankfurt
+    python tools/visualization/explore_sampling.py \
+        configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
         work_dirs/demo/iter_400.pth \
-        data/synthetic_cityscapes/leftImg8bit/val/frankfurt/frankfurt_000001_000019_leftImg8bit.png \
+        $VAL/frankfurt_000001_000019_leftImg8bit.png \
         --out work_dirs/demo/sampling_explorer.html
 
 One self-contained file (image, overlay and every query's sampling points
@@ -28,7 +30,10 @@ from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
                                     add_device)
 
 
-def screenshot(page: str, out_png: str, click_yx, chromium='/usr/bin/chromium',
+def screenshot(page: str,
+               out_png: str,
+               click_yx,
+               chromium='/usr/bin/chromium',
                chromedriver='/usr/bin/chromedriver') -> None:
     """Open ``page`` in headless Chromium, click pixel (y, x), save PNG."""
     from selenium import webdriver
@@ -49,7 +54,8 @@ def screenshot(page: str, out_png: str, click_yx, chromium='/usr/bin/chromium',
         y, x = click_yx
         ActionChains(driver).move_to_element_with_offset(
             svg, (x + 0.5) * box['width'] / w - box['width'] / 2,
-            (y + 0.5) * box['height'] / h - box['height'] / 2).click().perform()
+            (y + 0.5) * box['height'] / h -
+            box['height'] / 2).click().perform()
         driver.save_screenshot(out_png)
     finally:
         driver.quit()
@@ -60,21 +66,33 @@ def main(argv=None):
     parser.add_argument('config', help='model config (an SNL model)')
     parser.add_argument('checkpoint', help='trained weights')
     parser.add_argument('image', help='the image to explore')
-    parser.add_argument('--out', default='sampling_explorer.html',
-                        help='HTML page to write (default %(default)s)')
-    parser.add_argument('--opacity', type=float, default=0.5,
-                        help='opacity of the prediction overlay (default '
-                        '%(default)s)')
+    parser.add_argument(
+        '--out',
+        default='sampling_explorer.html',
+        help='HTML page to write (default %(default)s)')
+    parser.add_argument(
+        '--opacity',
+        type=float,
+        default=0.5,
+        help='opacity of the prediction overlay (default '
+        '%(default)s)')
     add_device(parser)
     add_cfg_options(parser, SMALL_IMAGE_OPTION)
     parser.add_argument('--screenshot', help='PNG of the page after a click')
-    parser.add_argument('--click', type=parse_point, default=None,
-                        help='image pixel Y,X to click for --screenshot')
+    parser.add_argument(
+        '--click',
+        type=parse_point,
+        default=None,
+        help='image pixel Y,X to click for --screenshot')
     args = parser.parse_args(argv)
     try:
-        model = load_segmentor(args.config, args.checkpoint, args.device,
-                               cfg_options={**args.cfg_options,
-                                            'model.test_cfg.mode': 'whole'})
+        model = load_segmentor(
+            args.config,
+            args.checkpoint,
+            args.device,
+            cfg_options={
+                **args.cfg_options, 'model.test_cfg.mode': 'whole'
+            })
         image = read_image(args.image)
         page = explorer_page(model, image, osp.basename(args.image),
                              args.opacity)

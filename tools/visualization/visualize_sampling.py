@@ -2,10 +2,11 @@
 
 Example::
 
-    python tools/visualization/visualize_sampling.py configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
+    VAL=data/synthetic_cityscapes/leftImg8bit/val/frankfurt
+    python tools/visualization/visualize_sampling.py \
+        configs/demo/ssanet_mobilenetv2_cpu_synthetic-cityscapes.py \
         work_dirs/demo/iter_400.pth \
-        data/synthetic_cityscapes/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png \
-        --out sampling.png
+        $VAL/frankfurt_000000_000019_leftImg8bit.png --out sampling.png
 
 The image goes through the config's ``test_pipeline``: a benchmark config
 resizes it (Cityscapes: to 2048x1024), so for a small generated image pass
@@ -22,8 +23,8 @@ import sys
 
 from mmseg_ssanet.apis import (draw_sampling_points, read_image,
                                sampling_points_for)
-from mmseg_ssanet.apis.sampling import parse_point
 from mmseg_ssanet.apis.cli import add_snl_model_arguments, snl_model_from
+from mmseg_ssanet.apis.sampling import parse_point
 from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
                                     add_device)
 
@@ -32,14 +33,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_snl_model_arguments(parser)
     parser.add_argument('image', help='the image to query')
-    parser.add_argument('--points', nargs='+', type=parse_point,
-                        metavar='Y,X', help='query pixels (default: a '
-                        '--grid of them)')
-    parser.add_argument('--grid', type=int, default=3,
-                        help='without --points: a GRID x GRID spread of '
-                        'queries (default %(default)s)')
-    parser.add_argument('--out', default='sampling_points.png',
-                        help='PNG to write (default %(default)s)')
+    parser.add_argument(
+        '--points',
+        nargs='+',
+        type=parse_point,
+        metavar='Y,X',
+        help='query pixels (default: a '
+        '--grid of them)')
+    parser.add_argument(
+        '--grid',
+        type=int,
+        default=3,
+        help='without --points: a GRID x GRID spread of '
+        'queries (default %(default)s)')
+    parser.add_argument(
+        '--out',
+        default='sampling_points.png',
+        help='PNG to write (default %(default)s)')
     add_device(parser)
     add_cfg_options(parser, SMALL_IMAGE_OPTION)
     args = parser.parse_args(argv)

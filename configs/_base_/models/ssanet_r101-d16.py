@@ -7,9 +7,10 @@ norm_cfg = dict(type='SyncBN', requires_grad=True)
 # Multi-process runs (--launcher pytorch): on GPUs exactly mmengine's default
 # DDP wrapper; on a CPU-only machine device_ids=None and SyncBN -> BN, so
 # `mim train mmseg CONFIG --gpus N --launcher pytorch` works there too.
-model_wrapper_cfg = dict(type='AnyDeviceDistributedDataParallel',
-                         broadcast_buffers=False,
-                         find_unused_parameters=False)
+model_wrapper_cfg = dict(
+    type='AnyDeviceDistributedDataParallel',
+    broadcast_buffers=False,
+    find_unused_parameters=False)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
@@ -42,8 +43,11 @@ model = dict(
         with_global_pool=True,
         # the decoder's low-level input: res2 (stride 4, 256 channels),
         # reduced to 48 channels (DeepLabV3+'s width; the paper gives none)
-        decoder=dict(type='SSANetDecoder', low_level_index=0,
-                     low_level_in_channels=256, low_level_channels=48),
+        decoder=dict(
+            type='SSANetDecoder',
+            low_level_index=0,
+            low_level_in_channels=256,
+            low_level_channels=48),
         dropout_ratio=0.1,
         num_classes=19,
         norm_cfg=norm_cfg,

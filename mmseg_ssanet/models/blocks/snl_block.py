@@ -36,8 +36,8 @@ def kernel_size_for(num_samples: int) -> Tuple[int, int]:
     grid = _grid_for(num_samples)
     if grid is None:
         below = next(n for n in range(num_samples, 0, -1) if _grid_for(n))
-        above = next(n for n in range(num_samples, 4 * num_samples)
-                     if _grid_for(n))
+        above = next(
+            n for n in range(num_samples, 4 * num_samples) if _grid_for(n))
         raise ValueError(
             f'num_samples={num_samples} does not form a grid centred on the '
             f'query (kh x kw, odd sides at most 2 apart); use '
@@ -53,8 +53,9 @@ class SparseNonLocal2d(nn.Module):
 
     Four 1x1 convs on the input give the query theta(X), key phi(X), value
     g(X) and the offsets P (2K channels); each query attends to K keys and
-    values sampled around it (:func:`mmseg_ssanet.ops.sparse_nonlocal_attention`,
-    eqs. 4-7), and ``Z = gamma(Y) + X`` (eq. 7).
+    values sampled around it
+    (:func:`mmseg_ssanet.ops.sparse_nonlocal_attention`, eqs. 4-7), and
+    ``Z = gamma(Y) + X`` (eq. 7).
 
     Args:
         in_channels (int): Channels C of the input (and output).
@@ -110,8 +111,13 @@ class SparseNonLocal2d(nn.Module):
         self.backend = check_backend(backend)
 
         def conv1x1(out_channels, norm=None):
-            return ConvModule(in_channels, out_channels, 1,
-                              conv_cfg=conv_cfg, norm_cfg=norm, act_cfg=None)
+            return ConvModule(
+                in_channels,
+                out_channels,
+                1,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm,
+                act_cfg=None)
 
         self.theta = conv1x1(self.inter_channels)
         self.phi = conv1x1(self.inter_channels)
@@ -144,10 +150,13 @@ class SparseNonLocal2d(nn.Module):
         :func:`mmseg_ssanet.ops.sparse_nonlocal_affinity`.
         """
         self._check_input(x)
-        return sparse_nonlocal_affinity(self.theta(x), self.phi(x),
-                                        self.sample_offsets(x),
-                                        self.kernel_size, self.dilation,
-                                        scale=self.scale)
+        return sparse_nonlocal_affinity(
+            self.theta(x),
+            self.phi(x),
+            self.sample_offsets(x),
+            self.kernel_size,
+            self.dilation,
+            scale=self.scale)
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -161,7 +170,12 @@ class SparseNonLocal2d(nn.Module):
         # then a free view of the 1x1 convs' outputs instead of a copy.
         x = x.contiguous(memory_format=torch.channels_last)
         y = sparse_nonlocal_attention(
-            self.theta(x), self.phi(x), self.g(x), self.sample_offsets(x),
-            self.kernel_size, self.dilation, scale=self.scale,
+            self.theta(x),
+            self.phi(x),
+            self.g(x),
+            self.sample_offsets(x),
+            self.kernel_size,
+            self.dilation,
+            scale=self.scale,
             backend=self.backend)
         return x + self.gamma(y)

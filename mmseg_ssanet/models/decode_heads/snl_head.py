@@ -66,27 +66,38 @@ class SNLHead(BaseDecodeHead):
             raise ValueError('SNLHead reads one feature map: give in_index '
                              'and in_channels as ints (the decoder takes '
                              'its low-level input by its low_level_index)')
-        conv = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
-                    act_cfg=self.act_cfg)
-        self.reduce = ConvModule(self.in_channels, self.channels, 3,
-                                 padding=1, **conv)
+        conv = dict(
+            conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg)
+        self.reduce = ConvModule(
+            self.in_channels, self.channels, 3, padding=1, **conv)
         self.snl = SparseNonLocal2d(
-            self.channels, reduction=snl_reduction, num_samples=num_samples,
-            kernel_size=kernel_size, dilation=snl_dilation,
-            use_scale=use_scale, conv_cfg=self.conv_cfg,
-            norm_cfg=self.norm_cfg, backend=snl_backend) if with_snl else None
+            self.channels,
+            reduction=snl_reduction,
+            num_samples=num_samples,
+            kernel_size=kernel_size,
+            dilation=snl_dilation,
+            use_scale=use_scale,
+            conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg,
+            backend=snl_backend) if with_snl else None
         self.global_pool = self.bottleneck = None
         if with_global_pool:
             self.global_pool = nn.Sequential(
                 nn.AdaptiveAvgPool2d(1),
                 ConvModule(self.channels, self.channels, 1, **conv))
-            self.bottleneck = ConvModule(2 * self.channels, self.channels, 3,
-                                         padding=1, **conv)
+            self.bottleneck = ConvModule(
+                2 * self.channels, self.channels, 3, padding=1, **conv)
         self.decoder = None
         if decoder is not None:
-            self.decoder = MODELS.build(decoder, default_args=dict(
-                in_channels=self.channels, channels=self.channels,
-                align_corners=self.align_corners, **conv))
+            self.decoder = MODELS.build(
+                decoder,
+                default_args=dict(
+                    in_channels=self.channels,
+                    channels=self.channels,
+                    align_corners=self.align_corners,
+                    **conv))
             if self.decoder.channels != self.channels:
                 raise ValueError(
                     f'decoder.channels ({self.decoder.channels}) must equal '
@@ -130,8 +141,11 @@ class SNLHead(BaseDecodeHead):
         reduced = self.reduce(x)
         out = self.snl(reduced) if self.snl is not None else reduced
         if self.global_pool is not None:
-            pooled = resize(self.global_pool(reduced), size=out.shape[2:],
-                            mode='bilinear', align_corners=self.align_corners)
+            pooled = resize(
+                self.global_pool(reduced),
+                size=out.shape[2:],
+                mode='bilinear',
+                align_corners=self.align_corners)
             out = self.bottleneck(torch.cat([out, pooled], dim=1))
         if self.decoder is not None:
             out = self.decoder(out, inputs)

@@ -57,12 +57,16 @@ class SSANetDecoder(BaseModule):
         self.channels = channels
         self.align_corners = align_corners
         conv = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.reduce = ConvModule(low_level_in_channels, low_level_channels,
-                                 1, **conv)
+        self.reduce = ConvModule(low_level_in_channels, low_level_channels, 1,
+                                 **conv)
         self.fuse = nn.Sequential(*[
-            ConvModule(in_channels + low_level_channels if i == 0 else
-                       channels, channels, 3, padding=1, **conv)
-            for i in range(num_convs)])
+            ConvModule(
+                in_channels + low_level_channels if i == 0 else channels,
+                channels,
+                3,
+                padding=1,
+                **conv) for i in range(num_convs)
+        ])
 
     def forward(self, x: Tensor, inputs: Sequence[Tensor]) -> Tensor:
         """``x``: the encoder output; ``inputs``: the backbone outputs."""
@@ -79,6 +83,9 @@ class SSANetDecoder(BaseModule):
                 f'(low_level_in_channels), got {low_level.shape[1]}: check '
                 f'them against the backbone\'s out_indices')
         low_level = self.reduce(low_level)
-        x = resize(x, size=low_level.shape[2:], mode='bilinear',
-                   align_corners=self.align_corners)
+        x = resize(
+            x,
+            size=low_level.shape[2:],
+            mode='bilinear',
+            align_corners=self.align_corners)
         return self.fuse(torch.cat([x, low_level], dim=1))

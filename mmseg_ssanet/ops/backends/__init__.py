@@ -16,7 +16,9 @@ names it has in a traced graph (FLOP counting). The front end
 from . import cpp, csr, reference, triton
 from .base import Backend
 
-BACKENDS = {b.name: b for b in (cpp.BACKEND, triton.BACKEND, csr.BACKEND,
-                                reference.BACKEND)}
+BACKENDS = {
+    b.name: b
+    for b in (cpp.BACKEND, triton.BACKEND, csr.BACKEND, reference.BACKEND)
+}
 
 __all__ = ['BACKENDS', 'Backend']

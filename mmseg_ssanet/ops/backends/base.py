@@ -17,6 +17,7 @@ def refuse_double_backward(backward_op, name: str) -> None:
     """Registers on ``backward_op`` (a backward kernel's op) an autograd
     formula that raises: differentiating the gradients it returns is
     refused instead of silently giving None."""
+
     def backward(ctx, *grads):
         raise RuntimeError(double_backward_refused(name))
 

@@ -88,15 +88,19 @@ def snl_cpu_backward(grad_out: Tensor, query: Tensor, key: Tensor,
     ``needs`` says it is not wanted."""
     grads = _C.backward(grad_out, query, key, value, offset, *kernel_size,
                         *dilation, scale, *needs)
-    return [g if g is not None else x.new_empty(0)
-            for g, x in zip(grads, (query, key, value, offset))]
+    return [
+        g if g is not None else x.new_empty(0)
+        for g, x in zip(grads, (query, key, value, offset))
+    ]
 
 
 @snl_cpu_backward.register_fake
 def _(grad_out, query, key, value, offset, kernel_size, dilation, scale,
       needs):
-    return [channels_last_like(x, x.shape[1]) if need else x.new_empty(0)
-            for x, need in zip((query, key, value, offset), needs)]
+    return [
+        channels_last_like(x, x.shape[1]) if need else x.new_empty(0)
+        for x, need in zip((query, key, value, offset), needs)
+    ]
 
 
 def _setup_context(ctx, inputs, output):
@@ -109,8 +113,8 @@ def _backward(ctx, grad_out):
     needs = list(ctx.needs_input_grad[:4])
     grads = snl_cpu_backward(grad_out, *ctx.saved_tensors, *ctx.geometry,
                              needs)
-    return (*(g if need else None for g, need in zip(grads, needs)), None,
-            None, None)
+    return (*(g if need else None
+              for g, need in zip(grads, needs)), None, None, None)
 
 
 snl_cpu.register_autograd(_backward, setup_context=_setup_context)
@@ -120,11 +124,14 @@ refuse_double_backward(snl_cpu_backward, 'cpp')
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
-    return snl_cpu(unit_channel_stride(query), unit_channel_stride(key),
-                   unit_channel_stride(value), offset,
-                   list(kernel_size), list(dilation),
-                   1.0 if scale is None else float(scale))
+    return snl_cpu(
+        unit_channel_stride(query), unit_channel_stride(key),
+        unit_channel_stride(value), offset, list(kernel_size), list(dilation),
+        1.0 if scale is None else float(scale))
 
 
-BACKEND = Backend(name='cpp', attention=attention, unavailable=unavailable,
-                  trace_names=traced_names(OP_NAME))
+BACKEND = Backend(
+    name='cpp',
+    attention=attention,
+    unavailable=unavailable,
+    trace_names=traced_names(OP_NAME))

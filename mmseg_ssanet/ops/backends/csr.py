@@ -31,20 +31,21 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..sampling import corners, finite_positions, sampling_positions
 from .base import Backend, RefuseDoubleBackward, TraceSizes
 from .layout import pixel_rows
-from ..sampling import corners, finite_positions, sampling_positions
 
-warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in '
-                        'beta state')
+warnings.filterwarnings(
+    'ignore', message='Sparse CSR tensor support is in '
+    'beta state')
 
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, rows: int,
          cols: int) -> Tensor:
     # no invariant check (it costs time on every call): ours hold by
     # construction (_Pattern; tests/test_backend_csr.py checks them)
-    return torch.sparse_csr_tensor(crow, col, values, size=(rows, cols),
-                                   check_invariants=False)
+    return torch.sparse_csr_tensor(
+        crow, col, values, size=(rows, cols), check_invariants=False)
 
 
 class _Pattern:
@@ -64,8 +65,8 @@ class _Pattern:
                                                cell.view(rows, per_row))
         self.col = sorted_col[first]
         self.counts = first.sum(1)
-        self.crow = torch.zeros(rows + 1, dtype=torch.long,
-                                device=index.device)
+        self.crow = torch.zeros(
+            rows + 1, dtype=torch.long, device=index.device)
         self.crow[1:] = self.counts.cumsum(0)
         self.shape = (rows, cols)
 
@@ -88,16 +89,15 @@ class _Pattern:
         perm = torch.argsort(self.col, stable=True)
         crow = torch.zeros(cols + 1, dtype=torch.long, device=self.col.device)
         crow[1:] = torch.bincount(self.col, minlength=cols).cumsum(0)
-        row_of = torch.arange(rows, device=self.col.device).repeat_interleave(
-            self.counts)
+        row_of = torch.arange(
+            rows, device=self.col.device).repeat_interleave(self.counts)
         return crow, row_of[perm], perm
 
 
 def _sddmm(pattern: _Pattern, left: Tensor, right: Tensor) -> Tensor:
     """<left_i, right_j> for every cell (i, j) of ``pattern``: ``[nnz]``."""
     zeros = pattern.matrix(left.new_zeros(pattern.col.numel()))
-    return torch.sparse.sampled_addmm(zeros, left, right.t(),
-                                      beta=0.).values()
+    return torch.sparse.sampled_addmm(zeros, left, right.t(), beta=0.).values()
 
 
 class SparseAttentionFunction(torch.autograd.Function):
@@ -127,8 +127,7 @@ class SparseAttentionFunction(torch.autograd.Function):
         affinity = logits.softmax(-1)  # [R, K]
         coeff = pattern.scatter((affinity.unsqueeze(-1) * weight).reshape(-1))
         out = pattern.matrix(coeff) @ value
-        ctx.save_for_backward(query, key, value, weight, dots, affinity,
-                              coeff)
+        ctx.save_for_backward(query, key, value, weight, dots, affinity, coeff)
         ctx.pattern = pattern  # index tensors of our own, not inputs
         ctx.scale = scale
         return out
@@ -143,8 +142,9 @@ class SparseAttentionFunction(torch.autograd.Function):
             return grads
         # create_graph=True: first derivatives as asked, second ones refused
         present = [g for g in grads if g is not None]
-        refused = iter(RefuseDoubleBackward.apply('csr', len(anchors),
-                                                  *anchors, *present))
+        refused = iter(
+            RefuseDoubleBackward.apply('csr', len(anchors), *anchors,
+                                       *present))
         return tuple(None if g is None else next(refused) for g in grads)
 
     @staticmethod
@@ -158,8 +158,8 @@ class SparseAttentionFunction(torch.autograd.Function):
             ctx.needs_input_grad
 
         # d out / d coeff[i, k, c] = <grad_out_i, value_j>
-        grad_coeff = pattern.gather(_sddmm(pattern, grad_out, value)).view(
-            rows, K, 4)
+        grad_coeff = pattern.gather(_sddmm(pattern, grad_out,
+                                           value)).view(rows, K, 4)
         grad_affinity = (grad_coeff * weight).sum(-1)
         grad_logit = affinity * (
             grad_affinity - (affinity * grad_affinity).sum(-1, keepdim=True))
@@ -179,8 +179,9 @@ class SparseAttentionFunction(torch.autograd.Function):
                 grad_v = _csr(crow_t, col_t, coeff[perm], cols,
                               rows) @ grad_out
         if need_w:
-            grad_w = (grad_coeff * affinity.unsqueeze(-1)
-                      + scale * grad_logit.unsqueeze(-1) * dots)
+            grad_w = (
+                grad_coeff * affinity.unsqueeze(-1) +
+                scale * grad_logit.unsqueeze(-1) * dots)
         if need_guard:
             grad_guard = grad_logit.sum(-1)
         return grad_q, grad_k, grad_v, None, grad_w, grad_guard, None
@@ -238,6 +239,9 @@ def trace_sizes(shapes) -> TraceSizes:
     return TraceSizes(rows, index[1], cq, value[1])
 
 
-BACKEND = Backend(name='csr', attention=attention, unavailable=unavailable,
-                  trace_names=('prim::PythonOp.SparseAttentionFunction', ),
-                  trace_sizes=trace_sizes)
+BACKEND = Backend(
+    name='csr',
+    attention=attention,
+    unavailable=unavailable,
+    trace_names=('prim::PythonOp.SparseAttentionFunction', ),
+    trace_sizes=trace_sizes)

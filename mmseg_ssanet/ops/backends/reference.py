@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Backend, no_output
 from ..sampling import finite_positions, sampling_positions
+from .base import Backend, no_output
 
 
 def sample_bilinear(feature: Tensor, t_y: Tensor, t_x: Tensor) -> Tensor:
@@ -35,14 +35,17 @@ def _grid(t_y: Tensor, t_x: Tensor, feature: Tensor) -> Tensor:
 
 
 def _grid_sample(feature: Tensor, grid: Tensor) -> Tensor:
-    return F.grid_sample(feature, grid, mode='bilinear', padding_mode='zeros',
-                         align_corners=False)
+    return F.grid_sample(
+        feature,
+        grid,
+        mode='bilinear',
+        padding_mode='zeros',
+        align_corners=False)
 
 
 def attention_weights(query: Tensor, key: Tensor, offset: Tensor,
                       kernel_size: Tuple[int, int], dilation: Tuple[int, int],
-                      scale: Optional[float]
-                      ) -> Tuple[Tensor, Tensor, Tensor]:
+                      scale: Optional[float]) -> Tuple[Tensor, Tensor, Tensor]:
     """Sampling coordinates (eq. 4) and the sparse affinity S (eqs. 5, 6).
 
     Returns t_y, t_x ``[B, K, H, W]`` in feature pixels (non-finite ones
@@ -79,8 +82,8 @@ def _sample_point(feature: Tensor, t_y: Tensor, t_x: Tensor) -> Tensor:
 
 def attention_by_point(query: Tensor, key: Tensor, value: Tensor,
                        offset: Tensor, kernel_size: Tuple[int, int],
-                       dilation: Tuple[int, int],
-                       scale: Optional[float]) -> Tensor:
+                       dilation: Tuple[int,
+                                       int], scale: Optional[float]) -> Tensor:
     """Eqs. 4-7 one sampling point at a time: the largest intermediate is
     ``[B, C, H, W]``, whatever K. The same values as :func:`attention`
     (the ONNX export's form; a Python loop over K, unrolled by tracing)."""
@@ -95,8 +98,8 @@ def attention_by_point(query: Tensor, key: Tensor, value: Tensor,
     affinity = (logits + guard.unsqueeze(1)).softmax(dim=1)
     out = None
     for k in range(n_points):  # eq. 7, a running weighted sum
-        term = affinity[:, k:k + 1] * _sample_point(value, t_y[:, k],
-                                                    t_x[:, k])
+        term = affinity[:, k:k + 1] * _sample_point(value, t_y[:, k], t_x[:,
+                                                                          k])
         out = term if out is None else out + term
     return out
 
@@ -115,5 +118,5 @@ def unavailable(device: torch.device):
 
 
 # In a trace: torch's own ops (grid_sample, matmul), counted as such.
-BACKEND = Backend(name='reference', attention=_attention,
-                  unavailable=unavailable)
+BACKEND = Backend(
+    name='reference', attention=_attention, unavailable=unavailable)

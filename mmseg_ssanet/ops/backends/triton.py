@@ -11,8 +11,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..sampling import corners, finite_positions, sampling_positions
 from ...features import custom_op, traced_names, triton_missing
+from ..sampling import corners, finite_positions, sampling_positions
 from .base import Backend, refuse_double_backward
 from .layout import channels_last_like, pixel_rows
 
@@ -30,7 +30,10 @@ def unavailable(device: torch.device) -> Optional[str]:
             f'under TRITON_INTERPRET=1; got {device}')
 
 
-def launch_config(kernel: str, cq: int, c: int, k: int,
+def launch_config(kernel: str,
+                  cq: int,
+                  c: int,
+                  k: int,
                   interpreted: bool = False) -> dict:
     """Block sizes, warps and stages of ``kernel`` ('forward' or
     'backward') for Cq, C and K points.
@@ -57,12 +60,20 @@ def launch_config(kernel: str, cq: int, c: int, k: int,
         return min(32, triton.next_power_of_2(max(n, 1)))
 
     if kernel == 'segment_sum':  # the deterministic backward's sums: C rows
-        return dict(BLOCK_E=16, BLOCK=chunk(c), num_warps=4, num_stages=1,
-                    maxnreg=None)
-    return dict(BLOCK_Q=64 if interpreted else 8, BLOCK_CQ=chunk(cq),
-                BLOCK_C=chunk(c),
-                K_PAD=triton.next_power_of_2(max(k, 1)), num_warps=4,
-                num_stages=1, maxnreg=128 if kernel == 'forward' else None)
+        return dict(
+            BLOCK_E=16,
+            BLOCK=chunk(c),
+            num_warps=4,
+            num_stages=1,
+            maxnreg=None)
+    return dict(
+        BLOCK_Q=64 if interpreted else 8,
+        BLOCK_CQ=chunk(cq),
+        BLOCK_C=chunk(c),
+        K_PAD=triton.next_power_of_2(max(k, 1)),
+        num_warps=4,
+        num_stages=1,
+        maxnreg=128 if kernel == 'forward' else None)
 
 
 # On CPU tensors the interpreter's table applies, unless this variable says
@@ -108,14 +119,32 @@ def _forward_rows(q: Tensor, k: Tensor, v: Tensor, off: Tensor,
     C = v.shape[1]
     out = torch.empty(total, C, device=v.device, dtype=out_dtype)
     lse = torch.empty(total, device=v.device, dtype=_lse_dtype(v.dtype))
-    config = launch_config('forward', cq, C,
-                           kernel_size[0] * kernel_size[1],
-                           interpreted=interpreted_table(v.device))
+    config = launch_config(
+        'forward',
+        cq,
+        C,
+        kernel_size[0] * kernel_size[1],
+        interpreted=interpreted_table(v.device))
     grid = (triton.cdiv(total, config['BLOCK_Q']), )
     snl_forward_kernel[grid](
-        q, k, v, off, out, lse, total, H, W, scale, CQ=cq, C=C,
-        KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
-        DW=dilation[1], ACC=_accumulator(v.dtype), **config)
+        q,
+        k,
+        v,
+        off,
+        out,
+        lse,
+        total,
+        H,
+        W,
+        scale,
+        CQ=cq,
+        C=C,
+        KH=kernel_size[0],
+        KW=kernel_size[1],
+        DH=dilation[0],
+        DW=dilation[1],
+        ACC=_accumulator(v.dtype),
+        **config)
     return out, lse
 
 
@@ -138,8 +167,8 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
             value.new_empty(B * H * W, dtype=_lse_dtype(value.dtype)))
 
 
-@custom_op(OP_NAME + '_backward', mutates_args=(),
-           device_types=('cuda', 'cpu'))
+@custom_op(
+    OP_NAME + '_backward', mutates_args=(), device_types=('cuda', 'cpu'))
 def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                         value: Tensor, offset: Tensor, out: Tensor,
                         lse: Tensor, kernel_size: List[int],
@@ -151,8 +180,8 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
 
     from .triton_kernels import snl_backward_kernel
     B, C, H, W = value.shape
-    q, k, v, off, o, go = (pixel_rows(x) for x in (query, key, value, offset,
-                                                   out, grad_out))
+    q, k, v, off, o, go = (
+        pixel_rows(x) for x in (query, key, value, offset, out, grad_out))
     total, cq = q.shape
     acc_dtype = lse.dtype
     if o.dtype != acc_dtype:
@@ -170,34 +199,62 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
     atomic_rows = 0 if deterministic else total
     grad_k = torch.zeros(atomic_rows, cq, device=q.device, dtype=acc_dtype)
     grad_v = torch.zeros(atomic_rows, C, device=q.device, dtype=acc_dtype)
-    grad_off = torch.empty(total, off.shape[1], device=q.device,
-                           dtype=acc_dtype)
+    grad_off = torch.empty(
+        total, off.shape[1], device=q.device, dtype=acc_dtype)
     n_points = kernel_size[0] * kernel_size[1]
     prob, grad_logit = (
-        torch.empty(total if deterministic else 0, n_points,
-                    device=q.device, dtype=acc_dtype) for _ in range(2))
-    config = launch_config('backward', cq, C, n_points,
-                           interpreted=interpreted_table(v.device))
+        torch.empty(
+            total if deterministic else 0,
+            n_points,
+            device=q.device,
+            dtype=acc_dtype) for _ in range(2))
+    config = launch_config(
+        'backward', cq, C, n_points, interpreted=interpreted_table(v.device))
     grid = (triton.cdiv(total, config['BLOCK_Q']), )
     snl_backward_kernel[grid](
-        q, k, v, off, go, lse, delta, grad_q, grad_k, grad_v, grad_off,
-        prob, grad_logit, total, H, W, scale, CQ=cq, C=C,
-        KH=kernel_size[0], KW=kernel_size[1], DH=dilation[0],
-        DW=dilation[1], DETERMINISTIC=deterministic,
-        ACC=_accumulator(v.dtype), **config)
+        q,
+        k,
+        v,
+        off,
+        go,
+        lse,
+        delta,
+        grad_q,
+        grad_k,
+        grad_v,
+        grad_off,
+        prob,
+        grad_logit,
+        total,
+        H,
+        W,
+        scale,
+        CQ=cq,
+        C=C,
+        KH=kernel_size[0],
+        KW=kernel_size[1],
+        DH=dilation[0],
+        DW=dilation[1],
+        DETERMINISTIC=deterministic,
+        ACC=_accumulator(v.dtype),
+        **config)
     if deterministic:
-        grad_k, grad_v = key_value_grads_in_order(
-            q, go, off, prob, grad_logit, (B, H, W), kernel_size, dilation)
-    return [rows.to(x.dtype).view(B, H, W, x.shape[1]).permute(0, 3, 1, 2)
-            for rows, x in ((grad_q, query), (grad_k, key), (grad_v, value),
-                            (grad_off, offset))]
+        grad_k, grad_v = key_value_grads_in_order(q, go, off, prob, grad_logit,
+                                                  (B, H, W), kernel_size,
+                                                  dilation)
+    return [
+        rows.to(x.dtype).view(B, H, W, x.shape[1]).permute(0, 3, 1, 2)
+        for rows, x in ((grad_q, query), (grad_k, key), (grad_v, value),
+                        (grad_off, offset))
+    ]
 
 
 @snl_triton_backward.register_fake
 def _(grad_out, query, key, value, offset, out, lse, kernel_size, dilation,
       scale, deterministic):
-    return [channels_last_like(x, x.shape[1])
-            for x in (query, key, value, offset)]
+    return [
+        channels_last_like(x, x.shape[1]) for x in (query, key, value, offset)
+    ]
 
 
 def _setup_context(ctx, inputs, output):
@@ -208,9 +265,8 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_out, _grad_lse):
     # torch.use_deterministic_algorithms(True): no float atomics
-    grads = snl_triton_backward(
-        grad_out, *ctx.saved_tensors, *ctx.geometry,
-        torch.are_deterministic_algorithms_enabled())
+    grads = snl_triton_backward(grad_out, *ctx.saved_tensors, *ctx.geometry,
+                                torch.are_deterministic_algorithms_enabled())
     return (*grads, None, None, None)
 
 
@@ -232,8 +288,8 @@ def _corner_entries(off: Tensor, shape: Tuple[int, int, int],
     t_y, t_x = sampling_positions(offset, kernel_size, dilation)
     t_y, t_x, _ = finite_positions(t_y, t_x)
     # [B, K, H, W] -> rows of channels-last pixels, [total, K]
-    t_y, t_x = (t.permute(0, 2, 3, 1).reshape(total, two_k // 2)
-                for t in (t_y, t_x))
+    t_y, t_x = (
+        t.permute(0, 2, 3, 1).reshape(total, two_k // 2) for t in (t_y, t_x))
     ys, xs, weight, inside = corners(t_y, t_x, H, W)  # [total, K, 4]
     rows = torch.arange(total, device=off.device)
     image_start = (rows - rows % (H * W))[:, None, None]
@@ -243,11 +299,11 @@ def _corner_entries(off: Tensor, shape: Tuple[int, int, int],
     return pixel, query, point.expand_as(inside)[inside], weight[inside]
 
 
-def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor,
-                             prob: Tensor, grad_logit: Tensor,
-                             shape: Tuple[int, int, int],
-                             kernel_size: Tuple[int, int],
-                             dilation: Tuple[int, int]):
+def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
+                             grad_logit: Tensor, shape: Tuple[int, int, int],
+                             kernel_size: Tuple[int,
+                                                int], dilation: Tuple[int,
+                                                                      int]):
     """Key and value gradients without atomics, bitwise reproducible.
 
     Owner computes: the (query, point, corner) entries are sorted stably
@@ -265,8 +321,8 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor,
                                                   dilation, prob.dtype)
     pixel, order = torch.sort(pixel, stable=True)
     query, point, weight = query[order], point[order], weight[order]
-    starts = torch.searchsorted(
-        pixel, torch.arange(total + 1, device=pixel.device))
+    starts = torch.searchsorted(pixel,
+                                torch.arange(total + 1, device=pixel.device))
     acc = _accumulator(prob.dtype)
     grads = []
     for src, coef in ((q, grad_logit), (go, prob)):
@@ -275,8 +331,14 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor,
         config = launch_config('segment_sum', 0, n, 0)
         if n:  # Cq = 0: nothing to add
             snl_segment_sum_kernel[(total, triton.cdiv(n, config['BLOCK']))](
-                src, query, coef[query, point] * weight, starts, out, N=n,
-                ACC=acc, **config)
+                src,
+                query,
+                coef[query, point] * weight,
+                starts,
+                out,
+                N=n,
+                ACC=acc,
+                **config)
         grads.append(out)
     return grads
 
@@ -290,6 +352,9 @@ def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
 
 
 # Inputs may stay in half precision: the kernel accumulates in float32.
-BACKEND = Backend(name='triton', attention=attention,
-                  unavailable=unavailable, half_inputs=True,
-                  trace_names=traced_names(OP_NAME))
+BACKEND = Backend(
+    name='triton',
+    attention=attention,
+    unavailable=unavailable,
+    half_inputs=True,
+    trace_names=traced_names(OP_NAME))

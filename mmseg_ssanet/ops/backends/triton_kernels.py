@@ -63,8 +63,8 @@ def _points(OFF, rows, kk, y, x, valid, H, W, KH: tl.constexpr,
     (eq. 4), -2 is its ``OFF_MAP`` (``finite_positions``); the test
     ``test_sampling_geometry.py`` compares the positions sampled."""
     oy = tl.load(OFF + rows * TWO_K + 2 * kk, mask=valid, other=0.0).to(ACC)
-    ox = tl.load(OFF + rows * TWO_K + 2 * kk + 1, mask=valid,
-                 other=0.0).to(ACC)
+    ox = tl.load(
+        OFF + rows * TWO_K + 2 * kk + 1, mask=valid, other=0.0).to(ACC)
     ty = y.to(ACC) + ((kk // KW - (KH - 1) // 2) * DH) + oy
     tx = x.to(ACC) + ((kk % KW - (KW - 1) // 2) * DW) + ox
     finite = (tl.abs(ty) < float('inf')) & (tl.abs(tx) < float('inf'))
@@ -79,13 +79,13 @@ def _query_block(total, H, W, BLOCK_Q: tl.constexpr):
     real, the first row of their image, and their pixel coordinates."""
     rows = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
     n_pix = H * W
-    return (rows, rows < total, (rows // n_pix) * n_pix, (rows % n_pix) // W,
-            rows % W)
+    return (rows, rows
+            < total, (rows // n_pix) * n_pix, (rows % n_pix) // W, rows % W)
 
 
 @triton.jit
-def _point_dots(X, rows, valid, CORNERS, ty, tx, H, W, row0,
-                N: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
+def _point_dots(X, rows, valid, CORNERS, ty, tx, H, W, row0, N: tl.constexpr,
+                BLOCK: tl.constexpr, ACC: tl.constexpr):
     """For the points (ty, tx): sum over corners c of w_c, d w_c / d ty and
     d w_c / d tx times <X[rows], CORNERS[row_c]>, over all N channels a
     chunk at a time (the X chunk read once for the 4 corners, the corners
@@ -96,13 +96,17 @@ def _point_dots(X, rows, valid, CORNERS, ty, tx, H, W, row0,
     for c0 in range(0, N, BLOCK):
         ch = c0 + tl.arange(0, BLOCK)
         ok = ch[None, :] < N
-        x = tl.load(X + rows[:, None] * N + ch[None, :],
-                    mask=valid[:, None] & ok, other=0.0).to(ACC)
+        x = tl.load(
+            X + rows[:, None] * N + ch[None, :],
+            mask=valid[:, None] & ok,
+            other=0.0).to(ACC)
         for c in tl.static_range(4):
             row, inside, w, dw_dy, dw_dx = _corner(ty, tx, H, W, row0, c,
                                                    valid)
-            r = tl.load(CORNERS + row[:, None] * N + ch[None, :],
-                        mask=inside[:, None] & ok, other=0.0).to(ACC)
+            r = tl.load(
+                CORNERS + row[:, None] * N + ch[None, :],
+                mask=inside[:, None] & ok,
+                other=0.0).to(ACC)
             d = tl.sum(x * r, axis=1)
             dot += w * d
             dot_dy += dw_dy * d
@@ -131,12 +135,12 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
     rows, valid, row0, y, x = _query_block(total, H, W, BLOCK_Q)
     kidx = tl.arange(0, K_PAD)
     # logits of every point: [BLOCK_Q, K_PAD], padding columns -inf
-    logits = tl.where(kidx[None, :] < KH * KW, 0.0,
-                      float('-inf')) + tl.zeros([BLOCK_Q, K_PAD], ACC)
+    logits = tl.where(kidx[None, :] < KH * KW, 0.0, float('-inf')) + tl.zeros(
+        [BLOCK_Q, K_PAD], ACC)
     all_finite = valid
     for kk in range(KH * KW):
-        ty, tx, finite = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
-                                 DH, DW, 2 * KH * KW, ACC)
+        ty, tx, finite = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
+                                 DW, 2 * KH * KW, ACC)
         all_finite = all_finite & finite
         logit, _, _ = _point_dots(Q, rows, valid, KEY, ty, tx, H, W, row0, CQ,
                                   BLOCK_CQ, ACC)
@@ -157,25 +161,29 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
             p = _column(prob, kidx, kk)
             for c in tl.static_range(4):
                 row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
-                val = tl.load(V + row[:, None] * C + ch[None, :],
-                              mask=inside[:, None] & ch_ok,
-                              other=0.0).to(ACC)
+                val = tl.load(
+                    V + row[:, None] * C + ch[None, :],
+                    mask=inside[:, None] & ch_ok,
+                    other=0.0).to(ACC)
                 acc += (p * w)[:, None] * val
         # NaN out for a query with a non-finite position; its NaN
         # log-sum-exp carries NaN through the backward too.
         out = tl.where(all_finite[:, None], acc, float('nan'))
-        tl.store(OUT + rows[:, None] * C + ch[None, :],
-                 out.to(OUT.dtype.element_ty), mask=valid[:, None] & ch_ok)
-    tl.store(LSE + rows, tl.where(all_finite, m + tl.log(s), float('nan')),
-             mask=valid)
+        tl.store(
+            OUT + rows[:, None] * C + ch[None, :],
+            out.to(OUT.dtype.element_ty),
+            mask=valid[:, None] & ch_ok)
+    tl.store(
+        LSE + rows,
+        tl.where(all_finite, m + tl.log(s), float('nan')),
+        mask=valid)
 
 
 @triton.jit
-def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
-                        GRAD_KEY, GRAD_V, GRAD_OFF, PROB, GRAD_LOGIT, total,
-                        H, W, scale, CQ: tl.constexpr, C: tl.constexpr,
-                        KH: tl.constexpr, KW: tl.constexpr,
-                        DH: tl.constexpr, DW: tl.constexpr,
+def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q, GRAD_KEY,
+                        GRAD_V, GRAD_OFF, PROB, GRAD_LOGIT, total, H, W, scale,
+                        CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
+                        KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
                         K_PAD: tl.constexpr, BLOCK_Q: tl.constexpr,
                         BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
                         DETERMINISTIC: tl.constexpr, ACC: tl.constexpr):
@@ -192,20 +200,24 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
     prob = tl.zeros([BLOCK_Q, K_PAD], ACC)
     grad_logit = tl.zeros([BLOCK_Q, K_PAD], ACC)
     for kk in range(KH * KW):
-        ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
-                            DW, two_k, ACC)
+        ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH, DW,
+                            two_k, ACC)
         # d w_kc / d t weighted sums of <q, key_c> and <grad_out, value_c>
         logit, qk_dy, qk_dx = _point_dots(Q, rows, valid, KEY, ty, tx, H, W,
                                           row0, CQ, BLOCK_CQ, ACC)
-        grad_p, gv_dy, gv_dx = _point_dots(GRAD_OUT, rows, valid, V, ty, tx,
-                                           H, W, row0, C, BLOCK_C, ACC)
+        grad_p, gv_dy, gv_dx = _point_dots(GRAD_OUT, rows, valid, V, ty, tx, H,
+                                           W, row0, C, BLOCK_C, ACC)
         p = tl.where(valid, tl.exp(logit * scale - lse), 0.0)
         g = p * (grad_p - delta) * scale
         # d out / d w_kc = p_k <go, value_c> + g_k <q, key_c>
-        tl.store(GRAD_OFF + rows * two_k + 2 * kk, p * gv_dy + g * qk_dy,
-                 mask=valid)
-        tl.store(GRAD_OFF + rows * two_k + 2 * kk + 1,
-                 p * gv_dx + g * qk_dx, mask=valid)
+        tl.store(
+            GRAD_OFF + rows * two_k + 2 * kk,
+            p * gv_dy + g * qk_dy,
+            mask=valid)
+        tl.store(
+            GRAD_OFF + rows * two_k + 2 * kk + 1,
+            p * gv_dx + g * qk_dx,
+            mask=valid)
         if DETERMINISTIC:
             tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
             tl.store(GRAD_LOGIT + rows * (KH * KW) + kk, g, mask=valid)
@@ -215,8 +227,10 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
     for c0 in range(0, CQ, BLOCK_CQ):
         ch = c0 + tl.arange(0, BLOCK_CQ)
         ch_ok = ch[None, :] < CQ
-        q = tl.load(Q + rows[:, None] * CQ + ch[None, :],
-                    mask=valid[:, None] & ch_ok, other=0.0).to(ACC)
+        q = tl.load(
+            Q + rows[:, None] * CQ + ch[None, :],
+            mask=valid[:, None] & ch_ok,
+            other=0.0).to(ACC)
         grad_q = tl.zeros([BLOCK_Q, BLOCK_CQ], ACC)
         for kk in range(KH * KW):
             ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
@@ -225,31 +239,40 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q,
             for c in tl.static_range(4):
                 row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
                 mask = inside[:, None] & ch_ok
-                key = tl.load(KEY + row[:, None] * CQ + ch[None, :],
-                              mask=mask, other=0.0).to(ACC)
+                key = tl.load(
+                    KEY + row[:, None] * CQ + ch[None, :],
+                    mask=mask,
+                    other=0.0).to(ACC)
                 grad_q += (g * w)[:, None] * key
                 if not DETERMINISTIC:
-                    tl.atomic_add(GRAD_KEY + row[:, None] * CQ + ch[None, :],
-                                  (g * w)[:, None] * q, mask=mask)
-        tl.store(GRAD_Q + rows[:, None] * CQ + ch[None, :], grad_q,
-                 mask=valid[:, None] & ch_ok)
+                    tl.atomic_add(
+                        GRAD_KEY + row[:, None] * CQ + ch[None, :],
+                        (g * w)[:, None] * q,
+                        mask=mask)
+        tl.store(
+            GRAD_Q + rows[:, None] * CQ + ch[None, :],
+            grad_q,
+            mask=valid[:, None] & ch_ok)
     # pass 3: value gradient (atomics), by chunks
     if not DETERMINISTIC:
         for c0 in range(0, C, BLOCK_C):
             ch = c0 + tl.arange(0, BLOCK_C)
             ch_ok = ch[None, :] < C
-            go = tl.load(GRAD_OUT + rows[:, None] * C + ch[None, :],
-                         mask=valid[:, None] & ch_ok, other=0.0).to(ACC)
+            go = tl.load(
+                GRAD_OUT + rows[:, None] * C + ch[None, :],
+                mask=valid[:, None] & ch_ok,
+                other=0.0).to(ACC)
             for kk in range(KH * KW):
-                ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH,
-                                    KW, DH, DW, two_k, ACC)
+                ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
+                                    DH, DW, two_k, ACC)
                 p = _column(prob, kidx, kk)
                 for c in tl.static_range(4):
                     row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,
                                                    valid)
-                    tl.atomic_add(GRAD_V + row[:, None] * C + ch[None, :],
-                                  (p * w)[:, None] * go,
-                                  mask=inside[:, None] & ch_ok)
+                    tl.atomic_add(
+                        GRAD_V + row[:, None] * C + ch[None, :],
+                        (p * w)[:, None] * go,
+                        mask=inside[:, None] & ch_ok)
 
 
 @triton.jit
@@ -276,8 +299,10 @@ def snl_segment_sum_kernel(SRC, ENTRY_ROW, ENTRY_COEF, STARTS, OUT,
         ok = e < end
         row = tl.load(ENTRY_ROW + e, mask=ok, other=0)
         coef = tl.load(ENTRY_COEF + e, mask=ok, other=0.0).to(ACC)
-        src = tl.load(SRC + row[:, None] * N + ch[None, :],
-                      mask=ok[:, None] & ch_ok[None, :], other=0.0).to(ACC)
+        src = tl.load(
+            SRC + row[:, None] * N + ch[None, :],
+            mask=ok[:, None] & ch_ok[None, :],
+            other=0.0).to(ACC)
         acc += tl.sum(coef[:, None] * src, axis=0)
         e0 += BLOCK_E
     tl.store(OUT + pixel * N + ch, acc, mask=ch_ok)

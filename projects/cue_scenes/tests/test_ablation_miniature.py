@@ -31,26 +31,32 @@ def test_scores_and_snl_statistics_are_read_from_the_logs():
     assert miou == 64.34
     assert per_class == {'person': 31.5, 'car': 47.57}  # nan rows dropped
     stats = ablation.last_snl_stats(TRAIN_LOG)
-    assert stats == {'decode_head.snl': dict(
-        offset_mean=0.2, offset_max=0.7, entropy=0.8, outside=0.44)}
+    assert stats == {
+        'decode_head.snl':
+        dict(offset_mean=0.2, offset_max=0.7, entropy=0.8, outside=0.44)
+    }
     assert ablation.last_snl_stats('no hook here') == {}
 
 
 def test_seeds_are_summarised_with_the_sample_std():
-    runs = [dict(miou=m, context_iou=c) for m, c in
-            ((50., 30.), (52., 40.), (54., 35.))]
+    runs = [
+        dict(miou=m, context_iou=c)
+        for m, c in ((50., 30.), (52., 40.), (54., 35.))
+    ]
     s = ablation.summarise(runs)
     assert s['miou']['mean'] == 52. and s['miou']['std'] == 2.
-    assert s['context_iou']['std'] == pytest.approx(np.std([30, 40, 35],
-                                                           ddof=1))
+    assert s['context_iou']['std'] == pytest.approx(
+        np.std([30, 40, 35], ddof=1))
     assert s['context_iou']['values'] == [30., 40., 35.]
 
 
 def test_a_single_seed_is_shown_without_a_std():
     assert ablation.mean_std([52.]) == '52.00'
     assert ablation.mean_std([50., 52., 54.]) == '52.00 ± 2.00'
-    row = dict(method='Baseline', paper_miou=70.39, runs=[dict(
-        miou=52., context_iou=30., snl_stats={})],
+    row = dict(
+        method='Baseline',
+        paper_miou=70.39,
+        runs=[dict(miou=52., context_iou=30., snl_stats={})],
         summary=ablation.summarise([dict(miou=52., context_iou=30.)]))
     table = ablation.markdown([row])
     assert '| Baseline | 52.00 | 30.00 | 30.0 | - |' in table
@@ -67,18 +73,19 @@ def test_tiny_table_end_to_end(tmp_path):
     """Two seeds of one SNL row through mim train/test, a few iterations:
     the table, JSON and plot are written and the cue attention measured."""
     out = tmp_path / 'ablation'
-    code, log = run_cli(
-        ['python', TOOL, '--out', str(out),
-         '--only', '+ SNL K=9', '--seeds', '0', '1', '--iters', '2',
-         '--num-train', '4', '--num-val', '2', '--batch', '2'])
+    code, log = run_cli([
+        'python', TOOL, '--out',
+        str(out), '--only', '+ SNL K=9', '--seeds', '0', '1', '--iters', '2',
+        '--num-train', '4', '--num-val', '2', '--batch', '2'
+    ])
     assert code == 0, log[-3000:]
     result = json.loads((out / 'results.json').read_text())
     (row, ) = result['rows']
     assert [r['seed'] for r in row['runs']] == [0, 1]
     for run in row['runs']:
         # the context classes' mean, of classes mmseg scored
-        assert run['context_iou'] == pytest.approx(np.mean(
-            [run['per_class'][c] for c in ablation.CUE_CLASSES]))
+        assert run['context_iou'] == pytest.approx(
+            np.mean([run['per_class'][c] for c in ablation.CUE_CLASSES]))
         assert set(run['per_class']) >= {'car', 'person', 'road'}
         cue = run['cue_attention']
         assert cue['num_pairs'] >= 4 and 0 <= cue['learned'] <= 1
@@ -89,10 +96,11 @@ def test_tiny_table_end_to_end(tmp_path):
     assert table.count('| + SNL K=9 |') == 1 and 'Validation cues' in table
     assert (out / 'results.png').stat().st_size > 10000
     # a second call reuses the scored runs
-    code, log = run_cli(
-        ['python', TOOL, '--out', str(out),
-         '--only', '+ SNL K=9', '--seeds', '0', '1', '--iters', '2',
-         '--num-train', '4', '--num-val', '2', '--batch', '2'])
+    code, log = run_cli([
+        'python', TOOL, '--out',
+        str(out), '--only', '+ SNL K=9', '--seeds', '0', '1', '--iters', '2',
+        '--num-train', '4', '--num-val', '2', '--batch', '2'
+    ])
     assert code == 0, log[-3000:]
     again = json.loads((out / 'results.json').read_text())
     assert again['rows'][0]['runs'] == row['runs']

@@ -8,11 +8,10 @@ import torch
 
 from mmseg_ssanet.apis import load_segmentor
 from projects.cue_scenes.cue_attention import (cue_attention_over,
-                                             dense_attention_on_cues,
-                                             read_cue_scene,
-                                             recorded_dense_attention)
+                                               dense_attention_on_cues,
+                                               read_cue_scene,
+                                               recorded_dense_attention)
 from projects.cue_scenes.paired_cues import generate_cue_scenes
-
 from tests.conftest import ROOT
 
 NL = osp.join(ROOT, 'configs', 'comparison', 'mobilenetv2_nl_cityscapes.py')
@@ -23,10 +22,15 @@ SIZE = (128, 256)
 
 
 def _model(config, **options):
-    return load_segmentor(config, cfg_options={
-        'model.pretrained': None, 'model.backbone.init_cfg': None,
-        'model.test_cfg.mode': 'whole',
-        'test_pipeline.1.scale': SIZE[::-1], **options})
+    return load_segmentor(
+        config,
+        cfg_options={
+            'model.pretrained': None,
+            'model.backbone.init_cfg': None,
+            'model.test_cfg.mode': 'whole',
+            'test_pipeline.1.scale': SIZE[::-1],
+            **options
+        })
 
 
 @pytest.fixture(scope='module')
@@ -37,11 +41,13 @@ def cue_root(tmp_path_factory):
 
 
 def _first_scene(root):
-    label = sorted(glob.glob(osp.join(root, 'gtFine', 'val', '*',
-                                      '*_labelTrainIds.png')))[0]
-    image = label.replace(osp.join('gtFine', 'val'), osp.join(
-        'leftImg8bit', 'val')).replace('_gtFine_labelTrainIds',
-                                       '_leftImg8bit')
+    label = sorted(
+        glob.glob(osp.join(root, 'gtFine', 'val', '*',
+                           '*_labelTrainIds.png')))[0]
+    image = label.replace(
+        osp.join('gtFine', 'val'),
+        osp.join('leftImg8bit', 'val')).replace('_gtFine_labelTrainIds',
+                                                '_leftImg8bit')
     return read_cue_scene(image, label)
 
 
@@ -78,8 +84,8 @@ def test_recorded_maps_are_the_blocks_softmax_and_the_block_is_restored(
     assert torch.allclose(maps[0].sum(-1), torch.ones(1, 128))
     assert 'embedded_gaussian' not in vars(block)  # the method is back
     with torch.no_grad():
-        logits = (block.theta(x).flatten(2).transpose(1, 2) @
-                  block.phi(x).flatten(2)) / block.inter_channels**0.5
+        logits = (block.theta(x).flatten(2).transpose(1, 2)
+                  @ block.phi(x).flatten(2)) / block.inter_channels**0.5
     assert torch.allclose(maps[0], logits.softmax(-1), atol=1e-6)
 
 
@@ -95,19 +101,24 @@ def test_the_dataset_mean_dispatches_on_the_block(cue_root):
     with pytest.raises(ValueError, match='not a dense NonLocal2d'):
         dense_attention_on_cues(_model(SNL), image, pairs)
     with pytest.raises(ValueError, match='whole-image inference'):
-        dense_attention_on_cues(_model(NL, **{'model.test_cfg.mode': 'slide',
-                                              'model.test_cfg.crop_size':
-                                              (64, 64),
-                                              'model.test_cfg.stride':
-                                              (32, 32)}), image, pairs)
+        dense_attention_on_cues(
+            _model(
+                NL, **{
+                    'model.test_cfg.mode': 'slide',
+                    'model.test_cfg.crop_size': (64, 64),
+                    'model.test_cfg.stride': (32, 32)
+                }), image, pairs)
 
 
 def test_feature_similarity_tells_the_own_cue_when_features_carry_it():
     from projects.cue_scenes.cue_attention import feature_similarity
     from projects.cue_scenes.paired_cues import CuePair
+
     # two pairs in a 128x256 image; feature map 8x16 at stride 16
-    pairs = [CuePair((0, 0), (80, 4), 'car', 90.),
-             CuePair((0, 200), (80, 204), 'person', 90.)]
+    pairs = [
+        CuePair((0, 0), (80, 4), 'car', 90.),
+        CuePair((0, 200), (80, 204), 'person', 90.)
+    ]
     features = np.zeros((4, 8, 16), np.float32)
     features[:, :, :] = np.array([0, 0, 0, 1.])[:, None, None]
     features[:, 1, 1] = features[:, 5, 1] = [1, 0, 0, 1]  # pair 0's colour
@@ -124,7 +135,9 @@ def test_weight_inside_counts_the_attention_mass_in_a_box():
     from mmseg_ssanet.apis.sampling import QuerySamples
     from projects.cue_scenes.cue_attention import weight_inside
     sample = QuerySamples(
-        query=(10, 10), feature_pixel=(1, 1), stride=(8., 8.),
+        query=(10, 10),
+        feature_pixel=(1, 1),
+        stride=(8., 8.),
         points=np.array([[0., 0.], [10., 10.], [11., 30.]]),
         initial=np.array([[0., 0.], [9., 9.], [20., 20.]]),
         weights=np.array([1., 3., 4.]))

@@ -20,8 +20,9 @@ TOOLS = osp.join(ROOT, 'projects', 'cue_scenes', 'tools')
 
 def _scenes(n=20, distance=(64, 112), num_pairs=3, seed=0):
     rng = np.random.default_rng(seed)
-    return [make_cue_scene(128, 256, rng, num_pairs, distance)
-            for _ in range(n)]
+    return [
+        make_cue_scene(128, 256, rng, num_pairs, distance) for _ in range(n)
+    ]
 
 
 def _centre(top_left, size):
@@ -40,11 +41,11 @@ def test_each_target_is_labelled_by_its_own_cue():
             target = scene.image[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE]
             cue = scene.image[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE]
             # the target is one plain hue, whatever its class
-            assert (scene.roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE]
-                    == role[pair.role]).all()
+            assert (scene.roles[ty:ty + TARGET_SIZE,
+                                tx:tx + TARGET_SIZE] == role[pair.role]).all()
             hue = target.reshape(-1, 3).mean(0)
-            nearest = int(np.argmin([np.abs(hue - h).sum()
-                                     for h in PAIR_HUES]))
+            nearest = int(
+                np.argmin([np.abs(hue - h).sum() for h in PAIR_HUES]))
             assert np.abs(hue - PAIR_HUES[nearest]).max() < 6
             hues.append(nearest)
             # the cue's rim has the target's hue, its centre tells the class
@@ -52,11 +53,11 @@ def test_each_target_is_labelled_by_its_own_cue():
             centre = cue[CUE_SIZE // 2 - 2:CUE_SIZE // 2 + 2,
                          CUE_SIZE // 2 - 2:CUE_SIZE // 2 + 2].mean()
             assert centre > 200 if pair.role == 'car' else centre < 50
-            assert (scene.roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE]
-                    == role[CUE_ROLES[pair.role]]).all()
+            assert (scene.roles[cy:cy + CUE_SIZE, cx:cx +
+                                CUE_SIZE] == role[CUE_ROLES[pair.role]]).all()
             # the documented distance, centre to centre
-            d = np.hypot(*(_centre(pair.target, TARGET_SIZE)
-                           - _centre(pair.cue, CUE_SIZE)))
+            d = np.hypot(*(_centre(pair.target, TARGET_SIZE) -
+                           _centre(pair.cue, CUE_SIZE)))
             assert 64 - 1 <= d <= 112 + 1 and abs(d - pair.distance) <= 1
         assert len(set(hues)) == len(hues)  # pairs told apart by hue
     # the target's look carries no information about its class
@@ -64,8 +65,8 @@ def test_each_target_is_labelled_by_its_own_cue():
     for scene in _scenes(60, seed=1):
         for pair in scene.pairs:
             ty, tx = pair.target
-            targets[pair.role].append(scene.image[
-                ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE].mean())
+            targets[pair.role].append(scene.image[ty:ty + TARGET_SIZE,
+                                                  tx:tx + TARGET_SIZE].mean())
     assert abs(np.mean(targets['car']) - np.mean(targets['person'])) < 10
 
 
@@ -81,17 +82,17 @@ def test_hue_labelled_cues_name_their_hue_and_centre():
         hues = []
         for pair in scene.pairs:
             (ty, tx), (cy, cx) = pair.target, pair.cue
-            hue = scene.image[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE
-                              ].reshape(-1, 3).mean(0)
-            index = int(np.argmin([np.abs(hue - h).sum()
-                                   for h in LABELLED_HUES]))
+            hue = scene.image[ty:ty + TARGET_SIZE,
+                              tx:tx + TARGET_SIZE].reshape(-1, 3).mean(0)
+            index = int(
+                np.argmin([np.abs(hue - h).sum() for h in LABELLED_HUES]))
             assert np.abs(hue - LABELLED_HUES[index]).max() < 6
             hues.append(index)
             cue_role = HUE_CUE_ROLES[index][pair.role]
-            assert (scene.roles[cy:cy + CUE_SIZE, cx:cx + CUE_SIZE]
-                    == role[cue_role]).all()
-            assert (scene.roles[ty:ty + TARGET_SIZE, tx:tx + TARGET_SIZE]
-                    == role[pair.role]).all()
+            assert (scene.roles[cy:cy + CUE_SIZE,
+                                cx:cx + CUE_SIZE] == role[cue_role]).all()
+            assert (scene.roles[ty:ty + TARGET_SIZE,
+                                tx:tx + TARGET_SIZE] == role[pair.role]).all()
             seen.add(cue_role)
         assert sorted(hues) == [0, 1]
     assert seen == {'building', 'vegetation', 'sky', 'sidewalk'}
@@ -101,11 +102,18 @@ def test_hue_labelled_pairs_are_recovered_from_the_files(tmp_path):
     from mmseg.datasets import CityscapesDataset
 
     from projects.cue_scenes.paired_cues import pairs_from_labels
-    generate_cue_scenes('cityscapes', str(tmp_path), num_train=0, num_val=2,
-                        seed=2, num_pairs=2, cue_labels='hue')
+    generate_cue_scenes(
+        'cityscapes',
+        str(tmp_path),
+        num_train=0,
+        num_val=2,
+        seed=2,
+        num_pairs=2,
+        cue_labels='hue')
     label = next((tmp_path / 'gtFine/val').rglob('*_labelTrainIds.png'))
-    image = str(label).replace('_gtFine_labelTrainIds', '_leftImg8bit'
-                               ).replace('gtFine', 'leftImg8bit', 1)
+    image = str(label).replace('_gtFine_labelTrainIds',
+                               '_leftImg8bit').replace('gtFine', 'leftImg8bit',
+                                                       1)
     classes = CityscapesDataset.METAINFO['classes']
     labels = np.array(Image.open(label))
     pairs = pairs_from_labels(np.array(Image.open(image)), labels, classes)
@@ -115,8 +123,15 @@ def test_hue_labelled_pairs_are_recovered_from_the_files(tmp_path):
 
 
 def test_cue_scenes_load_as_stock_cityscapes(tmp_path):
-    generate_cue_scenes('cityscapes', str(tmp_path), num_train=2, num_val=2,
-                        height=128, width=256, seed=3, cue_distance=(48, 80))
+    generate_cue_scenes(
+        'cityscapes',
+        str(tmp_path),
+        num_train=2,
+        num_val=2,
+        height=128,
+        width=256,
+        seed=3,
+        cue_distance=(48, 80))
     dataset, _ = stock_dataset('cityscapes', str(tmp_path), 'val')
     classes = dataset.metainfo['classes']
     for i in range(len(dataset)):
@@ -128,11 +143,16 @@ def test_cue_scenes_load_as_stock_cityscapes(tmp_path):
 def test_cue_generation_is_seeded(tmp_path):
     files = []
     for name, seed in (('a', 5), ('b', 5), ('c', 6)):
-        generate_cue_scenes('cityscapes', str(tmp_path / name), num_train=1,
-                            num_val=0, seed=seed)
-        files.append(np.array(Image.open(
-            tmp_path / name / 'leftImg8bit/train/aachen/'
-            'aachen_000000_000019_leftImg8bit.png')))
+        generate_cue_scenes(
+            'cityscapes',
+            str(tmp_path / name),
+            num_train=1,
+            num_val=0,
+            seed=seed)
+        files.append(
+            np.array(
+                Image.open(tmp_path / name / 'leftImg8bit/train/aachen/'
+                           'aachen_000000_000019_leftImg8bit.png')))
     assert (files[0] == files[1]).all() and (files[0] != files[2]).any()
 
 
@@ -147,8 +167,8 @@ def test_cue_generation_is_seeded(tmp_path):
 ])
 def test_bad_cue_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        generate_cue_scenes('cityscapes', str(tmp_path), num_train=1,
-                            num_val=0, **kwargs)
+        generate_cue_scenes(
+            'cityscapes', str(tmp_path), num_train=1, num_val=0, **kwargs)
     assert not (tmp_path / 'leftImg8bit').exists()  # checked before writing
 
 
@@ -156,28 +176,39 @@ def test_cue_scenes_go_through_the_packages_writer(tmp_path):
     """The package's generate() writes whatever scenes it is given, in
     the benchmark's layout: the study's scenes need no writer of their own.
     """
-    generate('ade20k', str(tmp_path), num_train=1, num_val=0, seed=1,
-             draw_scene=lambda rng: make_cue_scene(128, 256, rng))
+    generate(
+        'ade20k',
+        str(tmp_path),
+        num_train=1,
+        num_val=0,
+        seed=1,
+        draw_scene=lambda rng: make_cue_scene(128, 256, rng))
     first = make_cue_scene(128, 256, np.random.default_rng(1))
-    written = np.array(Image.open(
-        tmp_path / 'ADEChallengeData2016/annotations/training/'
-        'ADE_train_00000001.png'))
+    written = np.array(
+        Image.open(tmp_path / 'ADEChallengeData2016/annotations/training/'
+                   'ADE_train_00000001.png'))
     assert (written == label_ids('ade20k')[first.roles]).all()
 
 
 def test_cli_writes_cue_scenes_and_rejects_bad_distance(tmp_path):
     tool = osp.join(TOOLS, 'generate_cue_data.py')
-    out = subprocess.run(
-        [sys.executable, tool, 'cityscapes', str(tmp_path / 'ok'),
-         '--num-train', '2', '--num-val', '1',
-         '--cue-distance', '48', '96', '--preview', str(tmp_path / 'p.png')],
-        capture_output=True, text=True)
+    out = subprocess.run([
+        sys.executable, tool, 'cityscapes',
+        str(tmp_path / 'ok'), '--num-train', '2', '--num-val', '1',
+        '--cue-distance', '48', '96', '--preview',
+        str(tmp_path / 'p.png')
+    ],
+                         capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stderr
     assert 'cityscapes train: 2 images' in out.stdout
     assert Image.open(tmp_path / 'p.png').size[0] > 600
-    bad = subprocess.run(
-        [sys.executable, tool, 'cityscapes', str(tmp_path / 'bad'),
-         '--cue-distance', '10', '20'], capture_output=True, text=True)
+    bad = subprocess.run([
+        sys.executable, tool, 'cityscapes',
+        str(tmp_path / 'bad'), '--cue-distance', '10', '20'
+    ],
+                         capture_output=True,
+                         text=True)
     assert bad.returncode == 2 and 'cue distance' in bad.stderr
     assert not (tmp_path / 'bad').exists()
 
@@ -186,19 +217,22 @@ def test_pairs_are_recovered_from_the_written_files(tmp_path):
     from mmseg.datasets import CityscapesDataset
 
     from projects.cue_scenes.paired_cues import pairs_from_labels
-    generate_cue_scenes('cityscapes', str(tmp_path), num_train=1, num_val=0,
-                        seed=4)
+    generate_cue_scenes(
+        'cityscapes', str(tmp_path), num_train=1, num_val=0, seed=4)
     first = make_cue_scene(128, 256, np.random.default_rng(4))  # same draw
     stem = 'train/aachen/aachen_000000_000019_'
-    image = np.array(Image.open(tmp_path / f'leftImg8bit/{stem}'
-                                'leftImg8bit.png'))
-    labels = np.array(Image.open(tmp_path / f'gtFine/{stem}'
-                                 'gtFine_labelTrainIds.png'))
+    image = np.array(
+        Image.open(tmp_path / f'leftImg8bit/{stem}'
+                   'leftImg8bit.png'))
+    labels = np.array(
+        Image.open(tmp_path / f'gtFine/{stem}'
+                   'gtFine_labelTrainIds.png'))
     found = pairs_from_labels(image, labels,
                               CityscapesDataset.METAINFO['classes'])
 
     def key(p):
         return p.target, p.cue, p.role
+
     assert sorted(map(key, found)) == sorted(map(key, first.pairs))
     assert len(found) >= 2
 
@@ -209,6 +243,7 @@ def test_share_of_cues_within_the_initial_grid():
     def pair(dy, dx):  # cue centre (dy, dx) feature pixels from the target's
         y, x = 64 + 16 * dy + 4, 64 + 16 * dx + 4  # (TARGET - CUE) / 2 = 4
         return CuePair((64, 64), (round(y), round(x)), 'car', 0.)
+
     pairs = [pair(0, 4), pair(-4, 4), pair(0, 5), pair(3, -2)]
     assert share_within_grid(pairs, (9, 9)) == 0.75
     assert share_within_grid(pairs, (7, 7)) == 0.25

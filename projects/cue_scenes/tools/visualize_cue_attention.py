@@ -3,11 +3,12 @@ print the attention weight each target's query puts on its own cue.
 
 Example (from the repository root)::
 
+    SCENE=frankfurt/frankfurt_000000_000019
     python projects/cue_scenes/tools/visualize_cue_attention.py \
         configs/ablation/mobilenetv2_snl-k81_cityscapes.py \
         work_dirs/ablation_miniature/snl_k_81/seed0/iter_1000.pth \
-        data/cues/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png \
-        data/cues/gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_labelTrainIds.png \
+        data/cues/leftImg8bit/val/${SCENE}_leftImg8bit.png \
+        data/cues/gtFine/val/${SCENE}_gtFine_labelTrainIds.png \
         --cfg-options "test_pipeline.1.scale=(256,128)" --out cue_attention.png
 
 A query sits at the centre of every target; each target's cue is drawn in
@@ -23,13 +24,12 @@ import sys
 import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
-from mmseg_ssanet.apis import draw_sampling_points  # noqa: E402
-from mmseg_ssanet.apis.cli import (  # noqa: E402
-    add_snl_model_arguments, snl_model_from)
-from mmseg_ssanet.utils.cli import (  # noqa: E402
-    SMALL_IMAGE_OPTION, add_cfg_options, add_device)
-from projects.cue_scenes.cue_attention import (  # noqa: E402
-    attention_on_cues, cue_box, read_cue_scene)
+from mmseg_ssanet.apis import draw_sampling_points
+from mmseg_ssanet.apis.cli import add_snl_model_arguments, snl_model_from
+from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
+                                    add_device)
+from projects.cue_scenes.cue_attention import (attention_on_cues, cue_box,
+                                               read_cue_scene)
 
 
 def main(argv=None):
@@ -37,8 +37,10 @@ def main(argv=None):
     add_snl_model_arguments(parser)
     parser.add_argument('image', help='a cue scene\'s image')
     parser.add_argument('label', help='its _gtFine_labelTrainIds.png')
-    parser.add_argument('--out', default='cue_attention.png',
-                        help='PNG to write (default %(default)s)')
+    parser.add_argument(
+        '--out',
+        default='cue_attention.png',
+        help='PNG to write (default %(default)s)')
     add_device(parser)
     add_cfg_options(parser, SMALL_IMAGE_OPTION)
     args = parser.parse_args(argv)
@@ -60,9 +62,9 @@ def main(argv=None):
     print(f'mean attention on the own cue: {learned:.3f} '
           f'(initial grid: {initial:.3f})')
     samples = [c['sample'] for c in on_cue]
-    title = (f'SNL sampling points, K={len(samples[0].weights)}'
-             + ('' if args.checkpoint != 'none' else ' (untrained)')
-             + f'; mean weight on the own cue {learned:.2f} '
+    title = (f'SNL sampling points, K={len(samples[0].weights)}' +
+             ('' if args.checkpoint != 'none' else ' (untrained)') +
+             f'; mean weight on the own cue {learned:.2f} '
              f'(initial grid {initial:.2f})')
     draw_sampling_points(image, samples, args.out, title=title, marks=marks)
     print(f'written: {args.out}')
