@@ -3,7 +3,7 @@
 ``import mmseg_ssanet`` (or ``custom_imports=dict(imports=['mmseg_ssanet'])``
 in a config) registers the plugin's modules into mmseg's registries and
 applies the compatibility shims the pinned stack needs, all listed in
-:mod:`mmseg_ssanet.compat` (torch>=2.6 loading mmengine's checkpoints,
+:mod:`mmseg_ssanet.shims` (torch>=2.6 loading mmengine's checkpoints,
 datasets in the wrong layout named early, mmengine's pytorch launcher on
 CPU-only machines).
 
@@ -18,7 +18,7 @@ if openmmlab_installed():
     check_mmcv_ops()  # before mmseg.models, which fails obscurely without
 
     from . import engine, models  # noqa: F401  (registers modules)
-    from .compat import apply_shims
+    from .shims import apply_shims
 
     apply_shims()
 

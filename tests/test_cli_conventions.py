@@ -81,7 +81,7 @@ def test_tool_follows_the_convention(path, monkeypatch):
 
 
 def test_cfg_options_strings_become_a_dict():
-    from mmseg_ssanet.utils.cli import cfg_options_dict
+    from mmseg_ssanet.utils.argument_types import cfg_options_dict
     assert cfg_options_dict([
         'model.decode_head.snl_dilation=2',
         'optim_wrapper.paramwise_cfg.custom_keys.offset.lr_mult=0.1'

@@ -87,7 +87,7 @@ def test_autocast_enabled_follows_torch(device, dtype):
 
 
 def test_weights_only_probe_matches_a_plain_load(tmp_path):
-    # the compat shim for mmengine's checkpoints applies exactly where a
+    # the shim for mmengine's checkpoints applies exactly where a
     # plain torch.load refuses classes outside the allow-list
     from fractions import Fraction
     path = tmp_path / 'other.pth'
@@ -101,7 +101,7 @@ def test_weights_only_probe_matches_a_plain_load(tmp_path):
 
 
 def test_load_trusted_reads_what_mmengine_writes(tmp_path):
-    from mmseg_ssanet.utils.checkpoint_globals import \
+    from mmseg_ssanet.utils.checkpoint_allowlist import \
         mmengine_checkpoint_globals
     from tests.conftest import training_like_checkpoint
     path = str(tmp_path / 'train.pth')

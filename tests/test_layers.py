@@ -1,7 +1,7 @@
 """The package's layers point one way (README, "Layout").
 
     features, version  <  ops  <  utils  <  models, datasets  <  engine
-                       <  apis  <  compat  <  the package root
+                       <  apis  <  shims  <  the package root
 
 A module imports only from its own layer's package or from layers below;
 nothing imports the package root. Checked two ways: every import statement
@@ -27,7 +27,7 @@ RANK = {
     'datasets': 3,
     'engine': 4,
     'apis': 5,
-    'compat': 6,
+    'shims': 6,
     '': 7
 }
 

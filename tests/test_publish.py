@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from mmseg_ssanet.features import load_trusted
-from mmseg_ssanet.utils.checkpoint_globals import mmengine_checkpoint_globals
+from mmseg_ssanet.utils.checkpoint_allowlist import mmengine_checkpoint_globals
 from .conftest import run_cli, training_like_checkpoint
 
 PLAIN_LOAD = r'''

@@ -86,7 +86,7 @@ OPERATOR_TESTS=(tests/test_ops.py tests/test_features.py
 # not on a stack with torch alone
 OPERATOR_ONLY=(-k 'not mmcv_deform_conv and not load_trusted')
 MODEL_TESTS=(tests/test_snl_block.py tests/test_snl_head.py
-  tests/test_compat.py tests/test_checkpoint_globals.py
+  tests/test_shims.py tests/test_checkpoint_allowlist.py
   tests/test_publish.py tests/test_bad_setup.py tests/test_flops.py
   tests/test_layers.py tests/test_tools.py::test_onnx_export_matches_pytorch)
 

@@ -267,7 +267,7 @@ import torch
 from mmengine.config import Config
 import mmseg_ssanet  # noqa: F401 (registers the model)
 from mmseg.apis import MMSegInferencer
-from mmseg_ssanet.utils.cli import cfg_options_dict, image_size
+from mmseg_ssanet.utils.argument_types import cfg_options_dict, image_size
 from mmseg_ssanet.utils.short_run import short_run_options
 config, weights, data, size = sys.argv[1:]
 h, w = image_size(size)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from ..utils.checkpoint_file import read_checkpoint
+from ..utils.checkpoint_reading import read_checkpoint
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 

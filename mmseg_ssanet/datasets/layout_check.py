@@ -5,7 +5,7 @@ Stock mmseg lists image files lazily: a wrong ``data_root`` ends in a bare
 ends in an empty dataset (``num_samples should be a positive integer``) or in a
 missing label file deep inside a dataloader worker. The plugin checks the
 layout when a dataset lists its files (the ``dataset_layout`` shim,
-:mod:`mmseg_ssanet.compat`) and names what it expected to find.
+:mod:`mmseg_ssanet.shims`) and names what it expected to find.
 """
 import os
 import os.path as osp

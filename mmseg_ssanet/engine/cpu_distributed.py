@@ -6,7 +6,7 @@ and its default DDP wrapper passes ``device_ids=[LOCAL_RANK]``, which torch
 refuses for a CPU module. With the plugin imported:
 
 * without CUDA, the launcher skips ``set_device`` and initialises gloo
-  instead of nccl (the ``cpu_launcher`` shim, :mod:`mmseg_ssanet.compat`;
+  instead of nccl (the ``cpu_launcher`` shim, :mod:`mmseg_ssanet.shims`;
   with CUDA nothing is patched);
 * the plugin's configs set ``model_wrapper_cfg`` to
   ``AnyDeviceDistributedDataParallel``: on a GPU exactly mmengine's

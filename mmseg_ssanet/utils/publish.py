@@ -3,7 +3,7 @@
 mmengine's training checkpoints hold the optimizer, the schedulers and the
 message hub (``HistoryBuffer`` objects), which torch's safe loader
 (``weights_only=True``, the default since torch 2.6) refuses unless
-given the allow-list of :mod:`.checkpoint_globals`. A published checkpoint
+given the allow-list of :mod:`.checkpoint_allowlist`. A published checkpoint
 keeps only ``state_dict`` and ``meta``, with ``meta`` reduced to plain
 Python values, so that ``torch.load(path, weights_only=True)`` reads it in
 any process.
@@ -61,8 +61,8 @@ def publish_checkpoint(in_file: str, out_file: str) -> Tuple[str, List[str]]:
     """Write ``in_file``'s weights and plain meta; name it with the first 8
     hex digits of its sha256 (``out-1a2b3c4d.pth``, as OpenMMLab's model
     zoos do). Returns the final path and the meta entries dropped."""
-    from .checkpoint_file import read_checkpoint
-    from .checkpoint_globals import mmengine_checkpoint_globals
+    from .checkpoint_allowlist import mmengine_checkpoint_globals
+    from .checkpoint_reading import read_checkpoint
     checkpoint = read_checkpoint(
         in_file,
         lambda path: load_trusted(path, mmengine_checkpoint_globals()))

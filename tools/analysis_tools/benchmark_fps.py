@@ -45,7 +45,7 @@ def images_per_second(model, loader, images: int, warmup: int) -> float:
 def main(argv=None):
     from mmengine.config import Config
 
-    from mmseg_ssanet.utils.cli import add_cfg_options, add_device
+    from mmseg_ssanet.utils.argument_types import add_cfg_options, add_device
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         'config', help='model config (its test data is '

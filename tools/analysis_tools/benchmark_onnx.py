@@ -151,7 +151,7 @@ def markdown(result):
 
 
 def main(argv=None):
-    from mmseg_ssanet.utils.cli import add_cfg_options, image_size
+    from mmseg_ssanet.utils.argument_types import add_cfg_options, image_size
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config')
     parser.add_argument(

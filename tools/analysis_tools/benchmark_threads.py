@@ -41,7 +41,7 @@ from snl_baselines import passes as passes_of
 from snl_baselines import timed
 
 from mmseg_ssanet.ops.backends import cpp
-from mmseg_ssanet.utils.cli import image_size
+from mmseg_ssanet.utils.argument_types import image_size
 
 
 def measure(size, batch, args, on_row):

@@ -24,7 +24,7 @@ import sys
 def main(argv=None):
     from mmengine.config import Config
 
-    from mmseg_ssanet.utils.cli import add_cfg_options
+    from mmseg_ssanet.utils.argument_types import add_cfg_options
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         'config', help='config whose train_dataloader '

@@ -44,7 +44,7 @@ def build(config: str, cfg_options=None):
 
 
 def main(argv=None):
-    from mmseg_ssanet.utils.cli import add_cfg_options
+    from mmseg_ssanet.utils.argument_types import add_cfg_options
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config')
     parser.add_argument(

@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 from mmseg_ssanet.ops import sparse_nonlocal_attention
 from mmseg_ssanet.ops.backends import BACKENDS
-from mmseg_ssanet.utils.cli import cfg_options_dict, image_size
+from mmseg_ssanet.utils.argument_types import cfg_options_dict, image_size
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from snl_baselines import dense_attention, sdpa_attention

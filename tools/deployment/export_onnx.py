@@ -24,7 +24,7 @@ from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.export import (check_graph, export_onnx, preprocess,
                                       reference_logits, run_onnx)
 from mmseg_ssanet.models import SparseNonLocal2d
-from mmseg_ssanet.utils.cli import add_cfg_options, image_size
+from mmseg_ssanet.utils.argument_types import add_cfg_options, image_size
 
 
 def compare(onnx_file, inputs, expected):

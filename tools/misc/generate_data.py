@@ -15,7 +15,7 @@ scenes: ``projects/cue_scenes/tools/generate_cue_data.py``.
 """
 import argparse
 
-from mmseg_ssanet.apis.cli import add_dataset_arguments
+from mmseg_ssanet.apis.tool_arguments import add_dataset_arguments
 from mmseg_ssanet.datasets.synthetic import generate
 
 

@@ -25,7 +25,7 @@ and the cue-scene study use the same).
 """
 import argparse
 
-from mmseg_ssanet.utils.cli import add_cfg_options, image_size
+from mmseg_ssanet.utils.argument_types import add_cfg_options, image_size
 
 
 def main(argv=None):

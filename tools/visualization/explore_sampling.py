@@ -26,8 +26,8 @@ import sys
 from mmseg_ssanet.apis import load_segmentor, read_image
 from mmseg_ssanet.apis.explorer import explorer_page
 from mmseg_ssanet.apis.sampling import parse_point
-from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
-                                    add_device)
+from mmseg_ssanet.utils.argument_types import (SMALL_IMAGE_OPTION,
+                                               add_cfg_options, add_device)
 
 
 def screenshot(page: str,

@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from mmseg_ssanet.apis import collect_images, draw_overlays, load_segmentor
-from mmseg_ssanet.utils.cli import add_cfg_options, add_device
+from mmseg_ssanet.utils.argument_types import add_cfg_options, add_device
 
 
 def main(argv=None):

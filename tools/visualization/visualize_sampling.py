@@ -23,10 +23,11 @@ import sys
 
 from mmseg_ssanet.apis import (draw_sampling_points, read_image,
                                sampling_points_for)
-from mmseg_ssanet.apis.cli import add_snl_model_arguments, snl_model_from
 from mmseg_ssanet.apis.sampling import parse_point
-from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
-                                    add_device)
+from mmseg_ssanet.apis.tool_arguments import (add_snl_model_arguments,
+                                              snl_model_from)
+from mmseg_ssanet.utils.argument_types import (SMALL_IMAGE_OPTION,
+                                               add_cfg_options, add_device)
 
 
 def main(argv=None):

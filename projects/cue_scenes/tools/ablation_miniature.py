@@ -30,7 +30,7 @@ from typing import Tuple
 import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
-from mmseg_ssanet.utils.cli import cfg_options_dict, image_size
+from mmseg_ssanet.utils.argument_types import cfg_options_dict, image_size
 from mmseg_ssanet.utils.short_run import short_run_options
 from projects.cue_scenes.paired_cues import (CUE_CLASSES, CUE_LABELS,
                                              DEFAULT_DISTANCE,

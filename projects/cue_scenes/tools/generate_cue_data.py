@@ -15,7 +15,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
-from mmseg_ssanet.apis.cli import add_dataset_arguments
+from mmseg_ssanet.apis.tool_arguments import add_dataset_arguments
 from projects.cue_scenes.paired_cues import (CUE_LABELS, DEFAULT_DISTANCE,
                                              generate_cue_scenes,
                                              preview_cue_scenes)

@@ -25,9 +25,10 @@ import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 4)))  # repo root
 from mmseg_ssanet.apis import draw_sampling_points
-from mmseg_ssanet.apis.cli import add_snl_model_arguments, snl_model_from
-from mmseg_ssanet.utils.cli import (SMALL_IMAGE_OPTION, add_cfg_options,
-                                    add_device)
+from mmseg_ssanet.apis.tool_arguments import (add_snl_model_arguments,
+                                              snl_model_from)
+from mmseg_ssanet.utils.argument_types import (SMALL_IMAGE_OPTION,
+                                               add_cfg_options, add_device)
 from projects.cue_scenes.cue_attention import (attention_on_cues, cue_box,
                                                read_cue_scene)
 

@@ -2,7 +2,7 @@
 
 ``import mmseg_ssanet`` calls :func:`apply_shims`. Each :class:`Shim` names
 the upstream release it was written against, what goes wrong there without
-it, and when it applies; ``tests/test_compat.py`` holds one test per shim
+it, and when it applies; ``tests/test_shims.py`` holds one test per shim
 that fails the day upstream changes the function it wraps or fixes the
 behaviour, so that the shim is reconsidered then. Where a config-level
 choice exists it is taken instead of a patch (the distributed model
@@ -56,7 +56,7 @@ def _wrap_once(owner, name: str, make_wrapper) -> None:
 
 
 def _allow_mmengine_checkpoints() -> None:
-    from .utils.checkpoint_globals import mmengine_checkpoint_globals
+    from .utils.checkpoint_allowlist import mmengine_checkpoint_globals
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
 
 
@@ -68,7 +68,7 @@ CHECKPOINT_GLOBALS = Shim(
     'torch 2.6 made True: resume, load_from and mim test refuse '
     'the HistoryBuffers and numpy values in mmengine\'s own '
     'checkpoints. The allow-list '
-    '(utils.checkpoint_globals) admits exactly those. Applies '
+    '(utils.checkpoint_allowlist) admits exactly those. Applies '
     'where a plain torch.load is weights-only (probed).',
     applies=loads_weights_only_by_default,
     apply=_allow_mmengine_checkpoints)

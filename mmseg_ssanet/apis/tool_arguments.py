@@ -1,12 +1,12 @@
 """Arguments the tools share over the plugin's datasets and models.
 
 The argument types below them (sizes, ``--cfg-options``, ``--device``) are
-in :mod:`mmseg_ssanet.utils.cli`.
+in :mod:`mmseg_ssanet.utils.argument_types`.
 """
 import argparse
 
 from ..datasets.synthetic import FORMATS
-from ..utils.cli import image_size
+from ..utils.argument_types import image_size
 from .inference import load_segmentor
 
 

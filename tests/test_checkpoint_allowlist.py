@@ -1,5 +1,5 @@
 """torch>=2.6 loads mmengine's checkpoints safely with the allow-list
-(utils/checkpoint_globals.py), and refuses everything else.
+(utils/checkpoint_allowlist.py), and refuses everything else.
 
 The allow-list exists where torch can allow-list (``safe_globals``, 2.5)
 and is registered process-wide only where a plain load is weights-only
@@ -15,14 +15,14 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import load_checkpoint
 
 import mmseg_ssanet  # noqa: F401  (installs the allow-list)
-from mmseg_ssanet.compat import CHECKPOINT_GLOBALS
 from mmseg_ssanet.features import HAS_SAFE_GLOBALS
+from mmseg_ssanet.shims import CHECKPOINT_GLOBALS
 from .conftest import training_like_checkpoint
 
 needs_shim = pytest.mark.skipif(
     not CHECKPOINT_GLOBALS.applies(),
     reason=f'torch {torch.__version__} does not load weights-only by '
-    f'default: the allow-list shim does not apply (test_compat.py)')
+    f'default: the allow-list shim does not apply (test_shims.py)')
 
 
 @needs_shim
@@ -45,7 +45,7 @@ def test_without_allow_list_torch_refuses_mmengine_checkpoints(tmp_path):
     'torch.serialization.safe_globals')
 def test_the_allow_list_works_locally_too(tmp_path):
     # what utils/publish.py does: no process-wide registration needed
-    from mmseg_ssanet.utils.checkpoint_globals import \
+    from mmseg_ssanet.utils.checkpoint_allowlist import \
         mmengine_checkpoint_globals
     path = str(tmp_path / 'iter_5.pth')
     training_like_checkpoint(path)

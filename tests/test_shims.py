@@ -1,4 +1,4 @@
-"""One test per compatibility shim (mmseg_ssanet/compat.py).
+"""One test per compatibility shim (mmseg_ssanet/shims.py).
 
 Each checks the upstream code the shim was written against (the wrapped
 function's signature, the behaviour it works around) in a process without
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import mmseg_ssanet  # noqa: F401  (applies the shims)
-from mmseg_ssanet.compat import SHIMS, apply_shims
+from mmseg_ssanet.shims import SHIMS, apply_shims
 from .conftest import run_cli, training_like_checkpoint
 
 
@@ -53,7 +53,7 @@ def test_checkpoint_globals_upstream_still_loads_unsafely(tmp_path):
     # loads weights-only by default (2.6 and later) refuses its own
     # checkpoints, and the shim applies there and nowhere else (torch 2.1
     # loads them). Fixed upstream: the load succeeds on every torch.
-    from mmseg_ssanet.compat import CHECKPOINT_GLOBALS
+    from mmseg_ssanet.shims import CHECKPOINT_GLOBALS
     path = str(tmp_path / 'iter_5.pth')
     training_like_checkpoint(path)
     result = _without_plugin(f'''

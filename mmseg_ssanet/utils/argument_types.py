@@ -1,8 +1,9 @@
 """Argument types and conventions the command-line tools share.
 
 Nothing here imports the plugin's own layers (the arguments over its
-datasets and models are in :mod:`mmseg_ssanet.apis.cli`), so tools that
-need torch alone (``gpu_report.py``, ``benchmark_threads.py``) use it too.
+datasets and models are in :mod:`mmseg_ssanet.apis.tool_arguments`), so
+tools that need torch alone (``gpu_report.py``, ``benchmark_threads.py``)
+use it too.
 """
 import argparse
 from typing import List, Tuple

@@ -6,7 +6,7 @@ including what a training checkpoint carries besides tensors (the message
 hub's ``HistoryBuffer``s and the numpy arrays and scalars inside them).
 
 Rather than switching safe loading off, the plugin allow-lists exactly those
-types (the ``checkpoint_globals`` shim, :mod:`mmseg_ssanet.compat`; or
+types (the ``checkpoint_globals`` shim, :mod:`mmseg_ssanet.shims`; or
 locally, ``torch.serialization.safe_globals(mmengine_checkpoint_globals())``).
 A checkpoint that pickles any other object is still refused by torch.
 
