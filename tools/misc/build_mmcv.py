@@ -85,7 +85,7 @@ def apply_fixes(source_dir, fixes=SOURCE_FIXES):
     return applied
 
 
-def download_source(work_dir, python=sys.executable):
+def download_source(work_dir):
     """mmcv's source tree, as pip unpacked it, under ``work_dir``.
 
     pip checks the file against its hash. It then prepares the package's
@@ -99,7 +99,7 @@ def download_source(work_dir, python=sys.executable):
     with open(pinned, 'w') as f:
         f.write(f'mmcv=={MMCV_VERSION} --hash=sha256:{MMCV_SDIST_SHA256}\n')
     result = subprocess.run([
-        python, '-m', 'pip', 'download', '--disable-pip-version-check',
+        sys.executable, '-m', 'pip', 'download', '--disable-pip-version-check',
         '--no-clean', '--no-deps', '--no-binary', 'mmcv',
         '--no-build-isolation', '--require-hashes', '-r', pinned, '-d',
         osp.join(work_dir, 'download')
@@ -119,13 +119,13 @@ def download_source(work_dir, python=sys.executable):
     return trees[0]
 
 
-def prepare_source(out_dir, python=sys.executable):
+def prepare_source(out_dir):
     """Download mmcv's source and apply the fixes: the tree to build, at
     ``out_dir/mmcv-<version>``."""
     os.makedirs(out_dir, exist_ok=True)
     source = osp.join(out_dir, f'mmcv-{MMCV_VERSION}')
     with tempfile.TemporaryDirectory(dir=out_dir) as work_dir:
-        unpacked = download_source(work_dir, python)
+        unpacked = download_source(work_dir)
         shutil.rmtree(source, ignore_errors=True)
         shutil.copytree(
             unpacked, source, ignore=shutil.ignore_patterns('*.egg-info'))
@@ -133,11 +133,11 @@ def prepare_source(out_dir, python=sys.executable):
     return source
 
 
-def build_wheel(source, out_dir, python=sys.executable):
+def build_wheel(source, out_dir):
     """Compile the ops and write the wheel into ``out_dir``; its path."""
     env = dict(os.environ, MMCV_WITH_OPS='1')
     result = subprocess.run([
-        python, '-m', 'pip', 'wheel', '--disable-pip-version-check',
+        sys.executable, '-m', 'pip', 'wheel', '--disable-pip-version-check',
         '--no-build-isolation', '--no-deps', '-w', out_dir, source
     ],
                             env=env)
