@@ -3,8 +3,8 @@
 A static check: every launch configuration the ``triton`` backend picks
 for the paper's shapes and a small-channel one, forward and backward, in
 each input dtype, compiled for sm_80 and sm_90a, fits the register file:
-no stack frame, no spills, at most 255 registers (the forward at most 128,
-so that several programs share an SM).
+no stack frame, no spills, within the register caps the backend sets (128
+for the forward, 168 for the backward, 255 for the segment sums).
 """
 import json
 
@@ -37,7 +37,7 @@ def test_every_launch_fits_the_register_file(tmp_path):
                  f"{r['dtype']} {r['target']}")
         assert r['stack_bytes'] == 0, where
         assert r['spill_store_bytes'] == r['spill_load_bytes'] == 0, where
-        assert 0 < r['registers'] <= \
-            (128 if r['kernel'] == 'forward' else 255), where
+        cap = {'forward': 128, 'segment_sum': 255}.get(r['kernel'], 168)
+        assert 0 < r['registers'] <= cap, where
     assert '| forward | 256, 512, 81 | fp32 | sm_90a |' in \
         (tmp_path / 'resources.md').read_text()

@@ -177,7 +177,7 @@ install_py313() {  # $1: venv, $2: checkout; the README's `make env`
 test_py313() {  # in the checkout, venv active
   python -c 'import mmseg_ssanet, mmcv, mmseg, torch, sys; print("imported: Python", sys.version.split()[0], "torch", torch.__version__, "mmcv", mmcv.__version__, "mmseg", mmseg.__version__)' &&
     python -m pytest -q -p no:cacheprovider "${OPERATOR_TESTS[@]}" \
-      tests/test_build_mmcv.py &&
+      tests/test_build_mmcv.py tests/test_triton_resources.py &&
     demo
 }
 

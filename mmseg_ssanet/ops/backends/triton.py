@@ -30,6 +30,10 @@ def unavailable(device: torch.device) -> Optional[str]:
             f'under TRITON_INTERPRET=1; got {device}')
 
 
+# ptxas's register cap of the backward kernels (launch_config says why)
+BACKWARD_MAX_REGISTERS = 168
+
+
 def launch_config(kernel: str,
                   cq: int,
                   c: int,
@@ -47,9 +51,14 @@ def launch_config(kernel: str,
     (16 queries, or 64-channel chunks, measured up to 255 registers and
     hundreds of bytes of spills in the backward.) One stage: software
     pipelining would hold more chunks in flight than registers allow.
-    The forward is capped at 128 registers (several programs share an SM;
-    without the cap ptxas chose 72 registers and spilled 8 bytes at C=40,
-    K=121 on sm_80); the backward is not (capped, it spills there).
+    Both kernels carry a register cap, because without one ptxas picks a
+    count by its own occupancy heuristic and can spill below it. The
+    forward is capped at 128 (several programs share an SM; uncapped,
+    ptxas chose 72 registers and spilled 8 bytes at C=40, K=121 on sm_80).
+    The backward is capped at 168: uncapped, triton 3.7.1's ptxas chose 80
+    registers and spilled 4 bytes at Cq=16, C=24, K=9 on sm_80; at 128 the
+    121-point window spills; at 168 it uses 100-163 registers and spills
+    nothing at any shape, under triton 3.6.0 and 3.7.1.
     ``interpreted`` (CPU tensors under TRITON_INTERPRET=1, no registers):
     64 queries a program, the same arithmetic in 8x fewer programs, each
     of which the interpreter runs op by op in numpy.
@@ -73,7 +82,7 @@ def launch_config(kernel: str,
         K_PAD=triton.next_power_of_2(max(k, 1)),
         num_warps=4,
         num_stages=1,
-        maxnreg=128 if kernel == 'forward' else None)
+        maxnreg=128 if kernel == 'forward' else BACKWARD_MAX_REGISTERS)
 
 
 # On CPU tensors the interpreter's table applies, unless this variable says
