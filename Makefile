@@ -82,9 +82,9 @@ demo: $(STAMP)
 		$(DEMO_OPTIONS)
 
 # The fused kernel built for each ISA alone, with ASan + UBSan, running the
-# operator tests and the differential fuzz (tools/check_kernel.sh).
+# operator tests and the differential fuzz (.dev_scripts/check_kernel.py).
 kernel-check: $(STAMP)
-	PYTHON=$(BIN)/python bash tools/check_kernel.sh
+	$(BIN)/python .dev_scripts/check_kernel.py
 
 # The pictures the docs show (the docs' commands write to work_dirs/).
 docs-pictures: $(STAMP)
@@ -97,14 +97,14 @@ cue-pictures: $(STAMP)
 
 # The plugin on the stacks users have (torch 2.1 with mmcv's official-style
 # wheel, numpy 1.x; Python 3.9; the newest torch), each in a throwaway venv
-# (tools/compat_check.sh; docs/installation.md).
+# (.dev_scripts/compat_check.py; docs/installation.md).
 compat-check:
-	bash tools/compat_check.sh work_dirs/compat_check
+	python3 .dev_scripts/compat_check.py work_dirs/compat_check
 
-# tools/device_check.sh (the one command for a GPU machine) in its CPU mode
-# on a bare stack: a throwaway venv without mmcv/mmengine/mmseg.
+# .dev_scripts/device_check.py (the one command for a GPU machine) in its
+# CPU mode on a bare stack: a throwaway venv without mmcv/mmengine/mmseg.
 device-rehearsal:
-	bash tools/rehearse_device_check.sh work_dirs/device_check_cpu
+	python3 .dev_scripts/rehearse_device_check.py work_dirs/device_check_cpu
 
 # Chromium for the explorer's browser test, where this user can install
 # it (root and apt-get). Elsewhere that one test is skipped and says how to

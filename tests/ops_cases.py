@@ -344,7 +344,7 @@ def reference_and(backend, q, k, v, o, kernel, dilation=1, scale=None):
 
 def fresh_python(script):
     """``script`` in a fresh interpreter with the installed kernel (not a
-    test build that tools/check_kernel.sh loads by path)."""
+    test build that .dev_scripts/check_kernel.py loads by path)."""
     from mmseg_ssanet.ops.backends import cpp
     env = {k: v for k, v in os.environ.items() if k != cpp.BUILD_ENV}
     return subprocess.run([sys.executable, '-c', script],

@@ -1,7 +1,7 @@
 """The C++ backend's internals: tiles, strips and threads, the build under
 test, reproducibility, far offsets, strided inputs.
 
-tools/check_kernel.sh runs this file (with test_ops.py and the fuzz) on
+.dev_scripts/check_kernel.py runs this file (with test_ops.py and the fuzz) on
 each compiled variant of the kernel, with sanitizers.
 """
 import os
@@ -39,7 +39,7 @@ def test_cpp_tiles_strips_and_threads(shape, threads):
 
 
 def test_cpp_kernel_is_the_build_under_test():
-    # tools/check_kernel.sh runs these tests on single-ISA and sanitizer
+    # .dev_scripts/check_kernel.py runs these tests on single-ISA and sanitizer
     # builds (loaded by path) and names the one it expects; otherwise it is
     # the installed build, with every ISA variant picked at load time.
     expected = os.environ.get('SSANET_EXPECT_BUILD', 'multiversion')
@@ -157,7 +157,7 @@ def test_kernel_built_for_another_torch_is_named(tmp_path):
 
 @pytest.mark.parametrize('what', ['missing', 'not a library'])
 def test_a_bad_build_path_is_named(tmp_path, what):
-    # SSANET_CPP_EXTENSION (tools/check_kernel.sh's way to load one build)
+    # SSANET_CPP_EXTENSION (.dev_scripts/check_kernel.py's way to load one build)
     # pointing at nothing, or at a file that is no library: the backend is
     # unavailable with the path in the reason, and asking for it says so.
     path = tmp_path / '_C.so'

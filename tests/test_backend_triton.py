@@ -1,5 +1,6 @@
 """The Triton backend's internals: its refusal without a GPU or the
-interpreter, channel chunks, the deterministic backward's ordered sums.
+interpreter, channel chunks, the deterministic backward's ordered sums,
+the backward variant chosen by SSANET_TRITON_BACKWARD.
 
 The launch table under the interpreter: test_triton_launch_table.py;
 registers and spills ahead of time: test_triton_resources.py.
@@ -155,3 +156,46 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
         assert torch.equal(a.nan_to_num(), b.nan_to_num())
         torch.testing.assert_close(
             a.nan_to_num(), want.nan_to_num(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.triton
+def test_triton_backward_variant_is_chosen_by_the_environment(monkeypatch):
+    # SSANET_TRITON_BACKWARD=sorted takes the owner-computes backward
+    # without deterministic mode; 'atomic' (and unset) the atomics; any
+    # other value is named, with the choices.
+    from mmseg_ssanet.ops.backends import triton as triton_backend
+    calls = []
+    in_order = triton_backend.key_value_grads_in_order
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return in_order(*args, **kwargs)
+
+    monkeypatch.setattr(triton_backend, 'key_value_grads_in_order', counted)
+    q, k, v, o = _inputs(B=1, Cq=6, C=35, H=5, W=4, K=9, device=TRITON_DEVICE)
+
+    def grads(backend='triton'):
+        out = snl(q, k, v, o, 3, backend=backend)
+        weight = torch.linspace(
+            -1, 1, out.numel(), dtype=out.dtype, device=out.device)
+        return torch.autograd.grad((out * weight.view_as(out)).sum(),
+                                   (q, k, v, o))
+
+    want = grads('reference')
+    monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'sorted')
+    first, again = grads(), grads()
+    assert len(calls) == 2
+    for a, b, w in zip(first, again, want):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a, w, rtol=1e-9, atol=1e-9)
+    monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'atomic')
+    for a, w in zip(grads(), want):
+        torch.testing.assert_close(a, w, rtol=1e-9, atol=1e-9)
+    monkeypatch.delenv('SSANET_TRITON_BACKWARD')
+    grads()
+    assert len(calls) == 2
+    monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'scatter')
+    with pytest.raises(ValueError,
+                       match=r"SSANET_TRITON_BACKWARD='scatter' names no "
+                       r'backward .* choose one of atomic, sorted'):
+        grads()

@@ -100,7 +100,7 @@ def test_offset_layout_is_mmcv_deform_conv(backend, device):
     # With a zero query every sampling point gets weight 1/K, so the op is a
     # deformable conv whose kernel averages the K sampled values. (mmcv
     # imported here: the rest of the file needs torch alone, and runs so on
-    # a bare GPU machine, tools/device_check.sh; mmcv's op on the CPU.)
+    # a bare GPU machine, .dev_scripts/device_check.py; mmcv's op on the CPU.)
     from mmcv.ops import deform_conv2d
     B, C, H, W, kh, kw, d = 2, 3, 7, 8, 3, 5, 2
     _, k, v, o = (

@@ -6,7 +6,7 @@ the folder), one JSON object per logged iteration. Prints one markdown
 row (``--header`` first prints the header) and exits 1 when a loss is not
 finite or the mean of the last fifth of the losses is not below the first
 fifth's (``--require finite``: only the former, for runs too short to
-fall). Used by ``tools/device_check.sh`` after ``mim train``.
+fall). Used by ``.dev_scripts/device_check.py`` after ``mim train``.
 
     python tools/misc/summarize_training.py work_dirs/r101_short --name fp32
 """

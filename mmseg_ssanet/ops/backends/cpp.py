@@ -13,7 +13,7 @@ from .base import Backend, refuse_double_backward
 from .layout import channels_last_like, unit_channel_stride
 
 # Another build of the kernel (a single-ISA or sanitizer build made by
-# tools/check_kernel.sh) loaded instead of the installed one, for its tests.
+# .dev_scripts/check_kernel.py) loaded instead of the installed one, for its tests.
 BUILD_ENV = 'SSANET_CPP_EXTENSION'
 
 

@@ -85,6 +85,28 @@ def launch_config(kernel: str,
         maxnreg=128 if kernel == 'forward' else BACKWARD_MAX_REGISTERS)
 
 
+# How the backward adds the key and value gradients to the corner pixels:
+# 'atomic', one float32 atomic add per (query, point, corner, channel); or
+# 'sorted', the (query, point, corner) entries sorted by pixel and summed
+# pixel by pixel (key_value_grads_in_order): no float atomics, bitwise
+# reproducible. Under torch.use_deterministic_algorithms(True) it is
+# always 'sorted'.
+BACKWARD_ENV = 'SSANET_TRITON_BACKWARD'
+BACKWARD_VARIANTS = ('atomic', 'sorted')
+
+
+def backward_variant() -> str:
+    """The backward :data:`BACKWARD_ENV` selects ('atomic' when unset)."""
+    if torch.are_deterministic_algorithms_enabled():
+        return 'sorted'
+    variant = os.environ.get(BACKWARD_ENV) or 'atomic'
+    if variant not in BACKWARD_VARIANTS:
+        raise ValueError(f'{BACKWARD_ENV}={variant!r} names no backward of '
+                         f'the triton backend; choose one of '
+                         f'{", ".join(BACKWARD_VARIANTS)}')
+    return variant
+
+
 # On CPU tensors the interpreter's table applies, unless this variable says
 # 'gpu': then the GPU's (8 queries a program, other masks on partial
 # blocks), so that its arithmetic is tested under the interpreter too.
@@ -273,9 +295,8 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad_out, _grad_lse):
-    # torch.use_deterministic_algorithms(True): no float atomics
     grads = snl_triton_backward(grad_out, *ctx.saved_tensors, *ctx.geometry,
-                                torch.are_deterministic_algorithms_enabled())
+                                backward_variant() == 'sorted')
     return (*grads, None, None, None)
 
 
