@@ -17,7 +17,8 @@ from setuptools import setup
 #       can run on a CPU that would pick another;
 #   SSANET_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer and
 #       libstdc++'s bounds assertions; any report aborts the process. Run
-#       python with the ASan runtime preloaded (.dev_scripts/check_kernel.py does).
+#       python with the ASan runtime preloaded
+#       (.dev_scripts/check_kernel.py does).
 ISAS = ('x86-64-v4', 'x86-64-v3', 'x86-64')
 # The torch releases CI tests (make compat-check; docs/installation.md):
 # older ones are refused, newer ones built with a note.

@@ -20,7 +20,10 @@ with less than 20 s left is "not reached"):
      equations and the reference, float64 gradcheck, the deterministic
      backward bitwise, half precision, NaN and off-map points,
      torch.compile and export;
-  2. tools/analysis_tools/gpu_report.py: every CUDA backend against
+  2a. tools/analysis_tools/benchmark_triton_variants.py: the Triton
+     backward variants (SSANET_TRITON_BACKWARD) side by side with dense
+     attention, at the configs' shapes and channels, fp32 and bf16;
+  2b. tools/analysis_tools/gpu_report.py: every CUDA backend against
      float64, time and peak memory beside dense attention and SDPA, the
      resource table for this GPU's architecture;
   3. (wheels) SSANet R101 on generated Cityscapes-format data at 512x1024
@@ -44,7 +47,8 @@ on CPU tensors (Triton through its interpreter), a couple of iterations,
 the smoke script without the sanitizer.
 
 Writes into OUT_DIR: summary.md (rewritten after every part), cpu.txt,
-tests.log (parts 1 and 5), report.md and report.log (2), model.log (3),
+tests.log (parts 1 and 5), variants.md and variants.log (2a), report.md
+and report.log (2b), model.log (3),
 table2.md and table2.log (4), kernel.log (6), threads.md and threads.log
 (7). Exit status 1 if a part failed or timed out.
 """
@@ -91,8 +95,8 @@ class Summary:
             f'# Device check ({self.mode} mode), {time.strftime("%Y-%m-%d")}',
             '', f'Command: `{self.command}`; {self.clock.elapsed()} s in all '
             f'(budget {self.clock.budget} s).',
-            'Machine: cpu.txt. Details: tests.log, report.md, model.log, '
-            'table2.md, kernel.log, threads.md.', '',
+            'Machine: cpu.txt. Details: tests.log, variants.md, report.md, '
+            'model.log, table2.md, kernel.log, threads.md.', '',
             '| part | result | time |', '| --- | --- | --- |', *self.rows
         ]
         if self.tail:
@@ -252,6 +256,25 @@ class Check:
     def _interpreted_env(self):
         return dict(self.env, TRITON_INTERPRET='1') if self.mode == 'cpu' \
             else self.env
+
+    def triton_variants(self):
+        if self.mode == 'gpu':
+            sizes = []
+        else:
+            sizes = [
+                '--device', 'cpu', '--maps', '5x6:2', '--channels', '4,6',
+                '--k', '9', '--dtypes', 'fp32', '--repeats', '1'
+            ]
+        work = self.path('triton_variants')
+        self.part(
+            '2a. Triton backward variants',
+            120,
+            self.path('variants.log'), [
+                PY, 'tools/analysis_tools/benchmark_triton_variants.py',
+                '--out', work, *sizes
+            ],
+            env=self._interpreted_env())
+        self._keep(osp.join(work, 'variants.md'), 'variants.md', work)
 
     def gpu_report(self):
         if self.mode == 'gpu':
@@ -593,6 +616,7 @@ def main(argv=None):
             check._output(['gcc', '-print-file-name=libasan.so']))
         builds = KernelBuilds(check, isas, best, sanitize)
         check.operator_tests()
+        check.triton_variants()
         check.gpu_report()
         check.model_runs()
         check.table2()

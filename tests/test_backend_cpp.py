@@ -157,9 +157,10 @@ def test_kernel_built_for_another_torch_is_named(tmp_path):
 
 @pytest.mark.parametrize('what', ['missing', 'not a library'])
 def test_a_bad_build_path_is_named(tmp_path, what):
-    # SSANET_CPP_EXTENSION (.dev_scripts/check_kernel.py's way to load one build)
-    # pointing at nothing, or at a file that is no library: the backend is
-    # unavailable with the path in the reason, and asking for it says so.
+    # SSANET_CPP_EXTENSION (.dev_scripts/check_kernel.py's way to load one
+    # build) pointing at nothing, or at a file that is no library: the
+    # backend is unavailable with the path in the reason, and asking for it
+    # says so.
     path = tmp_path / '_C.so'
     if what == 'not a library':
         path.write_text('not an ELF file\n')

@@ -195,7 +195,8 @@ def test_triton_backward_variant_is_chosen_by_the_environment(monkeypatch):
     grads()
     assert len(calls) == 2
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'scatter')
-    with pytest.raises(ValueError,
-                       match=r"SSANET_TRITON_BACKWARD='scatter' names no "
-                       r'backward .* choose one of atomic, sorted'):
+    with pytest.raises(
+            ValueError,
+            match=r"SSANET_TRITON_BACKWARD='scatter' names no "
+            r'backward .* choose one of atomic, sorted'):
         grads()

@@ -14,7 +14,7 @@ from .conftest import ROOT
 
 def _is_tool(path):
     """A script (it runs main() as __main__), not a module the tools share
-    (analysis_tools/snl_baselines.py)."""
+    (those live in the package: mmseg_ssanet.benchmark)."""
     with open(path) as f:
         return "if __name__ == '__main__':" in f.read()
 

@@ -1,7 +1,8 @@
 """The package's layers point one way (README, "Layout").
 
-    features, version  <  ops  <  utils  <  models, datasets  <  engine
-                       <  apis  <  shims  <  the package root
+    features, version  <  ops  <  utils  <  models, datasets
+                       <  engine, benchmark  <  apis  <  shims
+                       <  the package root
 
 A module imports only from its own layer's package or from layers below;
 nothing imports the package root. Checked two ways: every import statement
@@ -26,6 +27,7 @@ RANK = {
     'models': 3,
     'datasets': 3,
     'engine': 4,
+    'benchmark': 4,
     'apis': 5,
     'shims': 6,
     '': 7

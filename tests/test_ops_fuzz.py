@@ -14,8 +14,8 @@ contiguous, channels_last, channel-sliced, spatially strided and
 batch-expanded (stride 0) inputs, float32 and float64.
 
 ``SSANET_FUZZ_EXAMPLES`` sets the number of examples per backend (the
-sanitizer job of ``.dev_scripts/check_kernel.py`` runs more). CI replays the same
-examples every run; ``SSANET_FUZZ_EXPLORE=DIR`` explores instead (``make
+sanitizer job of ``.dev_scripts/check_kernel.py`` runs more). CI replays the
+same examples every run; ``SSANET_FUZZ_EXPLORE=DIR`` explores instead (``make
 fuzz``: a seed of its own, printed, given to ``--hypothesis-seed``; the
 examples kept in DIR, failing ones replayed first next time).
 """

@@ -19,12 +19,13 @@ CUDA); fp16 and bf16 are autocast, as ``mim train --amp`` runs.
 """
 import argparse
 import contextlib
-import json
-import os
+import functools
 import os.path as osp
-import time
 
 import torch
+
+from mmseg_ssanet.benchmark import (interleaved, markdown_table, medians_ms,
+                                    peak_memory_mb, write_outputs)
 
 MODELS_TABLE2 = [
     # name, config, paper's inference time (ms), paper's mIoU
@@ -63,10 +64,10 @@ def _precision(device, dtype_name):
 
 
 def time_models(models, x, repeats, dtype_names=('fp32', )):
-    """``{(model index, dtype): (median ms, peak MB or None)}``: timed
-    round robin after a warm-up of each (the machine's drift and
-    first-call costs hit all alike); the peak allocated on a GPU (weights
-    included) from one more pass each."""
+    """``{(model index, dtype): (median ms, peak MB or None)}``: timed in
+    interleaved rounds after a warm-up of each (the machine's drift and
+    first-call costs hit all alike: :mod:`mmseg_ssanet.benchmark`); the
+    peak allocated on a GPU (weights included) from one more pass each."""
     meta = [
         dict(
             img_shape=x.shape[2:],
@@ -78,31 +79,19 @@ def time_models(models, x, repeats, dtype_names=('fp32', )):
     def run(model, name):
         with _precision(x.device, name):
             model.encode_decode(x, meta)
-        if cuda:
-            torch.cuda.synchronize()
 
-    cases = [(i, name) for name in dtype_names for i in range(len(models))]
-    times = {case: [] for case in cases}
-    with torch.no_grad():
-        for i, name in cases:
-            run(models[i], name)  # warm-up (and Triton's compilation)
-        for _ in range(repeats):
-            for i, name in cases:
-                start = time.perf_counter()
-                run(models[i], name)
-                times[(i, name)].append(time.perf_counter() - start)
-        peaks = {}
-        for i, name in cases:
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-                run(models[i], name)
-                peaks[(i, name)] = torch.cuda.max_memory_allocated() / 2**20
-            else:
-                peaks[(i, name)] = None
-    return {
-        case: (1000 * sorted(t)[len(t) // 2], peaks[case])
-        for case, t in times.items()
+    cases = {
+        (i, name): functools.partial(run, models[i], name)
+        for name in dtype_names
+        for i in range(len(models))
     }
+    with torch.no_grad():
+        ms = medians_ms(interleaved(cases, repeats, device=x.device))
+        peaks = {
+            case: peak_memory_mb(fn, x.device, held=True) if cuda else None
+            for case, fn in cases.items()
+        }
+    return {case: (ms[case], peaks[case]) for case in cases}
 
 
 def count_flops(config_path, x):
@@ -120,6 +109,16 @@ def count_flops(config_path, x):
 
     with torch.no_grad():
         return count(Forward(model), (x, ))[0]
+
+
+COLUMNS = [
+    'method', 'dtype',
+    ('time_ms', 'time ms', '.1f'), ('ratio', 'ratio', '.2f'),
+    ('overhead_ms', 'overhead ms', '.1f'), ('peak_mb', 'peak MB', '.0f'),
+    ('params_m', 'params M', '.2f'), ('gflops', 'GFLOPs', '.1f'),
+    ('paper_ms', 'paper ms (V100, 2x3x1024x2048)'),
+    ('paper_overhead_ms', 'paper overhead ms')
+]
 
 
 def main(argv=None):
@@ -198,30 +197,17 @@ def main(argv=None):
                 row['gflops'] = flops[config]
             rows.append(row)
     del models
-    os.makedirs(args.out, exist_ok=True)
     shape = f'{args.batch}x3x{args.height}x{args.width}'
     where = (
         torch.cuda.get_device_name(device) if device.type == 'cuda' else
         f'CPU, {torch.get_num_threads()} threads')
-    lines = [
-        f'input {shape}, {where}, torch {torch.__version__}',
-        '| method | dtype | time ms | ratio | overhead ms | peak MB '
-        '| params M | GFLOPs | paper ms (V100, 2x3x1024x2048) '
-        '| paper overhead ms |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
-    ]
-    for r in rows:
-        gflops = f"{r['gflops']:.1f}" if 'gflops' in r else '-'
-        peak = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else '-'
-        lines.append(f"| {r['method']} | {r['dtype']} | {r['time_ms']:.1f} | "
-                     f"{r['ratio']:.2f} | {r['overhead_ms']:.1f} | {peak} | "
-                     f"{r['params_m']:.2f} | {gflops} | {r['paper_ms']} | "
-                     f"{r['paper_overhead_ms']} |")
-    table = '\n'.join(lines) + '\n'
-    with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(table)
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(input=shape, device=where, rows=rows), f, indent=1)
+    table = f'input {shape}, {where}, torch {torch.__version__}\n' + \
+        markdown_table(rows, COLUMNS)
+    write_outputs(
+        args.out, {
+            'results.md': table,
+            'results.json': dict(input=shape, device=where, rows=rows)
+        })
     plot([r for r in rows if r['dtype'] == args.dtypes[0]],
          osp.join(args.out, 'table2.png'), f'{where}, {shape}')
     print(table)

@@ -6,12 +6,13 @@ dynamic height and width; its size and the export time are reported),
 then for each ``--sizes`` one image-sized input runs ``--repeats`` times in
 PyTorch eager (the default ``cpp`` SNL backend, mmseg's
 ``encode_decode``) and in onnxruntime, each path in a fresh process of its
-own (onnxruntime's without torch or the plugin imported, as deployed):
-peak resident memory of that process (``getrusage``) and the time of each
-run. Both use ``--threads`` threads. The onnxruntime session takes
-the options the project's tools use (``session_options``: the memory
-pattern off, which is what keeps its memory near eager's);
-``--ort-defaults`` measures onnxruntime's own defaults instead.
+own (onnxruntime's without torch or the plugin imported, as deployed;
+:func:`mmseg_ssanet.benchmark.run_worker`): peak resident memory of that
+process and the time of each run. Both use ``--threads`` threads. The
+onnxruntime session takes the options the project's tools use
+(``session_options``: the memory pattern off, which is what keeps its
+memory near eager's); ``--ort-defaults`` measures onnxruntime's own
+defaults instead.
 
 Example (the numbers in docs/tools.md)::
 
@@ -25,14 +26,8 @@ import argparse
 import json
 import os
 import os.path as osp
-import resource
-import subprocess
 import sys
 import time
-
-
-def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _image(h, w):
@@ -77,7 +72,7 @@ def eager_worker(args):
         with torch.no_grad():
             model.encode_decode(inputs, meta)
         times.append(time.perf_counter() - start)
-    return dict(times_s=times, peak_mb=_peak_mb())
+    return dict(times_s=times)
 
 
 def ort_worker(args):
@@ -101,56 +96,58 @@ def ort_worker(args):
         start = time.perf_counter()
         session.run(None, {session.get_inputs()[0].name: x})
         times.append(time.perf_counter() - start)
-    return dict(times_s=times, peak_mb=_peak_mb())
+    return dict(times_s=times)
 
 
 WORKERS = dict(export=export_worker, eager=eager_worker, ort=ort_worker)
 
 
 def run_worker(kind, spec):
-    """One worker in a fresh process; its JSON result, or an error."""
-    proc = subprocess.run([
-        sys.executable,
-        osp.abspath(__file__), '--worker', kind,
-        json.dumps(spec)
-    ],
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
-    if proc.returncode or not lines:
-        raise RuntimeError(f'{kind} worker failed: '
-                           f'{proc.stdout.strip()[-2000:]}')
-    return json.loads(lines[-1][len('RESULT '):])
+    """One worker in a fresh process: its result, and for a path its
+    process's peak resident memory (``peak_mb``)."""
+    from mmseg_ssanet.benchmark import run_worker as run
+    (result, ), peak_mb = run(osp.abspath(__file__), kind, spec)
+    return result if kind == 'export' else dict(result, peak_mb=peak_mb)
+
+
+COLUMNS = [
+    ('size', 'input'),
+    ('name', 'path'),
+    ('peak_mb', 'peak memory (GB)', lambda r: f'{r["peak_mb"] / 1024:.2f}'),
+    ('times_s', 'time (s), each run',
+     lambda r: ', '.join(f'{t:.1f}' for t in r['times_s'])),
+    ('peak_mb', 'memory vs eager',
+     lambda r: f'{r["peak_mb"] / r["eager_mb"]:.2f}x'),
+    ('times_s', 'time vs eager (last run)',
+     lambda r: f'{r["times_s"][-1] / r["eager_s"]:.2f}x'),
+]
 
 
 def markdown(result):
-    lines = [
+    rows = [
+        dict(
+            row[path],
+            size=row['size'],
+            name=name,
+            eager_mb=row['eager']['peak_mb'],
+            eager_s=row['eager']['times_s'][-1]) for row in result['rows']
+        for path, name in (('eager', 'PyTorch eager (cpp)'), ('ort',
+                                                              'onnxruntime'))
+    ]
+    from mmseg_ssanet.benchmark import markdown_table
+    return '\n'.join([
         f'# onnxruntime against PyTorch eager: {result["config"]}', '',
         f'Command: `{result["command"]}`  ',
         f'Graph: {result["graph_mb"]:.0f} MB, exported in '
         f'{result["export_s"]:.1f} s (traced at {result["trace_size"]});'
         f' {result["threads"]} threads; onnxruntime session: '
         f'{result["session"]}; {result["date"]}', '',
-        '| input | path | peak memory (GB) | time (s), each run | '
-        'memory vs eager | time vs eager (last run) |',
-        '| --- | --- | --- | --- | --- | --- |'
-    ]
-    for row in result['rows']:
-        eager = row['eager']
-        for path in ('eager', 'ort'):
-            r = row[path]
-            ratio = (f'{r["peak_mb"] / eager["peak_mb"]:.2f}x',
-                     f'{r["times_s"][-1] / eager["times_s"][-1]:.2f}x')
-            name = 'PyTorch eager (cpp)' if path == 'eager' else 'onnxruntime'
-            lines.append(
-                f'| {row["size"]} | {name} | {r["peak_mb"] / 1024:.2f} | '
-                f'{", ".join(f"{t:.1f}" for t in r["times_s"])} | '
-                f'{ratio[0]} | {ratio[1]} |')
-    return '\n'.join(lines) + '\n'
+        markdown_table(rows, COLUMNS)
+    ])
 
 
 def main(argv=None):
+    from mmseg_ssanet.benchmark import write_outputs
     from mmseg_ssanet.utils.argument_types import add_cfg_options, image_size
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='model config')
@@ -218,16 +215,15 @@ def main(argv=None):
             row[path] = run_worker(path, dict(spec, size=size))
             print(f'{row["size"]} {path}: {row[path]}', flush=True)
         result['rows'].append(row)
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(result, f, indent=1)
     text = markdown(result)
-    with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(text)
+    write_outputs(args.out, {'results.json': result, 'results.md': text})
     print(text)
 
 
 if __name__ == '__main__':
     if len(sys.argv) == 4 and sys.argv[1] == '--worker':
+        # mmseg_ssanet.benchmark.print_result, written out: importing the
+        # plugin would put torch into the onnxruntime worker's memory
         print(
             'RESULT ' +
             json.dumps(WORKERS[sys.argv[2]](json.loads(sys.argv[3]))),

@@ -1,369 +1,243 @@
 """Time and memory of the SNL block against its floor and dense non-local.
 
 Measures on this machine, for each feature size, channel count and batch:
+``snl`` (:class:`SparseNonLocal2d`, K=81, the device's default backend: the
+fused ``cpp`` kernel on CPU); ``snl_csr``, ``snl_reference`` (the same block
+on the pure-PyTorch backends; ``--methods`` adds the slow reference);
+``floor`` (the block's own 1x1 convs with nothing between them, theta, phi,
+g and offset as one GEMM, then gamma: what a perfect SNL block would
+cost); ``floor_separate`` (those convs one by one, as the block runs them);
+``nonlocal2d`` (mmcv's ``NonLocal2d``, embedded Gaussian, scaled, which
+mmseg's ``NLHead`` uses); ``dense_sdpa`` (that block on
+``F.scaled_dot_product_attention``).
 
-* ``snl``: :class:`SparseNonLocal2d` (K=81), default backend for the
-  device (the fused ``cpp`` kernel on CPU);
-* ``snl_csr``, ``snl_reference``: the same block on the pure-PyTorch
-  backends (``--methods`` to add them: the reference is slow);
-* ``floor``: the block's own 1x1 convolutions with nothing between them
-  (theta, phi, g and offset as one GEMM, then gamma): what a perfect SNL
-  block would cost;
-* ``floor_separate``: the same convs run one by one, as the block runs
-  them (to decide whether fusing them pays);
-* ``nonlocal2d``: mmcv's ``NonLocal2d`` (embedded Gaussian, scaled), which
-  mmseg's ``NLHead`` uses;
-* ``dense_sdpa``: that dense non-local on ``F.scaled_dot_product_attention``.
-
-Offsets are trained-like: the offset conv's weights are drawn so that the
-offsets have a standard deviation of ``--offset-std`` pixels (2 by
-default). Times: one process per (size, channels, batch) builds every
-method, warms each up, then times them interleaved, round by round (so a
-disturbance hits all alike); the median of ``--repeats`` rounds. Peak
-memory: the growth of the peak resident set during one forward+backward,
-each method in its own process (see :func:`peak_memory_mb`). Passes whose
-estimated memory exceeds ``--max-gb`` are skipped and reported as such.
+Offsets are trained-like (a standard deviation of ``--offset-std`` pixels).
+Times: one worker process per (size, channels, batch) times every method
+in interleaved rounds (:mod:`mmseg_ssanet.benchmark.timing`), the median
+of ``--repeats``. Peak memory: the growth of the resident set during one
+forward+backward, each method in a worker of its own. Passes estimated to
+need more than ``--max-gb`` are skipped, and said so.
 
 Example::
 
     python tools/analysis_tools/benchmark_snl.py --out work_dirs/benchmark_snl
 
 writes ``results.json``, ``results.md`` (every row, then the ratios the
-fused kernel is judged by; docs/benchmarks.md reports them against its
-goals) and ``time_vs_n.png`` there. The baselines are
-``snl_baselines.py``'s, shared with the other benchmarks.
+fused kernel is judged by: docs/benchmarks.md) and ``time_vs_n.png``.
 """
 import argparse
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from snl_baselines import ConvFloor, DenseNonLocal
-from snl_baselines import passes as passes_of
-from snl_baselines import sdpa_attention, timed
+import torch
+
+# the repo root: the tool runs from a plain checkout
+sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
+from mmseg_ssanet.benchmark import (ConvFloor, DenseNonLocal, WorkerError,
+                                    interleaved, markdown_table, medians_ms,
+                                    passes, peak_memory_mb, print_result,
+                                    run_worker, sdpa_attention, write_outputs)
 
 METHODS = ('snl', 'snl_csr', 'snl_reference', 'floor', 'floor_separate',
            'nonlocal2d', 'dense_sdpa')
-DEFAULT_METHODS = ('snl', 'snl_csr', 'floor', 'floor_separate', 'nonlocal2d',
-                   'dense_sdpa')
+DEFAULT_METHODS = [m for m in METHODS if m != 'snl_reference']
 SIZES = {
-    '49x49': (49, 49),
-    '64x128': (64, 128),
-    '97x97': (97, 97),
-    '128x256': (128, 256)
+    '49x49': 49 * 49,
+    '64x128': 64 * 128,
+    '97x97': 97**2,
+    '128x256': 128 * 256
 }
+PASSES = ('forward', 'forward_backward')
 
 
 def build(method, channels, num_samples, offset_std):
     from mmcv.cnn import NonLocal2d
-    from torch import nn
 
     from mmseg_ssanet.models import SparseNonLocal2d
-
-    def snl_block(backend=None):
-        block = SparseNonLocal2d(
-            channels, num_samples=num_samples, backend=backend)
-        # Trained offsets are not zero: a few pixels (input ~ N(0, 1)).
-        nn.init.normal_(
-            block.offset.conv.weight, std=offset_std / channels**0.5)
-        return block
-
-    if method.startswith('snl'):
-        return snl_block({
-            'snl': None,
-            'snl_csr': 'csr',
-            'snl_reference': 'reference'
-        }[method])
-    if method.startswith('floor'):
-        b = snl_block()
-        return ConvFloor([m.conv for m in (b.theta, b.phi, b.g, b.offset)],
-                         b.gamma,
-                         fused=method == 'floor')
     if method == 'nonlocal2d':
         return NonLocal2d(
             channels, reduction=2, use_scale=True, mode='embedded_gaussian')
-    return DenseNonLocal(channels, sdpa_attention)
+    if method == 'dense_sdpa':
+        return DenseNonLocal(channels, sdpa_attention)
+    backend = dict(snl_csr='csr', snl_reference='reference').get(method)
+    block = SparseNonLocal2d(
+        channels, num_samples=num_samples, backend=backend)
+    # Trained offsets are not zero: a few pixels (input ~ N(0, 1)).
+    torch.nn.init.normal_(
+        block.offset.conv.weight, std=offset_std / channels**0.5)
+    if method.startswith('floor'):
+        convs = [
+            m.conv for m in (block.theta, block.phi, block.g, block.offset)
+        ]
+        return ConvFloor(convs, block.gamma, fused=method == 'floor')
+    return block
 
 
 def estimate_gb(method, n, c, b, k, backward):
     """Rough upper bound of a pass's memory, to skip what cannot fit."""
-    feats = 8 * b * n * c * 4  # inputs, projections, outputs
-    if method == 'nonlocal2d':
-        extra = b * n * n * 4 * (4 if backward else 2)
-    elif method == 'snl_reference':
-        extra = b * n * k * (c + c // 2) * 4 * (3 if backward else 1)
-    elif method == 'snl_csr':
-        extra = b * n * 4 * k * 8 * (6 if backward else 3)
-    elif method in ('snl', 'floor', 'floor_separate'):
-        extra = 0  # the fused kernel keeps nothing of size N x K
-    else:  # dense_sdpa: O(N) forward; its CPU backward measured ~3 N x N
-        extra = b * n * n * 4 * 3 if backward else 0
-    return (feats + extra) / 2**30
+    extra = {  # the fused kernel and the floor keep nothing of size N x K
+        'nonlocal2d': b * n * n * 4 * (4 if backward else 2),
+        'snl_reference': b * n * k * (c + c // 2) * 4 * (3 if backward else 1),
+        'snl_csr': b * n * 4 * k * 8 * (6 if backward else 3),
+        # O(N) forward; its CPU backward measured ~3 N x N
+        'dense_sdpa': b * n * n * 4 * 3 if backward else 0
+    }.get(method, 0)
+    return (8 * b * n * c * 4 + extra) / 2**30  # + inputs, outputs
 
 
-def _rss_kb(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
-def peak_memory_mb(fn):
-    """Growth of the peak resident set while ``fn`` runs, in MB.
-
-    glibc keeps freed blocks on its heap once its mmap threshold has grown,
-    where a new pass's allocations would not show in the resident set: pin
-    the threshold (large blocks from mmap, returned on free), give the freed
-    heap back, then reset VmHWM to the current RSS and run.
-    """
-    import ctypes
-    import gc
-    gc.collect()
-    libc = ctypes.CDLL('libc.so.6')
-    libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-    libc.malloc_trim(0)
-    before = _rss_kb('VmRSS')
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')  # reset VmHWM to the current RSS
-    fn()
-    return (_rss_kb('VmHWM') - before) / 1024
-
-
-def time_worker(spec):
-    """All methods of one (size, channels, batch), interleaved; prints a
-    JSON line per method."""
-    import torch
+def worker(kind, spec):
+    """``time``: every method of one (size, channels, batch) in interleaved
+    rounds; ``memory``: one method's forward+backward peak."""
     torch.manual_seed(0)
-    (h, w), c, b, k = spec['size'], spec['channels'], spec['batch'], \
-        spec['num_samples']
-    x = torch.randn(b, c, h, w)
-    passes = {}
-    for method, backward in spec['methods']:
-        block = build(method, c, k, spec['offset_std']).train()
-        timed_passes = passes_of(block, x)
-        passes[method] = (block, timed_passes['forward'],
-                          timed_passes['forward_backward'], backward)
-    results = {m: {} for m in passes}
-    for name, index in (('forward_ms', 1), ('forward_backward_ms', 2)):
-        todo = [m for m in passes if index == 1 or passes[m][3]]
-        # warm-up (allocator, oneDNN primitives); slow passes repeat less
-        rounds = {
-            m:
-            max(
-                1,
-                min(spec['repeats'],
-                    int(spec['budget_s'] /
-                        max(timed(passes[m][index]), 1e-6))))
-            for m in todo
+    h, w = map(int, spec['size'].split('x'))
+    x = torch.randn(spec['batch'], spec['channels'], h, w)
+    methods = spec['methods'] if kind == 'time' else [[spec['method'], 1]]
+    blocks = {
+        m:
+        build(m, spec['channels'], spec['num_samples'],
+              spec['offset_std']).train()
+        for m, _ in methods
+    }
+    if kind == 'memory':
+        fn = passes(blocks[spec['method']], x)['forward_backward']
+        fn()  # the allocator is then tuned for it
+        return print_result(dict(peak_mem_mb=peak_memory_mb(fn)))
+    results = {m: {} for m in blocks}
+    for p in PASSES:
+        fns = {
+            m: passes(blocks[m], x)[p]
+            for m, bw in methods if bw or p == PASSES[0]
         }
-        times = {m: [] for m in todo}
-        for r in range(max(rounds.values(), default=0)):
-            for m in todo:
-                if r < rounds[m]:
-                    times[m].append(timed(passes[m][index]))
-        for m in todo:
-            ts = sorted(times[m])
-            results[m][name] = 1000 * ts[len(ts) // 2]
-            results[m][name.replace('_ms', '_runs')] = len(ts)
-    for m, r in results.items():
-        print('RESULT ' + json.dumps(dict(method=m, **r)), flush=True)
-
-
-def memory_worker(spec):
-    """Peak memory of one method's forward+backward, in this process."""
-    import torch
-    torch.manual_seed(0)
-    (h, w), c, b = spec['size'], spec['channels'], spec['batch']
-    block = build(spec['method'], c, spec['num_samples'],
-                  spec['offset_std']).train()
-    forward_backward = passes_of(block, torch.randn(b, c, h,
-                                                    w))['forward_backward']
-    forward_backward()  # warm-up: the allocator is then tuned for it
-    print(
-        'RESULT ' + json.dumps(
-            dict(
-                method=spec['method'],
-                peak_mem_mb=peak_memory_mb(forward_backward))),
-        flush=True)
-
-
-def _run_worker(kind, spec):
-    proc = subprocess.run(
-        [sys.executable, __file__, '--worker', kind,
-         json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True)
-    found = [
-        json.loads(ln[len('RESULT '):]) for ln in proc.stdout.splitlines()
-        if ln.startswith('RESULT ')
-    ]
-    if proc.returncode != 0 or not found:
-        return None, (proc.stdout.strip().splitlines()[-1:]
-                      or [f'exit {proc.returncode}'])[0]
-    return found, None
+        times = interleaved(fns, spec['repeats'], budget_s=spec['budget_s'])
+        for m, ms in medians_ms(times).items():
+            results[m].update({f'{p}_ms': ms, f'{p}_runs': len(times[m])})
+    print_result(results)
 
 
 def run_all(args):
-    groups = [(size, c, b) for size in args.sizes for c in args.channels
-              for b in args.batches]
-    try:
-        from tqdm import tqdm
-        progress = tqdm(groups, desc='benchmark', unit='size')
-    except ImportError:
-        progress = groups
     rows = []
-    for size, c, b in progress:
-        n = SIZES[size][0] * SIZES[size][1]
-        spec = dict(
-            size=SIZES[size],
-            channels=c,
-            batch=b,
-            num_samples=args.num_samples,
-            repeats=args.repeats,
-            budget_s=args.budget_s,
-            offset_std=args.offset_std)
-        group, runnable = {}, []
-        for method in args.methods:
-            row = dict(method=method, size_name=size, n=n, channels=c, batch=b)
-            est = {
-                bw: estimate_gb(method, n, c, b, args.num_samples, bw)
-                for bw in (False, True)
-            }
-            if est[False] > args.max_gb:
-                row['skipped'] = f'estimated {est[False]:.0f} GB > --max-gb'
-            else:
-                backward = est[True] <= args.max_gb
-                if not backward:
-                    row['skipped_backward'] = (f'estimated {est[True]:.0f} '
-                                               f'GB > --max-gb')
-                runnable.append((method, backward))
-            group[method] = row
-        found, error = _run_worker('time', dict(spec, methods=runnable))
-        for method, _ in runnable:
-            if error:
-                group[method]['error'] = error
-            else:
-                group[method].update(
-                    next(r for r in found if r['method'] == method))
-        for method, backward in runnable:
-            if backward and not error:
-                found, mem_error = _run_worker('memory',
-                                               dict(spec, method=method))
-                if mem_error:
-                    group[method]['error'] = mem_error
-                else:
-                    group[method].update(found[0])
-        rows.extend(group.values())
-    add_ratios(rows)
+    for size in args.sizes:
+        for c in args.channels:
+            for b in args.batches:
+                rows += run_group(args, size, c, b)
+    for r in rows:  # ratios to nonlocal2d of the same size, C, B
+        ref = next((o for o in rows if o['method'] == 'nonlocal2d' and all(
+            o[k] == r[k] for k in ('size_name', 'channels', 'batch'))), {})
+        for key in ('forward_ms', 'forward_backward_ms', 'peak_mem_mb'):
+            if ref.get(key) and key in r:
+                r[key.rsplit('_', 1)[0] + '_ratio'] = r[key] / ref[key]
     return rows
 
 
-def add_ratios(rows):
-    """Ratios to nonlocal2d of the same size, channels and batch."""
-    base = {
-        (r['size_name'], r['channels'], r['batch']): r
-        for r in rows if r['method'] == 'nonlocal2d'
-    }
-    for r in rows:
-        ref = base.get((r['size_name'], r['channels'], r['batch']))
-        for key in ('forward_ms', 'forward_backward_ms', 'peak_mem_mb'):
-            if ref and key in r and ref.get(key):
-                r[key.rsplit('_', 1)[0] + '_ratio'] = r[key] / ref[key]
+def run_group(args, size, c, b):
+    n, k = SIZES[size], args.num_samples
+    spec = dict(
+        size=size,
+        channels=c,
+        batch=b,
+        num_samples=k,
+        repeats=args.repeats,
+        budget_s=args.budget_s,
+        offset_std=args.offset_std)
+    rows, runnable = {}, []
+    for m in args.methods:
+        rows[m] = dict(method=m, size_name=size, n=n, channels=c, batch=b)
+        fwd, bwd = (estimate_gb(m, n, c, b, k, bw) for bw in (False, True))
+        if fwd > args.max_gb:
+            rows[m]['skipped'] = f'estimated {fwd:.0f} GB > --max-gb'
+            continue
+        if bwd > args.max_gb:
+            rows[m]['skipped_backward'] = f'estimated {bwd:.0f} GB > --max-gb'
+        runnable.append((m, bwd <= args.max_gb))
+    try:
+        (found, ), _ = run_worker(__file__, 'time',
+                                  dict(spec, methods=runnable))
+    except WorkerError as err:
+        for m, _ in runnable:
+            rows[m]['error'] = str(err)
+        return list(rows.values())
+    for m, backward in runnable:
+        rows[m].update(found[m])
+        try:
+            if backward:
+                (mem, ), _ = run_worker(__file__, 'memory',
+                                        dict(spec, method=m))
+                rows[m].update(mem)
+        except WorkerError as err:
+            rows[m]['error'] = str(err)
+    return list(rows.values())
 
 
-def _fmt(value, fmt):
-    return '-' if value is None else format(value, fmt)
-
-
-def _ratio(rows, key, num, den, size, c, b):
-    pick = {
-        r['method']: r
-        for r in rows
-        if r['size_name'] == size and r['channels'] == c and r['batch'] == b
-    }
-    a, d = pick.get(num, {}).get(key), pick.get(den, {}).get(key)
-    return a / d if a and d else None
+RATIOS = [  # what, the measure, numerator, denominator
+    ('SNL fwd / floor', 'forward_ms', 'snl', 'floor'),
+    ('SNL fwd+bwd / floor', 'forward_backward_ms', 'snl', 'floor'),
+    ('SNL fwd / NonLocal2d', 'forward_ms', 'snl', 'nonlocal2d'),
+    ('SNL fwd time 128x256 / 64x128', 'forward_ms', 'snl', 'snl'),
+    ('SNL fwd+bwd time 128x256 / 64x128', 'forward_backward_ms', 'snl', 'snl'),
+    ('SNL peak memory fwd+bwd / NonLocal2d', 'peak_mem_mb', 'snl',
+     'nonlocal2d'),
+    ('floor, convs one by one / as one GEMM (fwd)', 'forward_ms',
+     'floor_separate', 'floor'),
+    ('SNL csr / cpp (fwd)', 'forward_ms', 'snl_csr', 'snl'),
+]
 
 
 def ratios(rows):
     """The ratios the fused kernel is judged by, per channels and batch
     (the goals they are judged against live in docs/benchmarks.md)."""
     table = []
-    for c in sorted({r['channels'] for r in rows}):
-        for b in sorted({r['batch'] for r in rows}):
-
-            def add(what, values):
-                table.append(
-                    dict(channels=c, batch=b, what=what, values=values))
-
-            sizes = [
-                s for s in SIZES
-                if any(r['size_name'] == s and r['channels'] == c
-                       and r['batch'] == b for r in rows)
-            ]
-
-            def each_size(key, num, den):
-                return {s: _ratio(rows, key, num, den, s, c, b) for s in sizes}
-
-            add('SNL fwd / floor', each_size('forward_ms', 'snl', 'floor'))
-            add('SNL fwd+bwd / floor',
-                each_size('forward_backward_ms', 'snl', 'floor'))
-            add('SNL fwd / NonLocal2d',
-                each_size('forward_ms', 'snl', 'nonlocal2d'))
-            for key, name in (('forward_ms', 'fwd'), ('forward_backward_ms',
-                                                      'fwd+bwd')):
-                pick = {
-                    r['size_name']: r.get(key)
-                    for r in rows if r['method'] == 'snl'
-                    and r['channels'] == c and r['batch'] == b
-                }
-                big, small = pick.get('128x256'), pick.get('64x128')
-                add(f'SNL {name} time 128x256 / 64x128',
-                    {'': big / small if big and small else None})
-            add('SNL peak memory fwd+bwd / NonLocal2d',
-                each_size('peak_mem_mb', 'snl', 'nonlocal2d'))
-            add('floor, convs one by one / as one GEMM (fwd)',
-                each_size('forward_ms', 'floor_separate', 'floor'))
-            add('SNL csr / cpp (fwd)', each_size('forward_ms', 'snl_csr',
-                                                 'snl'))
+    for c, b in sorted({(r['channels'], r['batch']) for r in rows}):
+        got = {
+            (r['size_name'], r['method']): r
+            for r in rows if r['channels'] == c and r['batch'] == b
+        }
+        for what, key, num, den in RATIOS:
+            pairs = {s: (s, s) for s in SIZES if any(s == g for g, _ in got)}
+            if what.endswith('/ 64x128'):  # the growth with N: one value
+                pairs = {'': ('128x256', '64x128')}
+            values = {}
+            for name, (a, d) in pairs.items():
+                a, d = (got.get((s, m), {}).get(key)
+                        for s, m in ((a, num), (d, den)))
+                values[name] = a / d if a and d else None
+            table.append(dict(channels=c, batch=b, what=what, values=values))
     return table
 
 
-def ratios_markdown(table):
-    lines = ['| C | B | ratio | values |', '| --- | --- | --- | --- |']
+def _forward_cell(row):  # a skipped or failed method says why here
+    return row.get('skipped') or row.get('error') or (format(
+        row['forward_ms'], '.1f') if 'forward_ms' in row else '-')
+
+
+COLUMNS = [
+    ('size_name', 'size'),
+    ('n', 'N'),
+    ('channels', 'C'),
+    ('batch', 'B'),
+    'method',
+    ('forward_ms', 'forward ms', _forward_cell),
+    ('forward_ratio', 'ratio', '.2f'),
+    ('forward_backward_ms', 'fwd+bwd ms', '.1f'),
+    ('forward_backward_ratio', 'ratio', '.2f'),
+    ('peak_mem_mb', 'peak MB fwd+bwd', '.0f'),
+    ('peak_mem_ratio', 'ratio', '.2f'),
+]
+
+
+def markdown(rows, table):
+    shown = []
     for g in table:
-        vals = [(s, v) for s, v in g['values'].items() if v is not None]
-        if vals:
-            text = ', '.join(f'{s + " " if s else ""}{v:.2f}' for s, v in vals)
-            lines.append(f"| {g['channels']} | {g['batch']} | {g['what']} "
-                         f'| {text} |')
-    return '\n'.join(lines) + '\n'
-
-
-def markdown(rows):
-    head = ('| size | N | C | B | method | forward ms | ratio | fwd+bwd ms '
-            '| ratio | peak MB fwd+bwd | ratio |\n'
-            '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- '
-            '| --- |\n')
-    lines = []
-    for r in rows:
-        note = r.get('skipped') or r.get('error')
-        lines.append(
-            f"| {r['size_name']} | {r['n']} | {r['channels']} | "
-            f"{r['batch']} | {r['method']} | "
-            f"{_fmt(r.get('forward_ms'), '.1f') if not note else note} | "
-            f"{_fmt(r.get('forward_ratio'), '.2f')} | "
-            f"{_fmt(r.get('forward_backward_ms'), '.1f')} | "
-            f"{_fmt(r.get('forward_backward_ratio'), '.2f')} | "
-            f"{_fmt(r.get('peak_mem_mb'), '.0f')} | "
-            f"{_fmt(r.get('peak_mem_ratio'), '.2f')} |")
-    return head + '\n'.join(lines) + '\n'
+        values = [
+            f'{s + " " if s else ""}{v:.2f}' for s, v in g['values'].items()
+            if v is not None
+        ]
+        if values:
+            shown.append(dict(g, values=', '.join(values)))
+    return markdown_table(rows, COLUMNS) + '\n' + markdown_table(
+        shown, [('channels', 'C'), ('batch', 'B'),
+                ('what', 'ratio'), 'values'])
 
 
 def plot(rows, path, channels, batch):
@@ -371,22 +245,19 @@ def plot(rows, path, channels, batch):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 5))
-    for method in METHODS:
-        for key, style in (('forward_ms', '-o'), ('forward_backward_ms',
-                                                  '--s')):
+    for m in METHODS:
+        for key, style, name in (('forward_ms', '-o', 'fwd'),
+                                 ('forward_backward_ms', '--s', 'fwd+bwd')):
             pts = sorted((r['n'], r[key]) for r in rows
-                         if r['method'] == method and key in r
+                         if r['method'] == m and key in r
                          and r['channels'] == channels and r['batch'] == batch)
             if pts:
-                ax.plot(
-                    *zip(*pts),
-                    style,
-                    label=f'{method} '
-                    f'{"fwd" if key == "forward_ms" else "fwd+bwd"}')
-    ax.set_xscale('log')
-    ax.set_yscale('log')
-    ax.set_xlabel('N = H x W (feature pixels)')
-    ax.set_ylabel('time (ms, median)')
+                ax.plot(*zip(*pts), style, label=f'{m} {name}')
+    ax.set(
+        xscale='log',
+        yscale='log',
+        xlabel='N = H x W (feature pixels)',
+        ylabel='time (ms, median)')
     ax.set_title(
         f'SNL block vs its 1x1-conv floor and dense non-local, '
         f'C={channels}, batch {batch}',
@@ -400,96 +271,76 @@ def plot(rows, path, channels, batch):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--worker', nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument(
-        '--out',
+    add = parser.add_argument
+    add('--worker', nargs=2, help=argparse.SUPPRESS)
+    add('--out',
         default='work_dirs/benchmark_snl',
-        help='folder for the tables, JSON and plot (default '
-        '%(default)s)')
-    parser.add_argument(
-        '--sizes',
+        help='folder for the tables, JSON and plot (default %(default)s)')
+    add('--sizes',
         nargs='+',
         default=list(SIZES),
         choices=list(SIZES),
-        help='feature map sizes '
-        '(default: all)')
-    parser.add_argument(
-        '--channels',
+        help='feature map sizes (default: all)')
+    add('--channels',
         nargs='+',
         type=int,
         default=[512],
         help='block input channels (default 512)')
-    parser.add_argument(
-        '--batches',
+    add('--batches',
         nargs='+',
         type=int,
         default=[1, 2],
         help='batch sizes (default 1 2)')
-    parser.add_argument(
-        '--methods',
+    add('--methods',
         nargs='+',
-        default=list(DEFAULT_METHODS),
+        default=DEFAULT_METHODS,
         choices=METHODS,
-        help='what to time (default: '
-        f'{" ".join(DEFAULT_METHODS)})')
-    parser.add_argument(
-        '--num-samples',
+        help=f'what to time (default: {" ".join(DEFAULT_METHODS)})')
+    add('--num-samples',
         type=int,
         default=81,
         help='SNL points K (default %(default)s)')
-    parser.add_argument(
-        '--offset-std',
+    add('--offset-std',
         type=float,
         default=2.0,
         help='standard deviation of the offsets, pixels')
-    parser.add_argument(
-        '--repeats',
+    add('--repeats',
         type=int,
         default=5,
         help='timed rounds (median reported)')
-    parser.add_argument(
-        '--budget-s',
+    add('--budget-s',
         type=float,
         default=3.0,
         help='fewer rounds for a method this slow a pass')
-    parser.add_argument(
-        '--max-gb',
+    add('--max-gb',
         type=float,
         default=6.0,
         help='skip passes estimated to need more memory')
     args = parser.parse_args(argv)
     if args.worker:
-        kind, spec = args.worker
-        return (time_worker if kind == 'time' else memory_worker)(
-            json.loads(spec))
+        return worker(args.worker[0], json.loads(args.worker[1]))
     start = time.time()
     rows = run_all(args)
     table = ratios(rows)
-    os.makedirs(args.out, exist_ok=True)
-    command = ' '.join(['python'] + [osp.relpath(sys.argv[0])] + sys.argv[1:])
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(
+    text = markdown(rows, table)
+    command = ' '.join(['python', osp.relpath(sys.argv[0])] + sys.argv[1:])
+    write_outputs(
+        args.out, {
+            'results.json':
             dict(
                 command=command,
-                threads=_threads(),
+                threads=torch.get_num_threads(),
                 minutes=(time.time() - start) / 60,
                 rows=rows,
                 ratios=table),
-            f,
-            indent=1)
-    text = markdown(rows) + '\n' + ratios_markdown(table)
-    with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(text)
-    c, b = args.channels[0], args.batches[0]
-    plot(rows, osp.join(args.out, 'time_vs_n.png'), c, b)
+            'results.md':
+            text
+        })
+    plot(rows, osp.join(args.out, 'time_vs_n.png'), args.channels[0],
+         args.batches[0])
     print(text)
     print(f'{(time.time() - start) / 60:.1f} min; written: {args.out}/'
           f'results.json, results.md, time_vs_n.png')
-
-
-def _threads():
-    import torch
-    return torch.get_num_threads()
 
 
 if __name__ == '__main__':

@@ -3,14 +3,15 @@
 What a CPU-inference user needs to know: how the SNL block's time falls
 with cores, and how far it stays from its floor (the block's own 1x1
 convolutions with nothing between them, what a perfect SNL block would
-cost). torch only (no mmcv): the block is ``snl_baselines.PlainSNLBlock``
-(plain ``nn.Conv2d`` layers of ``SparseNonLocal2d``'s shapes) on the
-``cpp`` backend, the floor ``snl_baselines.ConvFloor`` (theta, phi, g and
-the offsets as one GEMM, then gamma).
+cost). torch only (no mmcv): the block is
+:class:`~mmseg_ssanet.benchmark.PlainSNLBlock` (plain ``nn.Conv2d`` layers
+of ``SparseNonLocal2d``'s shapes) on the ``cpp`` backend, the floor
+:class:`~mmseg_ssanet.benchmark.ConvFloor` (theta, phi, g and the offsets
+as one GEMM, then gamma).
 
 For each (size, batch), in one process: every thread count and pass is
-timed round by round, interleaved (a disturbance hits all alike), and the
-median of ``--repeats`` rounds reported. Rows are written as they finish,
+timed in interleaved rounds (:func:`mmseg_ssanet.benchmark.interleaved`),
+the median of ``--repeats`` rounds reported. Rows are written as they finish,
 so a run stopped by a time limit keeps what it measured.
 
 Example (the default grid: 64x128 and 128x256, C=512, K=81, B=1 and 8,
@@ -27,7 +28,6 @@ import json
 import os
 import os.path as osp
 import platform
-import statistics
 import sys
 import time
 
@@ -35,11 +35,9 @@ import torch
 
 # the repo root: this tool runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from snl_baselines import ConvFloor, PlainSNLBlock
-from snl_baselines import passes as passes_of
-from snl_baselines import timed
-
+from mmseg_ssanet.benchmark import (ConvFloor, PlainSNLBlock, interleaved,
+                                    markdown_table, medians_ms, passes,
+                                    write_outputs)
 from mmseg_ssanet.ops.backends import cpp
 from mmseg_ssanet.utils.argument_types import image_size
 
@@ -52,25 +50,18 @@ def measure(size, batch, args, on_row):
         args.channels, args.kernel_size, backend='cpp').train()
     floor = ConvFloor(block.projections(), block.gamma).train()
     x = torch.randn(batch, args.channels, *size)
-    passes = {}
-    for method, module in (('snl', block), ('floor', floor)):
-        for name, fn in passes_of(module, x).items():
-            passes[method, name] = fn
-    times = {(t, m, p): [] for t in args.threads for (m, p) in passes}
-    for t in args.threads:  # warm-up: oneDNN primitives, allocator
-        torch.set_num_threads(t)
-        for fn in passes.values():
-            fn()
-    for _ in range(args.repeats):
-        for t in args.threads:
-            torch.set_num_threads(t)
-            for (m, p), fn in passes.items():
-                times[t, m, p].append(timed(fn))
+    fns = {
+        (t, m, p): fn
+        for t in args.threads
+        for m, module in (('snl', block), ('floor', floor))
+        for p, fn in passes(module, x).items()
+    }
+    ms = medians_ms(
+        interleaved(
+            fns,
+            args.repeats,
+            prepare=lambda key: torch.set_num_threads(key[0])))
     for t in args.threads:
-        ms = {
-            (m, p): 1000 * statistics.median(times[t, m, p])
-            for (m, p) in passes
-        }
         row = dict(
             size=f'{size[0]}x{size[1]}',
             batch=batch,
@@ -79,9 +70,9 @@ def measure(size, batch, args, on_row):
             k=args.kernel_size[0] * args.kernel_size[1],
             repeats=args.repeats)
         for p in ('forward', 'forward_backward'):
-            row[f'snl_{p}_ms'] = ms['snl', p]
-            row[f'floor_{p}_ms'] = ms['floor', p]
-            row[f'snl_over_floor_{p}'] = ms['snl', p] / ms['floor', p]
+            row[f'snl_{p}_ms'] = ms[t, 'snl', p]
+            row[f'floor_{p}_ms'] = ms[t, 'floor', p]
+            row[f'snl_over_floor_{p}'] = ms[t, 'snl', p] / ms[t, 'floor', p]
         on_row(row)
 
 
@@ -98,27 +89,25 @@ def speedups(rows):
     return rows
 
 
+COLUMNS = [
+    ('size', 'size'),
+    ('batch', 'B'),
+    ('threads', 'threads'),
+    ('snl_forward_ms', 'SNL fwd ms', '.1f'),
+    ('floor_forward_ms', 'floor fwd ms', '.1f'),
+    ('snl_over_floor_forward', 'SNL/floor fwd', '.2f'),
+    ('snl_forward_speedup', 'SNL fwd speed-up',
+     lambda r: f"{r['snl_forward_speedup']:.2f}x"),
+    ('snl_forward_backward_ms', 'SNL fwd+bwd ms', '.1f'),
+    ('floor_forward_backward_ms', 'floor fwd+bwd ms', '.1f'),
+    ('snl_over_floor_forward_backward', 'SNL/floor fwd+bwd', '.2f'),
+    ('snl_forward_backward_speedup', 'SNL fwd+bwd speed-up',
+     lambda r: f"{r['snl_forward_backward_speedup']:.2f}x"),
+]
+
+
 def markdown(rows, header):
-    cols = [('size', 'size', '{}'), ('batch', 'B', '{}'),
-            ('threads', 'threads', '{}'),
-            ('snl_forward_ms', 'SNL fwd ms', '{:.1f}'),
-            ('floor_forward_ms', 'floor fwd ms', '{:.1f}'),
-            ('snl_over_floor_forward', 'SNL/floor fwd', '{:.2f}'),
-            ('snl_forward_speedup', 'SNL fwd speed-up', '{:.2f}x'),
-            ('snl_forward_backward_ms', 'SNL fwd+bwd ms', '{:.1f}'),
-            ('floor_forward_backward_ms', 'floor fwd+bwd ms', '{:.1f}'),
-            ('snl_over_floor_forward_backward', 'SNL/floor fwd+bwd', '{:.2f}'),
-            ('snl_forward_backward_speedup', 'SNL fwd+bwd speed-up', '{:.2f}x')
-            ]
-    lines = header + [
-        '', '| ' + ' | '.join(c[1]
-                              for c in cols) + ' |', '|' + ' --- |' * len(cols)
-    ]
-    for r in rows:
-        lines.append('| ' +
-                     ' | '.join(fmt.format(r[key])
-                                for key, _, fmt in cols) + ' |')
-    return '\n'.join(lines) + '\n'
+    return '\n'.join(header + ['', markdown_table(rows, COLUMNS)])
 
 
 def parse_args(argv=None):
@@ -174,7 +163,6 @@ def main(argv=None):
     cpus = os.cpu_count() or 1
     dropped = [t for t in args.threads if t > cpus]
     args.threads = [t for t in args.threads if t <= cpus] or [cpus]
-    os.makedirs(args.out, exist_ok=True)
     header = [
         '# SNL block (fused C++ kernel) against its 1x1-conv floor, by '
         'threads', '',
@@ -193,10 +181,10 @@ def main(argv=None):
     def on_row(row):
         rows.append(row)
         speedups(rows)
-        with open(osp.join(args.out, 'threads.json'), 'w') as f:
-            json.dump(rows, f, indent=1)
-        with open(osp.join(args.out, 'threads.md'), 'w') as f:
-            f.write(markdown(rows, header))
+        write_outputs(args.out, {
+            'threads.json': rows,
+            'threads.md': markdown(rows, header)
+        })
         print(json.dumps(row), flush=True)
 
     for batch in sorted(args.batches):

@@ -4,14 +4,15 @@ For a machine with a CUDA GPU (mmcv not needed): correctness of every
 backend that runs there against a float64 ``reference`` (values and the
 four gradients; fp64, fp32, bf16 and fp16 inputs), whether triton's backward
 is bitwise reproducible (by default and under
-``torch.use_deterministic_algorithms``), time (``triton.testing.do_bench``)
-and peak memory of the operator beside dense attention in plain torch,
+``torch.use_deterministic_algorithms``), time and peak memory of the
+operator beside dense attention in plain torch,
 ``F.scaled_dot_product_attention`` (which SDPA backend ran is recorded)
-and the ``reference`` path, and the static resource table of the Triton
-kernels for this GPU's architecture; where mmcv's ops are built for the
-device, a short training run of the MobileNetV2 and R101 configs on
-generated Cityscapes data (time per iteration, peak memory). Writes
-``report.md`` and ``report.json``.
+and the ``reference`` path (:mod:`mmseg_ssanet.benchmark`: interleaved
+rounds timed by CUDA events, the median), and the static resource table of
+the Triton kernels for this GPU's architecture (``triton_resources.py``);
+with ``--train-configs``, short training runs of those configs on
+generated data (``benchmark_training.py``, where mmcv's ops run on the
+device). Writes ``report.md`` and ``report.json``.
 
 Example (on the GPU machine)::
 
@@ -22,6 +23,7 @@ CI runs it end to end at a tiny size on CPU tensors under
 CPU times there mean nothing.
 """
 import argparse
+import itertools
 import json
 import os
 import os.path as osp
@@ -34,12 +36,12 @@ import torch
 
 # the repo root: the report runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
+from mmseg_ssanet.benchmark import (dense_attention, interleaved,
+                                    markdown_table, medians_ms, peak_memory_mb,
+                                    sdpa_attention, write_outputs)
 from mmseg_ssanet.ops import sparse_nonlocal_attention
 from mmseg_ssanet.ops.backends import BACKENDS
-from mmseg_ssanet.utils.argument_types import cfg_options_dict, image_size
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from snl_baselines import dense_attention, sdpa_attention
+from mmseg_ssanet.utils.argument_types import image_size
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -144,228 +146,144 @@ def sdpa_backend(q, k, v):
     return 'none'
 
 
-def _time_ms(fn, device, repeats):
-    if device == 'cuda':
-        import triton.testing
-        return triton.testing.do_bench(fn, rep=repeats * 10)
-    fn()  # CPU (interpreter): wall clock, meaningless beyond smoke
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats * 1e3
+def _passes(fn, inputs):
+    """Forward (no grad) and forward+backward of ``fn`` on ``inputs``."""
+    xs = [x.detach().requires_grad_() for x in inputs]
 
+    def forward():
+        with torch.no_grad():
+            fn(*inputs)
 
-def _peak_mb(fn, device):
-    if device != 'cuda':
-        return None
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
+    def forward_backward():
+        fn(*xs).float().sum().backward()
+
+    return {'forward': forward, 'forward_backward': forward_backward}
 
 
 def timing(args, device):
+    """Forward and forward+backward of each method in interleaved rounds
+    (the median), and the forward+backward's peak memory on CUDA."""
     side = round(args.k**0.5)
     methods = {
-        'snl triton':
-        lambda q, k, v, o: sparse_nonlocal_attention(
-            q, k, v, o, side, backend='triton'),
-        'snl reference':
-        lambda q, k, v, o: sparse_nonlocal_attention(
-            q, k, v, o, side, backend='reference'),
-        # unscaled, as the SNL operator here (the paper scales neither)
-        'dense torch':
-        lambda q, k, v, o: dense_attention(q, k, v, 1.0),
-        'dense sdpa':
-        lambda q, k, v, o: sdpa_attention(q, k, v, 1.0),
+        f'snl {backend}':
+        lambda q, k, v, o, backend=backend: sparse_nonlocal_attention(
+            q, k, v, o, side, backend=backend)
+        for backend in ('triton', 'reference')
+        if not BACKENDS[backend].unavailable(torch.device(device))
     }
-    if BACKENDS['triton'].unavailable(torch.device(device)):
-        del methods['snl triton']
-    rows = []
-    for h, w in args.sizes:
-        for b in args.batches:
-            for dtype in args.dtypes:
-                inputs = _inputs(b, args.cq, args.c, h, w, args.k,
-                                 DTYPES[dtype], device)
-                sdpa = sdpa_backend(*inputs[:3])
-                for name, fn in methods.items():
-                    row = dict(
-                        size=f'{h}x{w}',
-                        batch=b,
-                        dtype=dtype,
-                        method=name,
-                        sdpa_backend=sdpa if 'sdpa' in name else '')
-                    dense = name.startswith('dense')
-                    if dense and (h * w)**2 * b * 4 > args.max_dense_bytes:
-                        rows.append(dict(row, skipped='N x N too large'))
-                        continue
-                    xs = [x.detach().requires_grad_() for x in inputs]
-
-                    def forward():
-                        with torch.no_grad():
-                            fn(*inputs)
-
-                    def forward_backward():
-                        fn(*xs).float().sum().backward()
-
-                    try:
-                        row.update(
-                            forward_ms=_time_ms(forward, device, args.repeats),
-                            forward_backward_ms=_time_ms(
-                                forward_backward, device, args.repeats),
-                            peak_mb=_peak_mb(forward_backward, device))
-                    except (RuntimeError, torch.OutOfMemoryError) as err:
-                        row['skipped'] = str(err).split('\n')[0][:120]
-                    rows.append(row)
-    return rows
-
-
-def mmcv_ops_for(device: str):
-    """None if mmcv's compiled ops run on ``device``, else why not."""
-    try:
-        from mmcv.ops import get_compiling_cuda_version
-    except ImportError as err:
-        return f'mmcv with compiled ops is not installed ({err})'
-    if device == 'cuda' and get_compiling_cuda_version() == 'not available':
-        return 'mmcv\'s ops are built without CUDA'
-    return None
+    # unscaled, as the SNL operator here (the paper scales neither)
+    methods['dense torch'] = lambda q, k, v, o: dense_attention(q, k, v, 1.0)
+    methods['dense sdpa'] = lambda q, k, v, o: sdpa_attention(q, k, v, 1.0)
+    table = []
+    for (h, w), b, dtype in itertools.product(args.sizes, args.batches,
+                                              args.dtypes):
+        inputs = _inputs(b, args.cq, args.c, h, w, args.k, DTYPES[dtype],
+                         device)
+        sdpa = sdpa_backend(*inputs[:3])
+        rows, fns = {}, {}
+        for name, fn in methods.items():
+            rows[name] = row = dict(
+                size=f'{h}x{w}',
+                batch=b,
+                dtype=dtype,
+                method=name,
+                sdpa_backend=sdpa if 'sdpa' in name else '')
+            if name.startswith('dense') and \
+                    (h * w)**2 * b * 4 > args.max_dense_bytes:
+                row['skipped'] = 'N x N too large'
+                continue
+            calls = _passes(fn, inputs)
+            try:  # a method that fails (out of memory) is left out
+                for call in calls.values():
+                    call()
+            except (RuntimeError, torch.OutOfMemoryError) as err:
+                row['skipped'] = str(err).split('\n')[0][:120]
+                continue
+            fns.update({(name, p): call for p, call in calls.items()})
+        times = medians_ms(interleaved(fns, args.repeats, device=device))
+        for (name, p), ms in times.items():
+            rows[name][f'{p}_ms'] = ms
+            if device == 'cuda' and p == 'forward_backward':
+                rows[name]['peak_mb'] = peak_memory_mb(fns[name, p], device)
+        table += rows.values()
+    return table
 
 
 def training(args, device):
-    """A short training run of each config on generated Cityscapes data:
-    median time per iteration (after 2 warm-up ones) and peak memory."""
-    reason = mmcv_ops_for(device)
-    if reason or not args.train_configs:
-        return [dict(config='-', skipped=reason or 'no --train-configs')]
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    from mmseg_ssanet.datasets import generate
-    from mmseg_ssanet.utils.short_run import short_run_options
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = osp.join(tmp, 'cityscapes')
-        h, w = args.train_size
-        generate(
-            'cityscapes',
-            root,
-            num_train=4,
-            num_val=1,
-            height=h,
-            width=w,
-            seed=0)
-        for path in args.train_configs:
-            options = short_run_options(
-                path,
-                root, (h, w),
-                max_iters=args.train_iters,
-                batch_size=args.train_batch)
-            cfg = Config.fromfile(path)
-            cfg.merge_from_dict(cfg_options_dict(options))
-            cfg.work_dir = osp.join(tmp, osp.basename(path))
-            cfg.default_hooks.checkpoint.interval = args.train_iters + 1
-            cfg.device = device
-            if device == 'cuda':
-                torch.cuda.reset_peak_memory_stats()
-            runner = Runner.from_cfg(cfg)
-            runner.train()
-            times = sorted(
-                runner.message_hub.get_scalar('train/time').data[0][2:])
-            rows.append(
-                dict(
-                    config=osp.relpath(path),
-                    crop=f'{h}x{w}',
-                    batch=args.train_batch,
-                    iterations=args.train_iters,
-                    ms_per_iter=1e3 *
-                    times[len(times) // 2] if times else None,
-                    peak_mb=(torch.cuda.max_memory_allocated() /
-                             2**20 if device == 'cuda' else None)))
-    return rows
+    """Short training runs of ``--train-configs`` (benchmark_training.py)."""
+    if not args.train_configs:
+        return [dict(config='-', skipped='no --train-configs')]
+    return _run_tool('benchmark_training.py', [
+        *args.train_configs, '--size', 'x'.join(map(str, args.train_size)),
+        '--iters',
+        str(args.train_iters), '--batch',
+        str(args.train_batch), '--device', device
+    ], 'training.json')
 
 
-def resources(args):
+def resources(args, device):
     """The static table of the Triton kernels for ``args.archs``."""
     if not args.archs:
         return []
+    return _run_tool('triton_resources.py', [
+        '--shapes', f'{args.cq},{args.c},{args.k}', '--archs',
+        *map(str, args.archs)
+    ], 'resources.json')
+
+
+def _run_tool(name, options, result):
+    """Runs another analysis tool into a temporary folder; its JSON."""
     with tempfile.TemporaryDirectory() as tmp:
-        tool = osp.join(
-            osp.dirname(osp.abspath(__file__)), 'triton_resources.py')
         proc = subprocess.run([
-            sys.executable, tool, '--shapes', f'{args.cq},{args.c},{args.k}',
-            '--archs', *map(str, args.archs), '--out', tmp
+            sys.executable,
+            osp.join(osp.dirname(osp.abspath(__file__)), name), *options,
+            '--out', tmp
         ],
                               capture_output=True,
                               text=True)
         if proc.returncode:
-            raise RuntimeError(f'triton_resources.py failed: '
-                               f'{proc.stderr[-2000:]}')
-        with open(osp.join(tmp, 'resources.json')) as f:
+            raise RuntimeError(f'{name} failed: {proc.stderr[-2000:]}')
+        with open(osp.join(tmp, result)) as f:
             return json.load(f)
 
 
-def _table(rows, keys):
-    if rows is None:  # the run stopped before this part
-        return '(not reached: the run stopped before this part)'
-    lines = [
-        '| ' + ' | '.join(keys) + ' |',
-        '| ' + ' | '.join('---' for _ in keys) + ' |'
-    ]
-    for r in rows:
-        cells = []
-        for key in keys:
-            value = r.get(key, '')
-            cells.append(
-                f'{value:.3g}' if isinstance(value, float) else str(value))
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+SECTIONS = [  # part, heading, columns
+    ('correctness', 'Correctness (max |error| / max |value| against '
+     'float64 reference)', [
+         'backend', 'dtype', 'out', 'grad_query', 'grad_key', 'grad_value',
+         'grad_offset', 'skipped'
+     ]),
+    ('determinism', 'Determinism of the triton backward',
+     ['deterministic_algorithms', 'bitwise_equal']),
+    ('timing', 'Time (ms) and peak memory (MB)', [
+        'size', 'batch', 'dtype', 'method', 'forward_ms',
+        'forward_backward_ms', 'peak_mb', 'sdpa_backend', 'skipped'
+    ]),
+    ('training', 'Short training runs on generated data', [
+        'config', 'crop', 'batch', 'iterations', 'ms_per_iter', 'peak_mb',
+        'skipped'
+    ]),
+    ('resources', 'Triton kernels for this architecture (ptxas -v)', [
+        'kernel', 'dtype', 'target', 'registers', 'stack_bytes',
+        'spill_store_bytes', 'spill_load_bytes'
+    ]),
+]
 
 
 def markdown(report):
     env = report['environment']
     parts = [
         '# SNL operator on ' + env['device_name'], '',
-        ', '.join(f'{k} {v}' for k, v in env.items()), '',
-        '## Correctness (max |error| / max |value| against float64 '
-        'reference)', '',
-        _table(
-            report.get('correctness'), [
-                'backend', 'dtype', 'out', 'grad_query', 'grad_key',
-                'grad_value', 'grad_offset', 'skipped'
-            ]), '', '## Determinism of the triton backward', '',
-        _table(
-            report.get('determinism'),
-            ['deterministic_algorithms', 'bitwise_equal']), '',
-        '## Time (ms) and peak memory (MB)', '',
-        _table(
-            report.get('timing'), [
-                'size', 'batch', 'dtype', 'method', 'forward_ms',
-                'forward_backward_ms', 'peak_mb', 'sdpa_backend', 'skipped'
-            ]), '', '## Short training runs on generated data', '',
-        _table(
-            report.get('training'), [
-                'config', 'crop', 'batch', 'iterations', 'ms_per_iter',
-                'peak_mb', 'skipped'
-            ]), '', '## Triton kernels for this architecture (ptxas -v)', '',
-        _table(
-            report.get('resources'), [
-                'kernel', 'dtype', 'target', 'registers', 'stack_bytes',
-                'spill_store_bytes', 'spill_load_bytes'
-            ]), ''
+        ', '.join(f'{k} {v}' for k, v in env.items())
     ]
+    for part, heading, columns in SECTIONS:
+        rows = report.get(part)
+        parts += [
+            '', f'## {heading}', '',
+            '(not reached: the run stopped before this part)' if rows is None
+            else markdown_table(rows, columns, missing='').rstrip()
+        ]
     return '\n'.join(parts)
-
-
-def write_report(report, out):
-    """``report.json`` and ``report.md`` of the parts measured so far."""
-    with open(osp.join(out, 'report.json'), 'w') as f:
-        json.dump(report, f, indent=1)
-    text = markdown(report)
-    with open(osp.join(out, 'report.md'), 'w') as f:
-        f.write(text)
-    return text
 
 
 def main(argv=None):
@@ -419,8 +337,8 @@ def main(argv=None):
         '--repeats',
         type=int,
         default=10,
-        help='timing effort (do_bench ms / 10 on CUDA, '
-        'runs on CPU)')
+        help='timed rounds, interleaved over the methods (median '
+        'reported)')
     parser.add_argument(
         '--max-dense-bytes',
         type=float,
@@ -442,7 +360,7 @@ def main(argv=None):
             'configs/ssanet_r101_cityscapes.py'
         ],
         help='configs to train briefly where mmcv\'s ops run '
-        'on the device (none: skip)')
+        'on the device, by benchmark_training.py (none: skip)')
     parser.add_argument(
         '--train-size',
         type=image_size,
@@ -475,17 +393,16 @@ def main(argv=None):
         triton=triton.__version__,
         interpreter=os.environ.get('TRITON_INTERPRET') == '1')
     report = dict(environment=env)
-    os.makedirs(args.out, exist_ok=True)
     # Written after each part: a run stopped by a time limit keeps the
     # parts it finished.
     for name, part in (('correctness', correctness),
                        ('determinism', determinism), ('timing', timing),
                        ('training', training), ('resources', resources)):
         start = time.time()
-        report[name] = part(args) if part is resources else part(
-            args, args.device)
+        report[name] = part(args, args.device)
         env.setdefault('seconds', {})[name] = round(time.time() - start, 1)
-        text = write_report(report, args.out)
+        text = markdown(report)
+        write_outputs(args.out, {'report.json': report, 'report.md': text})
     print(text)
     return 0
 

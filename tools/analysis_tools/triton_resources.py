@@ -3,8 +3,9 @@
 Compiles the forward and backward kernels ahead of time for NVIDIA targets
 (``triton.compile`` with a ``GPUTarget``), with the launch sizes the
 ``triton`` backend picks for each shape, and reads registers, stack frame
-and spills from ``ptxas -v`` (the ptxas inside the triton wheel). Prints a
-Markdown table and writes ``resources.md`` and ``resources.json``.
+and spills from ``ptxas -v`` (the ptxas inside the triton wheel). Also counts
+the atomic instructions on global memory in the PTX (``atom`` / ``red``).
+Prints a Markdown table and writes ``resources.md`` and ``resources.json``.
 
 Example (the paper's shapes, both targets, three dtypes)::
 
@@ -135,6 +136,13 @@ def ptxas_usage(ptx: str, arch: int) -> dict:
         spill_load_bytes=int(spill_loads))
 
 
+def global_atomics(ptx: str) -> int:
+    """Atomic instructions on global memory in ``ptx`` (``atom.global``,
+    ``red.global``; each runs once per lane that is not masked off)."""
+    return len(
+        re.findall(r'^\s*(?:@%p\d+\s+)?(?:atom|red)\.global', ptx, re.M))
+
+
 def measure(shapes, dtypes, archs, kernels):
     rows = []
     for cq, c, k in shapes:
@@ -148,25 +156,24 @@ def measure(shapes, dtypes, archs, kernels):
                             cq=cq,
                             c=c,
                             k=k,
+                            shape=f'{cq}, {c}, {k}',
                             dtype=dtype,
+                            global_atomics=global_atomics(ptx),
                             **launch,
                             **ptxas_usage(ptx, arch)))
     return rows
 
 
 def markdown(rows):
-    lines = [
-        '| kernel | Cq, C, K | dtype | target | BLOCK_Q | warps | '
-        'registers | stack B | spill stores + loads B |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['kernel']} | {r['cq']}, {r['c']}, {r['k']} | "
-            f"{r['dtype']} | {r['target']} | {r['block_q']} | "
-            f"{r['num_warps']} | {r['registers']} | {r['stack_bytes']} | "
-            f"{r['spill_store_bytes']} + {r['spill_load_bytes']} |")
-    return '\n'.join(lines) + '\n'
+    from mmseg_ssanet.benchmark.tables import markdown_table
+    return markdown_table(rows, [
+        'kernel', ('shape', 'Cq, C, K'), 'dtype', 'target',
+        ('block_q', 'BLOCK_Q'), ('num_warps', 'warps'), 'registers',
+        ('stack_bytes', 'stack B'),
+        ('spills', 'spill stores + loads B',
+         lambda r: f"{r['spill_store_bytes']} + {r['spill_load_bytes']}"),
+        ('global_atomics', 'atom / red in PTX')
+    ])
 
 
 def main(argv=None):

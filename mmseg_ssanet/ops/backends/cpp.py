@@ -13,7 +13,8 @@ from .base import Backend, refuse_double_backward
 from .layout import channels_last_like, unit_channel_stride
 
 # Another build of the kernel (a single-ISA or sanitizer build made by
-# .dev_scripts/check_kernel.py) loaded instead of the installed one, for its tests.
+# .dev_scripts/check_kernel.py) loaded instead of the installed one, for
+# its tests.
 BUILD_ENV = 'SSANET_CPP_EXTENSION'
 
 

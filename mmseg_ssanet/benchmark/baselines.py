@@ -1,8 +1,7 @@
-"""What the SNL benchmarks measure against, defined once.
+"""What the SNL block is measured against, defined once.
 
-Shared by ``benchmark_snl.py``, ``benchmark_threads.py`` and
-``gpu_report.py`` (each puts this folder on ``sys.path``). torch only, so
-the last two run on a bare machine:
+torch only, so the GPU report and the thread benchmark run on a bare
+machine:
 
 * :class:`ConvFloor`: an SNL block's own 1x1 convolutions with nothing
   between them, what a perfect SNL block would cost;
@@ -12,15 +11,16 @@ the last two run on a bare machine:
   block's attention, in plain torch and by
   ``F.scaled_dot_product_attention``; :class:`DenseNonLocal`, the block
   around them (mmcv's ``NonLocal2d`` layers without norm);
-* :func:`passes`, :func:`timed`: the forward and forward+backward passes
-  every benchmark times.
+* :func:`passes`: the forward and forward+backward passes every benchmark
+  times.
 """
-import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..ops import sparse_nonlocal_attention
 
 
 def _rows(*xs):  # [B, C, H, W] -> [B, HW, C]
@@ -50,8 +50,14 @@ def sdpa_attention(q, k, v, scale: Optional[float] = None):
 
 class DenseNonLocal(nn.Module):
     """A dense non-local block (embedded Gaussian, scaled), as mmcv's
-    ``NonLocal2d`` computes it: theta, phi, g (C -> C/2), attention, a
-    1x1 conv back to C, the residual. ``attention``: a function above."""
+    ``NonLocal2d`` computes it: theta, phi, g (C -> C/2), attention, a 1x1
+    conv back to C, the residual.
+
+    Args:
+        channels (int): input and output channels C.
+        attention (Callable): :func:`dense_attention` or
+            :func:`sdpa_attention`.
+    """
 
     def __init__(self, channels: int, attention: Callable = sdpa_attention):
         super().__init__()
@@ -71,6 +77,13 @@ class PlainSNLBlock(nn.Module):
 
     Offsets are trained-like: the offset conv's weights give offsets of
     about ``offset_std`` pixels on unit-variance input.
+
+    Args:
+        channels (int): input and output channels C (theta and phi: C/2).
+        kernel_size (Sequence[int]): the sampling grid (kh, kw).
+        offset_std (float): standard deviation of the offsets, pixels.
+        backend (str, optional): the operator's backend; None: the
+            device's default.
     """
 
     def __init__(self,
@@ -79,7 +92,6 @@ class PlainSNLBlock(nn.Module):
                  offset_std: float = 2.0,
                  backend: Optional[str] = None):
         super().__init__()
-        from mmseg_ssanet.ops import sparse_nonlocal_attention
         self.attention = sparse_nonlocal_attention
         k = kernel_size[0] * kernel_size[1]
         self.kernel_size, self.backend = tuple(kernel_size), backend
@@ -103,11 +115,14 @@ class PlainSNLBlock(nn.Module):
 class ConvFloor(nn.Module):
     """A block's 1x1 convs with nothing between them.
 
-    ``projections``: theta, phi, g and offset convs (``nn.Conv2d``);
-    ``gamma``: the output projection. ``fused``: the projections as one
-    GEMM (one conv of their stacked weights); else one by one, as the
-    block runs them. Returns every projection so that a backward reaches
-    all weights.
+    Returns every projection, so that a backward reaches all weights.
+
+    Args:
+        projections (Sequence[nn.Conv2d]): the theta, phi, g and offset
+            convs.
+        gamma (nn.Module): the output projection.
+        fused (bool): the projections as one GEMM (one conv of their
+            stacked weights); False: one by one, as the block runs them.
     """
 
     def __init__(self,
@@ -146,10 +161,3 @@ def passes(module: nn.Module, x) -> Dict[str, Callable[[], None]]:
         module.zero_grad(set_to_none=True)
 
     return {'forward': forward, 'forward_backward': forward_backward}
-
-
-def timed(fn: Callable[[], None]) -> float:
-    """Seconds one call of ``fn`` takes (CPU: wall clock)."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start

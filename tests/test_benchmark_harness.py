@@ -1,0 +1,142 @@
+"""mmseg_ssanet.benchmark: what the analysis tools time, measure and write
+with."""
+import json
+import sys
+
+import pytest
+import torch
+
+from mmseg_ssanet.benchmark import (ConvFloor, PlainSNLBlock, WorkerError,
+                                    interleaved, markdown_table, medians_ms,
+                                    passes, peak_memory_mb, print_result,
+                                    run_worker, timing, write_outputs)
+
+
+class FakeClock:
+    """``time.perf_counter`` that each call of a method moves on by that
+    method's next duration."""
+
+    def __init__(self, durations):
+        self.now, self.durations, self.calls = 0.0, durations, []
+
+    def __call__(self):
+        return self.now
+
+    def method(self, name):
+
+        def call():
+            self.calls.append(name)
+            self.now += self.durations[name].pop(0)
+
+        return call
+
+
+def test_interleaved_warms_up_then_runs_rounds_in_order(monkeypatch):
+    clock = FakeClock({name: [1.0] * 4 for name in 'abc'})
+    monkeypatch.setattr(timing.time, 'perf_counter', clock)
+    prepared = []
+    times = interleaved({n: clock.method(n)
+                         for n in 'abc'},
+                        3,
+                        prepare=prepared.append)
+    assert clock.calls == list('abc' * 4)  # a warm-up, then 3 rounds
+    assert prepared == clock.calls
+    assert times == {n: [1.0] * 3 for n in 'abc'}
+
+
+def test_the_median_of_each_method_in_ms(monkeypatch):
+    clock = FakeClock({'a': [9, 0.005, 0.001, 0.003], 'b': [9, 1, 2, 30]})
+    monkeypatch.setattr(timing.time, 'perf_counter', clock)
+    times = interleaved({n: clock.method(n) for n in 'ab'}, 3)
+    assert times['a'] == pytest.approx([0.005, 0.001, 0.003])
+    assert medians_ms(times) == pytest.approx({'a': 3.0, 'b': 2000.0})
+
+
+def test_a_slow_method_gets_fewer_rounds_within_the_budget(monkeypatch):
+    clock = FakeClock({'fast': [0.1] * 6, 'slow': [2.0] * 6})
+    monkeypatch.setattr(timing.time, 'perf_counter', clock)
+    times = interleaved({n: clock.method(n)
+                         for n in ('fast', 'slow')},
+                        5,
+                        budget_s=4.0)
+    assert len(times['fast']) == 5 and len(times['slow']) == 2
+    assert clock.calls == ['fast', 'slow'] * 3 + ['fast'] * 3
+
+
+def test_markdown_columns_headers_formats_and_missing_cells():
+    rows = [dict(a=1.23456, b='x', c=3), dict(a=2.0, c=None)]
+    text = markdown_table(rows, [
+        'a', ('b', 'B'), ('c', 'C', '.1f'),
+        ('d', 'D', lambda r: f"{r['a'] * 2:.0f}")
+    ])
+    assert text.splitlines() == [
+        '| a | B | C | D |', '| --- | --- | --- | --- |',
+        '| 1.23 | x | 3.0 | 2 |', '| 2 | - | - | 4 |'
+    ]
+    assert markdown_table(
+        rows[1:], [('b', 'B')], missing='').splitlines()[-1] == '|  |'
+
+
+def test_write_outputs_writes_text_and_json(tmp_path):
+    write_outputs(
+        str(tmp_path / 'new'), {
+            'a.md': '| x |\n',
+            'a.json': dict(rows=[1, 2])
+        })
+    assert (tmp_path / 'new' / 'a.md').read_text() == '| x |\n'
+    assert json.loads(
+        (tmp_path / 'new' / 'a.json').read_text()) == dict(rows=[1, 2])
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='Linux')
+def test_cpu_peak_memory_sees_an_allocation_and_not_what_is_held():
+    held = torch.ones(64 * 2**20 // 4)  # noqa: F841  (64 MB held before)
+
+    def allocate():
+        torch.ones(256 * 2**20 // 4).sum()  # 256 MB, freed at once
+
+    grown = peak_memory_mb(allocate)
+    assert 200 < grown < 400
+    assert peak_memory_mb(lambda: None) < 30
+    assert peak_memory_mb(allocate, held=True) > grown + 50
+
+
+def test_print_result_is_what_a_worker_hands_back(capsys):
+    print_result(dict(a=[1, 2]))
+    line = capsys.readouterr().out
+    assert line.startswith(timing.RESULT)
+    assert json.loads(line[len(timing.RESULT):]) == dict(a=[1, 2])
+
+
+def test_a_worker_hands_back_its_results_and_its_peak(tmp_path):
+    script = tmp_path / 'tool.py'
+    script.write_text(
+        'import json, sys\n'
+        'kind, spec = sys.argv[2], json.loads(sys.argv[3])\n'
+        'if kind == "fail":\n'
+        '    raise SystemExit("no such pass")\n'
+        'block = bytearray(spec["mb"] * 2**20)\n'
+        'print("chatter")\n'
+        f'print({timing.RESULT!r} + json.dumps(dict(kind=kind)))\n'
+        f'print({timing.RESULT!r} + json.dumps(spec["mb"]))\n')
+    # more than this process holds, which Linux counts into a child's
+    # peak (run_worker's docstring)
+    found, peak_mb = run_worker(str(script), 'alloc', dict(mb=1000))
+    assert found == [dict(kind='alloc'), 1000]
+    assert 1000 < peak_mb < 1100
+    with pytest.raises(WorkerError, match='fail worker: no such pass'):
+        run_worker(str(script), 'fail', {})
+
+
+def test_the_floor_and_the_plain_block_run_both_passes():
+    torch.manual_seed(0)
+    block = PlainSNLBlock(8, (3, 3), backend='reference')
+    floor, separate = (
+        ConvFloor(block.projections(), block.gamma, fused)
+        for fused in (True, False))
+    x = torch.randn(1, 8, 5, 6)
+    assert torch.allclose(floor(x)[0], separate(x)[0], atol=1e-5)
+    for module in (block, floor):
+        for fn in passes(module, x).values():
+            fn()
+        assert all(p.grad is None for p in module.parameters())

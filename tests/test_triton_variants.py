@@ -1,0 +1,48 @@
+"""The backward variants' benchmark (the device check's first timing part)
+end to end under the interpreter at a tiny size."""
+import json
+
+import pytest
+
+from .conftest import run_cli
+
+pytestmark = pytest.mark.triton  # the kernels under the interpreter
+
+
+def test_every_variant_is_timed_beside_dense_attention(tmp_path):
+    code, log = run_cli([
+        'python', 'tools/analysis_tools/benchmark_triton_variants.py',
+        '--device', 'cpu', '--maps', '4x5:2', '3x3', '--channels', '4,6',
+        '--k', '9', '--dtypes', 'fp32', '--repeats', '1', '--out',
+        str(tmp_path)
+    ])
+    assert code == 0, log[-2000:]
+    rows = json.loads((tmp_path / 'variants.json').read_text())
+    methods = {
+        'triton, atomic backward', 'triton, sorted backward', 'dense torch',
+        'triton, forward'
+    }
+    assert [(r['map'], r['batch']) for r in rows] == \
+        [('4x5', 2)] * 4 + [('3x3', 1)] * 4
+    assert {r['method'] for r in rows} == methods
+    for r in rows:
+        key = 'forward_ms' if r['method'] == 'triton, forward' else \
+            'forward_backward_ms'
+        assert r[key] > 0, r
+    assert '| 4x5 | 2 | 4, 6 | fp32 | triton, sorted backward |' in \
+        (tmp_path / 'variants.md').read_text()
+
+
+def test_a_map_too_large_for_dense_attention_is_said(tmp_path):
+    code, log = run_cli([
+        'python', 'tools/analysis_tools/benchmark_triton_variants.py',
+        '--device', 'cpu', '--maps', '3x4', '--channels', '2,3', '--k', '9',
+        '--dtypes', 'fp32', '--repeats', '1', '--max-dense-bytes', '100',
+        '--out',
+        str(tmp_path)
+    ])
+    assert code == 0, log[-2000:]
+    rows = json.loads((tmp_path / 'variants.json').read_text())
+    dense = [r for r in rows if r['method'] == 'dense torch']
+    assert dense[0]['skipped'] == 'N x N too large'
+    assert 'forward_backward_ms' not in dense[0]

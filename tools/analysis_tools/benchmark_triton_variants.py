@@ -1,0 +1,168 @@
+"""The Triton kernel's backward variants side by side, beside dense
+attention: forward and forward+backward time and peak memory.
+
+For each map, channel set and dtype, one process times in interleaved
+rounds (the median of ``--repeats``): the Triton forward, its forward +
+backward with each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``,
+``sorted``), and dense attention's forward+backward in plain torch
+(unscaled, as the SNL operator here), then the peak memory of each
+forward+backward on CUDA. The defaults are the configs' shapes: 49x49 with
+B = 2 (the 769x769 training crop at output stride 16), 64x128 and 128x256
+(1024x2048 and 2048x4096 images), R101's channels (Cq 256, C 512) and
+MobileNetV2's (128, 256), K = 81, fp32 and bf16.
+
+Example (on a GPU machine)::
+
+    python tools/analysis_tools/benchmark_triton_variants.py \\
+        --out work_dirs/triton_variants
+
+writes ``variants.md`` and ``variants.json`` there. On CPU tensors it runs
+under Triton's interpreter (``TRITON_INTERPRET=1``), at small sizes only.
+"""
+import argparse
+import itertools
+import os
+import os.path as osp
+import sys
+
+import torch
+
+# the repo root: this tool runs from a plain checkout (a bare GPU machine)
+sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
+
+from mmseg_ssanet.benchmark import (dense_attention, interleaved, medians_ms,
+                                    peak_memory_mb)
+from mmseg_ssanet.benchmark.tables import markdown_table, write_outputs
+from mmseg_ssanet.ops import sparse_nonlocal_attention
+from mmseg_ssanet.ops.backends.triton import BACKWARD_ENV, BACKWARD_VARIANTS
+from mmseg_ssanet.utils.argument_types import image_size
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+COLUMNS = [
+    'map', 'batch', ('channels', 'Cq, C'), 'dtype', 'method',
+    ('forward_ms', 'forward ms', '.3f'),
+    ('forward_backward_ms', 'fwd+bwd ms', '.3f'),
+    ('peak_mb', 'peak MB', '.0f'), 'skipped'
+]
+
+
+def _map(text):
+    size, _, batch = text.partition(':')
+    return image_size(size), int(batch or 1)
+
+
+def _channels(text):
+    cq, c = (int(v) for v in text.split(','))
+    return cq, c
+
+
+def methods(side):
+    """Each method's name -> its attention call on (q, k, v, offsets)."""
+
+    def snl(variant):
+
+        def call(q, k, v, o):
+            os.environ[BACKWARD_ENV] = variant  # read by the backward
+            return sparse_nonlocal_attention(
+                q, k, v, o, side, backend='triton')
+
+        return call
+
+    found = {f'triton, {v} backward': snl(v) for v in BACKWARD_VARIANTS}
+    found['dense torch'] = lambda q, k, v, o: dense_attention(q, k, v, 1.0)
+    return found
+
+
+def measure(args, device):
+    side = round(args.k**0.5)
+    rows = []
+    for ((h, w), b), (cq,
+                      c), dtype in itertools.product(args.maps, args.channels,
+                                                     args.dtypes):
+        g = torch.Generator().manual_seed(0)
+        inputs = [
+            torch.randn(b, n, h, w, generator=g).to(device, DTYPES[dtype])
+            for n in (cq, cq, c)
+        ] + [(torch.randn(b, 2 * args.k, h, w, generator=g) * 2).to(
+            device, DTYPES[dtype])]
+        xs = [x.detach().requires_grad_() for x in inputs]
+        base = dict(
+            map=f'{h}x{w}', batch=b, channels=f'{cq}, {c}', dtype=dtype)
+        fns, table = {}, {}
+        for name, fn in methods(side).items():
+            table[name] = dict(base, method=name)
+            if name.startswith('dense') and \
+                    (h * w)**2 * b * 4 > args.max_dense_bytes:
+                table[name]['skipped'] = 'N x N too large'
+                continue
+            fns[name, 'forward_backward'] = (
+                lambda fn=fn: fn(*xs).float().sum().backward())
+        fns['triton, forward', 'forward'] = lambda: _no_grad(
+            methods(side)['triton, atomic backward'], inputs)
+        table['triton, forward'] = dict(base, method='triton, forward')
+        times = medians_ms(interleaved(fns, args.repeats, device=device))
+        for (name, passes), ms in times.items():
+            table[name][f'{passes}_ms'] = ms
+            if torch.device(device).type == 'cuda':
+                table[name]['peak_mb'] = peak_memory_mb(
+                    fns[name, passes], device)
+        rows += table.values()
+    os.environ.pop(BACKWARD_ENV, None)
+    return rows
+
+
+def _no_grad(fn, inputs):
+    with torch.no_grad():
+        fn(*inputs)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--maps',
+        nargs='+',
+        type=_map,
+        default=[_map(m) for m in ('49x49:2', '64x128:1', '128x256:1')],
+        metavar='HxW[:B]',
+        help='feature maps and batch (default 49x49:2 64x128:1 128x256:1)')
+    parser.add_argument(
+        '--channels',
+        nargs='+',
+        type=_channels,
+        default=[(256, 512), (128, 256)],
+        metavar='CQ,C',
+        help='query/key and value channels (default 256,512 128,256)')
+    parser.add_argument(
+        '--k', type=int, default=81, help='points, a square (default 81)')
+    parser.add_argument(
+        '--dtypes',
+        nargs='+',
+        choices=list(DTYPES),
+        default=['fp32', 'bf16'],
+        help='input dtypes (default fp32 bf16)')
+    parser.add_argument(
+        '--repeats', type=int, default=20, help='timed rounds (default 20)')
+    parser.add_argument(
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cuda, or cpu under TRITON_INTERPRET=1 (default: cuda where '
+        'present)')
+    parser.add_argument(
+        '--max-dense-bytes',
+        type=float,
+        default=8e9,
+        help='skip dense attention whose N x N fp32 matrix is larger')
+    parser.add_argument('--out', help='folder for variants.md and .json')
+    args = parser.parse_args(argv)
+    if round(args.k**0.5)**2 != args.k:
+        parser.error(f'--k {args.k}: a square (9, 49, 81...)')
+    rows = measure(args, args.device)
+    text = markdown_table(rows, COLUMNS)
+    print(text)
+    if args.out:
+        write_outputs(args.out, {'variants.md': text, 'variants.json': rows})
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
