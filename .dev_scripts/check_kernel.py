@@ -17,7 +17,6 @@ decides, not the code).
 
 SSANET_FUZZ_EXAMPLES (default 150 here) sets the fuzz examples per backend.
 """
-import argparse
 import glob
 import os
 import os.path as osp
@@ -25,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from dev_common import REPO
+from dev_common import REPO, argument_parser
 
 # CPU flags each level needs (x86-64 psABI), as /proc/cpuinfo names them
 ISA_FLAGS = {
@@ -161,10 +160,7 @@ def check(isa, phase, sanitize, python):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = argument_parser(__doc__)
     parser.add_argument(
         'isas',
         nargs='*',

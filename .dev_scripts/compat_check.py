@@ -34,7 +34,6 @@ throwaway venv with a copy of this checkout (as an sdist, no .git).
 Writes OUT_DIR/summary.md (stack, versions, what ran, result, seconds) and
 one log per stack.
 """
-import argparse
 import glob
 import os
 import os.path as osp
@@ -47,7 +46,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from dev_common import REPO, copy_checkout, python_of, run_logged
+from dev_common import (REPO, argument_parser, copy_checkout, python_of,
+                        run_logged)
 
 STACKS = ('canonical', 'py39', 'newest', 'py313')
 # docs/installation.md, "GPU install on the stack mmseg users have",
@@ -323,10 +323,7 @@ def test_lane(stacks):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = argument_parser(__doc__)
     parser.add_argument(
         'out_dir',
         nargs='?',

@@ -3,6 +3,7 @@ their output in a log, a copy of the checkout, interpreters by version.
 
 Standard library only: the device check runs it on a bare GPU machine.
 """
+import argparse
 import os
 import os.path as osp
 import shutil
@@ -116,3 +117,12 @@ class Clock:
     def box(self, wanted):
         """A part's time limit: what it asks for, at most what is left."""
         return min(wanted, self.budget - self.elapsed())
+
+
+def argument_parser(doc):
+    """A script's parser: its docstring's first line as the description,
+    the rest (usage, variables) shown under ``--help`` as written."""
+    return argparse.ArgumentParser(
+        description=doc.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=doc.split('\n\n', 1)[1])

@@ -52,7 +52,6 @@ and report.log (2b), model.log (3),
 table2.md and table2.log (4), kernel.log (6), threads.md and threads.log
 (7). Exit status 1 if a part failed or timed out.
 """
-import argparse
 import glob
 import os
 import os.path as osp
@@ -63,8 +62,8 @@ import tempfile
 import time
 
 import check_kernel
-from dev_common import (REPO, Clock, last_line, outcome, run_logged,
-                        wait_or_kill)
+from dev_common import (REPO, Clock, argument_parser, last_line, outcome,
+                        run_logged, wait_or_kill)
 
 PARTS = osp.join(osp.dirname(osp.abspath(__file__)), 'device_parts')
 PY = sys.executable
@@ -586,10 +585,7 @@ def thread_scaling(check, best):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = argument_parser(__doc__)
     parser.add_argument('out_dir', help='where the summary and logs go')
     parser.add_argument(
         '--cpu',

@@ -13,7 +13,6 @@ model parts are skipped, as there.
     python3 .dev_scripts/rehearse_device_check.py [OUT_DIR]
     MMCV_WHEELS=../shared/wheels   where the mmcv wheel and device-cp312/ are
 """
-import argparse
 import glob
 import os
 import os.path as osp
@@ -23,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from dev_common import REPO, copy_checkout
+from dev_common import REPO, argument_parser, copy_checkout
 
 # torch pinned: pip's configured find-links hold its CPU build (an open
 # range would pull a multi-GB CUDA one)
@@ -47,10 +46,7 @@ def device_wheels(shared):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n\n', 1)[1])
+    parser = argument_parser(__doc__)
     parser.add_argument(
         'out_dir',
         nargs='?',

@@ -117,11 +117,10 @@ def test_triton_takes_channels_in_chunks():
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.triton
-def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
-    # torch.use_deterministic_algorithms(True): key/value gradients come
-    # from the owner-computes pass (no atomics), bitwise equal run to run,
-    # and equal to the reference; NaN offsets give the same NaN pattern.
+@pytest.fixture
+def sorted_sums(monkeypatch):
+    """A record of each call of the owner-computes key/value sums (the
+    backward without atomics)."""
     from mmseg_ssanet.ops.backends import triton as triton_backend
     calls = []
     in_order = triton_backend.key_value_grads_in_order
@@ -131,6 +130,14 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
         return in_order(*args, **kwargs)
 
     monkeypatch.setattr(triton_backend, 'key_value_grads_in_order', counted)
+    return calls
+
+
+@pytest.mark.triton
+def test_triton_deterministic_backward_orders_its_sums(sorted_sums):
+    # torch.use_deterministic_algorithms(True): key/value gradients come
+    # from the owner-computes pass (no atomics), bitwise equal run to run,
+    # and equal to the reference; NaN offsets give the same NaN pattern.
     q, k, v, o = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9, device=TRITON_DEVICE)
     with torch.no_grad():
         o[0, 3, 1, 1] = float('nan')
@@ -148,9 +155,9 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
             torch.use_deterministic_algorithms(before)
 
     first, again = grads('triton', True), grads('triton', True)
-    assert len(calls) == 2
+    assert len(sorted_sums) == 2
     grads('triton', False)
-    assert len(calls) == 2  # the default backward keeps its atomics
+    assert len(sorted_sums) == 2  # the default backward keeps its atomics
     for a, b, want in zip(first, again, grads('reference', False)):
         assert torch.equal(a.isnan(), want.isnan())
         assert torch.equal(a.nan_to_num(), b.nan_to_num())
@@ -159,19 +166,11 @@ def test_triton_deterministic_backward_orders_its_sums(monkeypatch):
 
 
 @pytest.mark.triton
-def test_triton_backward_variant_is_chosen_by_the_environment(monkeypatch):
+def test_triton_backward_variant_is_chosen_by_the_environment(
+        sorted_sums, monkeypatch):
     # SSANET_TRITON_BACKWARD=sorted takes the owner-computes backward
     # without deterministic mode; 'atomic' (and unset) the atomics; any
     # other value is named, with the choices.
-    from mmseg_ssanet.ops.backends import triton as triton_backend
-    calls = []
-    in_order = triton_backend.key_value_grads_in_order
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return in_order(*args, **kwargs)
-
-    monkeypatch.setattr(triton_backend, 'key_value_grads_in_order', counted)
     q, k, v, o = _inputs(B=1, Cq=6, C=35, H=5, W=4, K=9, device=TRITON_DEVICE)
 
     def grads(backend='triton'):
@@ -184,7 +183,7 @@ def test_triton_backward_variant_is_chosen_by_the_environment(monkeypatch):
     want = grads('reference')
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'sorted')
     first, again = grads(), grads()
-    assert len(calls) == 2
+    assert len(sorted_sums) == 2
     for a, b, w in zip(first, again, want):
         assert torch.equal(a, b)
         torch.testing.assert_close(a, w, rtol=1e-9, atol=1e-9)
@@ -193,7 +192,7 @@ def test_triton_backward_variant_is_chosen_by_the_environment(monkeypatch):
         torch.testing.assert_close(a, w, rtol=1e-9, atol=1e-9)
     monkeypatch.delenv('SSANET_TRITON_BACKWARD')
     grads()
-    assert len(calls) == 2
+    assert len(sorted_sums) == 2
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'scatter')
     with pytest.raises(
             ValueError,
