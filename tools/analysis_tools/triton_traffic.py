@@ -5,12 +5,14 @@ Runs the ``triton`` backend's forward and backward on CPU tensors under
 ``TRITON_INTERPRET=1``, once per backward variant (``SSANET_TRITON_BACKWARD``:
 ``atomic``, ``sorted``), and counts per kernel the elements that every
 ``tl.load``, ``tl.store`` and ``tl.atomic_add`` touches (lanes masked off
-excluded) and their bytes. The atomic count must equal its closed form:
-Cq + C updates per (query, point, corner) whose corner lies inside the map
-(``sorted``: none). The closed form then gives the paper's shapes, where
-every corner inside the map is the upper bound: 4 N K (Cq + C) updates.
+excluded) and their bytes. Every count must equal its closed form
+(:func:`closed_form`; atomic updates: Cq + C per (query, point, corner)
+whose corner lies inside the map, none for ``sorted``), or the tool fails.
+The closed form then gives the paper's shapes, every corner inside the map:
+4 N K (Cq + C) atomic updates, and the bytes the backward's kernels
+request (gathered corner rows in full: an upper bound on DRAM traffic).
 (The ``sorted`` variant's sort and entry gathers run as torch operations
-and are not counted here.)
+and are not counted.)
 
 Example::
 
@@ -83,17 +85,62 @@ class Counter:
                                                         named_launch)
 
 
-def atomics_closed_form(off, shape, kernel, cq, c, variant):
-    """Cq + C updates per (query, point, corner) inside the map."""
-    if variant == 'sorted':
-        return 0
+def corners_inside(off, shape, kernel):
+    """(query, point, corner) entries whose corner is inside the map."""
     import torch
 
     from mmseg_ssanet.ops.backends.triton import _corner_entries
     rows = off.permute(0, 2, 3, 1).reshape(-1, off.shape[1])
-    pixel = _corner_entries(rows, shape, (kernel, kernel), (1, 1),
-                            torch.float64)[0]
-    return pixel.numel() * (cq + c)
+    return _corner_entries(rows, shape, (kernel, kernel), (1, 1),
+                           torch.float64)[0].numel()
+
+
+def chunks(width):
+    """Channel chunks a program walks (``launch_config``'s: 32 channels,
+    fewer as a power of two for narrower rows)."""
+    return -(-width // min(32, 1 << max(width - 1, 0).bit_length()))
+
+
+def closed_form(n, e, cq, c, k, data, variant):
+    """(kernel, access) -> (elements, bytes) of a forward and backward.
+
+    ``n`` queries, ``e`` corners inside the map, ``data`` bytes an input
+    element (offsets, log-sum-exp and the float32 buffers: 4; int64: 8).
+    A program reads the query (or grad_out) chunk again for each point in
+    the logit pass, the offsets again for each channel chunk of the later
+    passes, and the corner rows once per corner inside the map.
+    """
+    per_corner = dict(q=(n * k * cq + e * cq, data), off=(2 * n * k, 4))
+    forms = {
+        ('snl_forward_kernel', 'load'):
+        [per_corner['q'], (e * c, data), (2 * n * k * (1 + chunks(c)), 4)],
+        ('snl_forward_kernel', 'store'): [(n * c, data), (n, 4)],
+        ('snl_backward_kernel', 'load'): [
+            (2 * n, 4),
+            per_corner['q'],
+            per_corner['off'],
+            (n * k * c + e * c, data),  # <grad_out, value corner> per point
+            (n * cq + e * cq, data),
+            (2 * n * k * chunks(cq), 4)  # dq pass
+        ],
+        ('snl_backward_kernel', 'store'): [(n * cq + 2 * n * k, 4)],
+    }
+    if variant == 'atomic':
+        forms['snl_backward_kernel', 'load'] += [(n * c, data),
+                                                 (2 * n * k * chunks(c), 4)]
+        forms['snl_backward_kernel', 'atomic'] = [(e * (cq + c), 4)]
+    else:  # p_k and logit gradients stored; one program per pixel and chunk
+        forms['snl_backward_kernel', 'store'] += [(2 * n * k, 4)]
+        forms['snl_segment_sum_kernel', 'load'] = [
+            (m, size) for width in (cq, c)
+            for m, size in ((2 * n * chunks(width), 8), (e * chunks(width), 8),
+                            (e * chunks(width), 4), (e * width, data))
+        ]
+        forms['snl_segment_sum_kernel', 'store'] = [(n * (cq + c), 4)]
+    return {
+        key: (sum(m for m, _ in parts), sum(m * size for m, size in parts))
+        for key, parts in forms.items()
+    }
 
 
 def measure(args, counter):
@@ -106,6 +153,7 @@ def measure(args, counter):
     v = torch.randn(b, c, h, w, generator=g)
     # trained-like offsets of a few pixels; some corners leave the map
     o = torch.randn(b, 2 * kernel**2, h, w, generator=g) * 2
+    inside = corners_inside(o, (b, h, w), kernel)
     rows = []
     for variant in VARIANTS:
         os.environ['SSANET_TRITON_BACKWARD'] = variant
@@ -113,10 +161,13 @@ def measure(args, counter):
         xs = [x.clone().requires_grad_() for x in (q, k, v, o)]
         out = snl(*xs, kernel, backend='triton')
         torch.autograd.grad(out.sum(), xs)
-        want = atomics_closed_form(o, (b, h, w), kernel, cq, c, variant)
-        counted = sum(
-            n for (_, access), (n, _) in counter.counts.items()
-            if access == 'atomic')
+        counted = {key: tuple(v) for key, v in counter.counts.items()}
+        want = closed_form(b * h * w, inside, cq, c, kernel**2, 4, variant)
+        if counted != want:
+            sys.exit(f'error: {variant}: counted (elements, bytes) '
+                     f'{counted}, the closed form says {want}')
+        print(f'{variant}: every kernel\'s loads, stores and atomic updates '
+              'as the closed form says')
         rows += [
             dict(
                 variant=variant,
@@ -124,27 +175,29 @@ def measure(args, counter):
                 access=access,
                 elements=n,
                 bytes=nbytes)
-            for (kernel_name, access), (n, nbytes) in counter.counts.items()
+            for (kernel_name, access), (n, nbytes) in counted.items()
         ]
-        if counted != want:
-            sys.exit(f'error: {variant}: {counted} atomic updates counted, '
-                     f'the closed form says {want}')
-        print(f'{variant}: {counted} atomic updates, as the closed form '
-              'says')
     return rows
 
 
 def paper_shapes(points=81):
-    return [
-        dict(
-            channels=name,
-            map=map_name,
-            **{
-                variant:
-                0 if variant == 'sorted' else 4 * b * h * w * points * (cq + c)
-                for variant in VARIANTS
-            }) for name, cq, c in CHANNELS for map_name, b, h, w in MAPS
-    ]
+    """The closed form at the configs' shapes, every corner inside the map:
+    global atomic updates, and MB the backward's kernels move (bf16)."""
+    rows = []
+    for name, cq, c in CHANNELS:
+        for map_name, b, h, w in MAPS:
+            n = b * h * w
+            row = dict(channels=name, map=map_name)
+            for variant in VARIANTS:
+                form = closed_form(n, 4 * n * points, cq, c, points, 2,
+                                   variant)
+                row[variant] = form.get(('snl_backward_kernel', 'atomic'),
+                                        (0, 0))[0]
+                row[f'{variant}_mb'] = sum(
+                    nbytes for (kernel, _), (_, nbytes) in form.items()
+                    if kernel != 'snl_forward_kernel') / 2**20
+            rows.append(row)
+    return rows
 
 
 def main(argv=None):
@@ -170,9 +223,11 @@ def main(argv=None):
         f'Counted at {args.batch}x{args.size[0]}x{args.size[1]}, Cq '
         f'{args.cq}, C {args.c}, K 9 (interpreter):\n\n' + markdown_table(
             counted, ['variant', 'kernel', 'access', 'elements', 'bytes']) +
-        '\nGlobal atomic updates at the paper\'s shapes, K 81 (closed form, '
-        'every corner inside the map):\n\n' +
-        markdown_table(paper, ['channels', 'map', *VARIANTS]))
+        '\nThe backward at the paper\'s shapes, K 81, bf16 inputs (closed '
+        'form, every corner inside the map):\n\n' + markdown_table(
+            paper, ['channels', 'map'] + [(v, f'{v}: atomic updates')
+                                          for v in VARIANTS] +
+            [(f'{v}_mb', f'{v}: MB moved', '.0f') for v in VARIANTS]))
     print(text)
     if args.out:
         write_outputs(args.out, {
