@@ -17,7 +17,7 @@ DEMO_BACKEND ?=
 DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND))
 PYTEST_ARGS ?=
 
-.PHONY: env test test-quick lint format fuzz demo clean browser browser-if-possible kernel-check \
+.PHONY: env test test-quick test-triton-variants lint format fuzz demo clean browser browser-if-possible kernel-check \
 	device-rehearsal compat-check docs-pictures cue-pictures
 env: $(STAMP)
 
@@ -29,6 +29,15 @@ $(STAMP): tools/setup_env.sh requirements/*.txt setup.cfg setup.py pyproject.tom
 test: $(STAMP)
 	@$(MAKE) --no-print-directory browser-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The Triton backend's operator contract (values, float64 gradients, NaN
+# and inf, off-map points, the fuzz; under the interpreter here) once more
+# with each backward variant other than the default.
+TRITON_CONTRACT = tests/test_ops.py tests/test_ops_fuzz.py \
+	tests/test_sampling_geometry.py
+test-triton-variants: $(STAMP)
+	SSANET_TRITON_BACKWARD=sorted $(BIN)/python -m pytest -p no:cacheprovider \
+		-k triton $(TRITON_CONTRACT) $(PYTEST_ARGS)
 
 # flake8, isort and yapf (settings in setup.cfg, versions in
 # requirements/lint.txt) over every tracked Python file; `make format`
