@@ -154,10 +154,13 @@ def test_triton_deterministic_backward_orders_its_sums(sorted_sums):
         finally:
             torch.use_deterministic_algorithms(before)
 
-    first, again = grads('triton', True), grads('triton', True)
-    assert len(sorted_sums) == 2
-    grads('triton', False)
-    assert len(sorted_sums) == 2  # the default backward keeps its atomics
+    with pytest.MonkeyPatch.context() as env:
+        # deterministic mode overrides an explicit choice of atomics
+        env.setenv('SSANET_TRITON_BACKWARD', 'atomic')
+        first, again = grads('triton', True), grads('triton', True)
+        assert len(sorted_sums) == 2
+        grads('triton', False)
+        assert len(sorted_sums) == 2  # the atomics, as asked
     for a, b, want in zip(first, again, grads('reference', False)):
         assert torch.equal(a.isnan(), want.isnan())
         assert torch.equal(a.nan_to_num(), b.nan_to_num())
@@ -168,9 +171,9 @@ def test_triton_deterministic_backward_orders_its_sums(sorted_sums):
 @pytest.mark.triton
 def test_triton_backward_variant_is_chosen_by_the_environment(
         sorted_sums, monkeypatch):
-    # SSANET_TRITON_BACKWARD=sorted takes the owner-computes backward
-    # without deterministic mode; 'atomic' (and unset) the atomics; any
-    # other value is named, with the choices.
+    # SSANET_TRITON_BACKWARD=sorted (and unset: the default) takes the
+    # owner-computes backward without deterministic mode; 'atomic' the
+    # atomics; any other value is named, with the choices.
     q, k, v, o = _inputs(B=1, Cq=6, C=35, H=5, W=4, K=9, device=TRITON_DEVICE)
 
     def grads(backend='triton'):
@@ -190,12 +193,13 @@ def test_triton_backward_variant_is_chosen_by_the_environment(
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'atomic')
     for a, w in zip(grads(), want):
         torch.testing.assert_close(a, w, rtol=1e-9, atol=1e-9)
+    assert len(sorted_sums) == 2
     monkeypatch.delenv('SSANET_TRITON_BACKWARD')
     grads()
-    assert len(sorted_sums) == 2
+    assert len(sorted_sums) == 3
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'scatter')
     with pytest.raises(
             ValueError,
             match=r"SSANET_TRITON_BACKWARD='scatter' names no "
-            r'backward .* choose one of atomic, sorted'):
+            r'backward .* choose one of sorted, atomic'):
         grads()

@@ -86,20 +86,25 @@ def launch_config(kernel: str,
 
 
 # How the backward adds the key and value gradients to the corner pixels:
-# 'atomic', one float32 atomic add per (query, point, corner, channel); or
-# 'sorted', the (query, point, corner) entries sorted by pixel and summed
-# pixel by pixel (key_value_grads_in_order): no float atomics, bitwise
-# reproducible. Under torch.use_deterministic_algorithms(True) it is
-# always 'sorted'.
+# 'sorted' (the default), the (query, point, corner) entries sorted by
+# pixel and summed pixel by pixel (key_value_grads_in_order): no float
+# atomics, bitwise reproducible; or 'atomic', one float32 atomic add per
+# (query, point, corner, channel). The default is the cost model's choice
+# (tools/analysis_tools/triton_traffic.py: no atomic updates where 'atomic'
+# makes 2.0e9 at 64x128 with R101's channels, and fewer bytes requested),
+# not yet a GPU's timing. Under torch.use_deterministic_algorithms(True) it
+# is always 'sorted'.
 BACKWARD_ENV = 'SSANET_TRITON_BACKWARD'
-BACKWARD_VARIANTS = ('atomic', 'sorted')
+BACKWARD_VARIANTS = ('sorted', 'atomic')
+DEFAULT_BACKWARD = 'sorted'
 
 
 def backward_variant() -> str:
-    """The backward :data:`BACKWARD_ENV` selects ('atomic' when unset)."""
+    """The backward :data:`BACKWARD_ENV` selects (``DEFAULT_BACKWARD``
+    when unset)."""
     if torch.are_deterministic_algorithms_enabled():
         return 'sorted'
-    variant = os.environ.get(BACKWARD_ENV) or 'atomic'
+    variant = os.environ.get(BACKWARD_ENV) or DEFAULT_BACKWARD
     if variant not in BACKWARD_VARIANTS:
         raise ValueError(f'{BACKWARD_ENV}={variant!r} names no backward of '
                          f'the triton backend; choose one of '
