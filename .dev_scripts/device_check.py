@@ -286,7 +286,7 @@ class Check:
             ]
         work, log = self.path('gpu_report'), self.path('report.log')
         status = self.part(
-            '2. gpu_report.py',
+            '2b. gpu_report.py',
             150,
             log, [
                 PY, 'tools/analysis_tools/gpu_report.py', '--out', work,
