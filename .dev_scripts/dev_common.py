@@ -23,7 +23,6 @@ def run_logged(cmd, log, timeout=None, env=None, cwd=REPO, stdin=None):
     past ``timeout`` seconds.
     """
     with open(log, 'a') as out:
-        out.flush()
         proc = subprocess.Popen(
             cmd,
             stdout=out,
