@@ -22,10 +22,12 @@ with less than 20 s left is "not reached"):
      torch.compile and export;
   2a. tools/analysis_tools/benchmark_triton_variants.py: the Triton
      backward variants (SSANET_TRITON_BACKWARD) side by side with dense
-     attention, at the configs' shapes and channels, fp32 and bf16;
-  2b. tools/analysis_tools/gpu_report.py: every CUDA backend against
-     float64, time and peak memory beside dense attention and SDPA, the
-     resource table for this GPU's architecture;
+     attention in plain torch and SDPA, at the configs' shapes and
+     channels, fp32 and bf16;
+  2b. tools/analysis_tools/gpu_report.py without its timing (2a's):
+     every CUDA backend against float64 (check_numerics.py), the Triton
+     backward's reproducibility, the resource table for this GPU's
+     architecture;
   3. (wheels) SSANet R101 on generated Cityscapes-format data at 512x1024
      through `mim train --launcher pytorch` (DDP, SyncBN, the plugin's
      wrapper, the Triton op), 30 iterations in fp32 and with --amp:
@@ -258,7 +260,7 @@ class Check:
 
     def triton_variants(self):
         if self.mode == 'gpu':
-            sizes = []
+            sizes = ['--with', 'dense sdpa']
         else:
             sizes = [
                 '--device', 'cpu', '--maps', '5x6:2', '--channels', '4,6',
@@ -277,7 +279,7 @@ class Check:
 
     def gpu_report(self):
         if self.mode == 'gpu':
-            sizes = ['--repeats', '5']
+            sizes = ['--sizes']  # 2a timed them
         else:
             sizes = [
                 '--device', 'cpu', '--sizes', '6x8', '--batches', '1',
@@ -290,7 +292,7 @@ class Check:
             150,
             log, [
                 PY, 'tools/analysis_tools/gpu_report.py', '--out', work,
-                '--train-configs', *sizes
+                *sizes
             ],
             env=self._interpreted_env())
         self._keep(osp.join(work, 'report.md'), 'report.md', work)

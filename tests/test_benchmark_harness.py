@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from mmseg_ssanet.benchmark import (ConvFloor, PlainSNLBlock, WorkerError,
-                                    interleaved, markdown_table, medians_ms,
-                                    passes, peak_memory_mb, print_result,
-                                    run_worker, timing, write_outputs)
+                                    attention_inputs, attention_passes,
+                                    block_ratios, dense_too_large, interleaved,
+                                    markdown_table, medians_ms, passes,
+                                    peak_memory_mb, print_result, run_worker,
+                                    save_bars, save_lines, time_passes, timing,
+                                    write_outputs)
 
 
 class FakeClock:
@@ -140,3 +143,89 @@ def test_the_floor_and_the_plain_block_run_both_passes():
         for fn in passes(module, x).values():
             fn()
         assert all(p.grad is None for p in module.parameters())
+
+
+def test_time_passes_times_each_pass_and_says_why_a_method_did_not_run(
+        monkeypatch):
+    clock = FakeClock({
+        'a.forward': [1.0] * 5,
+        'a.forward_backward': [3.0] * 5
+    })
+    monkeypatch.setattr(timing.time, 'perf_counter', clock)
+
+    def out_of_memory():
+        raise RuntimeError('CUDA out of memory. Tried to allocate 9 GB\nmore')
+
+    rows = time_passes(
+        {
+            'a': {
+                p: clock.method(f'a.{p}')
+                for p in ('forward', 'forward_backward')
+            },
+            'big': {
+                'forward': out_of_memory
+            }
+        }, 3)
+    # the first call of each pass is its check, the second its warm-up
+    assert clock.calls == ['a.forward', 'a.forward_backward'] * 5
+    assert rows['a'] == dict(
+        forward_ms=1000.0,
+        forward_runs=3,
+        forward_backward_ms=3000.0,
+        forward_backward_runs=3)
+    assert rows['big'] == dict(
+        skipped='CUDA out of memory. Tried to allocate 9 GB')
+
+
+def test_attention_inputs_passes_and_the_dense_limit():
+    q, k, v, off = attention_inputs(2, (4, 6), (3, 5), 9, torch.bfloat16,
+                                    'cpu')
+    assert [tuple(x.shape) for x in (q, k, v, off)] == [(2, 4, 3, 5),
+                                                        (2, 4, 3, 5),
+                                                        (2, 6, 3, 5),
+                                                        (2, 18, 3, 5)]
+    assert q.dtype == torch.bfloat16 and off.dtype == torch.float32
+    assert q.is_contiguous(memory_format=torch.channels_last)
+    again = attention_inputs(2, (4, 6), (3, 5), 9, torch.bfloat16, 'cpu')
+    assert all(torch.equal(a, b) for a, b in zip((q, k, v, off), again))
+    seen = []
+    calls = attention_passes(lambda *xs: seen.append(xs) or xs[2] * 2,
+                             [q, k, v, off])
+    calls['forward']()
+    assert not seen[-1][2].requires_grad
+    calls['forward_backward']()
+    assert seen[-1][2].grad is not None
+    assert list(attention_passes(None, [q], ['forward'])) == ['forward']
+    # 1 x 15 x 15 x 4 bytes = 900
+    assert dense_too_large(1, (3, 5), 900) == ''
+    assert dense_too_large(1, (3, 5), 899) == \
+        'N x N matrix 900 B > --max-dense-bytes'
+
+
+def test_block_ratios_are_the_measured_times_divided():
+    group = dict(size_name='64x128', channels=8, batch=1)
+    rows = [
+        dict(group, method='snl', forward_ms=2.0, peak_mem_mb=10.0),
+        dict(group, method='floor', forward_ms=0.5),
+        dict(group, method='nonlocal2d', forward_ms=8.0, peak_mem_mb=40.0),
+        dict(group, size_name='128x256', method='snl', forward_ms=7.0)
+    ]
+    table = {r['what']: r['values'] for r in block_ratios(rows)}
+    assert rows[0]['forward_ratio'] == 0.25
+    assert rows[0]['peak_mem_ratio'] == 0.25
+    assert 'forward_ratio' not in rows[3]  # no NonLocal2d at 128x256
+    assert table['SNL fwd / floor'] == {'64x128': 4.0, '128x256': None}
+    assert table['SNL fwd time 128x256 / 64x128'] == {'': 3.5}
+
+
+def test_plots_are_written(tmp_path):
+    save_lines({
+        'a': ('-o', [(2, 1.0), (1, 3.0)]),
+        'none': ('-', [])
+    }, str(tmp_path / 'lines.png'), 't', 'x', 'y')
+    save_bars(['p', 'q'], {
+        'one': [1.0, 2.0],
+        'two': [0.5, 1.5]
+    }, str(tmp_path / 'bars.png'), 't', 'y')
+    assert all((tmp_path / f).stat().st_size > 1000
+               for f in ('lines.png', 'bars.png'))

@@ -268,6 +268,21 @@ def test_benchmark_snl_small_run(tmp_path):
     assert osp.getsize(osp.join(out, 'time_vs_n.png')) > 1000
 
 
+@pytest.mark.slow
+def test_benchmark_training_short_run(tmp_path):
+    code, log = run_cli([
+        'python', 'tools/analysis_tools/benchmark_training.py',
+        f'{ROOT}/configs/ssanet_mobilenetv2_cityscapes.py', '--size',
+        '64x128', '--iters', '4', '--batch', '2', '--device', 'cpu', '--out',
+        str(tmp_path)
+    ])
+    assert code == 0, log[-3000:]
+    row, = json.loads((tmp_path / 'training.json').read_text())
+    assert row['config'].endswith('configs/ssanet_mobilenetv2_cityscapes.py')
+    assert row['iterations'] == 4 and row['ms_per_iter'] > 0
+    assert '| 64x128 |' in (tmp_path / 'training.md').read_text()
+
+
 def test_benchmark_models_small_run(tmp_path):
     out = str(tmp_path / 'models')
     code, log = run_cli([

@@ -44,5 +44,5 @@ def test_a_map_too_large_for_dense_attention_is_said(tmp_path):
     assert code == 0, log[-2000:]
     rows = json.loads((tmp_path / 'variants.json').read_text())
     dense = [r for r in rows if r['method'] == 'dense torch']
-    assert dense[0]['skipped'] == 'N x N too large'
+    assert dense[0]['skipped'] == 'N x N matrix 576 B > --max-dense-bytes'
     assert 'forward_backward_ms' not in dense[0]

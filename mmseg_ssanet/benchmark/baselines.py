@@ -145,9 +145,14 @@ class ConvFloor(nn.Module):
         return x + self.gamma(g), q, k, o
 
 
-def passes(module: nn.Module, x) -> Dict[str, Callable[[], None]]:
+def passes(
+    module: nn.Module,
+    x,
+    names: Sequence[str] = ('forward', 'forward_backward')
+) -> Dict[str, Callable[[], None]]:
     """``forward`` (no grad) and ``forward_backward`` of ``module`` on
-    ``x``; a module returning a tuple has all its outputs summed."""
+    ``x``, those of ``names``; a module returning a tuple has all its
+    outputs summed."""
 
     def forward():
         with torch.no_grad():
@@ -160,4 +165,5 @@ def passes(module: nn.Module, x) -> Dict[str, Callable[[], None]]:
         sum(o.sum() for o in outs).backward()
         module.zero_grad(set_to_none=True)
 
-    return {'forward': forward, 'forward_backward': forward_backward}
+    found = {'forward': forward, 'forward_backward': forward_backward}
+    return {name: found[name] for name in names}

@@ -12,7 +12,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+from typing import (Any, Callable, Dict, Hashable, List, Optional, Sequence,
+                    Tuple)
 
 import torch
 
@@ -85,6 +86,53 @@ def interleaved(
 def medians_ms(times: Dict[Hashable, List[float]]) -> Dict[Hashable, float]:
     """The median of each method's seconds (:func:`interleaved`), in ms."""
     return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
+
+
+def time_passes(
+    methods: Dict[str, Dict[str, Callable[[], Any]]],
+    repeats: int,
+    device='cpu',
+    budget_s: Optional[float] = None,
+    peak_of: Sequence[str] = ()
+) -> Dict[str, dict]:
+    """Times the passes of several methods in interleaved rounds.
+
+    A method whose first call of a pass raises (out of memory, a backend
+    missing here) is not timed; its row says why.
+
+    Args:
+        methods (dict): a method's name -> its passes, ``{pass: call}``
+            (``forward``, ``forward_backward``).
+        repeats (int): rounds (:func:`interleaved`).
+        device (str | torch.device): where the methods run.
+        budget_s (float, optional): fewer rounds for a slow pass
+            (:func:`interleaved`).
+        peak_of (Sequence[str]): passes whose peak memory is measured too
+            (``peak_mb``, :func:`~.memory.peak_memory_mb`), in this process:
+            on CUDA; on CPU a worker process does it better.
+
+    Returns:
+        dict: a method's name -> ``{'<pass>_ms': median, '<pass>_runs':
+        rounds}`` and ``peak_mb``, or ``{'skipped': the error's first
+        line}``.
+    """
+    from .memory import peak_memory_mb
+    rows = {name: {} for name in methods}
+    fns = {}
+    for name, calls in methods.items():
+        try:
+            for call in calls.values():
+                call()
+        except RuntimeError as err:  # out of memory is one too
+            rows[name]['skipped'] = str(err).split('\n')[0][:120]
+            continue
+        fns.update({(name, p): call for p, call in calls.items()})
+    times = interleaved(fns, repeats, device=device, budget_s=budget_s)
+    for (name, p), ms in medians_ms(times).items():
+        rows[name].update({f'{p}_ms': ms, f'{p}_runs': len(times[name, p])})
+        if p in peak_of:
+            rows[name]['peak_mb'] = peak_memory_mb(fns[name, p], device)
+    return rows
 
 
 class WorkerError(RuntimeError):

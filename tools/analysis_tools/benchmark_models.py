@@ -25,7 +25,7 @@ import os.path as osp
 import torch
 
 from mmseg_ssanet.benchmark import (interleaved, markdown_table, medians_ms,
-                                    peak_memory_mb, write_outputs)
+                                    peak_memory_mb, save_bars, write_outputs)
 
 MODELS_TABLE2 = [
     # name, config, paper's inference time (ms), paper's mIoU
@@ -214,28 +214,13 @@ def main(argv=None):
 
 
 def plot(rows, path, shape):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4))
-    names = [r['method'] for r in rows]
-    xs = range(len(rows))
-    ax.bar([i - 0.2 for i in xs], [r['ratio'] for r in rows],
-           0.4,
-           label=f'this machine ({shape})')
-    ax.bar([i + 0.2 for i in xs],
-           [r['paper_ms'] / rows[0]['paper_ms'] for r in rows],
-           0.4,
-           label='paper (V100, 2x3x1024x2048)')
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(names)
-    ax.set_ylabel('inference time / baseline')
-    ax.axhline(1.0, color='grey', lw=0.8)
-    ax.legend()
-    ax.set_title('Table 2: context modules on MobileNetV2 (OS 16)')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_bars(
+        [r['method'] for r in rows], {
+            f'this machine ({shape})': [r['ratio'] for r in rows],
+            'paper (V100, 2x3x1024x2048)':
+            [r['paper_ms'] / rows[0]['paper_ms'] for r in rows]
+        }, path, 'Table 2: context modules on MobileNetV2 (OS 16)',
+        'inference time / baseline')
 
 
 if __name__ == '__main__':

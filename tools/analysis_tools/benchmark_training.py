@@ -12,8 +12,7 @@ Example (on a GPU machine)::
     python tools/analysis_tools/benchmark_training.py \\
         configs/ssanet_mobilenetv2_cityscapes.py --out work_dirs/training
 
-writes ``training.md`` and ``training.json`` there. ``gpu_report.py
---train-configs`` runs it for its report.
+writes ``training.md`` and ``training.json`` there.
 """
 import argparse
 import os.path as osp

@@ -30,8 +30,10 @@ import torch
 # the repo root: this tool runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 
-from mmseg_ssanet.benchmark import (dense_attention, interleaved, medians_ms,
-                                    peak_memory_mb)
+from mmseg_ssanet.benchmark import (attention_inputs, attention_passes,
+                                    dense_attention, dense_too_large,
+                                    first_sdpa_backend, sdpa_attention,
+                                    time_passes)
 from mmseg_ssanet.benchmark.tables import markdown_table, write_outputs
 from mmseg_ssanet.ops import sparse_nonlocal_attention
 from mmseg_ssanet.ops.backends.triton import BACKWARD_ENV, BACKWARD_VARIANTS
@@ -42,8 +44,9 @@ COLUMNS = [
     'map', 'batch', ('channels', 'Cq, C'), 'dtype', 'method',
     ('forward_ms', 'forward ms', '.3f'),
     ('forward_backward_ms', 'fwd+bwd ms', '.3f'),
-    ('peak_mb', 'peak MB', '.0f'), 'skipped'
+    ('peak_mb', 'peak MB', '.0f'), 'sdpa_backend', 'skipped'
 ]
+OPTIONAL = ('snl reference', 'dense sdpa')  # --with
 
 
 def _map(text):
@@ -56,65 +59,68 @@ def _channels(text):
     return cq, c
 
 
-def methods(side):
-    """Each method's name -> its attention call on (q, k, v, offsets)."""
+def methods(side, optional=()):
+    """Each method's name -> (its call on q, k, v, offsets; its passes).
+    The Triton forward is one method: the variants differ in the
+    backward."""
 
-    def snl(variant):
+    def snl(variant=None, backend='triton'):
 
         def call(q, k, v, o):
-            os.environ[BACKWARD_ENV] = variant  # read by the backward
-            return sparse_nonlocal_attention(
-                q, k, v, o, side, backend='triton')
+            if variant:
+                os.environ[BACKWARD_ENV] = variant  # read by the backward
+            return sparse_nonlocal_attention(q, k, v, o, side, backend=backend)
 
         return call
 
-    found = {f'triton, {v} backward': snl(v) for v in BACKWARD_VARIANTS}
-    found['dense torch'] = lambda q, k, v, o: dense_attention(q, k, v, 1.0)
+    both, backward = ('forward', 'forward_backward'), ('forward_backward', )
+    found = {'triton, forward': (snl(), ('forward', ))}
+    found.update({
+        f'triton, {v} backward': (snl(v), backward)
+        for v in BACKWARD_VARIANTS
+    })
+    found['dense torch'] = (lambda q, k, v, o: dense_attention(q, k, v, 1.0),
+                            both)
+    extra = {
+        'snl reference': (snl(backend='reference'), both),
+        'dense sdpa': (lambda q, k, v, o: sdpa_attention(q, k, v, 1.0), both)
+    }
+    found.update({name: extra[name] for name in optional})
     return found
 
 
 def measure(args, device):
-    side = round(args.k**0.5)
-    found = methods(side)
+    found = methods(round(args.k**0.5), args.with_methods)
     rows = []
     for ((h, w), b), (cq,
                       c), dtype in itertools.product(args.maps, args.channels,
                                                      args.dtypes):
-        g = torch.Generator().manual_seed(0)
-        inputs = [
-            torch.randn(b, n, h, w, generator=g).to(device, DTYPES[dtype])
-            for n in (cq, cq, c)
-        ] + [(torch.randn(b, 2 * args.k, h, w, generator=g) * 2).to(
-            device, DTYPES[dtype])]
-        xs = [x.detach().requires_grad_() for x in inputs]
-        base = dict(
-            map=f'{h}x{w}', batch=b, channels=f'{cq}, {c}', dtype=dtype)
-        fns, table = {}, {}
-        for name, fn in found.items():
-            table[name] = dict(base, method=name)
-            if name.startswith('dense') and \
-                    (h * w)**2 * b * 4 > args.max_dense_bytes:
-                table[name]['skipped'] = 'N x N too large'
-                continue
-            fns[name, 'forward_backward'] = (
-                lambda fn=fn: fn(*xs).float().sum().backward())
-        fns['triton, forward', 'forward'] = lambda: _no_grad(side, inputs)
-        table['triton, forward'] = dict(base, method='triton, forward')
-        times = medians_ms(interleaved(fns, args.repeats, device=device))
-        for (name, passes), ms in times.items():
-            table[name][f'{passes}_ms'] = ms
-            if torch.device(device).type == 'cuda':
-                table[name]['peak_mb'] = peak_memory_mb(
-                    fns[name, passes], device)
-        rows += table.values()
+        inputs = attention_inputs(b, (cq, c), (h, w), args.k, DTYPES[dtype],
+                                  device)
+        too_large = dense_too_large(b, (h, w), args.max_dense_bytes)
+        times = time_passes(
+            {
+                name: attention_passes(fn, inputs, passes)
+                for name, (fn, passes) in found.items()
+                if not (name.startswith('dense') and too_large)
+            },
+            args.repeats,
+            device=device,
+            peak_of=['forward_backward']
+            if torch.device(device).type == 'cuda' else [])
+        for name in found:
+            rows.append(
+                dict(
+                    map=f'{h}x{w}',
+                    batch=b,
+                    channels=f'{cq}, {c}',
+                    dtype=dtype,
+                    method=name,
+                    sdpa_backend=first_sdpa_backend(
+                        *inputs[:3]) if name == 'dense sdpa' else None,
+                    **times.get(name, dict(skipped=too_large))))
     os.environ.pop(BACKWARD_ENV, None)
     return rows
-
-
-def _no_grad(side, inputs):
-    """The Triton forward alone (no backward variant involved)."""
-    with torch.no_grad():
-        sparse_nonlocal_attention(*inputs, side, backend='triton')
 
 
 def main(argv=None):
@@ -153,6 +159,13 @@ def main(argv=None):
         type=float,
         default=8e9,
         help='skip dense attention whose N x N fp32 matrix is larger')
+    parser.add_argument(
+        '--with',
+        dest='with_methods',
+        nargs='*',
+        choices=OPTIONAL,
+        default=[],
+        help='also time these (the reference backend is slow)')
     parser.add_argument('--out', help='folder for variants.md and .json')
     args = parser.parse_args(argv)
     if round(args.k**0.5)**2 != args.k:
