@@ -290,10 +290,8 @@ class Check:
         status = self.part(
             '2b. gpu_report.py',
             150,
-            log, [
-                PY, 'tools/analysis_tools/gpu_report.py', '--out', work,
-                *sizes
-            ],
+            log,
+            [PY, 'tools/analysis_tools/gpu_report.py', '--out', work, *sizes],
             env=self._interpreted_env())
         self._keep(osp.join(work, 'report.md'), 'report.md', work)
         if status:

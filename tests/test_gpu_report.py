@@ -41,12 +41,11 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     timed = {r['method']: r for r in report['timing']}
     assert set(timed) == {
         'triton, forward', 'triton, sorted backward',
-        'triton, atomic backward', 'snl reference', 'dense torch',
-        'dense sdpa'
+        'triton, atomic backward', 'snl reference', 'dense torch', 'dense sdpa'
     }
     for name, row in timed.items():
-        assert row['forward_backward_ms' if 'backward' in name else
-                   'forward_ms'] > 0, row
+        assert row['forward_backward_ms' if 'backward' in
+                   name else 'forward_ms'] > 0, row
     assert timed['dense sdpa']['sdpa_backend'] not in ('none', None)
     assert {r['kernel']
             for r in report['resources']} == {

@@ -272,8 +272,8 @@ def test_benchmark_snl_small_run(tmp_path):
 def test_benchmark_training_short_run(tmp_path):
     code, log = run_cli([
         'python', 'tools/analysis_tools/benchmark_training.py',
-        f'{ROOT}/configs/ssanet_mobilenetv2_cityscapes.py', '--size',
-        '64x128', '--iters', '4', '--batch', '2', '--device', 'cpu', '--out',
+        f'{ROOT}/configs/ssanet_mobilenetv2_cityscapes.py', '--size', '64x128',
+        '--iters', '4', '--batch', '2', '--device', 'cpu', '--out',
         str(tmp_path)
     ])
     assert code == 0, log[-3000:]
