@@ -6,11 +6,16 @@ import sys
 import pytest
 import torch
 
-from mmseg_ssanet.benchmark import (
-    ConvFloor, PlainSNLBlock, WorkerError, attention_inputs, attention_passes,
-    block_ratios, dense_too_large, interleaved, markdown_table, medians_ms,
-    passes, peak_memory_mb, print_result, run_worker, save_bars, save_lines,
-    time_passes, timing, write_outputs)
+from mmseg_ssanet.benchmark import (ConvFloor, PlainSNLBlock, WorkerError,
+                                    interleaved, markdown_table, medians_ms,
+                                    passes, peak_memory_mb, print_result,
+                                    run_worker, time_passes, timing,
+                                    write_outputs)
+from mmseg_ssanet.benchmark.attention import (attention_inputs,
+                                              attention_passes,
+                                              dense_too_large)
+from mmseg_ssanet.benchmark.blocks import block_ratios
+from mmseg_ssanet.benchmark.plots import save_bars, save_lines
 
 
 class FakeClock:
