@@ -214,9 +214,10 @@ class Stack:
     # -- tests -------------------------------------------------------------
 
     def test(self):
-        if self.name == 'canonical':
-            return self.run(['python', '-c', IMPORTS],
-                            PYTEST + OPERATOR_TESTS + MODEL_TESTS) or \
+        if self.name == 'canonical':  # + the kernels built by triton 2.1
+            return self.run(['python', '-c', IMPORTS], PYTEST +
+                            OPERATOR_TESTS + MODEL_TESTS +
+                            ['tests/test_triton_resources.py']) or \
                 self.demo() or self.numpy2_is_named()
         if self.name == 'py313':
             return self.run(

@@ -10,6 +10,7 @@ has the table of what each feature needs and what happens without it.
 Needs torch alone (triton is imported only when asked about).
 """
 import functools
+import os
 import importlib.util
 import inspect
 import io
@@ -228,8 +229,12 @@ def sdpa_backend(name: str):
 
 # -- triton ---------------------------------------------------------------
 
-#: The first triton with every feature below; torch >= 2.4 brings one.
-TRITON_NEEDED = 'triton >= 3.0 (the one torch >= 2.4 brings)'
+#: The first triton with what the SNL kernels use, per device type: on
+#: CUDA, and on CPU tensors through triton's interpreter.
+TRITON_NEEDED = {
+    'cuda': 'triton >= 2.1 (the one torch 2.1 brings)',
+    'cpu': 'triton >= 3.0 for its CPU interpreter (torch >= 2.4 brings one)'
+}
 
 
 def triton_missing(device_type: str) -> Optional[str]:
@@ -240,18 +245,24 @@ def triton_missing(device_type: str) -> Optional[str]:
         return 'triton is not installed (pip install triton)'
     import triton
     import triton.language as tl
-    lacks = []
-    if not hasattr(tl, 'floor'):
-        lacks.append('tl.floor')
-    if device_type == 'cuda' and not _has_maxnreg():
-        lacks.append('the maxnreg launch option')
+    lacks = [
+        f'tl.{name}' for name in ('static_range', 'debug_barrier')
+        if not hasattr(tl, name)
+    ]
     if device_type == 'cpu' and importlib.util.find_spec(
             'triton.runtime.interpreter') is None:
         lacks.append('the CPU interpreter (TRITON_INTERPRET=1)')
     if not lacks:
         return None
     return (f'triton {triton.__version__} lacks {", ".join(lacks)}; the SNL '
-            f'kernels need {TRITON_NEEDED}')
+            f'kernels need {TRITON_NEEDED[device_type]}')
+
+
+def triton_register_cap(registers: int) -> dict:
+    """The launch option that caps a kernel's registers per thread
+    (``maxnreg``, triton >= 3.0), or nothing where the installed triton
+    has no such option (ptxas then chooses, up to 255)."""
+    return {'maxnreg': registers} if _has_maxnreg() else {}
 
 
 @functools.lru_cache(maxsize=None)
@@ -263,9 +274,80 @@ def _has_maxnreg() -> bool:
     return 'maxnreg' in getattr(CUDAOptions, '__dataclass_fields__', {})
 
 
+def triton_compile_ptx(fn, signature: dict, constexprs: dict, arch: int,
+                       **options) -> str:
+    """PTX of the ``@triton.jit`` kernel ``fn`` for NVIDIA compute
+    capability ``arch``, compiled with no GPU present.
+
+    Args:
+        fn: the kernel.
+        signature (dict): each argument's name -> its type (``'*fp32'``,
+            ``'i32'``, ``'constexpr'``).
+        constexprs (dict): each constexpr argument's name -> its value.
+        arch (int): 80, 90 (sm_90a), ...
+        **options: ``num_warps``, ``num_stages`` and the register cap
+            (:func:`triton_register_cap`).
+
+    triton >= 3.0: ``triton.compile`` of an ``ASTSource`` for a
+    ``GPUTarget``. triton 2.x: ``compile(fn, signature=..., constants=...,
+    cc=arch)`` by argument index, with its launcher stub left unbuilt (it
+    links ``libcuda.so``, which needs a driver) and no ``CompiledKernel``
+    made of the result.
+    """
+    import triton
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError:
+        return _triton2_compile_ptx(fn, signature, constexprs, arch, options)
+    compiled = triton.compile(
+        ASTSource(fn=fn, signature=signature, constexprs=constexprs),
+        target=GPUTarget('cuda', arch, 32),
+        options=options)
+    return compiled.asm['ptx']
+
+
+def _triton2_compile_ptx(fn, signature, constexprs, arch, options):
+    from triton.compiler import compiler
+    names = fn.arg_names
+    kept = compiler.make_stub, compiler.CompiledKernel
+    compiler.make_stub = lambda *args, **kwargs: ''
+    compiler.CompiledKernel = lambda fn, so_path, metadata, asm: asm
+    try:
+        asm = compiler.compile(
+            fn,
+            signature={
+                names.index(name): kind
+                for name, kind in signature.items() if kind != 'constexpr'
+            },
+            constants={
+                names.index(name): value
+                for name, value in constexprs.items()
+            },
+            device_type='cuda',
+            cc=arch,
+            **options)
+    finally:
+        compiler.make_stub, compiler.CompiledKernel = kept
+    return asm['ptx']
+
+
+def triton_ptxas() -> str:
+    """The ptxas inside the installed triton wheel."""
+    import triton
+    root = os.path.dirname(triton.__file__)
+    places = (('backends', 'nvidia', 'bin'), ('third_party', 'cuda', 'bin'))
+    for where in places:  # triton >= 3.0, triton 2.x
+        path = os.path.join(root, *where, 'ptxas')
+        if os.path.isfile(path):
+            return path
+    raise RuntimeError(f'no ptxas in triton {triton.__version__} at {root}')
+
+
 __all__ = [
     'HAS_CUSTOM_OP', 'FunctionOp', 'custom_op', 'traced_names', 'is_compiling',
     'has_forward_tangent', 'autocast_enabled', 'HAS_SAFE_GLOBALS',
     'loads_weights_only_by_default', 'load_trusted', 'onnx_export_options',
-    'sdpa_backend', 'TRITON_NEEDED', 'triton_missing'
+    'sdpa_backend', 'TRITON_NEEDED', 'triton_missing', 'triton_register_cap',
+    'triton_compile_ptx', 'triton_ptxas'
 ]

@@ -16,16 +16,17 @@ if not torch.cuda.is_available():
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def triton_cannot_run_here():
+def triton_cannot_run_here(device_type='cpu'):
     """Why the installed triton cannot run the SNL kernels on CPU tensors
-    (it lacks the interpreter or a language feature: triton 2.1, the one
-    torch 2.1 brings), or None. None too where triton is not installed:
-    the stacks this suite runs on have it, and its absence fails them."""
+    (it lacks the interpreter: triton 2.1, the one torch 2.1 brings), or
+    compile them for CUDA (``device_type='cuda'``), or None. None too
+    where triton is not installed: the stacks this suite runs on have it,
+    and its absence fails them."""
     import importlib.util
     if importlib.util.find_spec('triton') is None:
         return None
     from mmseg_ssanet.features import triton_missing
-    return triton_missing('cpu')
+    return triton_missing(device_type)
 
 
 def pytest_collection_modifyitems(items):
@@ -48,8 +49,12 @@ def _triton_kernels_run_here(request):
     callspec = getattr(request.node, 'callspec', None)
     uses = callspec is not None and callspec.params.get('backend') == \
         'triton'
-    if uses or request.node.get_closest_marker('triton'):
-        reason = triton_cannot_run_here()
+    marker = request.node.get_closest_marker('triton')
+    if uses or marker:
+        # triton(compiles_for='cuda'): compiled ahead of time for a GPU,
+        # which needs no interpreter
+        reason = triton_cannot_run_here(
+            marker.kwargs.get('compiles_for', 'cpu') if marker else 'cpu')
         if reason:
             pytest.skip(reason)
 

@@ -64,25 +64,25 @@ def test_without_triton_cuda_falls_back_and_triton_is_refused():
 
 def test_a_triton_without_the_kernels_features_is_refused_and_cuda_falls_back(
         monkeypatch):
-    # triton 2.1 (torch 2.1's own) has no tl.floor, no maxnreg launch
-    # option and no CPU interpreter. Where the installed triton has them,
-    # one is taken away: the backend must then refuse, naming the triton
-    # version and the one needed, and the CUDA default must fall back to
-    # csr with the one-time warning (resolve_backend needs no GPU).
+    # A triton older than 2.1 has no tl.static_range; triton 2.1 (torch
+    # 2.1's own) has no CPU interpreter. Where the installed triton has
+    # them, one is taken away: the backend must then refuse, naming the
+    # triton version and the one needed, and the CUDA default must fall
+    # back to csr with the one-time warning (resolve_backend needs no GPU).
     import warnings
 
     import triton.language as tl
 
     from mmseg_ssanet import features
     from mmseg_ssanet.ops import functional, resolve_backend
-    if hasattr(tl, 'floor'):
-        monkeypatch.delattr(tl, 'floor')
+    monkeypatch.delattr(tl, 'static_range')
     monkeypatch.setattr(functional, '_warned', set())
     import triton
     for device in ('cuda', 'cpu'):
         reason = features.triton_missing(device)
         assert reason.startswith(f'triton {triton.__version__} lacks ')
-        assert 'tl.floor' in reason and features.TRITON_NEEDED in reason
+        assert 'tl.static_range' in reason
+        assert features.TRITON_NEEDED[device] in reason
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         assert resolve_backend(None, torch.device('cuda')) == 'csr'
@@ -90,11 +90,11 @@ def test_a_triton_without_the_kernels_features_is_refused_and_cuda_falls_back(
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1, messages
     assert "'csr' backend because triton " in messages[0]
-    assert features.TRITON_NEEDED in messages[0]
+    assert features.TRITON_NEEDED['cuda'] in messages[0]
     with pytest.raises(
             RuntimeError,
             match="backend 'triton' cannot run "
-            "here: triton .* lacks tl.floor"):
+            "here: triton .* lacks tl.static_range"):
         resolve_backend('triton', torch.device('cpu'))
 
 

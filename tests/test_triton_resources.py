@@ -4,17 +4,22 @@ A static check: every launch configuration the ``triton`` backend picks
 for the paper's shapes and a small-channel one, forward and backward, in
 each input dtype, compiled for sm_80 and sm_90a, fits the register file:
 no stack frame, no spills, within the register caps the backend sets (128
-for the forward, 168 for the backward, 255 for the segment sums).
+for the forward, 168 for the backward, 255 for the segment sums). triton
+2.1 (torch 2.1's, in compat-check's canonical stack) has no cap to set:
+there ptxas chooses, and at the small-channel shape spills up to 8 bytes
+in the deterministic backward on sm_80; the paper's shapes spill nothing.
 """
 import json
 
 import pytest
 
+from mmseg_ssanet.features import triton_register_cap
 from .conftest import run_cli
 
-pytestmark = pytest.mark.triton  # triton.compile for a GPUTarget
+pytestmark = pytest.mark.triton(compiles_for='cuda')  # no interpreter
 
 SHAPES = ['256,512,81', '256,512,49', '128,256,81', '16,24,9']
+CAPPED = bool(triton_register_cap(1))  # the maxnreg launch option
 
 
 def test_every_launch_fits_the_register_file(tmp_path):
@@ -35,10 +40,15 @@ def test_every_launch_fits_the_register_file(tmp_path):
     for r in rows:
         where = (f"{r['kernel']} Cq,C,K={r['cq']},{r['c']},{r['k']} "
                  f"{r['dtype']} {r['target']}")
-        assert r['stack_bytes'] == 0, where
-        assert r['spill_store_bytes'] == r['spill_load_bytes'] == 0, where
+        if CAPPED or r['cq'] > 16:
+            assert r['stack_bytes'] == 0, where
+            assert r['spill_store_bytes'] == r['spill_load_bytes'] == 0, where
+        else:  # triton 2.1's ptxas, uncapped, at the small-channel shape
+            assert r['spill_store_bytes'] <= 8, where
         cap = {'forward': 128, 'segment_sum': 255}.get(r['kernel'], 168)
-        assert 0 < r['registers'] <= cap, where
+        # triton 2.1 has no register cap to set: ptxas's own limit
+        assert r['register_cap'] == (cap if CAPPED else 255), where
+        assert 0 < r['registers'] <= r['register_cap'], where
         # float atomics only where the backward adds key and value
         # gradients to corner pixels; its sorted variant has none
         assert (r['global_atomics'] > 0) == (r['kernel'] == 'backward'), where

@@ -50,17 +50,15 @@ def _shape(text):
 
 def _compile(kernel, cq, c, k, dtype, arch):
     """PTX of one kernel for one target, with the backend's launch sizes."""
-    import triton
     import triton.language as tl
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
+    from mmseg_ssanet.features import triton_compile_ptx
     from mmseg_ssanet.ops.backends import triton_kernels
     from mmseg_ssanet.ops.backends.triton import launch_config
     config = launch_config(kernel, cq, c, k)
     options = {
         name: config.pop(name)
-        for name in ('num_warps', 'num_stages', 'maxnreg')
+        for name in ('num_warps', 'num_stages', 'maxnreg') if name in config
     }
     side = round(k**0.5)
     data, acc = '*' + DTYPES[dtype], '*fp32'
@@ -100,19 +98,17 @@ def _compile(kernel, cq, c, k, dtype, arch):
             for name in constants
         }
     }
-    compiled = triton.compile(
-        ASTSource(fn=fn, signature=signature, constexprs=constants),
-        target=GPUTarget('cuda', arch, 32),
-        options=options)
-    return compiled.asm['ptx'], dict(
-        block_q=config.get('BLOCK_Q', '-'), num_warps=options['num_warps'])
+    ptx = triton_compile_ptx(fn, signature, constants, arch, **options)
+    return ptx, dict(
+        block_q=config.get('BLOCK_Q', '-'),
+        num_warps=options['num_warps'],
+        register_cap=options.get('maxnreg', 255))
 
 
 def ptxas_usage(ptx: str, arch: int) -> dict:
     """Registers, stack and spill bytes that ``ptxas -v`` reports."""
-    import triton
-    ptxas = osp.join(
-        osp.dirname(triton.__file__), 'backends', 'nvidia', 'bin', 'ptxas')
+    from mmseg_ssanet.features import triton_ptxas
+    ptxas = triton_ptxas()
     gpu = 'sm_90a' if arch == 90 else f'sm_{arch}'
     with tempfile.TemporaryDirectory() as tmp:
         src = osp.join(tmp, 'kernel.ptx')

@@ -121,16 +121,17 @@ def closed_form(n, e, cq, c, k, data, variant):
             per_corner['off'],
             (n * k * c + e * c, data),  # <grad_out, value corner> per point
             (n * cq + e * cq, data),
-            (2 * n * k * chunks(cq), 4)  # dq pass
+            (2 * n * k * chunks(cq), 4),  # dq pass: offsets,
+            (n * k * chunks(cq), 4)  # the logit gradients read back
         ],
-        ('snl_backward_kernel', 'store'): [(n * cq + 2 * n * k, 4)],
+        # the query and offset gradients, p_k and the logit gradients
+        ('snl_backward_kernel', 'store'): [(n * cq + 4 * n * k, 4)],
     }
-    if variant == 'atomic':
+    if variant == 'atomic':  # the value pass: grad_out, offsets, p_k
         forms['snl_backward_kernel', 'load'] += [(n * c, data),
-                                                 (2 * n * k * chunks(c), 4)]
+                                                 (3 * n * k * chunks(c), 4)]
         forms['snl_backward_kernel', 'atomic'] = [(e * (cq + c), 4)]
-    else:  # p_k and logit gradients stored; one program per pixel and chunk
-        forms['snl_backward_kernel', 'store'] += [(2 * n * k, 4)]
+    else:  # one program per pixel and chunk
         forms['snl_segment_sum_kernel', 'load'] = [
             (m, size) for width in (cq, c)
             for m, size in ((2 * n * chunks(width), 8), (e * chunks(width), 8),

@@ -11,7 +11,8 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ...features import custom_op, traced_names, triton_missing
+from ...features import (custom_op, traced_names, triton_missing,
+                         triton_register_cap)
 from ..sampling import corners, finite_positions, sampling_positions
 from .base import Backend, refuse_double_backward
 from .layout import channels_last_like, pixel_rows
@@ -58,7 +59,8 @@ def launch_config(kernel: str,
     The backward is capped at 168: uncapped, triton 3.7.1's ptxas chose 80
     registers and spilled 4 bytes at Cq=16, C=24, K=9 on sm_80; at 128 the
     121-point window spills; at 168 it uses 100-163 registers and spills
-    nothing at any shape, under triton 3.6.0 and 3.7.1.
+    nothing at any shape, under triton 3.6.0 and 3.7.1. triton 2.1 has no
+    cap to set (:func:`~mmseg_ssanet.features.triton_register_cap`).
     ``interpreted`` (CPU tensors under TRITON_INTERPRET=1, no registers):
     64 queries a program, the same arithmetic in 8x fewer programs, each
     of which the interpreter runs op by op in numpy.
@@ -69,12 +71,7 @@ def launch_config(kernel: str,
         return min(32, triton.next_power_of_2(max(n, 1)))
 
     if kernel == 'segment_sum':  # the deterministic backward's sums: C rows
-        return dict(
-            BLOCK_E=16,
-            BLOCK=chunk(c),
-            num_warps=4,
-            num_stages=1,
-            maxnreg=None)
+        return dict(BLOCK_E=16, BLOCK=chunk(c), num_warps=4, num_stages=1)
     return dict(
         BLOCK_Q=64 if interpreted else 8,
         BLOCK_CQ=chunk(cq),
@@ -82,7 +79,8 @@ def launch_config(kernel: str,
         K_PAD=triton.next_power_of_2(max(k, 1)),
         num_warps=4,
         num_stages=1,
-        maxnreg=128 if kernel == 'forward' else BACKWARD_MAX_REGISTERS)
+        **triton_register_cap(128 if kernel ==
+                              'forward' else BACKWARD_MAX_REGISTERS))
 
 
 # How the backward adds the key and value gradients to the corner pixels:
@@ -239,11 +237,8 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
         total, off.shape[1], device=q.device, dtype=acc_dtype)
     n_points = kernel_size[0] * kernel_size[1]
     prob, grad_logit = (
-        torch.empty(
-            total if deterministic else 0,
-            n_points,
-            device=q.device,
-            dtype=acc_dtype) for _ in range(2))
+        torch.empty(total, n_points, device=q.device, dtype=acc_dtype)
+        for _ in range(2))
     config = launch_config(
         'backward', cq, C, n_points, interpreted=interpreted_table(v.device))
     grid = (triton.cdiv(total, config['BLOCK_Q']), )

@@ -16,10 +16,18 @@ checked ahead of time by ``tools/analysis_tools/triton_resources.py``):
   <grad_out, value_c> for each corner c over channel chunks, hence p_k
   (from the log-sum-exp), the logit gradient p_k (<grad_out, v_k> - Delta)
   with Delta = <grad_out, out> (out unrounded: in float32 for half
-  inputs), and the offset gradient at once; then the
-  query gradient chunk by chunk, and the key and value gradients added to
-  the corner pixels atomically in float32 buffers (half-precision atomics
-  would lose gradients; bf16 ones exist only on sm_90).
+  inputs), and the offset gradient at once; p_k and the logit gradients
+  go to [N, K] buffers (read back point by point, not from a register
+  tile: triton 2.1 cannot lay out that tile's column selection in the
+  later loops). Then the query gradient chunk by chunk, and the key and
+  value gradients: added to the corner pixels atomically in float32
+  buffers (the ``atomic`` variant; half-precision atomics would lose
+  gradients, bf16 ones exist only on sm_90), or by the segment sums over
+  entries sorted by pixel (``sorted``, no atomics).
+
+Everything here compiles under triton 2.1 (torch 2.1's) as well as 3.x:
+floor by an integer cast, no launch option 2.1 lacks
+(``features.triton_register_cap``).
 
 Inputs of any float dtype are read as they are and accumulated in float32
 (float64 for float64 inputs, which gradcheck uses).
@@ -29,15 +37,25 @@ import triton.language as tl
 
 
 @triton.jit
+def _floor(t):
+    """floor(t) as int32: the cast truncates toward zero, so a negative
+    non-integer steps down one. Exact for |t| < 2**31 (``_points`` keeps t
+    within two pixels of the map); no ``tl.floor``, which triton 2.1 lacks.
+    """
+    i = t.to(tl.int32)
+    return tl.where(i.to(t.dtype) > t, i - 1, i)
+
+
+@triton.jit
 def _corner(ty, tx, H, W, row0, c: tl.constexpr, valid):
     """Corner ``c`` of the points (ty, tx): row index and weight (0 outside
     the map), and the weight's derivatives in ty and tx."""
-    y0 = tl.floor(ty)
-    x0 = tl.floor(tx)
-    fy = ty - y0
-    fx = tx - x0
-    cy = y0.to(tl.int32) + c // 2
-    cx = x0.to(tl.int32) + c % 2
+    y0 = _floor(ty)
+    x0 = _floor(tx)
+    fy = ty - y0.to(ty.dtype)
+    fx = tx - x0.to(tx.dtype)
+    cy = y0 + c // 2
+    cx = x0 + c % 2
     wy = fy if c // 2 == 1 else 1 - fy
     wx = fx if c % 2 == 1 else 1 - fx
     dwy = 1.0 if c // 2 == 1 else -1.0  # d wy / d ty
@@ -187,18 +205,17 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q, GRAD_KEY,
                         K_PAD: tl.constexpr, BLOCK_Q: tl.constexpr,
                         BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
                         DETERMINISTIC: tl.constexpr, ACC: tl.constexpr):
-    # DETERMINISTIC: no atomics; p_k and the logit gradients go to PROB and
-    # GRAD_LOGIT ([total, K]) and snl_segment_sum_kernel adds the key and
-    # value gradients pixel by pixel in a fixed order.
+    # DETERMINISTIC: no atomics; snl_segment_sum_kernel adds the key and
+    # value gradients pixel by pixel in a fixed order, from PROB and
+    # GRAD_LOGIT.
     rows, valid, row0, y, x = _query_block(total, H, W, BLOCK_Q)
-    kidx = tl.arange(0, K_PAD)
     lse = tl.load(LSE + rows, mask=valid, other=0.0).to(ACC)
     delta = tl.load(DELTA + rows, mask=valid, other=0.0).to(ACC)
     two_k = 2 * KH * KW
     # pass 1, point by point: per corner <q, key_c> and <grad_out, value_c>
-    # give p_k, the logit gradient and the offset gradient of point k.
-    prob = tl.zeros([BLOCK_Q, K_PAD], ACC)
-    grad_logit = tl.zeros([BLOCK_Q, K_PAD], ACC)
+    # give p_k, the logit gradient and the offset gradient of point k; p_k
+    # and the logit gradient go to PROB and GRAD_LOGIT ([total, K]), which
+    # passes 2 and 3 read back point by point.
     for kk in range(KH * KW):
         ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH, DW,
                             two_k, ACC)
@@ -218,11 +235,10 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q, GRAD_KEY,
             GRAD_OFF + rows * two_k + 2 * kk + 1,
             p * gv_dx + g * qk_dx,
             mask=valid)
-        if DETERMINISTIC:
-            tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
-            tl.store(GRAD_LOGIT + rows * (KH * KW) + kk, g, mask=valid)
-        prob = _put_column(prob, kidx, kk, p)
-        grad_logit = _put_column(grad_logit, kidx, kk, g)
+        tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
+        tl.store(GRAD_LOGIT + rows * (KH * KW) + kk, g, mask=valid)
+    # the stores above, visible to every thread of the program below
+    tl.debug_barrier()
     # pass 2: query gradient (stored) and key gradient (atomics), by chunks
     for c0 in range(0, CQ, BLOCK_CQ):
         ch = c0 + tl.arange(0, BLOCK_CQ)
@@ -235,7 +251,8 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q, GRAD_KEY,
         for kk in range(KH * KW):
             ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
                                 DW, two_k, ACC)
-            g = _column(grad_logit, kidx, kk)
+            g = tl.load(
+                GRAD_LOGIT + rows * (KH * KW) + kk, mask=valid, other=0.0)
             for c in tl.static_range(4):
                 row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
                 mask = inside[:, None] & ch_ok
@@ -265,7 +282,8 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q, GRAD_KEY,
             for kk in range(KH * KW):
                 ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                     DH, DW, two_k, ACC)
-                p = _column(prob, kidx, kk)
+                p = tl.load(
+                    PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
                 for c in tl.static_range(4):
                     row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,
                                                    valid)
