@@ -10,10 +10,10 @@ has the table of what each feature needs and what happens without it.
 Needs torch alone (triton is imported only when asked about).
 """
 import functools
-import os
 import importlib.util
 import inspect
 import io
+import os
 from typing import Callable, Iterable, Optional, Tuple
 
 import torch
