@@ -81,13 +81,13 @@ def _compile(kernel, cq, c, k, dtype, arch):
             OFF=acc,
             GRAD_OUT=data,
             LSE=acc,
-            DELTA=acc,
             GRAD_Q=acc,
             GRAD_KEY=acc,
             GRAD_V=acc,
             GRAD_OFF=acc,
             PROB=acc,
-            GRAD_LOGIT=acc)
+            GRAD_LOGIT=acc,
+            QK_D=acc)
         geometry['DETERMINISTIC'] = kernel == 'backward_deterministic'
     constants = dict(**geometry, ACC=tl.float32, **config)
     signature = {

@@ -116,7 +116,8 @@ def closed_form(n, e, cq, c, k, data, variant):
         [per_corner['q'], (e * c, data), (2 * n * k * (1 + chunks(c)), 4)],
         ('snl_forward_kernel', 'store'): [(n * c, data), (n, 4)],
         ('snl_backward_kernel', 'load'): [
-            (2 * n, 4),
+            (n, 4),  # the log-sum-exp
+            (6 * n * k, 4),  # pass 1b: p_k, <go, v_k>, offset terms
             per_corner['q'],
             per_corner['off'],
             (n * k * c + e * c, data),  # <grad_out, value corner> per point
@@ -124,8 +125,9 @@ def closed_form(n, e, cq, c, k, data, variant):
             (2 * n * k * chunks(cq), 4),  # dq pass: offsets,
             (n * k * chunks(cq), 4)  # the logit gradients read back
         ],
-        # the query and offset gradients, p_k and the logit gradients
-        ('snl_backward_kernel', 'store'): [(n * cq + 4 * n * k, 4)],
+        # the query gradient; pass 1: p_k, <go, v_k>, the offset
+        # gradient's two parts; pass 1b: the logit and offset gradients
+        ('snl_backward_kernel', 'store'): [(n * cq + 9 * n * k, 4)],
     }
     if variant == 'atomic':  # the value pass: grad_out, offsets, p_k
         forms['snl_backward_kernel', 'load'] += [(n * c, data),

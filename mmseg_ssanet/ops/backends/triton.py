@@ -204,8 +204,8 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
 @custom_op(
     OP_NAME + '_backward', mutates_args=(), device_types=('cuda', 'cpu'))
 def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
-                        value: Tensor, offset: Tensor, out: Tensor,
-                        lse: Tensor, kernel_size: List[int],
+                        value: Tensor, offset: Tensor, lse: Tensor,
+                        kernel_size: List[int],
                         dilation: List[int], scale: float,
                         deterministic: bool) -> List[Tensor]:
     """Gradients of query, key, value and offset (channels_last);
@@ -214,20 +214,10 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
 
     from .triton_kernels import snl_backward_kernel
     B, C, H, W = value.shape
-    q, k, v, off, o, go = (
-        pixel_rows(x) for x in (query, key, value, offset, out, grad_out))
+    q, k, v, off, go = (
+        pixel_rows(x) for x in (query, key, value, offset, grad_out))
     total, cq = q.shape
     acc_dtype = lse.dtype
-    if o.dtype != acc_dtype:
-        # Half inputs: the saved output is rounded to their dtype, and
-        # Delta below is subtracted from <go, v_k> of about its size, so
-        # that rounding would come back relative to their difference (bf16
-        # query, key and offset gradients 4x less accurate than the other
-        # backends'); the output again, unrounded (the forward's cost).
-        o, _ = _forward_rows(q, k, v, off, (H, W), kernel_size, dilation,
-                             scale, acc_dtype)
-    # softmax backward: sum_k p_k <go, v_k> = <go, out>
-    delta = (go.to(acc_dtype) * o.to(acc_dtype)).sum(1)
     grad_q = torch.empty(total, cq, device=q.device, dtype=acc_dtype)
     # the atomics' targets; the deterministic path returns its own sums
     atomic_rows = 0 if deterministic else total
@@ -236,9 +226,11 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
     grad_off = torch.empty(
         total, off.shape[1], device=q.device, dtype=acc_dtype)
     n_points = kernel_size[0] * kernel_size[1]
-    prob, grad_logit = (
-        torch.empty(total, n_points, device=q.device, dtype=acc_dtype)
-        for _ in range(2))
+    # p_k, the logit gradients and the offset gradient's <q, key_c> terms
+    # (the kernel's scratch; the first two feed the sorted sums)
+    prob, grad_logit, qk_d = (
+        torch.empty(total, n, device=q.device, dtype=acc_dtype)
+        for n in (n_points, n_points, 2 * n_points))
     config = launch_config(
         'backward', cq, C, n_points, interpreted=interpreted_table(v.device))
     grid = (triton.cdiv(total, config['BLOCK_Q']), )
@@ -249,13 +241,13 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
         off,
         go,
         lse,
-        delta,
         grad_q,
         grad_k,
         grad_v,
         grad_off,
         prob,
         grad_logit,
+        qk_d,
         total,
         H,
         W,
@@ -281,8 +273,8 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
 
 
 @snl_triton_backward.register_fake
-def _(grad_out, query, key, value, offset, out, lse, kernel_size, dilation,
-      scale, deterministic):
+def _(grad_out, query, key, value, offset, lse, kernel_size, dilation, scale,
+      deterministic):
     return [
         channels_last_like(x, x.shape[1]) for x in (query, key, value, offset)
     ]
@@ -290,7 +282,8 @@ def _(grad_out, query, key, value, offset, out, lse, kernel_size, dilation,
 
 def _setup_context(ctx, inputs, output):
     query, key, value, offset, kernel_size, dilation, scale = inputs
-    ctx.save_for_backward(query, key, value, offset, *output)
+    _, lse = output  # the output itself is not needed
+    ctx.save_for_backward(query, key, value, offset, lse)
     ctx.geometry = (kernel_size, dilation, scale)
 
 

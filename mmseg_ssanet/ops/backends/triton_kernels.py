@@ -14,12 +14,12 @@ checked ahead of time by ``tools/analysis_tools/triton_resources.py``):
   Nothing of size N x K is stored, only each query's log-sum-exp;
 * backward: per point k the same corner walk gives <q, key_c> and
   <grad_out, value_c> for each corner c over channel chunks, hence p_k
-  (from the log-sum-exp), the logit gradient p_k (<grad_out, v_k> - Delta)
-  with Delta = <grad_out, out> (out unrounded: in float32 for half
-  inputs), and the offset gradient at once; p_k and the logit gradients
-  go to [N, K] buffers (read back point by point, not from a register
-  tile: triton 2.1 cannot lay out that tile's column selection in the
-  later loops). Then the query gradient chunk by chunk, and the key and
+  (from the log-sum-exp) and Delta = sum_k p_k <grad_out, v_k> = <grad_out,
+  out> (unrounded, whatever the input dtype); then the logit gradient
+  p_k (<grad_out, v_k> - Delta) and the offset gradient. p_k and the
+  logit gradients go to [N, K] buffers (read back point by point, not
+  from a register tile: triton 2.1 cannot lay out that tile's column
+  selection in the later loops). Then the query gradient chunk by chunk, and the key and
   value gradients: added to the corner pixels atomically in float32
   buffers (the ``atomic`` variant; half-precision atomics would lose
   gradients, bf16 ones exist only on sm_90), or by the segment sums over
@@ -198,24 +198,27 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
 
 
 @triton.jit
-def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q, GRAD_KEY,
-                        GRAD_V, GRAD_OFF, PROB, GRAD_LOGIT, total, H, W, scale,
-                        CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
-                        KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
-                        K_PAD: tl.constexpr, BLOCK_Q: tl.constexpr,
-                        BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
-                        DETERMINISTIC: tl.constexpr, ACC: tl.constexpr):
+def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
+                        GRAD_V, GRAD_OFF, PROB, GRAD_LOGIT, QK_D, total, H, W,
+                        scale, CQ: tl.constexpr, C: tl.constexpr,
+                        KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
+                        DW: tl.constexpr, K_PAD: tl.constexpr,
+                        BLOCK_Q: tl.constexpr, BLOCK_CQ: tl.constexpr,
+                        BLOCK_C: tl.constexpr, DETERMINISTIC: tl.constexpr,
+                        ACC: tl.constexpr):
     # DETERMINISTIC: no atomics; snl_segment_sum_kernel adds the key and
     # value gradients pixel by pixel in a fixed order, from PROB and
     # GRAD_LOGIT.
     rows, valid, row0, y, x = _query_block(total, H, W, BLOCK_Q)
     lse = tl.load(LSE + rows, mask=valid, other=0.0).to(ACC)
-    delta = tl.load(DELTA + rows, mask=valid, other=0.0).to(ACC)
     two_k = 2 * KH * KW
     # pass 1, point by point: per corner <q, key_c> and <grad_out, value_c>
-    # give p_k, the logit gradient and the offset gradient of point k; p_k
-    # and the logit gradient go to PROB and GRAD_LOGIT ([total, K]), which
-    # passes 2 and 3 read back point by point.
+    # give p_k (PROB), <grad_out, v_k> (GRAD_LOGIT until pass 1b), the
+    # offset gradient's p_k part (GRAD_OFF) and the weighted <q, key_c>
+    # its logit-gradient part needs (QK_D); and the softmax backward's
+    # Delta = sum_k p_k <grad_out, v_k> = <grad_out, out>, from the
+    # unrounded terms whatever the input dtype (no second forward).
+    delta = tl.zeros(rows.shape, ACC)
     for kk in range(KH * KW):
         ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH, DW,
                             two_k, ACC)
@@ -225,19 +228,30 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, DELTA, GRAD_Q, GRAD_KEY,
         grad_p, gv_dy, gv_dx = _point_dots(GRAD_OUT, rows, valid, V, ty, tx, H,
                                            W, row0, C, BLOCK_C, ACC)
         p = tl.where(valid, tl.exp(logit * scale - lse), 0.0)
-        g = p * (grad_p - delta) * scale
-        # d out / d w_kc = p_k <go, value_c> + g_k <q, key_c>
-        tl.store(
-            GRAD_OFF + rows * two_k + 2 * kk,
-            p * gv_dy + g * qk_dy,
-            mask=valid)
-        tl.store(
-            GRAD_OFF + rows * two_k + 2 * kk + 1,
-            p * gv_dx + g * qk_dx,
-            mask=valid)
+        delta += p * grad_p
+        at = rows * two_k + 2 * kk
+        tl.store(GRAD_OFF + at, p * gv_dy, mask=valid)
+        tl.store(GRAD_OFF + at + 1, p * gv_dx, mask=valid)
+        tl.store(QK_D + at, qk_dy, mask=valid)
+        tl.store(QK_D + at + 1, qk_dx, mask=valid)
         tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
-        tl.store(GRAD_LOGIT + rows * (KH * KW) + kk, g, mask=valid)
+        tl.store(GRAD_LOGIT + rows * (KH * KW) + kk, grad_p, mask=valid)
     # the stores above, visible to every thread of the program below
+    tl.debug_barrier()
+    # pass 1b, Delta known: the logit gradient g_k = p_k (<grad_out, v_k> -
+    # Delta) and the offset gradient d out / d w_kc = p_k <go, value_c> +
+    # g_k <q, key_c>, weighted by d w_kc / d t
+    for kk in range(KH * KW):
+        at = rows * (KH * KW) + kk
+        p = tl.load(PROB + at, mask=valid, other=0.0)
+        grad_p = tl.load(GRAD_LOGIT + at, mask=valid, other=0.0)
+        g = p * (grad_p - delta) * scale
+        tl.store(GRAD_LOGIT + at, g, mask=valid)
+        for d in tl.static_range(2):
+            at_off = rows * two_k + 2 * kk + d
+            part = tl.load(GRAD_OFF + at_off, mask=valid, other=0.0)
+            qk = tl.load(QK_D + at_off, mask=valid, other=0.0)
+            tl.store(GRAD_OFF + at_off, part + g * qk, mask=valid)
     tl.debug_barrier()
     # pass 2: query gradient (stored) and key gradient (atomics), by chunks
     for c0 in range(0, CQ, BLOCK_CQ):
