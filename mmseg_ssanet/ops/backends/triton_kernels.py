@@ -19,8 +19,8 @@ checked ahead of time by ``tools/analysis_tools/triton_resources.py``):
   p_k (<grad_out, v_k> - Delta) and the offset gradient. p_k and the
   logit gradients go to [N, K] buffers (read back point by point, not
   from a register tile: triton 2.1 cannot lay out that tile's column
-  selection in the later loops). Then the query gradient chunk by chunk, and the key and
-  value gradients: added to the corner pixels atomically in float32
+  selection in the later loops). Then the query gradient chunk by chunk,
+  and the key and value gradients: added to the corner pixels atomically in float32
   buffers (the ``atomic`` variant; half-precision atomics would lose
   gradients, bf16 ones exist only on sm_90), or by the segment sums over
   entries sorted by pixel (``sorted``, no atomics).
