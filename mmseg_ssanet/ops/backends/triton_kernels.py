@@ -20,10 +20,10 @@ checked ahead of time by ``tools/analysis_tools/triton_resources.py``):
   logit gradients go to [N, K] buffers (read back point by point, not
   from a register tile: triton 2.1 cannot lay out that tile's column
   selection in the later loops). Then the query gradient chunk by chunk,
-  and the key and value gradients: added to the corner pixels atomically in float32
-  buffers (the ``atomic`` variant; half-precision atomics would lose
-  gradients, bf16 ones exist only on sm_90), or by the segment sums over
-  entries sorted by pixel (``sorted``, no atomics).
+  and the key and value gradients: added to the corner pixels atomically
+  in float32 buffers (the ``atomic`` variant; half-precision atomics
+  would lose gradients, bf16 ones exist only on sm_90), or by the segment
+  sums over entries sorted by pixel (``sorted``, no atomics).
 
 Everything here compiles under triton 2.1 (torch 2.1's) as well as 3.x:
 floor by an integer cast, no launch option 2.1 lacks
