@@ -205,9 +205,8 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
     OP_NAME + '_backward', mutates_args=(), device_types=('cuda', 'cpu'))
 def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                         value: Tensor, offset: Tensor, lse: Tensor,
-                        kernel_size: List[int],
-                        dilation: List[int], scale: float,
-                        deterministic: bool) -> List[Tensor]:
+                        kernel_size: List[int], dilation: List[int],
+                        scale: float, deterministic: bool) -> List[Tensor]:
     """Gradients of query, key, value and offset (channels_last);
     ``deterministic``: no float atomics (``key_value_grads_in_order``)."""
     import triton
