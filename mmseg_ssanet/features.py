@@ -232,8 +232,11 @@ def sdpa_backend(name: str):
 #: The first triton with what the SNL kernels use, per device type: on
 #: CUDA, and on CPU tensors through triton's interpreter.
 TRITON_NEEDED = {
-    'cuda': 'triton >= 2.1 (the one torch 2.1 brings)',
-    'cpu': 'triton >= 3.0 for its CPU interpreter (torch >= 2.4 brings one)'
+    'cuda':
+    'triton >= 2.1 (the one torch 2.1 brings)',
+    'cpu':
+    'a triton with its CPU interpreter, TRITON_INTERPRET=1 (tested: '
+    '3.6 to 3.8)'
 }
 
 
@@ -288,11 +291,12 @@ def triton_compile_ptx(fn, signature: dict, constexprs: dict, arch: int,
         **options: ``num_warps``, ``num_stages`` and the register cap
             (:func:`triton_register_cap`).
 
-    triton >= 3.0: ``triton.compile`` of an ``ASTSource`` for a
-    ``GPUTarget``. triton 2.x: ``compile(fn, signature=..., constants=...,
-    cc=arch)`` by argument index, with its launcher stub left unbuilt (it
-    links ``libcuda.so``, which needs a driver) and no ``CompiledKernel``
-    made of the result.
+    triton 3: ``triton.compile`` of an ``ASTSource`` for a ``GPUTarget`` (its
+    ``constexprs`` argument: 3.3 and later; an earlier triton 3 gets an error
+    saying so). triton 2.x: ``compile(fn, signature=..., constants=...,
+    cc=arch)`` by argument index, with its launcher stub left unbuilt (it links
+    ``libcuda.so``, which needs a driver) and no ``CompiledKernel`` made of the
+    result.
     """
     import triton
     try:
@@ -300,6 +304,10 @@ def triton_compile_ptx(fn, signature: dict, constexprs: dict, arch: int,
         from triton.compiler import ASTSource
     except ImportError:
         return _triton2_compile_ptx(fn, signature, constexprs, arch, options)
+    if 'constexprs' not in inspect.signature(ASTSource).parameters:
+        raise RuntimeError(
+            f'compiling the SNL kernels ahead of time needs triton 2.x or '
+            f'>= 3.3 (ASTSource(constexprs=...)); found {triton.__version__}')
     compiled = triton.compile(
         ASTSource(fn=fn, signature=signature, constexprs=constexprs),
         target=GPUTarget('cuda', arch, 32),

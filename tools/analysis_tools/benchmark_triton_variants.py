@@ -1,15 +1,17 @@
 """The Triton kernel's backward variants side by side, beside dense
 attention: forward and forward+backward time and peak memory.
 
-For each map, channel set and dtype, one process times in interleaved
-rounds (the median of ``--repeats``): the Triton forward, its forward +
-backward with each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``,
-``sorted``), and dense attention's forward+backward in plain torch
-(unscaled, as the SNL operator here), then the peak memory of each
-forward+backward on CUDA. The defaults are the configs' shapes: 49x49 with
-B = 2 (the 769x769 training crop at output stride 16), 64x128 and 128x256
-(1024x2048 and 2048x4096 images), R101's channels (Cq 256, C 512) and
-MobileNetV2's (128, 256), K = 81, fp32 and bf16.
+For each map, channel set and dtype, one process times in interleaved rounds
+(the median of ``--repeats``): the Triton forward, its forward + backward with
+each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``), and
+dense attention's forward and forward+backward in plain torch (unscaled, as the
+SNL operator here); ``--with`` adds ``F.scaled_dot_product_attention`` (``dense
+sdpa``, the backend that ran recorded) and the ``reference`` backend (``snl
+reference``). On CUDA, the peak memory of each forward+backward too. The
+defaults are the configs' shapes: 49x49 with B = 2 (the 769x769 training crop
+at output stride 16), 64x128 and 128x256 (1024x2048 and 2048x4096 images),
+R101's channels (Cq 256, C 512) and MobileNetV2's (128, 256), K = 81, fp32 and
+bf16.
 
 Example (on a GPU machine)::
 
@@ -116,8 +118,8 @@ def measure(args, device):
                     channels=f'{cq}, {c}',
                     dtype=dtype,
                     method=name,
-                    sdpa_backend=first_sdpa_backend(
-                        *inputs[:3]) if name == 'dense sdpa' else None,
+                    sdpa_backend=first_sdpa_backend(*inputs[:3])
+                    if name == 'dense sdpa' and not too_large else None,
                     **times.get(name, dict(skipped=too_large))))
     os.environ.pop(BACKWARD_ENV, None)
     return rows

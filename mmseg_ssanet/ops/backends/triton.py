@@ -43,12 +43,12 @@ def launch_config(kernel: str,
     """Block sizes, warps and stages of ``kernel`` ('forward' or
     'backward') for Cq, C and K points.
 
-    A program holds [BLOCK_Q, K_PAD] tiles of logits and probabilities and
-    [BLOCK_Q, 32]-channel chunks of rows; with 8 queries on 4 warps both
-    kernels fit the register file for any channel count, with no local
-    memory: ``tools/analysis_tools/triton_resources.py`` reports registers
-    and spills for sm_80/sm_90a, and its test asserts this for every shape
-    of the paper.
+    A forward program holds [BLOCK_Q, K_PAD] tiles of logits and probabilities
+    (the backward keeps its per-point values in [N, K] buffers) and [BLOCK_Q,
+    32]-channel chunks of rows; with 8 queries on 4 warps both kernels fit the
+    register file for any channel count, with no local memory:
+    ``tools/analysis_tools/triton_resources.py`` reports registers and spills
+    for sm_80/sm_90a, and its test asserts this for every shape of the paper.
     (16 queries, or 64-channel chunks, measured up to 255 registers and
     hundreds of bytes of spills in the backward.) One stage: software
     pipelining would hold more chunks in flight than registers allow.
@@ -331,8 +331,8 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
     Owner computes: the (query, point, corner) entries are sorted stably
     by pixel, and one program per pixel adds its entries' rows (query rows
     times g_k w_kc for keys, grad_out rows times p_k w_kc for values) in
-    that order. Costs, against the atomics' nothing: two [N, K] buffers
-    from the kernel, 4 K entries per query (int64 pixel, query and point
+    that order. Costs, beyond the buffers both variants use: 4 K entries
+    per query (int64 pixel, query and point
     indices and a weight each) and a sort.
     """
     import triton
