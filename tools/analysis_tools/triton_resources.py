@@ -28,7 +28,8 @@ import tempfile
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 
 DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
-KERNELS = ('forward', 'backward', 'backward_deterministic', 'segment_sum')
+KERNELS = ('forward', 'halo_forward', 'backward', 'backward_deterministic',
+           'segment_sum')
 # (Cq, C, K): R101 Cityscapes, R101 ADE20K / PASCAL Context, MobileNetV2
 PAPER_SHAPES = ['256,512,81', '256,512,49', '128,256,81']
 PTXAS = re.compile(r'(\d+) bytes stack frame, (\d+) bytes spill stores, '
@@ -53,20 +54,37 @@ def _compile(kernel, cq, c, k, dtype, arch):
     import triton.language as tl
 
     from mmseg_ssanet.features import triton_compile_ptx
-    from mmseg_ssanet.ops.backends import triton_kernels
-    from mmseg_ssanet.ops.backends.triton import launch_config
-    config = launch_config(kernel, cq, c, k)
+    from mmseg_ssanet.ops.backends import triton_halo, triton_kernels
+    from mmseg_ssanet.ops.backends.triton import halo_config, launch_config
+    side = round(k**0.5)
+    if kernel == 'halo_forward':
+        config = halo_config(cq, c, (side, side), (1, 1))
+    else:
+        config = launch_config(kernel, cq, c, k)
     options = {
         name: config.pop(name)
         for name in ('num_warps', 'num_stages', 'maxnreg') if name in config
     }
-    side = round(k**0.5)
     data, acc = '*' + DTYPES[dtype], '*fp32'
     scalars = dict(total='i32', H='i32', W='i32', scale='fp32')
     geometry = dict(CQ=cq, C=c, KH=side, KW=side, DH=1, DW=1)
     if kernel == 'forward':
         fn = triton_kernels.snl_forward_kernel
         pointers = dict(Q=data, KEY=data, V=data, OFF=acc, OUT=data, LSE=acc)
+    elif kernel == 'halo_forward':
+        fn = triton_halo.snl_halo_forward_kernel
+        pointers = dict(
+            Q=data,
+            KEY=data,
+            V=data,
+            OFF=acc,
+            OUT=data,
+            LSE=acc,
+            PROB=acc,
+            SCORE=acc,
+            ATTN=acc)
+        scalars.pop('total')
+        geometry['WIDEN'] = False
     elif kernel == 'segment_sum':  # value gradients: rows of C channels
         fn = triton_kernels.snl_segment_sum_kernel
         pointers = dict(
@@ -100,7 +118,9 @@ def _compile(kernel, cq, c, k, dtype, arch):
     }
     ptx = triton_compile_ptx(fn, signature, constants, arch, **options)
     return ptx, dict(
-        block_q=config.get('BLOCK_Q', '-'),
+        block_q=config.get('BLOCK_Q',
+                           config.get('TILE_H', 0) * config.get('TILE_W', 0)
+                           or '-'),
         num_warps=options['num_warps'],
         register_cap=options.get('maxnreg', 255))
 

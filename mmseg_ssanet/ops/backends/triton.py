@@ -6,7 +6,7 @@ imported only when this backend is used, so the operator still needs
 torch alone.
 """
 import os
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -83,6 +83,66 @@ def launch_config(kernel: str,
                               'forward' else BACKWARD_MAX_REGISTERS))
 
 
+def halo_config(cq: int, c: int, kernel_size: Sequence[int],
+                dilation: Sequence[int]) -> dict:
+    """Launch sizes of the ``halo`` forward (:mod:`.triton_halo`) for Cq, C
+    and the window: 8x8 query tiles, 64 halo pixels and up to 32 channels
+    a ``tl.dot`` (at least 16, its smallest operand; padding channels are
+    masked), a margin of 2 pixels for the offsets, and the halo's size.
+    8 warps and no register cap: with 4 warps, 64-channel chunks or a cap
+    of 168, ptxas spilled 300-13000 bytes at (256, 512, 81) on sm_80; so
+    it uses up to 255 registers and spills nothing
+    (``tools/analysis_tools/triton_resources.py``)."""
+    import triton
+
+    def chunk(n):
+        return max(16, min(32, triton.next_power_of_2(max(n, 1))))
+
+    config = dict(
+        TILE_H=8,
+        TILE_W=8,
+        MARGIN=2,
+        BLOCK_H=64,
+        BLOCK_CQ=chunk(cq),
+        BLOCK_C=chunk(c),
+        num_warps=8,
+        num_stages=1)
+    config['HALO_H'], config['HALO_W'] = (
+        tile + (size - 1) * d + 2 * config['MARGIN'] + 1
+        for tile, size, d in ((config['TILE_H'], kernel_size[0], dilation[0]),
+                              (config['TILE_W'], kernel_size[1], dilation[1])))
+    n_halo = config['HALO_H'] * config['HALO_W']
+    config['HALO_PAD'] = triton.cdiv(n_halo,
+                                     config['BLOCK_H']) * config['BLOCK_H']
+    return config
+
+
+# How the forward computes: 'gather' (the default) reads each query's 4 K
+# corner rows of keys and values; 'halo' multiplies query tiles by the
+# keys and values of the pixels around them on tensor cores (tl.dot) and
+# gathers only corners beyond its margin. Both give the same log-sum-exp
+# to the backward.
+FORWARD_ENV = 'SSANET_TRITON_FORWARD'
+FORWARD_VARIANTS = ('gather', 'halo')
+DEFAULT_FORWARD = 'gather'
+
+
+def _variant(env: str, choices: Tuple[str, ...], default: str,
+             what: str) -> str:
+    variant = os.environ.get(env) or default
+    if variant not in choices:
+        raise ValueError(f'{env}={variant!r} names no {what} of the triton '
+                         f'backend; choose one of {", ".join(choices)}')
+    return variant
+
+
+def forward_variant() -> str:
+    """The forward :data:`FORWARD_ENV` selects (``DEFAULT_FORWARD`` when
+    unset)."""
+    return _variant(FORWARD_ENV, FORWARD_VARIANTS, DEFAULT_FORWARD,
+                    'forward')
+
+
 # How the backward adds the key and value gradients to the corner pixels:
 # 'sorted' (the default), the (query, point, corner) entries sorted by
 # pixel and summed pixel by pixel (key_value_grads_in_order): no float
@@ -102,12 +162,8 @@ def backward_variant() -> str:
     when unset)."""
     if torch.are_deterministic_algorithms_enabled():
         return 'sorted'
-    variant = os.environ.get(BACKWARD_ENV) or DEFAULT_BACKWARD
-    if variant not in BACKWARD_VARIANTS:
-        raise ValueError(f'{BACKWARD_ENV}={variant!r} names no backward of '
-                         f'the triton backend; choose one of '
-                         f'{", ".join(BACKWARD_VARIANTS)}')
-    return variant
+    return _variant(BACKWARD_ENV, BACKWARD_VARIANTS, DEFAULT_BACKWARD,
+                    'backward')
 
 
 # On CPU tensors the interpreter's table applies, unless this variable says
@@ -139,20 +195,23 @@ OP_NAME = 'mmseg_ssanet::snl_triton'
 
 
 def _forward_rows(q: Tensor, k: Tensor, v: Tensor, off: Tensor,
-                  shape: Tuple[int, int], kernel_size: List[int],
-                  dilation: List[int], scale: float,
-                  out_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-    """The forward kernel on pixel rows: output rows in ``out_dtype`` (the
-    kernel rounds its float32 sums to it) and each query's log-sum-exp;
-    ``shape`` is the map's (H, W)."""
+                  shape: Tuple[int, int, int], kernel_size: List[int],
+                  dilation: List[int], scale: float) -> Tuple[Tensor, Tensor]:
+    """The forward kernel on pixel rows: output rows in the values' dtype
+    (the kernel rounds its float32 sums to it) and each query's
+    log-sum-exp; ``shape`` is (B, H, W)."""
+    total, cq = q.shape
+    C = v.shape[1]
+    out = torch.empty(total, C, device=v.device, dtype=v.dtype)
+    lse = torch.empty(total, device=v.device, dtype=_lse_dtype(v.dtype))
+    if forward_variant() == 'halo':
+        _halo_forward(q, k, v, off, out, lse, shape, kernel_size, dilation,
+                      scale)
+        return out, lse
     import triton
 
     from .triton_kernels import snl_forward_kernel
-    H, W = shape
-    total, cq = q.shape
-    C = v.shape[1]
-    out = torch.empty(total, C, device=v.device, dtype=out_dtype)
-    lse = torch.empty(total, device=v.device, dtype=_lse_dtype(v.dtype))
+    _, H, W = shape
     config = launch_config(
         'forward',
         cq,
@@ -182,6 +241,49 @@ def _forward_rows(q: Tensor, k: Tensor, v: Tensor, off: Tensor,
     return out, lse
 
 
+def _halo_forward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, out: Tensor,
+                  lse: Tensor, shape: Tuple[int, int, int],
+                  kernel_size: List[int], dilation: List[int],
+                  scale: float) -> None:
+    """The ``halo`` forward into ``out`` and ``lse``: one program per 8x8
+    tile, with [64, halo] float32 scratch tiles of scores and attention
+    weights (about 2 x 115 KB a tile for 9x9 points) and p_k in [N, K]."""
+    from .triton_halo import snl_halo_forward_kernel
+    B, H, W = shape
+    n_points = kernel_size[0] * kernel_size[1]
+    config = halo_config(q.shape[1], v.shape[1], kernel_size, dilation)
+    tiles = B * -(-H // config['TILE_H']) * -(-W // config['TILE_W'])
+    acc_dtype = lse.dtype
+    score = torch.empty(
+        tiles * config['TILE_H'] * config['TILE_W'] * config['HALO_PAD'],
+        device=v.device,
+        dtype=acc_dtype)
+    attn = torch.zeros_like(score)
+    prob = torch.empty(q.shape[0], n_points, device=v.device, dtype=acc_dtype)
+    snl_halo_forward_kernel[(tiles, )](
+        q,
+        k,
+        v,
+        off,
+        out,
+        lse,
+        prob,
+        score,
+        attn,
+        H,
+        W,
+        scale,
+        CQ=q.shape[1],
+        C=v.shape[1],
+        KH=kernel_size[0],
+        KW=kernel_size[1],
+        DH=dilation[0],
+        DW=dilation[1],
+        ACC=_accumulator(v.dtype),
+        WIDEN=v.device.type == 'cpu',
+        **config)
+
+
 @custom_op(OP_NAME, mutates_args=(), device_types=('cuda', 'cpu'))
 def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
                kernel_size: List[int], dilation: List[int],
@@ -189,8 +291,8 @@ def snl_triton(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
     """Forward: the output (channels_last) and each query's log-sum-exp."""
     B, C, H, W = value.shape
     out, lse = _forward_rows(
-        *(pixel_rows(x) for x in (query, key, value, offset)), (H, W),
-        kernel_size, dilation, scale, value.dtype)
+        *(pixel_rows(x) for x in (query, key, value, offset)), (B, H, W),
+        kernel_size, dilation, scale)
     return out.view(B, H, W, C).permute(0, 3, 1, 2), lse
 
 

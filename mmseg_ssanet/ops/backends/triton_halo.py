@@ -1,0 +1,240 @@
+"""The ``halo`` forward of the SNL operator: tiles on tensor cores.
+
+One program takes a TILE_H x TILE_W tile of query pixels of one image and
+the halo around it: every pixel a corner of the tile's window can reach
+while the offsets stay within MARGIN pixels (rows from the tile's top
+minus the window's reach minus MARGIN to its bottom plus reach plus
+MARGIN + 1, columns alike). Instead of gathering 4 K key and value rows
+per query, it
+
+1. multiplies the tile's queries by the halo's keys, S = Q K_halo^T
+   (``tl.dot``: tensor cores in half precision), into a scratch tile;
+2. per point k, reads the logit of each query as the corners' bilinear
+   combination of S's entries (eqs. 4-6); a corner outside the halo (an
+   offset beyond the margin) is dotted with its key row directly, so any
+   offset stays exact. Logits go to the PROB buffer, then the exact
+   softmax turns them into p_k there;
+3. adds p_k w_kc to the scratch attention tile A[query, halo pixel]
+   (relaxed atomics within the program's own tile: corners of one query
+   can share a pixel);
+4. per chunk of output channels, out = A V_halo (``tl.dot``; in half
+   precision A is split into a high and a low half-precision part, so the
+   weights keep about 16 bits), plus the corners outside the halo
+   gathered directly. A halo chunk of values holding inf or NaN is left
+   out of the product (0 * inf would poison every query of the tile) and
+   the chunk's output is gathered corner by corner instead, as the
+   reference computes it.
+
+The result, log-sum-exp included, is the ``gather`` forward's up to the
+order of float32 sums; the backward is the same for both.
+"""
+import triton
+import triton.language as tl
+
+from .triton_kernels import _corner, _points
+
+
+@triton.jit
+def _tile(H, W, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
+    """This program's image, query rows, which are real, the image's first
+    row, and the tile's query coordinates and top-left pixel."""
+    tiles_x = tl.cdiv(W, TILE_W)
+    per_image = tl.cdiv(H, TILE_H) * tiles_x
+    pid = tl.program_id(0)
+    b = pid // per_image
+    ty0 = (pid % per_image) // tiles_x * TILE_H
+    tx0 = (pid % per_image) % tiles_x * TILE_W
+    i = tl.arange(0, TILE_H * TILE_W)
+    y = ty0 + i // TILE_W
+    x = tx0 + i % TILE_W
+    row0 = b * H * W
+    return row0 + y * W + x, (y < H) & (x < W), row0, y, x, ty0, tx0
+
+
+@triton.jit
+def _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W: tl.constexpr,
+                 N_HALO: tl.constexpr):
+    """Row index of halo pixels ``h`` (flat, row-major) and whether they
+    are pixels of the map."""
+    hy = hy0 + h // HALO_W
+    hx = hx0 + h % HALO_W
+    ok = (h < N_HALO) & (hy >= 0) & (hy < H) & (hx >= 0) & (hx < W)
+    return row0 + tl.where(ok, hy * W + hx, 0), ok
+
+
+@triton.jit
+def _in_halo(row, row0, hy0, hx0, W, HALO_H: tl.constexpr,
+             HALO_W: tl.constexpr):
+    """Flat halo index of the map pixel at ``row`` and whether the halo
+    holds it."""
+    py = (row - row0) // W - hy0
+    px = (row - row0) % W - hx0
+    held = (py >= 0) & (py < HALO_H) & (px >= 0) & (px < HALO_W)
+    return tl.where(held, py * HALO_W + px, 0), held
+
+
+@triton.jit
+def _row_dot(X, rows, Y, yrows, mask, N: tl.constexpr, BLOCK: tl.constexpr,
+             ACC: tl.constexpr):
+    """<X[rows], Y[yrows]> where ``mask``, over N channels by chunks."""
+    dot = tl.zeros(rows.shape, ACC)
+    for c0 in range(0, N, BLOCK):
+        ch = c0 + tl.arange(0, BLOCK)
+        m = mask[:, None] & (ch[None, :] < N)
+        a = tl.load(X + rows[:, None] * N + ch[None, :], mask=m, other=0.0)
+        b = tl.load(Y + yrows[:, None] * N + ch[None, :], mask=m, other=0.0)
+        dot += tl.sum(a.to(ACC) * b.to(ACC), axis=1)
+    return dot
+
+
+@triton.jit
+def _dot(a, b, ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """a @ b accumulated in ACC; float32 products not rounded to tf32.
+    WIDEN (under the interpreter, whose dot multiplies bfloat16's raw
+    bits): the operands widened to ACC first, which is exact, so the
+    products are those of the tensor cores."""
+    if WIDEN:
+        return tl.dot(a.to(ACC), b.to(ACC), allow_tf32=False, out_dtype=ACC)
+    return tl.dot(a, b, allow_tf32=False, out_dtype=ACC)
+
+
+@triton.jit
+def snl_halo_forward_kernel(
+        Q, KEY, V, OFF, OUT, LSE, PROB, SCORE, ATTN, H, W, scale,
+        CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
+        KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+        TILE_H: tl.constexpr, TILE_W: tl.constexpr, MARGIN: tl.constexpr,
+        HALO_H: tl.constexpr, HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
+        BLOCK_H: tl.constexpr, BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
+        ACC: tl.constexpr, WIDEN: tl.constexpr):
+    # HALO_H = TILE_H + (KH - 1) DH + 2 MARGIN + 1 (HALO_W alike), HALO_PAD
+    # = HALO_H HALO_W rounded up to BLOCK_H: launch_config's arithmetic
+    rows, valid, row0, y, x, ty0, tx0 = _tile(H, W, TILE_H, TILE_W)
+    N_HALO = HALO_H * HALO_W
+    hy0 = ty0 - (KH - 1) // 2 * DH - MARGIN
+    hx0 = tx0 - (KW - 1) // 2 * DW - MARGIN
+    # this program's [TILE_H TILE_W, HALO_PAD] scratch tiles, a row a query
+    scratch = (tl.program_id(0).to(tl.int64) * (TILE_H * TILE_W) +
+               tl.arange(0, TILE_H * TILE_W)) * HALO_PAD
+    # 1. S = Q K_halo^T, BLOCK_H halo pixels at a time
+    for h0 in range(0, HALO_PAD, BLOCK_H):
+        h = h0 + tl.arange(0, BLOCK_H)
+        hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W, N_HALO)
+        s = tl.zeros([TILE_H * TILE_W, BLOCK_H], ACC)
+        for c0 in range(0, CQ, BLOCK_CQ):
+            ch = c0 + tl.arange(0, BLOCK_CQ)
+            q = tl.load(
+                Q + rows[:, None] * CQ + ch[None, :],
+                mask=valid[:, None] & (ch[None, :] < CQ),
+                other=0.0)
+            k = tl.load(
+                KEY + hrow[None, :] * CQ + ch[:, None],
+                mask=hok[None, :] & (ch[:, None] < CQ),
+                other=0.0)
+            s += _dot(q, k, ACC, WIDEN)
+        tl.store(SCORE + scratch[:, None] + h[None, :], s)
+    # NaN for a query with a non-finite channel, 0 otherwise: its logits
+    # with keys sampled outside the map (zeros) are NaN too (inf * 0)
+    poison = tl.zeros(rows.shape, ACC)
+    for c0 in range(0, CQ, BLOCK_CQ):
+        ch = c0 + tl.arange(0, BLOCK_CQ)
+        q = tl.load(
+            Q + rows[:, None] * CQ + ch[None, :],
+            mask=valid[:, None] & (ch[None, :] < CQ),
+            other=0.0)
+        poison += tl.sum(q.to(ACC) * 0.0, axis=1)
+    tl.debug_barrier()
+    # 2. logits from S's entries (corners outside the halo: their own
+    # dot), into PROB; then the exact softmax over the K points there
+    m = tl.full(rows.shape, float('-inf'), ACC)
+    all_finite = valid
+    outside = tl.program_id(0) * 0  # any corner outside the halo
+    for kk in range(KH * KW):
+        ty, tx, finite = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
+                                 DW, 2 * KH * KW, ACC)
+        all_finite = all_finite & finite
+        logit = tl.zeros(rows.shape, ACC)
+        for c in tl.static_range(4):
+            row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
+            hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
+            s = tl.load(
+                SCORE + scratch + hidx, mask=inside & held, other=0.0)
+            far = inside & (held == 0)
+            if tl.sum(far.to(tl.int32), axis=0) > 0:
+                s += _row_dot(Q, rows, KEY, row, far, CQ, BLOCK_CQ, ACC)
+                outside = 1
+            logit += w * s
+        logit = (logit + poison) * scale
+        m = tl.maximum(m, logit)
+        tl.store(PROB + rows * (KH * KW) + kk, logit, mask=valid)
+    total = tl.zeros(rows.shape, ACC)
+    for kk in range(KH * KW):
+        logit = tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
+        total += tl.exp(logit - m)
+    lse = m + tl.log(total)
+    tl.store(LSE + rows, tl.where(all_finite, lse, float('nan')), mask=valid)
+    keep = all_finite & (tl.abs(lse) < float('inf'))
+    # 3. A[query, halo pixel] += p_k w_kc; p_k stays in PROB for step 4
+    for kk in range(KH * KW):
+        ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH, DW,
+                            2 * KH * KW, ACC)
+        p = tl.exp(tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0) - lse)
+        tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
+        for c in tl.static_range(4):
+            row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
+            hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
+            tl.atomic_add(
+                ATTN + scratch + hidx,
+                p * w,
+                mask=inside & held,
+                sem='relaxed')
+    tl.debug_barrier()
+    # 4. out = A V_halo by chunks of channels, plus the far corners
+    for c0 in range(0, C, BLOCK_C):
+        ch = c0 + tl.arange(0, BLOCK_C)
+        ch_ok = ch[None, :] < C
+        acc = tl.zeros([TILE_H * TILE_W, BLOCK_C], ACC)
+        poisoned = tl.program_id(0) * 0
+        for h0 in range(0, HALO_PAD, BLOCK_H):
+            h = h0 + tl.arange(0, BLOCK_H)
+            hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W, N_HALO)
+            v = tl.load(
+                V + hrow[:, None] * C + ch[None, :],
+                mask=hok[:, None] & ch_ok,
+                other=0.0)
+            finite = tl.abs(v.to(ACC)) < float('inf')
+            if tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0) > 0:
+                poisoned = 1
+            v = tl.where(finite, v, 0.0).to(v.dtype)
+            a = tl.load(ATTN + scratch[:, None] + h[None, :])
+            if V.dtype.element_ty == ACC:
+                acc += _dot(a, v, ACC, WIDEN)
+            else:  # half precision: A = high + low, both on tensor cores
+                high = a.to(V.dtype.element_ty)
+                acc += _dot(high, v, ACC, WIDEN)
+                acc += _dot((a - high.to(ACC)).to(V.dtype.element_ty), v, ACC,
+                            WIDEN)
+        if poisoned + outside > 0:
+            if poisoned > 0:
+                acc = tl.zeros([TILE_H * TILE_W, BLOCK_C], ACC)
+            for kk in range(KH * KW):
+                ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
+                                    DH, DW, 2 * KH * KW, ACC)
+                p = tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
+                for c in tl.static_range(4):
+                    row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,
+                                                   valid)
+                    _, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
+                    take = inside & ((held == 0) | (poisoned > 0))
+                    val = tl.load(
+                        V + row[:, None] * C + ch[None, :],
+                        mask=take[:, None] & ch_ok,
+                        other=0.0).to(ACC)
+                    acc += (p * w)[:, None] * val
+        # NaN where a p_k is (the log-sum-exp is then not finite): the
+        # reference multiplies it by the value sampled, 0 off the map
+        out = tl.where(keep[:, None], acc, float('nan'))
+        tl.store(
+            OUT + rows[:, None] * C + ch[None, :],
+            out.to(OUT.dtype.element_ty),
+            mask=valid[:, None] & ch_ok)
