@@ -32,11 +32,12 @@ test: $(STAMP)
 
 # The Triton backend's operator contract (values, float64 gradients, NaN
 # and inf, off-map points, the fuzz; under the interpreter here) once more
-# with the backward variant the default does not take.
+# with the forward and backward variants the defaults do not take.
 TRITON_CONTRACT = tests/test_ops.py tests/test_ops_fuzz.py \
 	tests/test_sampling_geometry.py
 test-triton-variants: $(STAMP)
-	SSANET_TRITON_BACKWARD=atomic $(BIN)/python -m pytest -p no:cacheprovider \
+	SSANET_TRITON_FORWARD=halo SSANET_TRITON_BACKWARD=atomic \
+		$(BIN)/python -m pytest -p no:cacheprovider \
 		-k triton $(TRITON_CONTRACT) $(PYTEST_ARGS)
 
 # flake8, isort and yapf (settings in setup.cfg, versions in

@@ -21,7 +21,8 @@ with less than 20 s left is "not reached"):
      backward bitwise, half precision, NaN and off-map points,
      torch.compile and export;
   2a. tools/analysis_tools/benchmark_triton_variants.py: the Triton
-     backward variants (SSANET_TRITON_BACKWARD) side by side with dense
+     forward and backward variants (SSANET_TRITON_FORWARD,
+     SSANET_TRITON_BACKWARD) side by side with dense
      attention in plain torch and SDPA, at the configs' shapes and
      channels, fp32 and bf16;
   2b. tools/analysis_tools/gpu_report.py without its timing (2a's):
@@ -35,7 +36,8 @@ with less than 20 s left is "not reached"):
      checkpoint and one MMSegInferencer call;
   4. (wheels) the paper's Table 2: benchmark_models.py at 2x3x1024x2048,
      Baseline / +PPM / +ASPP / +NL / +SNL, fp32, fp16 and bf16;
-  5. the Triton kernel under compute-sanitizer memcheck at one small size
+  5. the Triton kernel (each forward and backward variant) under
+     compute-sanitizer memcheck at one small size
      (device_parts/triton_smoke.py);
   6. the fused C++ kernel per ISA variant (check_kernel.py, built at the
      start beside the GPU parts, then tested): its tests and the

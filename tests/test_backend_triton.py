@@ -1,6 +1,7 @@
 """The Triton backend's internals: its refusal without a GPU or the
 interpreter, channel chunks, the deterministic backward's ordered sums,
-the backward variant chosen by SSANET_TRITON_BACKWARD.
+the forward and backward variants chosen by SSANET_TRITON_FORWARD and
+SSANET_TRITON_BACKWARD, the halo forward's own paths.
 
 The launch table under the interpreter: test_triton_launch_table.py;
 registers and spills ahead of time: test_triton_resources.py.
@@ -203,3 +204,90 @@ def test_triton_backward_variant_is_chosen_by_the_environment(
             match=r"SSANET_TRITON_BACKWARD='scatter' names no "
             r'backward .* choose one of sorted, atomic'):
         grads()
+
+
+@pytest.fixture
+def halo_launches(monkeypatch):
+    """The halo forward's launches, counted."""
+    from mmseg_ssanet.ops.backends import triton as backend
+    calls = []
+    run = backend._halo_forward
+
+    def counted(*args, **kwargs):
+        calls.append(args[-4])  # the (B, H, W) shape
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(backend, '_halo_forward', counted)
+    return calls
+
+
+@pytest.mark.triton
+def test_triton_forward_variant_is_chosen_by_the_environment(
+        halo_launches, monkeypatch):
+    q, k, v, o = _inputs(B=1, Cq=3, C=4, H=3, W=4, K=9, device=TRITON_DEVICE)
+    with torch.no_grad():
+        want = snl(q, k, v, o, 3, backend='reference')
+        monkeypatch.setenv('SSANET_TRITON_FORWARD', 'halo')
+        torch.testing.assert_close(
+            snl(q, k, v, o, 3, backend='triton'), want, rtol=1e-9, atol=1e-9)
+        assert halo_launches == [(1, 3, 4)]
+        monkeypatch.setenv('SSANET_TRITON_FORWARD', 'gather')
+        snl(q, k, v, o, 3, backend='triton')
+        monkeypatch.delenv('SSANET_TRITON_FORWARD')
+        snl(q, k, v, o, 3, backend='triton')  # the default: gather
+        assert len(halo_launches) == 1
+        monkeypatch.setenv('SSANET_TRITON_FORWARD', 'dense')
+        with pytest.raises(
+                ValueError,
+                match=r"SSANET_TRITON_FORWARD='dense' names no forward .* "
+                r'choose one of gather, halo'):
+            snl(q, k, v, o, 3, backend='triton')
+
+
+def _poison_value(v, where):
+    with torch.no_grad():
+        v[where] = float('inf')
+    return v
+
+
+# Each case takes one of the halo forward's paths: every corner in the
+# halo (several 8x8 tiles, partial ones at the edges, two images); offsets
+# beyond its 2-pixel margin (those corners gathered); an inf value inside
+# a tile's halo that some queries sample and others do not (its chunk
+# gathered: the product over the halo would make 0 * inf = NaN for all);
+# dilated and non-square windows.
+HALO_CASES = {
+    'in the halo': dict(B=2, H=11, W=17, K=9, offset_scale=0.5),
+    'beyond the margin': dict(B=1, H=12, W=9, K=9, offset_scale=6.0),
+    'inf value in the halo': dict(B=1, H=9, W=10, K=9, offset_scale=0.3),
+    'dilated 5x3': dict(B=1, H=10, W=12, K=15, offset_scale=1.0),
+}
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize('case', sorted(HALO_CASES))
+def test_halo_forward_matches_reference(case, halo_launches, monkeypatch):
+    geometry = dict(HALO_CASES[case])
+    offset_scale = geometry.pop('offset_scale')
+    q, k, v, o = _inputs(
+        Cq=5,
+        C=37,
+        offset_scale=offset_scale,
+        device=TRITON_DEVICE,
+        **geometry)
+    kernel, dilation = ((5, 3), (2, 1)) if case == 'dilated 5x3' else (3, 1)
+    if case == 'inf value in the halo':
+        v = _poison_value(v.detach(), (0, 7, 4, 4))
+    monkeypatch.setenv('SSANET_TRITON_FORWARD', 'halo')
+    with torch.no_grad():
+        got = snl(q, k, v, o, kernel, dilation=dilation, backend='triton')
+        want = snl(q, k, v, o, kernel, dilation=dilation, backend='reference')
+    assert halo_launches
+    assert torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(got.isinf(), want.isinf())
+    if case == 'inf value in the halo':
+        # some queries sample the inf pixel, most of the tile does not
+        assert 0 < int(got.isnan().sum() + got.isinf().sum()) < got.numel()
+    finite = want.isfinite()
+    torch.testing.assert_close(
+        got[finite], want[finite], rtol=1e-9, atol=1e-9)

@@ -26,12 +26,13 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     report = json.loads((tmp_path / 'report.json').read_text())
     errors = {(r['backend'], r['dtype']): r for r in report['correctness']}
     fields = ('out', 'grad_query', 'grad_key', 'grad_value', 'grad_offset')
-    for backend in ('cpp', 'triton', 'csr', 'reference'):  # all run on CPU
+    checked = ('cpp', 'triton', 'triton, halo forward', 'csr', 'reference')
+    for backend in checked:  # all run on CPU
         assert max(errors[backend, 'fp64'][f] for f in fields) < 1e-12
         assert max(errors[backend, 'fp32'][f] for f in fields) < 1e-5
     # half inputs, float32 arithmetic, results rounded to 8 / 11 bits (the
     # offset's gradient: float32), as the operator's own test holds them
-    for backend in ('cpp', 'triton', 'csr', 'reference'):
+    for backend in checked:
         for half, dtype in (('bf16', torch.bfloat16), ('fp16', torch.float16)):
             row = errors[backend, half]
             assert 0 < max(row[f] for f in fields[:4]) < HALF_TOLERANCE[dtype]
@@ -40,7 +41,8 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
             for r in report['determinism']} >= {(True, True)}
     timed = {r['method']: r for r in report['timing']}
     assert set(timed) == {
-        'triton, forward', 'triton, sorted backward',
+        'triton, gather forward', 'triton, halo forward',
+        'triton, halo forward, sorted backward', 'triton, sorted backward',
         'triton, atomic backward', 'snl reference', 'dense torch', 'dense sdpa'
     }
     for name, row in timed.items():
@@ -49,7 +51,8 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     assert timed['dense sdpa']['sdpa_backend'] not in ('none', None)
     assert {r['kernel']
             for r in report['resources']} == {
-                'forward', 'backward', 'backward_deterministic', 'segment_sum'
+                'forward', 'halo_forward', 'backward', 'backward_deterministic',
+                'segment_sum'
             }
     for r in report['resources']:
         assert r['target'] == 'sm_90a' and r['spill_store_bytes'] == 0

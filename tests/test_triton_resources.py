@@ -4,7 +4,8 @@ A static check: every launch configuration the ``triton`` backend picks
 for the paper's shapes and a small-channel one, forward and backward, in
 each input dtype, compiled for sm_80 and sm_90a, fits the register file:
 no stack frame, no spills, within the register caps the backend sets (128
-for the forward, 168 for the backward, 255 for the segment sums). triton
+for the forward, 168 for the backward, 255 for the segment sums and the
+halo forward, which has no cap). triton
 2.1 (torch 2.1's, in compat-check's canonical stack) has no cap to set:
 there ptxas chooses, up to 255, and must spill nothing either.
 """
@@ -31,9 +32,9 @@ def test_every_launch_fits_the_register_file(tmp_path):
     ])
     assert code == 0, log[-2000:]
     rows = json.loads((tmp_path / 'resources.json').read_text())
-    # dtypes x targets x kernels (forward, backward, its deterministic
-    # variant and that variant's segment sums)
-    assert len(rows) == len(SHAPES) * 3 * 2 * 4
+    # dtypes x targets x kernels (the forward, its halo variant, the
+    # backward, its deterministic variant and that variant's segment sums)
+    assert len(rows) == len(SHAPES) * 3 * 2 * 5
     assert {r['target'] for r in rows} == {'sm_80', 'sm_90a'}
     assert {r['dtype'] for r in rows} == {'fp32', 'bf16', 'fp16'}
     for r in rows:
@@ -41,12 +42,18 @@ def test_every_launch_fits_the_register_file(tmp_path):
                  f"{r['dtype']} {r['target']}")
         assert r['stack_bytes'] == 0, where
         assert r['spill_store_bytes'] == r['spill_load_bytes'] == 0, where
-        cap = {'forward': 128, 'segment_sum': 255}.get(r['kernel'], 168)
+        cap = {
+            'forward': 128,
+            'halo_forward': 255,
+            'segment_sum': 255
+        }.get(r['kernel'], 168)
         # triton 2.1 has no register cap to set: ptxas's own limit
         assert r['register_cap'] == (cap if CAPPED else 255), where
         assert 0 < r['registers'] <= r['register_cap'], where
         # float atomics only where the backward adds key and value
-        # gradients to corner pixels; its sorted variant has none
-        assert (r['global_atomics'] > 0) == (r['kernel'] == 'backward'), where
+        # gradients to corner pixels (its sorted variant has none), and
+        # where the halo forward adds p_k w_kc to its own scratch tile
+        assert (r['global_atomics'] > 0) == (r['kernel'] in (
+            'backward', 'halo_forward')), where
     assert '| forward | 256, 512, 81 | fp32 | sm_90a |' in \
         (tmp_path / 'resources.md').read_text()

@@ -20,13 +20,14 @@ def test_every_variant_is_timed_beside_dense_attention(tmp_path):
     rows = json.loads((tmp_path / 'variants.json').read_text())
     methods = {
         'triton, atomic backward', 'triton, sorted backward', 'dense torch',
-        'triton, forward'
+        'triton, gather forward', 'triton, halo forward',
+        'triton, halo forward, sorted backward'
     }
     assert [(r['map'], r['batch']) for r in rows] == \
-        [('4x5', 2)] * 4 + [('3x3', 1)] * 4
+        [('4x5', 2)] * 6 + [('3x3', 1)] * 6
     assert {r['method'] for r in rows} == methods
     for r in rows:
-        key = 'forward_ms' if r['method'] == 'triton, forward' else \
+        key = 'forward_ms' if r['method'].endswith('forward') else \
             'forward_backward_ms'
         assert r[key] > 0, r
     assert '| 4x5 | 2 | 4, 6 | fp32 | triton, sorted backward |' in \

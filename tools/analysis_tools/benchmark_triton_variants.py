@@ -1,9 +1,12 @@
-"""The Triton kernel's backward variants side by side, beside dense
-attention: forward and forward+backward time and peak memory.
+"""The Triton kernel's forward and backward variants side by side, beside
+dense attention: forward and forward+backward time and peak memory.
 
 For each map, channel set and dtype, one process times in interleaved rounds
-(the median of ``--repeats``): the Triton forward, its forward + backward with
-each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``), and
+(the median of ``--repeats``): each Triton forward variant
+(``SSANET_TRITON_FORWARD``: ``gather``, ``halo``), the forward + backward with
+each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``)
+after the default forward, and after the ``halo`` forward the default
+backward; and
 dense attention's forward and forward+backward in plain torch (unscaled, as the
 SNL operator here); ``--with`` adds ``F.scaled_dot_product_attention`` (``dense
 sdpa``, the backend that ran recorded) and the ``reference`` backend (``snl
@@ -38,7 +41,10 @@ from mmseg_ssanet.benchmark import (attention_inputs, attention_passes,
                                     time_passes)
 from mmseg_ssanet.benchmark.tables import markdown_table, write_outputs
 from mmseg_ssanet.ops import sparse_nonlocal_attention
-from mmseg_ssanet.ops.backends.triton import BACKWARD_ENV, BACKWARD_VARIANTS
+from mmseg_ssanet.ops.backends.triton import (BACKWARD_ENV, BACKWARD_VARIANTS,
+                                              DEFAULT_BACKWARD,
+                                              DEFAULT_FORWARD, FORWARD_ENV,
+                                              FORWARD_VARIANTS)
 from mmseg_ssanet.utils.argument_types import image_size
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -62,25 +68,30 @@ def _channels(text):
 
 
 def methods(side, optional=()):
-    """Each method's name -> (its call on q, k, v, offsets; its passes).
-    The Triton forward is one method: the variants differ in the
-    backward."""
+    """Each method's name -> (its call on q, k, v, offsets; its passes)."""
 
-    def snl(variant=None, backend='triton'):
+    def snl(forward=DEFAULT_FORWARD, backward=DEFAULT_BACKWARD,
+            backend='triton'):
 
         def call(q, k, v, o):
-            if variant:
-                os.environ[BACKWARD_ENV] = variant  # read by the backward
+            # read at the forward's and the backward's launch
+            os.environ[FORWARD_ENV], os.environ[BACKWARD_ENV] = (forward,
+                                                                 backward)
             return sparse_nonlocal_attention(q, k, v, o, side, backend=backend)
 
         return call
 
     both, backward = ('forward', 'forward_backward'), ('forward_backward', )
-    found = {'triton, forward': (snl(), ('forward', ))}
+    found = {
+        f'triton, {v} forward': (snl(forward=v), ('forward', ))
+        for v in FORWARD_VARIANTS
+    }
     found.update({
-        f'triton, {v} backward': (snl(v), backward)
+        f'triton, {v} backward': (snl(backward=v), backward)
         for v in BACKWARD_VARIANTS
     })
+    found[f'triton, halo forward, {DEFAULT_BACKWARD} backward'] = (snl(
+        forward='halo'), backward)
     found['dense torch'] = (lambda q, k, v, o: dense_attention(q, k, v, 1.0),
                             both)
     extra = {
@@ -122,6 +133,7 @@ def measure(args, device):
                     if name == 'dense sdpa' and not too_large else None,
                     **times.get(name, dict(skipped=too_large))))
     os.environ.pop(BACKWARD_ENV, None)
+    os.environ.pop(FORWARD_ENV, None)
     return rows
 
 

@@ -194,7 +194,7 @@ def snl_halo_forward_kernel(
         ch = c0 + tl.arange(0, BLOCK_C)
         ch_ok = ch[None, :] < C
         acc = tl.zeros([TILE_H * TILE_W, BLOCK_C], ACC)
-        poisoned = tl.program_id(0) * 0
+        bad = tl.zeros([BLOCK_C], tl.int32)  # non-finite values by channel
         for h0 in range(0, HALO_PAD, BLOCK_H):
             h = h0 + tl.arange(0, BLOCK_H)
             hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W, N_HALO)
@@ -203,8 +203,7 @@ def snl_halo_forward_kernel(
                 mask=hok[:, None] & ch_ok,
                 other=0.0)
             finite = tl.abs(v.to(ACC)) < float('inf')
-            if tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0) > 0:
-                poisoned = 1
+            bad += tl.sum((finite == 0).to(tl.int32), axis=0)
             v = tl.where(finite, v, 0.0).to(v.dtype)
             a = tl.load(ATTN + scratch[:, None] + h[None, :])
             if V.dtype.element_ty == ACC:
@@ -214,9 +213,11 @@ def snl_halo_forward_kernel(
                 acc += _dot(high, v, ACC, WIDEN)
                 acc += _dot((a - high.to(ACC)).to(V.dtype.element_ty), v, ACC,
                             WIDEN)
+        # (a scalar sum after the loop: triton 2.1 cannot compile one of a
+        # 2-d tile carried through it)
+        poisoned = tl.sum(bad, axis=0)
+        gathered = tl.zeros([TILE_H * TILE_W, BLOCK_C], ACC)
         if poisoned + outside > 0:
-            if poisoned > 0:
-                acc = tl.zeros([TILE_H * TILE_W, BLOCK_C], ACC)
             for kk in range(KH * KW):
                 ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                     DH, DW, 2 * KH * KW, ACC)
@@ -230,7 +231,9 @@ def snl_halo_forward_kernel(
                         V + row[:, None] * C + ch[None, :],
                         mask=take[:, None] & ch_ok,
                         other=0.0).to(ACC)
-                    acc += (p * w)[:, None] * val
+                    gathered += (p * w)[:, None] * val
+        # a chunk with non-finite values: all of it gathered
+        acc = tl.where(poisoned == 0, acc, 0.0) + gathered
         # NaN where a p_k is (the log-sum-exp is then not finite): the
         # reference multiplies it by the value sampled, 0 off the map
         out = tl.where(keep[:, None], acc, float('nan'))
