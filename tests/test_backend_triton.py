@@ -289,5 +289,4 @@ def test_halo_forward_matches_reference(case, halo_launches, monkeypatch):
         # some queries sample the inf pixel, most of the tile does not
         assert 0 < int(got.isnan().sum() + got.isinf().sum()) < got.numel()
     finite = want.isfinite()
-    torch.testing.assert_close(
-        got[finite], want[finite], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(got[finite], want[finite], rtol=1e-9, atol=1e-9)

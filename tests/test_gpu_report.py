@@ -51,8 +51,8 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     assert timed['dense sdpa']['sdpa_backend'] not in ('none', None)
     assert {r['kernel']
             for r in report['resources']} == {
-                'forward', 'halo_forward', 'backward', 'backward_deterministic',
-                'segment_sum'
+                'forward', 'halo_forward', 'backward',
+                'backward_deterministic', 'segment_sum'
             }
     for r in report['resources']:
         assert r['target'] == 'sm_90a' and r['spill_store_bytes'] == 0

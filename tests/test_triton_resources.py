@@ -53,7 +53,7 @@ def test_every_launch_fits_the_register_file(tmp_path):
         # float atomics only where the backward adds key and value
         # gradients to corner pixels (its sorted variant has none), and
         # where the halo forward adds p_k w_kc to its own scratch tile
-        assert (r['global_atomics'] > 0) == (r['kernel'] in (
-            'backward', 'halo_forward')), where
+        assert (r['global_atomics']
+                > 0) == (r['kernel'] in ('backward', 'halo_forward')), where
     assert '| forward | 256, 512, 81 | fp32 | sm_90a |' in \
         (tmp_path / 'resources.md').read_text()

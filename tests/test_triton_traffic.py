@@ -61,3 +61,13 @@ def test_atomic_updates_are_counted_as_the_closed_form_says(tmp_path):
         assert 20 * r[DEFAULT_BACKWARD] <= r['atomic'], r
     assert '| R101 | 64x128 | 2038431744 | 0 |' in \
         (tmp_path / 'traffic.md').read_text()
+    # the halo forward was counted (the tool checks its closed form, far
+    # corners included) and requests far fewer bytes than the gather one
+    assert {
+        r['access']
+        for r in result['counted'] if r['variant'] == 'halo forward'
+    } == {'load', 'store', 'atomic'}
+    assert 'halo forward: its loads, stores and atomic updates as the ' \
+        'closed form says' in log
+    for r in result['paper']:
+        assert 5 * r['halo_forward_mb'] < r['gather_forward_mb'], r

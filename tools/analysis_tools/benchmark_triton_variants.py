@@ -70,7 +70,8 @@ def _channels(text):
 def methods(side, optional=()):
     """Each method's name -> (its call on q, k, v, offsets; its passes)."""
 
-    def snl(forward=DEFAULT_FORWARD, backward=DEFAULT_BACKWARD,
+    def snl(forward=DEFAULT_FORWARD,
+            backward=DEFAULT_BACKWARD,
             backend='triton'):
 
         def call(q, k, v, o):

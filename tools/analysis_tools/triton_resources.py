@@ -118,9 +118,9 @@ def _compile(kernel, cq, c, k, dtype, arch):
     }
     ptx = triton_compile_ptx(fn, signature, constants, arch, **options)
     return ptx, dict(
-        block_q=config.get('BLOCK_Q',
-                           config.get('TILE_H', 0) * config.get('TILE_W', 0)
-                           or '-'),
+        block_q=config.get(
+            'BLOCK_Q',
+            config.get('TILE_H', 0) * config.get('TILE_W', 0) or '-'),
         num_warps=options['num_warps'],
         register_cap=options.get('maxnreg', 255))
 

@@ -12,7 +12,10 @@ The closed form then gives the paper's shapes, every corner inside the map:
 4 N K (Cq + C) atomic updates, and the bytes the backward's kernels
 request (gathered corner rows in full: an upper bound on DRAM traffic).
 (The ``sorted`` variant's sort and entry gathers run as torch operations
-and are not counted.)
+and are not counted.) The ``halo`` forward (``SSANET_TRITON_FORWARD``) is
+counted too, on an 11x19 map with corners beyond its tiles' halos, and
+checked against its own closed form (:func:`halo_closed_form`); at the
+paper's shapes the table gives the MB each forward requests.
 
 Example::
 
@@ -32,6 +35,8 @@ sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 VARIANTS = ('atomic', 'sorted')
 # (name, Cq, C): R101 (Cityscapes, ADE20K, PASCAL Context), MobileNetV2
 CHANNELS = (('R101', 256, 512), ('MobileNetV2', 128, 256))
+# the halo forward's counted map: two tiles down, three across, 11 x 19
+HALO_COUNTED = (11, 19)
 # (name, B, H, W): the configs' 769x769 training crop at output stride 16,
 # a 1024x2048 image and 2048x4096 at stride 16
 MAPS = (('49x49, B 2', 2, 49, 49), ('64x128', 1, 64, 128), ('128x256', 1, 128,
@@ -146,6 +151,100 @@ def closed_form(n, e, cq, c, k, data, variant):
     }
 
 
+def _halo_extent(size, tile, window, dilation, margin):
+    """Halo pixels on the map along one axis, summed over the tiles."""
+    reach = (window - 1) // 2 * dilation + margin
+    span = tile + (window - 1) * dilation + 2 * margin + 1
+    return sum(
+        min(size, t0 - reach + span) - max(0, t0 - reach)
+        for t0 in range(0, size, tile))
+
+
+def halo_geometry(shape, kernel, cq, c, off=None):
+    """What the halo forward's accesses depend on, for ``off`` (None: every
+    corner inside the map and its tile's halo): tiles, halo pixels on the
+    map summed over tiles, corners in a halo and beyond it (inside the
+    map), and the queries of tiles that have a corner beyond it."""
+    import torch
+
+    from mmseg_ssanet.ops.backends.triton import _corner_entries, halo_config
+    b, h, w = shape
+    config = halo_config(cq, c, (kernel, kernel), (1, 1))
+    th, tw, margin = config['TILE_H'], config['TILE_W'], config['MARGIN']
+    tiles = b * -(-h // th) * -(-w // tw)
+    halo = b * (
+        _halo_extent(h, th, kernel, 1, margin) *
+        _halo_extent(w, tw, kernel, 1, margin))
+    geometry = dict(config=config, tiles=tiles, halo_pixels=halo)
+    if off is None:
+        return dict(
+            geometry,
+            held=4 * b * h * w * kernel**2,
+            far=0,
+            far_tile_queries=0)
+    rows = off.permute(0, 2, 3, 1).reshape(-1, off.shape[1])
+    pixel, query, _, _ = _corner_entries(rows, shape, (kernel, kernel), (1, 1),
+                                         torch.float64)
+
+    def tile_of(row):
+        image, at = row // (h * w), row % (h * w)
+        return image, at // w // th, at % w // tw
+
+    image, ty, tx = tile_of(query)
+    reach = (kernel - 1) // 2 + margin
+    py = pixel % (h * w) // w - (ty * th - reach)
+    px = pixel % (h * w) % w - (tx * tw - reach)
+    held = ((py >= 0) & (py < config['HALO_H']) & (px >= 0) &
+            (px < config['HALO_W']))
+    far_tiles = {
+        tuple(t)
+        for t in torch.stack([image, ty, tx], 1)[~held].tolist()
+    }
+    all_rows = torch.arange(b * h * w)
+    queries = torch.stack(tile_of(all_rows), 1).tolist()
+    return dict(
+        geometry,
+        held=int(held.sum()),
+        far=int((~held).sum()),
+        far_tile_queries=sum(tuple(t) in far_tiles for t in queries))
+
+
+def halo_closed_form(n, geometry, cq, c, k, data):
+    """(kernel, access) -> (elements, bytes) of the halo forward, finite
+    inputs: ``n`` queries, ``geometry`` from :func:`halo_geometry`. The
+    query tile is read once per halo chunk of the score product (and once
+    for its finiteness), the attention tile once per value chunk; p_k, the
+    offsets and the far corners' rows as the gather forward reads them."""
+    config = geometry['config']
+    halo_pad, block_h = config['HALO_PAD'], config['BLOCK_H']
+    value_chunks = -(-c // config['BLOCK_C'])
+    held, far = geometry['held'], geometry['far']
+    far_queries, halo = geometry['far_tile_queries'], geometry['halo_pixels']
+    forms = {
+        ('snl_halo_forward_kernel', 'load'): [
+            (n * cq * (halo_pad // block_h + 1), data),  # query tiles
+            (halo * (cq + c), data),  # the halo's keys and values
+            (held, 4),  # scores of the corners held
+            (2 * far * cq, data),  # far corners: query and key rows
+            (4 * n * k, 4),  # offsets (logits, weights)
+            (2 * n * k, 4),  # logits (softmax), logits (p_k)
+            (n * halo_pad * value_chunks, 4),  # the attention tile
+            # tiles with a far corner: offsets and p_k per value chunk
+            (3 * k * far_queries * value_chunks, 4),
+            (far * c, data)  # far corners' value rows
+        ],
+        # scores, logits and p_k, the log-sum-exp, the output
+        ('snl_halo_forward_kernel', 'store'): [(n * halo_pad, 4),
+                                               (2 * n * k + n, 4),
+                                               (n * c, data)],
+        ('snl_halo_forward_kernel', 'atomic'): [(held, 4)],
+    }
+    return {
+        key: (sum(m for m, _ in parts), sum(m * size for m, size in parts))
+        for key, parts in forms.items()
+    }
+
+
 def measure(args, counter):
     import torch
 
@@ -180,7 +279,37 @@ def measure(args, counter):
                 bytes=nbytes)
             for (kernel_name, access), (n, nbytes) in counted.items()
         ]
-    return rows
+    os.environ.pop('SSANET_TRITON_BACKWARD')
+    # the halo forward on a map larger than one halo, with offsets that
+    # reach beyond it: both its paths
+    b, (h, w) = 1, HALO_COUNTED
+    q, k = (torch.randn(b, cq, h, w, generator=g) for _ in range(2))
+    v = torch.randn(b, c, h, w, generator=g)
+    o = torch.randn(b, 2 * kernel**2, h, w, generator=g) * 2
+    os.environ['SSANET_TRITON_FORWARD'] = 'halo'
+    counter.counts.clear()
+    with torch.no_grad():
+        snl(q, k, v, o, kernel, backend='triton')
+    os.environ.pop('SSANET_TRITON_FORWARD')
+    counted = {key: tuple(v) for key, v in counter.counts.items()}
+    geometry = halo_geometry((b, h, w), kernel, cq, c, o)
+    if not geometry['far']:
+        sys.exit('error: no corner beyond the halo in the counted run')
+    want = halo_closed_form(b * h * w, geometry, cq, c, kernel**2, 4)
+    if counted != want:
+        sys.exit(f'error: halo forward: counted (elements, bytes) '
+                 f'{counted}, the closed form says {want}')
+    print('halo forward: its loads, stores and atomic updates as the closed '
+          f'form says ({geometry["far"]} corners beyond the halo)')
+    return rows + [
+        dict(
+            variant='halo forward',
+            kernel=kernel_name,
+            access=access,
+            elements=n,
+            bytes=nbytes)
+        for (kernel_name, access), (n, nbytes) in counted.items()
+    ]
 
 
 def paper_shapes(points=81):
@@ -199,6 +328,14 @@ def paper_shapes(points=81):
                 row[f'{variant}_mb'] = sum(
                     nbytes for (kernel, _), (_, nbytes) in form.items()
                     if kernel != 'snl_forward_kernel') / 2**20
+            row['gather_forward_mb'] = sum(
+                nbytes for (kernel, _), (_, nbytes) in form.items()
+                if kernel == 'snl_forward_kernel') / 2**20
+            halo = halo_closed_form(
+                n, halo_geometry((b, h, w), round(points**0.5), cq, c), cq, c,
+                points, 2)
+            row['halo_forward_mb'] = sum(
+                nbytes for _, nbytes in halo.values()) / 2**20
             rows.append(row)
     return rows
 
@@ -226,11 +363,14 @@ def main(argv=None):
         f'Counted at {args.batch}x{args.size[0]}x{args.size[1]}, Cq '
         f'{args.cq}, C {args.c}, K 9 (interpreter):\n\n' + markdown_table(
             counted, ['variant', 'kernel', 'access', 'elements', 'bytes']) +
-        '\nThe backward at the paper\'s shapes, K 81, bf16 inputs (closed '
-        'form, every corner inside the map):\n\n' + markdown_table(
-            paper, ['channels', 'map'] + [(v, f'{v}: atomic updates')
-                                          for v in VARIANTS] +
-            [(f'{v}_mb', f'{v}: MB moved', '.0f') for v in VARIANTS]))
+        '\nAt the paper\'s shapes, K 81, bf16 inputs (closed form, every '
+        'corner inside the map and, for the halo forward, its tile\'s '
+        'halo):\n\n' +
+        markdown_table(paper, ['channels', 'map'] + [
+            (v, f'{v}: atomic updates') for v in VARIANTS
+        ] + [(f'{v}_mb', f'{v}: MB moved', '.0f') for v in VARIANTS] +
+                       [(f'{v}_forward_mb', f'{v} forward: MB moved', '.0f')
+                        for v in ('gather', 'halo')]))
     print(text)
     if args.out:
         write_outputs(args.out, {

@@ -139,8 +139,7 @@ def _variant(env: str, choices: Tuple[str, ...], default: str,
 def forward_variant() -> str:
     """The forward :data:`FORWARD_ENV` selects (``DEFAULT_FORWARD`` when
     unset)."""
-    return _variant(FORWARD_ENV, FORWARD_VARIANTS, DEFAULT_FORWARD,
-                    'forward')
+    return _variant(FORWARD_ENV, FORWARD_VARIANTS, DEFAULT_FORWARD, 'forward')
 
 
 # How the backward adds the key and value gradients to the corner pixels:
@@ -242,9 +241,9 @@ def _forward_rows(q: Tensor, k: Tensor, v: Tensor, off: Tensor,
 
 
 def _halo_forward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, out: Tensor,
-                  lse: Tensor, shape: Tuple[int, int, int],
-                  kernel_size: List[int], dilation: List[int],
-                  scale: float) -> None:
+                  lse: Tensor, shape: Tuple[int, int,
+                                            int], kernel_size: List[int],
+                  dilation: List[int], scale: float) -> None:
     """The ``halo`` forward into ``out`` and ``lse``: one program per 8x8
     tile, with [64, halo] float32 scratch tiles of scores and attention
     weights (about 2 x 115 KB a tile for 9x9 points) and p_k in [N, K]."""

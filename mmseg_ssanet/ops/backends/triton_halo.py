@@ -101,21 +101,21 @@ def _dot(a, b, ACC: tl.constexpr, WIDEN: tl.constexpr):
 @triton.jit
 def snl_halo_forward_kernel(
         Q, KEY, V, OFF, OUT, LSE, PROB, SCORE, ATTN, H, W, scale,
-        CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
-        KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
-        TILE_H: tl.constexpr, TILE_W: tl.constexpr, MARGIN: tl.constexpr,
-        HALO_H: tl.constexpr, HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
-        BLOCK_H: tl.constexpr, BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
-        ACC: tl.constexpr, WIDEN: tl.constexpr):
+        CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+        DH: tl.constexpr, DW: tl.constexpr, TILE_H: tl.constexpr,
+        TILE_W: tl.constexpr, MARGIN: tl.constexpr, HALO_H: tl.constexpr,
+        HALO_W: tl.constexpr, HALO_PAD: tl.constexpr, BLOCK_H: tl.constexpr,
+        BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr,
+        WIDEN: tl.constexpr):
     # HALO_H = TILE_H + (KH - 1) DH + 2 MARGIN + 1 (HALO_W alike), HALO_PAD
-    # = HALO_H HALO_W rounded up to BLOCK_H: launch_config's arithmetic
+    # = HALO_H HALO_W rounded up to BLOCK_H: halo_config's arithmetic
     rows, valid, row0, y, x, ty0, tx0 = _tile(H, W, TILE_H, TILE_W)
     N_HALO = HALO_H * HALO_W
     hy0 = ty0 - (KH - 1) // 2 * DH - MARGIN
     hx0 = tx0 - (KW - 1) // 2 * DW - MARGIN
     # this program's [TILE_H TILE_W, HALO_PAD] scratch tiles, a row a query
-    scratch = (tl.program_id(0).to(tl.int64) * (TILE_H * TILE_W) +
-               tl.arange(0, TILE_H * TILE_W)) * HALO_PAD
+    scratch = (tl.program_id(0).to(tl.int64) *
+               (TILE_H * TILE_W) + tl.arange(0, TILE_H * TILE_W)) * HALO_PAD
     # 1. S = Q K_halo^T, BLOCK_H halo pixels at a time
     for h0 in range(0, HALO_PAD, BLOCK_H):
         h = h0 + tl.arange(0, BLOCK_H)
@@ -132,7 +132,7 @@ def snl_halo_forward_kernel(
                 mask=hok[None, :] & (ch[:, None] < CQ),
                 other=0.0)
             s += _dot(q, k, ACC, WIDEN)
-        tl.store(SCORE + scratch[:, None] + h[None, :], s)
+        tl.store(SCORE + scratch[:, None] + h[None, :], s, mask=valid[:, None])
     # NaN for a query with a non-finite channel, 0 otherwise: its logits
     # with keys sampled outside the map (zeros) are NaN too (inf * 0)
     poison = tl.zeros(rows.shape, ACC)
@@ -157,8 +157,7 @@ def snl_halo_forward_kernel(
         for c in tl.static_range(4):
             row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
             hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
-            s = tl.load(
-                SCORE + scratch + hidx, mask=inside & held, other=0.0)
+            s = tl.load(SCORE + scratch + hidx, mask=inside & held, other=0.0)
             far = inside & (held == 0)
             if tl.sum(far.to(tl.int32), axis=0) > 0:
                 s += _row_dot(Q, rows, KEY, row, far, CQ, BLOCK_CQ, ACC)
@@ -167,6 +166,8 @@ def snl_halo_forward_kernel(
         logit = (logit + poison) * scale
         m = tl.maximum(m, logit)
         tl.store(PROB + rows * (KH * KW) + kk, logit, mask=valid)
+    # PROB's stores, visible to whichever thread holds a query below
+    tl.debug_barrier()
     total = tl.zeros(rows.shape, ACC)
     for kk in range(KH * KW):
         logit = tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
@@ -178,7 +179,8 @@ def snl_halo_forward_kernel(
     for kk in range(KH * KW):
         ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH, DW,
                             2 * KH * KW, ACC)
-        p = tl.exp(tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0) - lse)
+        p = tl.exp(
+            tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0) - lse)
         tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
         for c in tl.static_range(4):
             row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
@@ -205,7 +207,10 @@ def snl_halo_forward_kernel(
             finite = tl.abs(v.to(ACC)) < float('inf')
             bad += tl.sum((finite == 0).to(tl.int32), axis=0)
             v = tl.where(finite, v, 0.0).to(v.dtype)
-            a = tl.load(ATTN + scratch[:, None] + h[None, :])
+            a = tl.load(
+                ATTN + scratch[:, None] + h[None, :],
+                mask=valid[:, None],
+                other=0.0)
             if V.dtype.element_ty == ACC:
                 acc += _dot(a, v, ACC, WIDEN)
             else:  # half precision: A = high + low, both on tensor cores
@@ -221,7 +226,8 @@ def snl_halo_forward_kernel(
             for kk in range(KH * KW):
                 ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                     DH, DW, 2 * KH * KW, ACC)
-                p = tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
+                p = tl.load(
+                    PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
                 for c in tl.static_range(4):
                     row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,
                                                    valid)
