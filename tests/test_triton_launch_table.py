@@ -104,8 +104,11 @@ def test_gpu_launch_table_gradcheck(monkeypatch):
 
 
 def test_gpu_launch_table_takes_eight_queries_a_program():
-    config = triton_backend.launch_config('backward', 5, 37, 63)
+    config = triton_backend.launch_config('forward', 5, 37, 63)
     assert (config['BLOCK_Q'], config['K_PAD'], config['BLOCK_C']) == (8, 64,
                                                                        32)
+    config = triton_backend.launch_config('backward', 5, 37, 63)
+    assert (config['BLOCK_Q'], config['BLOCK_C']) == (8, 32)
+    assert 'K_PAD' not in config  # the backward holds no logit tile
     assert triton_backend.launch_config(
         'forward', 5, 37, 63, interpreted=True)['BLOCK_Q'] == 64

@@ -72,15 +72,17 @@ def launch_config(kernel: str,
 
     if kernel == 'segment_sum':  # the deterministic backward's sums: C rows
         return dict(BLOCK_E=16, BLOCK=chunk(c), num_warps=4, num_stages=1)
-    return dict(
+    config = dict(
         BLOCK_Q=64 if interpreted else 8,
         BLOCK_CQ=chunk(cq),
         BLOCK_C=chunk(c),
-        K_PAD=triton.next_power_of_2(max(k, 1)),
         num_warps=4,
         num_stages=1,
         **triton_register_cap(128 if kernel ==
                               'forward' else BACKWARD_MAX_REGISTERS))
+    if kernel == 'forward':  # its logit tile's width
+        config['K_PAD'] = triton.next_power_of_2(max(k, 1))
+    return config
 
 
 def halo_config(cq: int, c: int, kernel_size: Sequence[int],

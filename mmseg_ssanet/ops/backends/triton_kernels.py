@@ -202,10 +202,9 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
                         GRAD_V, GRAD_OFF, PROB, GRAD_LOGIT, QK_D, total, H, W,
                         scale, CQ: tl.constexpr, C: tl.constexpr,
                         KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
-                        DW: tl.constexpr, K_PAD: tl.constexpr,
-                        BLOCK_Q: tl.constexpr, BLOCK_CQ: tl.constexpr,
-                        BLOCK_C: tl.constexpr, DETERMINISTIC: tl.constexpr,
-                        ACC: tl.constexpr):
+                        DW: tl.constexpr, BLOCK_Q: tl.constexpr,
+                        BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
+                        DETERMINISTIC: tl.constexpr, ACC: tl.constexpr):
     # DETERMINISTIC: no atomics; snl_segment_sum_kernel adds the key and
     # value gradients pixel by pixel in a fixed order, from PROB and
     # GRAD_LOGIT.
