@@ -88,11 +88,12 @@ def launch_config(kernel: str,
 def halo_config(cq: int, c: int, kernel_size: Sequence[int],
                 dilation: Sequence[int]) -> dict:
     """Launch sizes of the ``halo`` forward (:mod:`.triton_halo`) for Cq, C
-    and the window: 8x8 query tiles, 64 halo pixels and up to 32 channels
+    and the window: 8x8 query tiles, 32 halo pixels and up to 32 channels
     a ``tl.dot`` (at least 16, its smallest operand; padding channels are
     masked), a margin of 2 pixels for the offsets, and the halo's size.
     8 warps and no register cap: with 4 warps, 64-channel chunks or a cap
-    of 168, ptxas spilled 300-13000 bytes at (256, 512, 81) on sm_80; so
+    of 168, ptxas spilled 300-13000 bytes at (256, 512, 81) on sm_80, and
+    triton 3.7.1 spilled 4 bytes in fp32 with 64 halo pixels a product; so
     it uses up to 255 registers and spills nothing
     (``tools/analysis_tools/triton_resources.py``)."""
     import triton
@@ -104,7 +105,7 @@ def halo_config(cq: int, c: int, kernel_size: Sequence[int],
         TILE_H=8,
         TILE_W=8,
         MARGIN=2,
-        BLOCK_H=64,
+        BLOCK_H=32,
         BLOCK_CQ=chunk(cq),
         BLOCK_C=chunk(c),
         num_warps=8,
