@@ -39,6 +39,8 @@ test-triton-variants: $(STAMP)
 	SSANET_TRITON_FORWARD=halo SSANET_TRITON_BACKWARD=atomic \
 		$(BIN)/python -m pytest -p no:cacheprovider \
 		-k triton $(TRITON_CONTRACT) $(PYTEST_ARGS)
+	SSANET_TRITON_BACKWARD=halo $(BIN)/python -m pytest -p no:cacheprovider \
+		-k triton $(TRITON_CONTRACT) $(PYTEST_ARGS)
 
 # flake8, isort and yapf (settings in setup.cfg, versions in
 # requirements/lint.txt) over every tracked Python file; `make format`

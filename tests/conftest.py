@@ -13,6 +13,17 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault('TRITON_INTERPRET', '1')
 
+# torch.compile's on-disk cache keeps compiled graphs that call the custom
+# ops by their schema at the time; one that changed since then would be
+# called wrongly, so each run of the suite compiles into its own cache.
+if 'TORCHINDUCTOR_CACHE_DIR' not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+    os.environ['TORCHINDUCTOR_CACHE_DIR'] = tempfile.mkdtemp(
+        prefix='ssanet-inductor-')
+    atexit.register(shutil.rmtree, os.environ['TORCHINDUCTOR_CACHE_DIR'], True)
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 

@@ -202,7 +202,7 @@ def test_triton_backward_variant_is_chosen_by_the_environment(
     with pytest.raises(
             ValueError,
             match=r"SSANET_TRITON_BACKWARD='scatter' names no "
-            r'backward .* choose one of sorted, atomic'):
+            r'backward .* choose one of sorted, atomic, halo'):
         grads()
 
 
@@ -290,3 +290,40 @@ def test_halo_forward_matches_reference(case, halo_launches, monkeypatch):
         assert 0 < int(got.isnan().sum() + got.isinf().sum()) < got.numel()
     finite = want.isfinite()
     torch.testing.assert_close(got[finite], want[finite], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize('case', sorted(HALO_CASES))
+def test_halo_backward_matches_reference(case, monkeypatch):
+    # the forward's paths, in the backward: every corner in a tile's halo
+    # (its part written once, the parts of overlapping halos summed),
+    # corners beyond the margin (atomics), a chunk of grad_out rows with an
+    # inf (its corners one atomic each: 0 * inf would reach every pixel)
+    geometry = dict(HALO_CASES[case])
+    offset_scale = geometry.pop('offset_scale')
+    q, k, v, o = _inputs(
+        Cq=5,
+        C=37,
+        offset_scale=offset_scale,
+        device=TRITON_DEVICE,
+        **geometry)
+    kernel, dilation = ((5, 3), (2, 1)) if case == 'dilated 5x3' else (3, 1)
+    weight = torch.linspace(-1, 1, v.numel(), dtype=v.dtype).view_as(v)
+    if case == 'inf value in the halo':  # here: in grad_out
+        weight = _poison_value(weight, (0, 7, 4, 4))
+
+    def grads(backend):
+        out = snl(q, k, v, o, kernel, dilation=dilation, backend=backend)
+        return torch.autograd.grad((out * weight.to(out.device)).sum(),
+                                   (q, k, v, o))
+
+    monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'halo')
+    got, want = grads('triton'), grads('reference')
+    for name, a, b in zip('qkvo', got, want):
+        assert torch.equal(a.isfinite(), b.isfinite()), name
+        finite = b.isfinite()
+        torch.testing.assert_close(
+            a[finite], b[finite], rtol=1e-9, atol=1e-9, msg=name)
+    if case == 'inf value in the halo':
+        bad = ~got[2].isfinite()
+        assert 0 < int(bad.sum()) < bad.numel()

@@ -26,7 +26,8 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     report = json.loads((tmp_path / 'report.json').read_text())
     errors = {(r['backend'], r['dtype']): r for r in report['correctness']}
     fields = ('out', 'grad_query', 'grad_key', 'grad_value', 'grad_offset')
-    checked = ('cpp', 'triton', 'triton, halo forward', 'csr', 'reference')
+    checked = ('cpp', 'triton', 'triton, halo forward',
+               'triton, halo backward', 'csr', 'reference')
     for backend in checked:  # all run on CPU
         assert max(errors[backend, 'fp64'][f] for f in fields) < 1e-12
         assert max(errors[backend, 'fp32'][f] for f in fields) < 1e-5
@@ -43,7 +44,8 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     assert set(timed) == {
         'triton, gather forward', 'triton, halo forward',
         'triton, halo forward, sorted backward', 'triton, sorted backward',
-        'triton, atomic backward', 'snl reference', 'dense torch', 'dense sdpa'
+        'triton, atomic backward', 'triton, halo backward', 'snl reference',
+        'dense torch', 'dense sdpa'
     }
     for name, row in timed.items():
         assert row['forward_backward_ms' if 'backward' in
@@ -52,7 +54,8 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     assert {r['kernel']
             for r in report['resources']} == {
                 'forward', 'halo_forward', 'backward',
-                'backward_deterministic', 'segment_sum'
+                'backward_deterministic', 'segment_sum', 'halo_key_value',
+                'halo_sum'
             }
     for r in report['resources']:
         assert r['target'] == 'sm_90a' and r['spill_store_bytes'] == 0

@@ -33,8 +33,9 @@ def test_every_launch_fits_the_register_file(tmp_path):
     assert code == 0, log[-2000:]
     rows = json.loads((tmp_path / 'resources.json').read_text())
     # dtypes x targets x kernels (the forward, its halo variant, the
-    # backward, its deterministic variant and that variant's segment sums)
-    assert len(rows) == len(SHAPES) * 3 * 2 * 5
+    # backward, its deterministic variant and that variant's segment sums,
+    # the halo backward's tile kernel and its sums)
+    assert len(rows) == len(SHAPES) * 3 * 2 * 7
     assert {r['target'] for r in rows} == {'sm_80', 'sm_90a'}
     assert {r['dtype'] for r in rows} == {'fp32', 'bf16', 'fp16'}
     for r in rows:
@@ -45,15 +46,19 @@ def test_every_launch_fits_the_register_file(tmp_path):
         cap = {
             'forward': 128,
             'halo_forward': 255,
-            'segment_sum': 255
+            'segment_sum': 255,
+            'halo_sum': 255,
+            'halo_key_value': 208
         }.get(r['kernel'], 168)
         # triton 2.1 has no register cap to set: ptxas's own limit
         assert r['register_cap'] == (cap if CAPPED else 255), where
         assert 0 < r['registers'] <= r['register_cap'], where
         # float atomics only where the backward adds key and value
-        # gradients to corner pixels (its sorted variant has none), and
-        # where the halo forward adds p_k w_kc to its own scratch tile
-        assert (r['global_atomics']
-                > 0) == (r['kernel'] in ('backward', 'halo_forward')), where
+        # gradients to corner pixels (its sorted variant has none), where
+        # the halo kernels add p_k w_kc (and g_k w_kc) to their own scratch
+        # tiles, and for the halo backward's corners beyond its halo
+        assert (r['global_atomics'] > 0) == (r['kernel']
+                                             in ('backward', 'halo_forward',
+                                                 'halo_key_value')), where
     assert '| forward | 256, 512, 81 | fp32 | sm_90a |' in \
         (tmp_path / 'resources.md').read_text()

@@ -19,12 +19,12 @@ def test_every_variant_is_timed_beside_dense_attention(tmp_path):
     assert code == 0, log[-2000:]
     rows = json.loads((tmp_path / 'variants.json').read_text())
     methods = {
-        'triton, atomic backward', 'triton, sorted backward', 'dense torch',
-        'triton, gather forward', 'triton, halo forward',
-        'triton, halo forward, sorted backward'
+        'triton, atomic backward', 'triton, sorted backward',
+        'triton, halo backward', 'dense torch', 'triton, gather forward',
+        'triton, halo forward', 'triton, halo forward, sorted backward'
     }
     assert [(r['map'], r['batch']) for r in rows] == \
-        [('4x5', 2)] * 6 + [('3x3', 1)] * 6
+        [('4x5', 2)] * 7 + [('3x3', 1)] * 7
     assert {r['method'] for r in rows} == methods
     for r in rows:
         key = 'forward_ms' if r['method'].endswith('forward') else \

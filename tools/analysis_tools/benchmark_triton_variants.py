@@ -4,8 +4,8 @@ dense attention: forward and forward+backward time and peak memory.
 For each map, channel set and dtype, one process times in interleaved rounds
 (the median of ``--repeats``): each Triton forward variant
 (``SSANET_TRITON_FORWARD``: ``gather``, ``halo``), the forward + backward with
-each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``)
-after the default forward, and after the ``halo`` forward the default
+each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``,
+``halo``) after the default forward, and after the ``halo`` forward the default
 backward; and
 dense attention's forward and forward+backward in plain torch (unscaled, as the
 SNL operator here); ``--with`` adds ``F.scaled_dot_product_attention`` (``dense

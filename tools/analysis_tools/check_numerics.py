@@ -2,7 +2,8 @@
 whether the Triton backward is bitwise reproducible.
 
 For each backend that runs here (and the Triton backend's ``halo`` forward
-as ``triton, halo forward``) and each input dtype (fp64, fp32, bf16,
+and ``halo`` backward, rows ``triton, halo forward`` and ``triton, halo
+backward``) and each input dtype (fp64, fp32, bf16,
 fp16): the relative error, max |error| / max |value|, of the output and
 the four gradients against ``reference`` in float64 on the same (rounded)
 inputs, so the kernel's arithmetic and the rounding of its results to the
@@ -30,7 +31,7 @@ from mmseg_ssanet.benchmark import (attention_inputs, markdown_table,
                                     write_outputs)
 from mmseg_ssanet.ops import sparse_nonlocal_attention
 from mmseg_ssanet.ops.backends import BACKENDS
-from mmseg_ssanet.ops.backends.triton import FORWARD_ENV
+from mmseg_ssanet.ops.backends.triton import BACKWARD_ENV, FORWARD_ENV
 from mmseg_ssanet.utils.argument_types import image_size
 
 DTYPES = {
@@ -57,17 +58,23 @@ def value_and_grads(backend, inputs, side, grad_dtype=torch.float32):
     return [out.detach(), *grads]
 
 
-# what is checked: (row name, backend, its FORWARD_ENV)
-CHECKED = [(name, name, None) for name in BACKENDS]
-CHECKED.insert(
-    list(BACKENDS).index('triton') + 1,
-    ('triton, halo forward', 'triton', 'halo'))
+# what is checked: (row name, backend, the variables it runs with)
+CHECKED = [(name, name, {}) for name in BACKENDS]
+AFTER_TRITON = list(BACKENDS).index('triton') + 1
+CHECKED[AFTER_TRITON:AFTER_TRITON] = [
+    ('triton, halo forward', 'triton', {
+        FORWARD_ENV: 'halo'
+    }),
+    ('triton, halo backward', 'triton', {
+        BACKWARD_ENV: 'halo'
+    }),
+]
 
 
 def errors(args):
     """A row per backend and dtype: the relative error of each result."""
     side, rows = round(args.k**0.5), []
-    for name, backend, forward in CHECKED:
+    for name, backend, variables in CHECKED:
         reason = BACKENDS[backend].unavailable(torch.device(args.device))
         if reason:
             rows.append(dict(backend=name, dtype='-', skipped=reason))
@@ -75,13 +82,12 @@ def errors(args):
         for dtype, torch_dtype in DTYPES.items():
             inputs = attention_inputs(2, (args.cq, args.c), args.size, args.k,
                                       torch_dtype, args.device)
-            os.environ.pop(FORWARD_ENV, None)
-            if forward:
-                os.environ[FORWARD_ENV] = forward
+            os.environ.update(variables)
             try:
                 got = value_and_grads(backend, inputs, side, torch_dtype)
             finally:
-                os.environ.pop(FORWARD_ENV, None)
+                for variable in variables:
+                    os.environ.pop(variable)
             want = value_and_grads('reference', [x.double() for x in inputs],
                                    side, torch_dtype)
             rows.append(

@@ -29,7 +29,8 @@ sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 
 DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
 KERNELS = ('forward', 'halo_forward', 'backward', 'backward_deterministic',
-           'segment_sum')
+           'segment_sum', 'halo_key_value', 'halo_sum')
+HALO_GEOMETRY = ('TILE_H', 'TILE_W', 'MARGIN', 'HALO_H', 'HALO_W', 'HALO_PAD')
 # (Cq, C, K): R101 Cityscapes, R101 ADE20K / PASCAL Context, MobileNetV2
 PAPER_SHAPES = ['256,512,81', '256,512,49', '128,256,81']
 PTXAS = re.compile(r'(\d+) bytes stack frame, (\d+) bytes spill stores, '
@@ -55,10 +56,18 @@ def _compile(kernel, cq, c, k, dtype, arch):
 
     from mmseg_ssanet.features import triton_compile_ptx
     from mmseg_ssanet.ops.backends import triton_halo, triton_kernels
-    from mmseg_ssanet.ops.backends.triton import halo_config, launch_config
+    from mmseg_ssanet.ops.backends.triton import (halo_config, halo_sum_launch,
+                                                  key_value_launch,
+                                                  launch_config)
     side = round(k**0.5)
-    if kernel == 'halo_forward':
+    if kernel.startswith('halo'):
         config = halo_config(cq, c, (side, side), (1, 1))
+        if kernel != 'halo_forward':  # the halo backward's: its geometry
+            config = {name: config[name] for name in HALO_GEOMETRY}
+        if kernel == 'halo_key_value':
+            config.update(key_value_launch())
+        elif kernel == 'halo_sum':  # value gradients: rows of C channels
+            config.update(halo_sum_launch(c))
     else:
         config = launch_config(kernel, cq, c, k)
     options = {
@@ -85,6 +94,27 @@ def _compile(kernel, cq, c, k, dtype, arch):
             ATTN=acc)
         scalars.pop('total')
         geometry['WIDEN'] = False
+    elif kernel == 'halo_key_value':
+        fn = triton_halo.snl_halo_key_value_kernel
+        pointers = dict(
+            Q=data,
+            GRAD_OUT=data,
+            OFF=acc,
+            PROB=acc,
+            GRAD_LOGIT=acc,
+            PART_K=acc,
+            PART_V=acc,
+            FAR_K=acc,
+            FAR_V=acc,
+            ATTN=acc,
+            GATE=acc)
+        scalars = dict(H='i32', W='i32')
+        geometry['WIDEN'] = False
+    elif kernel == 'halo_sum':
+        fn = triton_halo.snl_halo_sum_kernel
+        pointers = dict(PART=acc, FAR=acc, OUT=acc)
+        scalars = dict(H='i32', W='i32')
+        geometry = dict(N=c, KH=side, KW=side, DH=1, DW=1)
     elif kernel == 'segment_sum':  # value gradients: rows of C channels
         fn = triton_kernels.snl_segment_sum_kernel
         pointers = dict(
@@ -106,7 +136,7 @@ def _compile(kernel, cq, c, k, dtype, arch):
             PROB=acc,
             GRAD_LOGIT=acc,
             QK_D=acc)
-        geometry['DETERMINISTIC'] = kernel == 'backward_deterministic'
+        geometry['KEY_VALUE_ATOMICS'] = kernel == 'backward'
     constants = dict(**geometry, ACC=tl.float32, **config)
     signature = {
         **pointers,

@@ -2,8 +2,9 @@
 counted under Triton's interpreter with no GPU.
 
 Runs the ``triton`` backend's forward and backward on CPU tensors under
-``TRITON_INTERPRET=1``, once per backward variant (``SSANET_TRITON_BACKWARD``:
-``atomic``, ``sorted``), and counts per kernel the elements that every
+``TRITON_INTERPRET=1``, once per backward variant counted
+(``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``; not ``halo``), and
+counts per kernel the elements that every
 ``tl.load``, ``tl.store`` and ``tl.atomic_add`` touches (lanes masked off
 excluded) and their bytes. Every count must equal its closed form
 (:func:`closed_form`; atomic updates: Cq + C per (query, point, corner)

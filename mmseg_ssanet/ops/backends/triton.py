@@ -155,7 +155,7 @@ def forward_variant() -> str:
 # not yet a GPU's timing. Under torch.use_deterministic_algorithms(True) it
 # is always 'sorted'.
 BACKWARD_ENV = 'SSANET_TRITON_BACKWARD'
-BACKWARD_VARIANTS = ('sorted', 'atomic')
+BACKWARD_VARIANTS = ('sorted', 'atomic', 'halo')
 DEFAULT_BACKWARD = 'sorted'
 
 
@@ -310,9 +310,9 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
 def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
                         value: Tensor, offset: Tensor, lse: Tensor,
                         kernel_size: List[int], dilation: List[int],
-                        scale: float, deterministic: bool) -> List[Tensor]:
-    """Gradients of query, key, value and offset (channels_last);
-    ``deterministic``: no float atomics (``key_value_grads_in_order``)."""
+                        scale: float, variant: str) -> List[Tensor]:
+    """Gradients of query, key, value and offset (channels_last), the key
+    and value gradients by the backward ``variant`` (BACKWARD_VARIANTS)."""
     import triton
 
     from .triton_kernels import snl_backward_kernel
@@ -322,8 +322,8 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
     total, cq = q.shape
     acc_dtype = lse.dtype
     grad_q = torch.empty(total, cq, device=q.device, dtype=acc_dtype)
-    # the atomics' targets; the deterministic path returns its own sums
-    atomic_rows = 0 if deterministic else total
+    # the atomics' targets; the other variants return their own sums
+    atomic_rows = total if variant == 'atomic' else 0
     grad_k = torch.zeros(atomic_rows, cq, device=q.device, dtype=acc_dtype)
     grad_v = torch.zeros(atomic_rows, C, device=q.device, dtype=acc_dtype)
     grad_off = torch.empty(
@@ -361,11 +361,15 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
         KW=kernel_size[1],
         DH=dilation[0],
         DW=dilation[1],
-        DETERMINISTIC=deterministic,
+        KEY_VALUE_ATOMICS=variant == 'atomic',
         ACC=_accumulator(v.dtype),
         **config)
-    if deterministic:
+    if variant == 'sorted':
         grad_k, grad_v = key_value_grads_in_order(q, go, off, prob, grad_logit,
+                                                  (B, H, W), kernel_size,
+                                                  dilation)
+    elif variant == 'halo':
+        grad_k, grad_v = key_value_grads_by_tiles(q, go, off, prob, grad_logit,
                                                   (B, H, W), kernel_size,
                                                   dilation)
     return [
@@ -377,7 +381,7 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
 
 @snl_triton_backward.register_fake
 def _(grad_out, query, key, value, offset, lse, kernel_size, dilation, scale,
-      deterministic):
+      variant):
     return [
         channels_last_like(x, x.shape[1]) for x in (query, key, value, offset)
     ]
@@ -392,7 +396,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_out, _grad_lse):
     grads = snl_triton_backward(grad_out, *ctx.saved_tensors, *ctx.geometry,
-                                backward_variant() == 'sorted')
+                                backward_variant())
     return (*grads, None, None, None)
 
 
@@ -465,6 +469,103 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
                 N=n,
                 ACC=acc,
                 **config)
+        grads.append(out)
+    return grads
+
+
+def key_value_launch() -> dict:
+    """Block sizes, warps and register cap of the ``halo`` backward's tile
+    kernel: 32 halo pixels and 16 channels a product. With 32 channels,
+    ptxas spilled 920 bytes in fp32 at (256, 512, 81) on sm_80 (triton
+    3.6.0); uncapped with 8 warps, it chose 128 registers and spilled
+    (3.7.1 fp32, 2.1.0 bf16). So: 8 warps capped at 208 where triton has
+    the cap, 4 warps where it has not (2.1), both spill-free
+    (``tools/analysis_tools/triton_resources.py``)."""
+    cap = triton_register_cap(208)
+    return dict(
+        BLOCK_H=32,
+        BLOCK_CQ=16,
+        BLOCK_C=16,
+        num_warps=8 if cap else 4,
+        num_stages=1,
+        **cap)
+
+
+def halo_sum_launch(n: int) -> dict:
+    """Channels, warps and stages of ``snl_halo_sum_kernel`` for rows of
+    ``n`` channels (the segment sums' chunks)."""
+    config = launch_config('segment_sum', 0, n, 0)
+    return dict(BLOCK=config['BLOCK'], num_warps=4, num_stages=1)
+
+
+def key_value_grads_by_tiles(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
+                             grad_logit: Tensor, shape: Tuple[int, int, int],
+                             kernel_size: Sequence[int],
+                             dilation: Sequence[int]):
+    """Key and value gradients with the halo forward's tiles
+    (:func:`~.triton_halo.snl_halo_key_value_kernel`): each 8x8 tile
+    writes its halo's part once, from [64, halo] coefficient tiles times
+    its query and grad_out rows on tensor cores, and one program per pixel
+    adds the parts of the tiles whose halos hold it in a fixed order.
+    Corners beyond a halo (and chunks with non-finite rows) go to float32
+    atomics, so the result is bitwise reproducible only where there are
+    none. Costs the parts, [tiles x halo, Cq + C] float32 (about 7x the
+    gradients at 9x9 points), and two [64, halo] scratch tiles a tile."""
+    import triton
+
+    from .triton_halo import snl_halo_key_value_kernel, snl_halo_sum_kernel
+    B, H, W = shape
+    total, cq = q.shape
+    c = go.shape[1]
+    config = halo_config(cq, c, kernel_size, dilation)
+    launch = key_value_launch()
+    tiles = B * -(-H // config['TILE_H']) * -(-W // config['TILE_W'])
+    acc_dtype = prob.dtype
+
+    def zeros(*size):
+        return torch.zeros(*size, device=q.device, dtype=acc_dtype)
+
+    attn, gate = (
+        zeros(tiles * config['TILE_H'] * config['TILE_W'] * config['HALO_PAD'])
+        for _ in range(2))
+    parts = [zeros(tiles * config['HALO_PAD'], n) for n in (cq, c)]
+    far = [zeros(total, n) for n in (cq, c)]
+    geometry = dict(
+        KH=kernel_size[0],
+        KW=kernel_size[1],
+        DH=dilation[0],
+        DW=dilation[1],
+        TILE_H=config['TILE_H'],
+        TILE_W=config['TILE_W'],
+        MARGIN=config['MARGIN'],
+        HALO_H=config['HALO_H'],
+        HALO_W=config['HALO_W'],
+        HALO_PAD=config['HALO_PAD'])
+    snl_halo_key_value_kernel[(tiles, )](
+        q,
+        go,
+        off,
+        prob,
+        grad_logit,
+        *parts,
+        *far,
+        attn,
+        gate,
+        H,
+        W,
+        CQ=cq,
+        C=c,
+        ACC=_accumulator(prob.dtype),
+        WIDEN=q.device.type == 'cpu',
+        **geometry,
+        **launch)
+    grads = []
+    for part, rest, n in zip(parts, far, (cq, c)):
+        out = torch.empty(total, n, device=q.device, dtype=acc_dtype)
+        sums = halo_sum_launch(n)
+        if n:  # Cq = 0: nothing to add
+            snl_halo_sum_kernel[(total, triton.cdiv(n, sums['BLOCK']))](
+                part, rest, out, H, W, N=n, **sums, **geometry)
         grads.append(out)
     return grads
 

@@ -247,3 +247,166 @@ def snl_halo_forward_kernel(
             OUT + rows[:, None] * C + ch[None, :],
             out.to(OUT.dtype.element_ty),
             mask=valid[:, None] & ch_ok)
+
+
+@triton.jit
+def _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE, rows, valid, row0, y,
+                       x, hy0, hx0, scratch, H, W, KH: tl.constexpr,
+                       KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+                       HALO_H: tl.constexpr, HALO_W: tl.constexpr,
+                       ACC: tl.constexpr):
+    """A[query, halo pixel] += p_k w_kc and G[query, halo pixel] += g_k w_kc
+    for the corners the halo holds; whether any corner lies beyond it."""
+    outside = tl.program_id(0) * 0
+    for kk in range(KH * KW):
+        ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH, DW,
+                            2 * KH * KW, ACC)
+        p = tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
+        g = tl.load(GRAD_LOGIT + rows * (KH * KW) + kk, mask=valid, other=0.0)
+        for c in tl.static_range(4):
+            row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
+            hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
+            tl.atomic_add(
+                ATTN + scratch + hidx,
+                p * w,
+                mask=inside & held,
+                sem='relaxed')
+            tl.atomic_add(
+                GATE + scratch + hidx,
+                g * w,
+                mask=inside & held,
+                sem='relaxed')
+            outside += tl.sum((inside & (held == 0)).to(tl.int32), axis=0)
+    return outside
+
+
+@triton.jit
+def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, outside, tile, rows, valid,
+                   row0, y, x, hy0, hx0, scratch, OFF, H, W, N: tl.constexpr,
+                   KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
+                   DW: tl.constexpr, HALO_H: tl.constexpr,
+                   HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
+                   BLOCK_H: tl.constexpr, BLOCK: tl.constexpr,
+                   ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """The tile's part of a gradient on its halo: PART[halo pixel] =
+    sum over queries of COEF_TILE[query, halo pixel] X[query] (``tl.dot``),
+    by chunks of N channels; the corners beyond the halo, and every
+    corner of a chunk whose X rows hold inf or NaN (0 * inf would reach
+    every halo pixel), added to FAR one float32 atomic each, coefficient
+    COEF[query, point] times the corner's weight."""
+    for c0 in range(0, N, BLOCK):
+        ch = c0 + tl.arange(0, BLOCK)
+        ch_ok = ch[None, :] < N
+        raw = tl.load(
+            X + rows[:, None] * N + ch[None, :],
+            mask=valid[:, None] & ch_ok,
+            other=0.0)
+        finite = tl.abs(raw.to(ACC)) < float('inf')
+        bad = tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0)
+        clean = tl.where(finite, raw, 0.0).to(raw.dtype)
+        for h0 in range(0, HALO_PAD, BLOCK_H):
+            h = h0 + tl.arange(0, BLOCK_H)
+            coef = tl.load(
+                COEF_TILE + scratch[None, :] + h[:, None],
+                mask=valid[None, :],
+                other=0.0)
+            if X.dtype.element_ty == ACC:
+                part = _dot(coef, clean, ACC, WIDEN)
+            else:  # the coefficients as high + low half-precision parts
+                high = coef.to(X.dtype.element_ty)
+                part = _dot(high, clean, ACC, WIDEN) + _dot(
+                    (coef - high.to(ACC)).to(
+                        X.dtype.element_ty), clean, ACC, WIDEN)
+            tl.store(
+                PART + (tile * HALO_PAD + h)[:, None] * N + ch[None, :],
+                tl.where(bad == 0, part, 0.0),
+                mask=ch_ok)
+        if bad + outside > 0:
+            for kk in range(KH * KW):
+                ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
+                                    DH, DW, 2 * KH * KW, ACC)
+                a = tl.load(
+                    COEF + rows * (KH * KW) + kk, mask=valid, other=0.0)
+                for c in tl.static_range(4):
+                    row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,
+                                                   valid)
+                    _, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
+                    take = inside & ((held == 0) | (bad > 0))
+                    tl.atomic_add(
+                        FAR + row[:, None] * N + ch[None, :],
+                        (a * w)[:, None] * raw.to(ACC),
+                        mask=take[:, None] & ch_ok)
+
+
+@triton.jit
+def snl_halo_key_value_kernel(
+        Q, GRAD_OUT, OFF, PROB, GRAD_LOGIT, PART_K, PART_V, FAR_K, FAR_V, ATTN,
+        GATE, H, W, CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
+        KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+        TILE_H: tl.constexpr, TILE_W: tl.constexpr, MARGIN: tl.constexpr,
+        HALO_H: tl.constexpr, HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
+        BLOCK_H: tl.constexpr, BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
+        ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """The ``halo`` backward's key and value gradients, a tile at a time:
+    G = sum g_k w_kc and A = sum p_k w_kc on [query, halo pixel] scratch
+    tiles, then each halo pixel's part G^T Q and A^T grad_out on tensor
+    cores, written once (snl_halo_sum_kernel adds the parts of the tiles
+    whose halos overlap)."""
+    rows, valid, row0, y, x, ty0, tx0 = _tile(H, W, TILE_H, TILE_W)
+    hy0 = ty0 - (KH - 1) // 2 * DH - MARGIN
+    hx0 = tx0 - (KW - 1) // 2 * DW - MARGIN
+    tile = tl.program_id(0).to(tl.int64)
+    scratch = (tile * (TILE_H * TILE_W) + tl.arange(0, TILE_H * TILE_W)) * \
+        HALO_PAD
+    outside = _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE, rows,
+                                 valid, row0, y, x, hy0, hx0, scratch, H, W,
+                                 KH, KW, DH, DW, HALO_H, HALO_W, ACC)
+    # the atomics above, visible to every thread of the program below
+    tl.debug_barrier()
+    _halo_gradient(Q, GRAD_LOGIT, GATE, PART_K, FAR_K, outside, tile, rows,
+                   valid, row0, y, x, hy0, hx0, scratch, OFF, H, W, CQ, KH, KW,
+                   DH, DW, HALO_H, HALO_W, HALO_PAD, BLOCK_H, BLOCK_CQ, ACC,
+                   WIDEN)
+    _halo_gradient(GRAD_OUT, PROB, ATTN, PART_V, FAR_V, outside, tile, rows,
+                   valid, row0, y, x, hy0, hx0, scratch, OFF, H, W, C, KH, KW,
+                   DH, DW, HALO_H, HALO_W, HALO_PAD, BLOCK_H, BLOCK_C, ACC,
+                   WIDEN)
+
+
+@triton.jit
+def snl_halo_sum_kernel(PART, FAR, OUT, H, W, N: tl.constexpr,
+                        KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
+                        DW: tl.constexpr, TILE_H: tl.constexpr,
+                        TILE_W: tl.constexpr, MARGIN: tl.constexpr,
+                        HALO_H: tl.constexpr, HALO_W: tl.constexpr,
+                        HALO_PAD: tl.constexpr, BLOCK: tl.constexpr):
+    """OUT[pixel] = FAR[pixel] + the parts of every tile whose halo holds
+    the pixel (at most cdiv(HALO, TILE) tiles each way), in a fixed order;
+    one program per pixel and chunk of N channels."""
+    pixel = tl.program_id(0)
+    ch = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    ok = ch < N
+    n_pix = H * W
+    image = pixel // n_pix
+    py = pixel % n_pix // W
+    px = pixel % W
+    reach_y = (KH - 1) // 2 * DH + MARGIN
+    reach_x = (KW - 1) // 2 * DW + MARGIN
+    tiles_y = tl.cdiv(H, TILE_H)
+    tiles_x = tl.cdiv(W, TILE_W)
+    acc = tl.load(FAR + pixel.to(tl.int64) * N + ch, mask=ok, other=0.0)
+    for i in tl.static_range((HALO_H + TILE_H - 1) // TILE_H):
+        ty = (py + reach_y) // TILE_H - i
+        hy = py - (ty * TILE_H - reach_y)
+        for j in tl.static_range((HALO_W + TILE_W - 1) // TILE_W):
+            tx = (px + reach_x) // TILE_W - j
+            hx = px - (tx * TILE_W - reach_x)
+            held = (ty >= 0) & (ty < tiles_y) & (hy < HALO_H) & (tx >= 0) & (
+                tx < tiles_x) & (
+                    hx < HALO_W)
+            tile = ((image * tiles_y + ty) * tiles_x + tx).to(tl.int64)
+            acc += tl.load(
+                PART + (tile * HALO_PAD + hy * HALO_W + hx) * N + ch,
+                mask=ok & held,
+                other=0.0)
+    tl.store(OUT + pixel.to(tl.int64) * N + ch, acc, mask=ok)

@@ -204,10 +204,10 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
                         KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
                         DW: tl.constexpr, BLOCK_Q: tl.constexpr,
                         BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
-                        DETERMINISTIC: tl.constexpr, ACC: tl.constexpr):
-    # DETERMINISTIC: no atomics; snl_segment_sum_kernel adds the key and
-    # value gradients pixel by pixel in a fixed order, from PROB and
-    # GRAD_LOGIT.
+                        KEY_VALUE_ATOMICS: tl.constexpr, ACC: tl.constexpr):
+    # KEY_VALUE_ATOMICS (the 'atomic' variant): the key and value gradients
+    # added to the corner pixels here; else from PROB and GRAD_LOGIT
+    # afterwards (snl_segment_sum_kernel, or the halo tiles).
     rows, valid, row0, y, x = _query_block(total, H, W, BLOCK_Q)
     lse = tl.load(LSE + rows, mask=valid, other=0.0).to(ACC)
     two_k = 2 * KH * KW
@@ -274,7 +274,7 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
                     mask=mask,
                     other=0.0).to(ACC)
                 grad_q += (g * w)[:, None] * key
-                if not DETERMINISTIC:
+                if KEY_VALUE_ATOMICS:
                     tl.atomic_add(
                         GRAD_KEY + row[:, None] * CQ + ch[None, :],
                         (g * w)[:, None] * q,
@@ -284,7 +284,7 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
             grad_q,
             mask=valid[:, None] & ch_ok)
     # pass 3: value gradient (atomics), by chunks
-    if not DETERMINISTIC:
+    if KEY_VALUE_ATOMICS:
         for c0 in range(0, C, BLOCK_C):
             ch = c0 + tl.arange(0, BLOCK_C)
             ch_ok = ch[None, :] < C
