@@ -137,7 +137,9 @@ def _compile(kernel, cq, c, k, dtype, arch):
             GRAD_LOGIT=acc,
             QK_D=acc)
         geometry['KEY_VALUE_ATOMICS'] = kernel == 'backward'
-    constants = dict(**geometry, ACC=tl.float32, **config)
+    constants = dict(**geometry, **config)
+    if kernel != 'halo_sum':  # it adds float32 parts as they are
+        constants['ACC'] = tl.float32
     signature = {
         **pointers,
         **scalars,
@@ -148,7 +150,7 @@ def _compile(kernel, cq, c, k, dtype, arch):
     }
     ptx = triton_compile_ptx(fn, signature, constants, arch, **options)
     return ptx, dict(
-        block_q=config.get(
+        block_q='-' if kernel == 'halo_sum' else config.get(
             'BLOCK_Q',
             config.get('TILE_H', 0) * config.get('TILE_W', 0) or '-'),
         num_warps=options['num_warps'],
