@@ -17,7 +17,8 @@ DEMO_BACKEND ?=
 DEMO_OPTIONS = $(if $(DEMO_BACKEND),model.decode_head.snl_backend=$(DEMO_BACKEND))
 PYTEST_ARGS ?=
 
-.PHONY: env test test-quick test-triton-variants lint format fuzz demo clean browser browser-if-possible kernel-check \
+.PHONY: env test test-quick test-triton-variants triton-contract-atomic \
+	triton-contract-halo lint format fuzz demo clean browser browser-if-possible kernel-check \
 	device-rehearsal compat-check docs-pictures cue-pictures
 env: $(STAMP)
 
@@ -35,10 +36,16 @@ test: $(STAMP)
 # with the forward and backward variants the defaults do not take.
 TRITON_CONTRACT = tests/test_ops.py tests/test_ops_fuzz.py \
 	tests/test_sampling_geometry.py
+# The two runs in parallel (one interpreter process each, two cores), each
+# one's output printed when it ends.
 test-triton-variants: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target \
+		triton-contract-atomic triton-contract-halo
+triton-contract-atomic:
 	SSANET_TRITON_FORWARD=halo SSANET_TRITON_BACKWARD=atomic \
 		$(BIN)/python -m pytest -p no:cacheprovider \
 		-k triton $(TRITON_CONTRACT) $(PYTEST_ARGS)
+triton-contract-halo:
 	SSANET_TRITON_BACKWARD=halo $(BIN)/python -m pytest -p no:cacheprovider \
 		-k triton $(TRITON_CONTRACT) $(PYTEST_ARGS)
 
