@@ -99,6 +99,18 @@ def _dot(a, b, ACC: tl.constexpr, WIDEN: tl.constexpr):
 
 
 @triton.jit
+def _weights_dot(weights, rows, ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """weights (ACC) @ rows (the input dtype): in half precision the
+    weights as a high and a low half-precision part, both on tensor
+    cores, so they keep about 16 bits."""
+    if rows.dtype == ACC:
+        return _dot(weights, rows, ACC, WIDEN)
+    high = weights.to(rows.dtype)
+    low = (weights - high.to(ACC)).to(rows.dtype)
+    return _dot(high, rows, ACC, WIDEN) + _dot(low, rows, ACC, WIDEN)
+
+
+@triton.jit
 def snl_halo_forward_kernel(
         Q, KEY, V, OFF, OUT, LSE, PROB, SCORE, ATTN, H, W, scale,
         CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
@@ -211,13 +223,7 @@ def snl_halo_forward_kernel(
                 ATTN + scratch[:, None] + h[None, :],
                 mask=valid[:, None],
                 other=0.0)
-            if V.dtype.element_ty == ACC:
-                acc += _dot(a, v, ACC, WIDEN)
-            else:  # half precision: A = high + low, both on tensor cores
-                high = a.to(V.dtype.element_ty)
-                acc += _dot(high, v, ACC, WIDEN)
-                acc += _dot((a - high.to(ACC)).to(V.dtype.element_ty), v, ACC,
-                            WIDEN)
+            acc += _weights_dot(a, v, ACC, WIDEN)
         # (a scalar sum after the loop: triton 2.1 cannot compile one of a
         # 2-d tile carried through it)
         poisoned = tl.sum(bad, axis=0)
@@ -310,13 +316,7 @@ def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, outside, tile, rows, valid,
                 COEF_TILE + scratch[None, :] + h[:, None],
                 mask=valid[None, :],
                 other=0.0)
-            if X.dtype.element_ty == ACC:
-                part = _dot(coef, clean, ACC, WIDEN)
-            else:  # the coefficients as high + low half-precision parts
-                high = coef.to(X.dtype.element_ty)
-                part = _dot(high, clean, ACC, WIDEN) + _dot(
-                    (coef - high.to(ACC)).to(
-                        X.dtype.element_ty), clean, ACC, WIDEN)
+            part = _weights_dot(coef, clean, ACC, WIDEN)
             tl.store(
                 PART + (tile * HALO_PAD + h)[:, None] * N + ch[None, :],
                 tl.where(bad == 0, part, 0.0),
