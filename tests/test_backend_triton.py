@@ -264,18 +264,24 @@ HALO_CASES = {
 }
 
 
-@pytest.mark.triton
-@pytest.mark.parametrize('case', sorted(HALO_CASES))
-def test_halo_forward_matches_reference(case, halo_launches, monkeypatch):
+def _halo_case(case):
+    """Inputs, window and dilation of a HALO_CASES entry."""
     geometry = dict(HALO_CASES[case])
     offset_scale = geometry.pop('offset_scale')
-    q, k, v, o = _inputs(
+    inputs = _inputs(
         Cq=5,
         C=37,
         offset_scale=offset_scale,
         device=TRITON_DEVICE,
         **geometry)
     kernel, dilation = ((5, 3), (2, 1)) if case == 'dilated 5x3' else (3, 1)
+    return (*inputs, kernel, dilation)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize('case', sorted(HALO_CASES))
+def test_halo_forward_matches_reference(case, halo_launches, monkeypatch):
+    q, k, v, o, kernel, dilation = _halo_case(case)
     if case == 'inf value in the halo':
         v = _poison_value(v.detach(), (0, 7, 4, 4))
     monkeypatch.setenv('SSANET_TRITON_FORWARD', 'halo')
@@ -299,15 +305,7 @@ def test_halo_backward_matches_reference(case, monkeypatch):
     # (its part written once, the parts of overlapping halos summed),
     # corners beyond the margin (atomics), a chunk of grad_out rows with an
     # inf (its corners one atomic each: 0 * inf would reach every pixel)
-    geometry = dict(HALO_CASES[case])
-    offset_scale = geometry.pop('offset_scale')
-    q, k, v, o = _inputs(
-        Cq=5,
-        C=37,
-        offset_scale=offset_scale,
-        device=TRITON_DEVICE,
-        **geometry)
-    kernel, dilation = ((5, 3), (2, 1)) if case == 'dilated 5x3' else (3, 1)
+    q, k, v, o, kernel, dilation = _halo_case(case)
     weight = torch.linspace(-1, 1, v.numel(), dtype=v.dtype).view_as(v)
     if case == 'inf value in the halo':  # here: in grad_out
         weight = _poison_value(weight, (0, 7, 4, 4))
