@@ -67,7 +67,17 @@ def test_atomic_updates_are_counted_as_the_closed_form_says(tmp_path):
         r['access']
         for r in result['counted'] if r['variant'] == 'halo forward'
     } == {'load', 'store', 'atomic'}
-    assert 'halo forward: its loads, stores and atomic updates as the ' \
-        'closed form says' in log
+    for name in ('halo forward', 'halo backward'):
+        assert f'{name}: every kernel\'s loads, stores and atomic updates ' \
+            'as the closed form says' in log
     for r in result['paper']:
         assert 5 * r['halo_forward_mb'] < r['gather_forward_mb'], r
+    # the halo backward: two relaxed atomics per (query, point, corner)
+    # into its tiles' own scratch, none per channel, when every corner
+    # lies in its tile's halo; its tile kernel and sums were counted
+    assert paper[('R101', '64x128')]['halo'] == 2 * 4 * 64 * 128 * 81
+    assert {r['kernel']
+            for r in result['counted'] if r['variant'] == 'halo'} == {
+                'snl_backward_kernel', 'snl_halo_key_value_kernel',
+                'snl_halo_sum_kernel'
+            }

@@ -2,8 +2,8 @@
 counted under Triton's interpreter with no GPU.
 
 Runs the ``triton`` backend's forward and backward on CPU tensors under
-``TRITON_INTERPRET=1``, once per backward variant counted
-(``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``; not ``halo``), and
+``TRITON_INTERPRET=1``, once per backward variant
+(``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``, ``halo``), and
 counts per kernel the elements that every
 ``tl.load``, ``tl.store`` and ``tl.atomic_add`` touches (lanes masked off
 excluded) and their bytes. Every count must equal its closed form
@@ -13,9 +13,10 @@ The closed form then gives the paper's shapes, every corner inside the map:
 4 N K (Cq + C) atomic updates, and the bytes the backward's kernels
 request (gathered corner rows in full: an upper bound on DRAM traffic).
 (The ``sorted`` variant's sort and entry gathers run as torch operations
-and are not counted.) The ``halo`` forward (``SSANET_TRITON_FORWARD``) is
-counted too, on an 11x19 map with corners beyond its tiles' halos, and
-checked against its own closed form (:func:`halo_closed_form`); at the
+and are not counted.) The ``halo`` forward (``SSANET_TRITON_FORWARD``)
+and the ``halo`` backward run together on an 11x19 map with corners
+beyond their tiles' halos, checked against their own closed forms
+(:func:`halo_closed_form`, :func:`halo_backward_closed_form`); at the
 paper's shapes the table gives the MB each forward requests.
 
 Example::
@@ -33,7 +34,9 @@ os.environ['TRITON_INTERPRET'] = '1'  # before triton is imported
 # the repo root: this tool runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 
-VARIANTS = ('atomic', 'sorted')
+VARIANTS = ('atomic', 'sorted', 'halo')
+# the variants counted with the gather forward on the small map
+GATHER_COUNTED = ('atomic', 'sorted')
 # (name, Cq, C): R101 (Cityscapes, ADE20K, PASCAL Context), MobileNetV2
 CHANNELS = (('R101', 256, 512), ('MobileNetV2', 128, 256))
 # the halo forward's counted map: two tiles down, three across, 11 x 19
@@ -107,14 +110,24 @@ def chunks(width):
     return -(-width // min(32, 1 << max(width - 1, 0).bit_length()))
 
 
-def closed_form(n, e, cq, c, k, data, variant):
+def _totals(forms):
+    """(kernel, access) -> [(elements, bytes an element)] summed."""
+    return {
+        key: (sum(m for m, _ in parts), sum(m * size for m, size in parts))
+        for key, parts in forms.items()
+    }
+
+
+def closed_form(n, e, cq, c, k, data, variant, geometry=None):
     """(kernel, access) -> (elements, bytes) of a forward and backward.
 
     ``n`` queries, ``e`` corners inside the map, ``data`` bytes an input
     element (offsets, log-sum-exp and the float32 buffers: 4; int64: 8).
     A program reads the query (or grad_out) chunk again for each point in
     the logit pass, the offsets again for each channel chunk of the later
-    passes, and the corner rows once per corner inside the map.
+    passes, and the corner rows once per corner inside the map. The
+    ``halo`` variant's tile kernels need its ``geometry``
+    (:func:`halo_geometry`).
     """
     per_corner = dict(q=(n * k * cq + e * cq, data), off=(2 * n * k, 4))
     forms = {
@@ -139,6 +152,8 @@ def closed_form(n, e, cq, c, k, data, variant):
         forms['snl_backward_kernel', 'load'] += [(n * c, data),
                                                  (3 * n * k * chunks(c), 4)]
         forms['snl_backward_kernel', 'atomic'] = [(e * (cq + c), 4)]
+    elif variant == 'halo':
+        forms.update(halo_backward_forms(n, geometry, cq, c, k, data))
     else:  # one program per pixel and chunk
         forms['snl_segment_sum_kernel', 'load'] = [
             (m, size) for width in (cq, c)
@@ -146,10 +161,7 @@ def closed_form(n, e, cq, c, k, data, variant):
                             (e * chunks(width), 4), (e * width, data))
         ]
         forms['snl_segment_sum_kernel', 'store'] = [(n * (cq + c), 4)]
-    return {
-        key: (sum(m for m, _ in parts), sum(m * size for m, size in parts))
-        for key, parts in forms.items()
-    }
+    return _totals(forms)
 
 
 def _halo_extent(size, tile, window, dilation, margin):
@@ -240,16 +252,47 @@ def halo_closed_form(n, geometry, cq, c, k, data):
                                                (n * c, data)],
         ('snl_halo_forward_kernel', 'atomic'): [(held, 4)],
     }
+    return _totals(forms)
+
+
+def halo_backward_forms(n, geometry, cq, c, k, data):
+    """(kernel, access) -> [(elements, bytes an element)] of the ``halo``
+    backward's tile kernel and sums, finite inputs (the backward kernel's
+    own are those of ``sorted``). Per tile: the offsets, p_k and the logit
+    gradients once to fill the two [64, halo] coefficient tiles (one
+    relaxed atomic each per corner held); per gradient and chunk of 16
+    channels, the rows once and the coefficient tile once, each halo
+    pixel's part stored once; tiles with a far corner read the offsets
+    and coefficients again per chunk, and add each far corner with one
+    atomic per channel. The sums read each part once per pixel the halo
+    holds on the map, and the far corners' buffer once."""
+    from mmseg_ssanet.ops.backends.triton import key_value_launch
+    halo_pad, tiles = geometry['config']['HALO_PAD'], geometry['tiles']
+    held, far = geometry['held'], geometry['far']
+    far_queries, halo = geometry['far_tile_queries'], geometry['halo_pixels']
+    block = key_value_launch()
+    loads = [(4 * n * k, 4)]  # offsets, p_k and logit gradients: the tiles
+    for width, name in ((cq, 'BLOCK_CQ'), (c, 'BLOCK_C')):
+        width_chunks = -(-width // block[name])
+        loads += [
+            (n * width, data),  # the query or grad_out rows
+            (n * halo_pad * width_chunks, 4),  # the coefficient tile
+            (3 * k * far_queries * width_chunks, 4)  # far: offsets, coef.
+        ]
     return {
-        key: (sum(m for m, _ in parts), sum(m * size for m, size in parts))
-        for key, parts in forms.items()
+        ('snl_halo_key_value_kernel', 'load'): loads,
+        ('snl_halo_key_value_kernel', 'store'): [(tiles * halo_pad *
+                                                  (cq + c), 4)],
+        ('snl_halo_key_value_kernel', 'atomic'): [(2 * held, 4),
+                                                  (far * (cq + c), 4)],
+        ('snl_halo_sum_kernel', 'load'): [(n * (cq + c), 4),
+                                          (halo * (cq + c), 4)],
+        ('snl_halo_sum_kernel', 'store'): [(n * (cq + c), 4)],
     }
 
 
 def measure(args, counter):
     import torch
-
-    from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
     b, (h, w), cq, c, kernel = args.batch, args.size, args.cq, args.c, 3
     g = torch.Generator().manual_seed(0)
     q, k = (torch.randn(b, cq, h, w, generator=g) for _ in range(2))
@@ -258,53 +301,77 @@ def measure(args, counter):
     o = torch.randn(b, 2 * kernel**2, h, w, generator=g) * 2
     inside = corners_inside(o, (b, h, w), kernel)
     rows = []
-    for variant in VARIANTS:
+    for variant in GATHER_COUNTED:
         os.environ['SSANET_TRITON_BACKWARD'] = variant
-        counter.counts.clear()
-        xs = [x.clone().requires_grad_() for x in (q, k, v, o)]
-        out = snl(*xs, kernel, backend='triton')
-        torch.autograd.grad(out.sum(), xs)
-        counted = {key: tuple(v) for key, v in counter.counts.items()}
+        counted = _count(counter, (q, k, v, o), kernel)
         want = closed_form(b * h * w, inside, cq, c, kernel**2, 4, variant)
-        if counted != want:
-            sys.exit(f'error: {variant}: counted (elements, bytes) '
-                     f'{counted}, the closed form says {want}')
-        print(f'{variant}: every kernel\'s loads, stores and atomic updates '
-              'as the closed form says')
-        rows += [
-            dict(
-                variant=variant,
-                kernel=kernel_name,
-                access=access,
-                elements=n,
-                bytes=nbytes)
-            for (kernel_name, access), (n, nbytes) in counted.items()
-        ]
-    os.environ.pop('SSANET_TRITON_BACKWARD')
-    # the halo forward on a map larger than one halo, with offsets that
-    # reach beyond it: both its paths
+        _check(variant, counted, want)
+        rows += _rows(variant, counted)
+    # the halo forward and backward on a map larger than one halo, with
+    # offsets that reach beyond it: all their paths
     b, (h, w) = 1, HALO_COUNTED
     q, k = (torch.randn(b, cq, h, w, generator=g) for _ in range(2))
     v = torch.randn(b, c, h, w, generator=g)
     o = torch.randn(b, 2 * kernel**2, h, w, generator=g) * 2
     os.environ['SSANET_TRITON_FORWARD'] = 'halo'
-    counter.counts.clear()
-    with torch.no_grad():
-        snl(q, k, v, o, kernel, backend='triton')
-    os.environ.pop('SSANET_TRITON_FORWARD')
-    counted = {key: tuple(v) for key, v in counter.counts.items()}
+    os.environ['SSANET_TRITON_BACKWARD'] = 'halo'
+    counted = _count(counter, (q, k, v, o), kernel)
+    for env in ('SSANET_TRITON_FORWARD', 'SSANET_TRITON_BACKWARD'):
+        os.environ.pop(env)
     geometry = halo_geometry((b, h, w), kernel, cq, c, o)
     if not geometry['far']:
         sys.exit('error: no corner beyond the halo in the counted run')
-    want = halo_closed_form(b * h * w, geometry, cq, c, kernel**2, 4)
+    n, inside = b * h * w, geometry['held'] + geometry['far']
+    forward = halo_closed_form(n, geometry, cq, c, kernel**2, 4)
+    backward = {
+        key: form
+        for key, form in closed_form(n, inside, cq, c, kernel**2, 4, 'halo',
+                                     geometry).items()
+        if key[0] != 'snl_forward_kernel'
+    }
+    _check('halo forward', {
+        key: form
+        for key, form in counted.items() if key in forward
+    }, forward)
+    _check('halo backward', {
+        key: form
+        for key, form in counted.items() if key not in forward
+    }, backward)
+    print(f'({geometry["far"]} corners beyond the halo)')
+    return rows + _rows(
+        'halo forward',
+        {key: form
+         for key, form in counted.items() if key in forward}) + _rows(
+             'halo', {
+                 key: form
+                 for key, form in counted.items() if key not in forward
+             })
+
+
+def _count(counter, inputs, kernel):
+    """(kernel, access) -> (elements, bytes) of one forward and backward."""
+    import torch
+
+    from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
+    counter.counts.clear()
+    xs = [x.clone().requires_grad_() for x in inputs]
+    out = snl(*xs, kernel, backend='triton')
+    torch.autograd.grad(out.sum(), xs)
+    return {key: tuple(v) for key, v in counter.counts.items()}
+
+
+def _check(name, counted, want):
     if counted != want:
-        sys.exit(f'error: halo forward: counted (elements, bytes) '
-                 f'{counted}, the closed form says {want}')
-    print('halo forward: its loads, stores and atomic updates as the closed '
-          f'form says ({geometry["far"]} corners beyond the halo)')
-    return rows + [
+        sys.exit(f'error: {name}: counted (elements, bytes) {counted}, the '
+                 f'closed form says {want}')
+    print(f'{name}: every kernel\'s loads, stores and atomic updates as the '
+          'closed form says')
+
+
+def _rows(variant, counted):
+    return [
         dict(
-            variant='halo forward',
+            variant=variant,
             kernel=kernel_name,
             access=access,
             elements=n,
@@ -314,27 +381,31 @@ def measure(args, counter):
 
 
 def paper_shapes(points=81):
-    """The closed form at the configs' shapes, every corner inside the map:
-    global atomic updates, and MB the backward's kernels move (bf16)."""
+    """The closed form at the configs' shapes, every corner inside the map
+    and its tile's halo: global atomic updates of each backward, and the
+    MB each backward's and each forward's kernels move (bf16)."""
     rows = []
     for name, cq, c in CHANNELS:
         for map_name, b, h, w in MAPS:
             n = b * h * w
+            geometry = halo_geometry((b, h, w), round(points**0.5), cq, c)
             row = dict(channels=name, map=map_name)
             for variant in VARIANTS:
                 form = closed_form(n, 4 * n * points, cq, c, points, 2,
-                                   variant)
-                row[variant] = form.get(('snl_backward_kernel', 'atomic'),
-                                        (0, 0))[0]
+                                   variant, geometry)
+                backward = {
+                    key: counts
+                    for key, counts in form.items()
+                    if key[0] != 'snl_forward_kernel'
+                }
+                row[variant] = sum(elements for (_, access), (
+                    elements, _) in backward.items() if access == 'atomic')
                 row[f'{variant}_mb'] = sum(
-                    nbytes for (kernel, _), (_, nbytes) in form.items()
-                    if kernel != 'snl_forward_kernel') / 2**20
+                    nbytes for _, nbytes in backward.values()) / 2**20
             row['gather_forward_mb'] = sum(
                 nbytes for (kernel, _), (_, nbytes) in form.items()
                 if kernel == 'snl_forward_kernel') / 2**20
-            halo = halo_closed_form(
-                n, halo_geometry((b, h, w), round(points**0.5), cq, c), cq, c,
-                points, 2)
+            halo = halo_closed_form(n, geometry, cq, c, points, 2)
             row['halo_forward_mb'] = sum(
                 nbytes for _, nbytes in halo.values()) / 2**20
             rows.append(row)
