@@ -280,9 +280,10 @@ def halo_backward_forms(n, geometry, cq, c, k, data):
             (3 * k * far_queries * width_chunks, 4)  # far: offsets, coef.
         ]
     return {
-        ('snl_halo_key_value_kernel', 'load'): loads,
-        ('snl_halo_key_value_kernel', 'store'): [(tiles * halo_pad *
-                                                  (cq + c), 4)],
+        ('snl_halo_key_value_kernel', 'load'):
+        loads,
+        ('snl_halo_key_value_kernel', 'store'):
+        [(tiles * halo_pad * (cq + c), 4)],
         ('snl_halo_key_value_kernel', 'atomic'): [(2 * held, 4),
                                                   (far * (cq + c), 4)],
         ('snl_halo_sum_kernel', 'load'): [(n * (cq + c), 4),
@@ -338,14 +339,13 @@ def measure(args, counter):
         for key, form in counted.items() if key not in forward
     }, backward)
     print(f'({geometry["far"]} corners beyond the halo)')
-    return rows + _rows(
-        'halo forward',
-        {key: form
-         for key, form in counted.items() if key in forward}) + _rows(
-             'halo', {
-                 key: form
-                 for key, form in counted.items() if key not in forward
-             })
+    return rows + _rows('halo forward', {
+        key: form
+        for key, form in counted.items() if key in forward
+    }) + _rows('halo', {
+        key: form
+        for key, form in counted.items() if key not in forward
+    })
 
 
 def _count(counter, inputs, kernel):
@@ -398,8 +398,10 @@ def paper_shapes(points=81):
                     for key, counts in form.items()
                     if key[0] != 'snl_forward_kernel'
                 }
-                row[variant] = sum(elements for (_, access), (
-                    elements, _) in backward.items() if access == 'atomic')
+                row[variant] = sum(
+                    elements
+                    for (_, access), (elements, _) in backward.items()
+                    if access == 'atomic')
                 row[f'{variant}_mb'] = sum(
                     nbytes for _, nbytes in backward.values()) / 2**20
             row['gather_forward_mb'] = sum(
