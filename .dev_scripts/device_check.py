@@ -48,7 +48,8 @@ with less than 20 s left is "not reached"):
 --cpu (or no CUDA device): the rehearsal `.ci/run` makes on a bare venv
 (rehearse_device_check.py), the same parts at tiny sizes: operator tests
 on CPU tensors (Triton through its interpreter), a couple of iterations,
-the smoke script without the sanitizer.
+the smoke script without the sanitizer, one plain build of the C++ kernel
+(the best variant this CPU runs).
 
 Writes into OUT_DIR: summary.md (rewritten after every part), cpu.txt,
 tests.log (parts 1 and 5), variants.md and variants.log (2a), report.md
@@ -470,11 +471,14 @@ class ModelRuns:
 
 
 def kernel_variants(mode):
-    """The ISA variants to build and the best this CPU runs; on a GPU
-    machine all three are built, those it runs tested."""
+    """The ISA variants to build and the best this CPU runs. On a GPU
+    machine all three are built, those it runs tested; the CPU rehearsal
+    builds the best one only (``make kernel-check`` builds and checks
+    every variant under the sanitizers)."""
     isas = list(check_kernel.ISA_FLAGS)
     runs = [isa for isa in isas if not check_kernel.missing_flags(isa)]
-    return (runs if mode == 'cpu' else isas), (runs[0] if runs else None)
+    best = runs[0] if runs else None
+    return (runs[:1] if mode == 'cpu' else isas), best
 
 
 class KernelBuilds:

@@ -12,6 +12,7 @@ import torch
 
 from mmseg_ssanet.ops import sparse_nonlocal_attention as snl
 from mmseg_ssanet.ops.backends import triton as triton_backend
+from mmseg_ssanet.ops.backends.triton_launch import LAUNCH_TABLE_ENV
 from tests.ops_cases import TRITON_DEVICE
 from tests.ops_cases import random_inputs as _inputs
 
@@ -61,7 +62,7 @@ def _values_and_grads(backend,
 @pytest.mark.parametrize('table', ['gpu', 'interpreter'])
 def test_launch_table_matches_reference(monkeypatch, launches, table,
                                         deterministic):
-    monkeypatch.setenv(triton_backend.LAUNCH_TABLE_ENV, table)
+    monkeypatch.setenv(LAUNCH_TABLE_ENV, table)
     inputs = _inputs(**SHAPE, device=TRITON_DEVICE)
     got = _values_and_grads('triton', inputs, deterministic)
     want = _values_and_grads('reference', inputs)
@@ -71,7 +72,7 @@ def test_launch_table_matches_reference(monkeypatch, launches, table,
 
 def test_gpu_launch_table_odd_grid(monkeypatch, launches):
     # the paper's kind of grid: 7x9 (K = 63, padded to 64), 9 queries
-    monkeypatch.setenv(triton_backend.LAUNCH_TABLE_ENV, 'gpu')
+    monkeypatch.setenv(LAUNCH_TABLE_ENV, 'gpu')
     inputs = _inputs(
         B=1, Cq=3, C=6, H=1, W=9, K=63, offset_scale=3.0, device=TRITON_DEVICE)
     got = _values_and_grads('triton', inputs, kernel=(7, 9), dilation=1)
@@ -94,7 +95,7 @@ def _assert_close(got, want):
 
 
 def test_gpu_launch_table_gradcheck(monkeypatch):
-    monkeypatch.setenv(triton_backend.LAUNCH_TABLE_ENV, 'gpu')
+    monkeypatch.setenv(LAUNCH_TABLE_ENV, 'gpu')
     # 11 queries: one full 8-query block and one of 3.
     q, k, v, o = _inputs(
         B=1, Cq=2, C=3, H=1, W=11, K=9, offset_scale=2.0, device=TRITON_DEVICE)

@@ -56,9 +56,10 @@ def _compile(kernel, cq, c, k, dtype, arch):
 
     from mmseg_ssanet.features import triton_compile_ptx
     from mmseg_ssanet.ops.backends import triton_halo, triton_kernels
-    from mmseg_ssanet.ops.backends.triton import (halo_config, halo_sum_launch,
-                                                  key_value_launch,
-                                                  launch_config)
+    from mmseg_ssanet.ops.backends.triton_launch import (halo_config,
+                                                         halo_sum_launch,
+                                                         key_value_launch,
+                                                         launch_config)
     side = round(k**0.5)
     if kernel.startswith('halo'):
         config = halo_config(cq, c, (side, side), (1, 1))

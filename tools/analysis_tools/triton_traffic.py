@@ -98,10 +98,10 @@ def corners_inside(off, shape, kernel):
     """(query, point, corner) entries whose corner is inside the map."""
     import torch
 
-    from mmseg_ssanet.ops.backends.triton import _corner_entries
+    from mmseg_ssanet.ops.backends.triton_sums import corner_entries
     rows = off.permute(0, 2, 3, 1).reshape(-1, off.shape[1])
-    return _corner_entries(rows, shape, (kernel, kernel), (1, 1),
-                           torch.float64)[0].numel()
+    return corner_entries(rows, shape, (kernel, kernel), (1, 1),
+                          torch.float64)[0].numel()
 
 
 def chunks(width):
@@ -180,7 +180,8 @@ def halo_geometry(shape, kernel, cq, c, off=None):
     map), and the queries of tiles that have a corner beyond it."""
     import torch
 
-    from mmseg_ssanet.ops.backends.triton import _corner_entries, halo_config
+    from mmseg_ssanet.ops.backends.triton_launch import halo_config
+    from mmseg_ssanet.ops.backends.triton_sums import corner_entries
     b, h, w = shape
     config = halo_config(cq, c, (kernel, kernel), (1, 1))
     th, tw, margin = config['TILE_H'], config['TILE_W'], config['MARGIN']
@@ -196,8 +197,8 @@ def halo_geometry(shape, kernel, cq, c, off=None):
             far=0,
             far_tile_queries=0)
     rows = off.permute(0, 2, 3, 1).reshape(-1, off.shape[1])
-    pixel, query, _, _ = _corner_entries(rows, shape, (kernel, kernel), (1, 1),
-                                         torch.float64)
+    pixel, query, _, _ = corner_entries(rows, shape, (kernel, kernel), (1, 1),
+                                        torch.float64)
 
     def tile_of(row):
         image, at = row // (h * w), row % (h * w)
@@ -266,7 +267,7 @@ def halo_backward_forms(n, geometry, cq, c, k, data):
     and coefficients again per chunk, and add each far corner with one
     atomic per channel. The sums read each part once per pixel the halo
     holds on the map, and the far corners' buffer once."""
-    from mmseg_ssanet.ops.backends.triton import key_value_launch
+    from mmseg_ssanet.ops.backends.triton_launch import key_value_launch
     halo_pad, tiles = geometry['config']['HALO_PAD'], geometry['tiles']
     held, far = geometry['held'], geometry['far']
     far_queries, halo = geometry['far_tile_queries'], geometry['halo_pixels']

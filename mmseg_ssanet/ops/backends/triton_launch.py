@@ -1,0 +1,149 @@
+"""Launch sizes of the Triton kernels (:mod:`.triton_kernels`,
+:mod:`.triton_halo`): blocks, warps, stages and register caps per kernel,
+each chosen so that ptxas spills nothing
+(``tools/analysis_tools/triton_resources.py``), and the accumulator
+dtypes."""
+import os
+from typing import Sequence
+
+import torch
+
+from ...features import triton_register_cap
+
+
+# ptxas's register cap of the backward kernels (launch_config says why)
+BACKWARD_MAX_REGISTERS = 168
+
+
+def launch_config(kernel: str,
+                  cq: int,
+                  c: int,
+                  k: int,
+                  interpreted: bool = False) -> dict:
+    """Block sizes, warps and stages of ``kernel`` ('forward' or
+    'backward') for Cq, C and K points.
+
+    A forward program holds [BLOCK_Q, K_PAD] tiles of logits and probabilities
+    (the backward keeps its per-point values in [N, K] buffers) and [BLOCK_Q,
+    32]-channel chunks of rows; with 8 queries on 4 warps both kernels fit the
+    register file for any channel count, with no local memory:
+    ``tools/analysis_tools/triton_resources.py`` reports registers and spills
+    for sm_80/sm_90a, and its test asserts this for every shape of the paper.
+    (16 queries, or 64-channel chunks, measured up to 255 registers and
+    hundreds of bytes of spills in the backward.) One stage: software
+    pipelining would hold more chunks in flight than registers allow.
+    Both kernels carry a register cap, because without one ptxas picks a
+    count by its own occupancy heuristic and can spill below it. The
+    forward is capped at 128 (several programs share an SM; uncapped,
+    ptxas chose 72 registers and spilled 8 bytes at C=40, K=121 on sm_80).
+    The backward is capped at 168: uncapped, triton 3.7.1's ptxas chose 80
+    registers and spilled 4 bytes at Cq=16, C=24, K=9 on sm_80; at 128 the
+    121-point window spills; at 168 it uses 100-163 registers and spills
+    nothing at any shape, under triton 3.6.0 and 3.7.1. triton 2.1 has no
+    cap to set (:func:`~mmseg_ssanet.features.triton_register_cap`).
+    ``interpreted`` (CPU tensors under TRITON_INTERPRET=1, no registers):
+    64 queries a program, the same arithmetic in 8x fewer programs, each
+    of which the interpreter runs op by op in numpy.
+    """
+    import triton
+
+    def chunk(n):  # >= 1: tl.arange needs a non-empty range (0 is masked)
+        return min(32, triton.next_power_of_2(max(n, 1)))
+
+    if kernel == 'segment_sum':  # the deterministic backward's sums: C rows
+        return dict(BLOCK_E=16, BLOCK=chunk(c), num_warps=4, num_stages=1)
+    config = dict(
+        BLOCK_Q=64 if interpreted else 8,
+        BLOCK_CQ=chunk(cq),
+        BLOCK_C=chunk(c),
+        num_warps=4,
+        num_stages=1,
+        **triton_register_cap(128 if kernel ==
+                              'forward' else BACKWARD_MAX_REGISTERS))
+    if kernel == 'forward':  # its logit tile's width
+        config['K_PAD'] = triton.next_power_of_2(max(k, 1))
+    return config
+
+
+def halo_config(cq: int, c: int, kernel_size: Sequence[int],
+                dilation: Sequence[int]) -> dict:
+    """Launch sizes of the ``halo`` forward (:mod:`.triton_halo`) for Cq, C
+    and the window: 8x8 query tiles, 32 halo pixels and up to 32 channels
+    a ``tl.dot`` (at least 16, its smallest operand; padding channels are
+    masked), a margin of 2 pixels for the offsets, and the halo's size.
+    8 warps and no register cap: with 4 warps, 64-channel chunks or a cap
+    of 168, ptxas spilled 300-13000 bytes at (256, 512, 81) on sm_80, and
+    triton 3.7.1 spilled 4 bytes in fp32 with 64 halo pixels a product; so
+    it uses up to 255 registers and spills nothing
+    (``tools/analysis_tools/triton_resources.py``)."""
+    import triton
+
+    def chunk(n):
+        return max(16, min(32, triton.next_power_of_2(max(n, 1))))
+
+    config = dict(
+        TILE_H=8,
+        TILE_W=8,
+        MARGIN=2,
+        BLOCK_H=32,
+        BLOCK_CQ=chunk(cq),
+        BLOCK_C=chunk(c),
+        num_warps=8,
+        num_stages=1)
+    config['HALO_H'], config['HALO_W'] = (
+        tile + (size - 1) * d + 2 * config['MARGIN'] + 1
+        for tile, size, d in ((config['TILE_H'], kernel_size[0], dilation[0]),
+                              (config['TILE_W'], kernel_size[1], dilation[1])))
+    n_halo = config['HALO_H'] * config['HALO_W']
+    config['HALO_PAD'] = triton.cdiv(n_halo,
+                                     config['BLOCK_H']) * config['BLOCK_H']
+    return config
+
+
+def key_value_launch() -> dict:
+    """Block sizes, warps and register cap of the ``halo`` backward's tile
+    kernel: 32 halo pixels and 16 channels a product. With 32 channels,
+    ptxas spilled 920 bytes in fp32 at (256, 512, 81) on sm_80 (triton
+    3.6.0); uncapped with 8 warps, it chose 128 registers and spilled
+    (3.7.1 fp32, 2.1.0 bf16). So: 8 warps capped at 208 where triton has
+    the cap, 4 warps where it has not (2.1), both spill-free
+    (``tools/analysis_tools/triton_resources.py``)."""
+    cap = triton_register_cap(208)
+    return dict(
+        BLOCK_H=32,
+        BLOCK_CQ=16,
+        BLOCK_C=16,
+        num_warps=8 if cap else 4,
+        num_stages=1,
+        **cap)
+
+
+def halo_sum_launch(n: int) -> dict:
+    """Channels, warps and stages of ``snl_halo_sum_kernel`` for rows of
+    ``n`` channels (the segment sums' chunks)."""
+    config = launch_config('segment_sum', 0, n, 0)
+    return dict(BLOCK=config['BLOCK'], num_warps=4, num_stages=1)
+
+
+# On CPU tensors the interpreter's table applies, unless this variable says
+# 'gpu': then the GPU's (8 queries a program, other masks on partial
+# blocks), so that its arithmetic is tested under the interpreter too.
+LAUNCH_TABLE_ENV = 'SSANET_TRITON_LAUNCH_TABLE'
+
+
+def interpreted_table(device: torch.device) -> bool:
+    """Whether a launch on ``device`` takes the interpreter's table."""
+    return (device.type == 'cpu'
+            and os.environ.get(LAUNCH_TABLE_ENV, 'interpreter') != 'gpu')
+
+
+def accumulator(dtype: torch.dtype):
+    """The kernels' accumulator for inputs of ``dtype``: float64 for
+    float64, else float32."""
+    import triton.language as tl
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def lse_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The log-sum-exp's dtype (the accumulator's) for inputs of ``dtype``."""
+    return torch.float64 if dtype == torch.float64 else torch.float32

@@ -1,0 +1,154 @@
+"""The key and value gradients of the Triton backward variants that
+add no float atomic per channel: ``sorted`` (:func:`key_value_grads_in_order`,
+owner computes, bitwise reproducible) and ``halo``
+(:func:`key_value_grads_by_tiles`, from the halo forward's tiles). Both
+read the backward kernel's ``p_k`` and logit gradients ([N, K])."""
+from typing import Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from ..sampling import corners, finite_positions, sampling_positions
+from .triton_launch import (accumulator, halo_config, halo_sum_launch,
+                            key_value_launch, launch_config)
+
+
+def corner_entries(off: Tensor, shape: Tuple[int, int, int],
+                    kernel_size: Tuple[int, int], dilation: Tuple[int, int],
+                    dtype: torch.dtype):
+    """Every (query, point, corner) whose corner is inside the map: the
+    corner's pixel row, the query row, the point index and the bilinear
+    weight, flat (eqs. 4-5, :mod:`..sampling`, as the kernels compute
+    them; off-map corners, and all corners of a non-finite position, have
+    no entry)."""
+    B, H, W = shape
+    total, two_k = off.shape
+    offset = off.to(dtype).view(B, H, W, two_k).permute(0, 3, 1, 2)
+    t_y, t_x = sampling_positions(offset, kernel_size, dilation)
+    t_y, t_x, _ = finite_positions(t_y, t_x)
+    # [B, K, H, W] -> rows of channels-last pixels, [total, K]
+    t_y, t_x = (
+        t.permute(0, 2, 3, 1).reshape(total, two_k // 2) for t in (t_y, t_x))
+    ys, xs, weight, inside = corners(t_y, t_x, H, W)  # [total, K, 4]
+    rows = torch.arange(total, device=off.device)
+    image_start = (rows - rows % (H * W))[:, None, None]
+    pixel = (image_start + (ys * W + xs).long())[inside]
+    query = rows[:, None, None].expand_as(inside)[inside]
+    point = torch.arange(two_k // 2, device=off.device)[None, :, None]
+    return pixel, query, point.expand_as(inside)[inside], weight[inside]
+
+
+def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
+                             grad_logit: Tensor, shape: Tuple[int, int, int],
+                             kernel_size: Tuple[int,
+                                                int], dilation: Tuple[int,
+                                                                      int]):
+    """Key and value gradients without atomics, bitwise reproducible.
+
+    Owner computes: the (query, point, corner) entries are sorted stably
+    by pixel, and one program per pixel adds its entries' rows (query rows
+    times g_k w_kc for keys, grad_out rows times p_k w_kc for values) in
+    that order. Costs, beyond the buffers both variants use: 4 K entries
+    per query (int64 pixel, query and point
+    indices and a weight each) and a sort.
+    """
+    import triton
+
+    from .triton_kernels import snl_segment_sum_kernel
+    total = q.shape[0]
+    pixel, query, point, weight = corner_entries(off, shape, kernel_size,
+                                                  dilation, prob.dtype)
+    pixel, order = torch.sort(pixel, stable=True)
+    query, point, weight = query[order], point[order], weight[order]
+    starts = torch.searchsorted(pixel,
+                                torch.arange(total + 1, device=pixel.device))
+    acc = accumulator(prob.dtype)
+    grads = []
+    for src, coef in ((q, grad_logit), (go, prob)):
+        n = src.shape[1]
+        out = torch.zeros(total, n, device=src.device, dtype=prob.dtype)
+        config = launch_config('segment_sum', 0, n, 0)
+        if n:  # Cq = 0: nothing to add
+            snl_segment_sum_kernel[(total, triton.cdiv(n, config['BLOCK']))](
+                src,
+                query,
+                coef[query, point] * weight,
+                starts,
+                out,
+                N=n,
+                ACC=acc,
+                **config)
+        grads.append(out)
+    return grads
+
+
+def key_value_grads_by_tiles(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
+                             grad_logit: Tensor, shape: Tuple[int, int, int],
+                             kernel_size: Sequence[int],
+                             dilation: Sequence[int]):
+    """Key and value gradients with the halo forward's tiles
+    (:func:`~.triton_halo.snl_halo_key_value_kernel`): each 8x8 tile
+    writes its halo's part once, from [64, halo] coefficient tiles times
+    its query and grad_out rows on tensor cores, and one program per pixel
+    adds the parts of the tiles whose halos hold it in a fixed order.
+    Corners beyond a halo (and chunks with non-finite rows) go to float32
+    atomics, so the result is bitwise reproducible only where there are
+    none. Costs the parts, [tiles x halo, Cq + C] float32 (about 7x the
+    gradients at 9x9 points), and two [64, halo] scratch tiles a tile."""
+    import triton
+
+    from .triton_halo import snl_halo_key_value_kernel, snl_halo_sum_kernel
+    B, H, W = shape
+    total, cq = q.shape
+    c = go.shape[1]
+    config = halo_config(cq, c, kernel_size, dilation)
+    launch = key_value_launch()
+    tiles = B * -(-H // config['TILE_H']) * -(-W // config['TILE_W'])
+    acc_dtype = prob.dtype
+
+    def zeros(*size):
+        return torch.zeros(*size, device=q.device, dtype=acc_dtype)
+
+    attn, gate = (
+        zeros(tiles * config['TILE_H'] * config['TILE_W'] * config['HALO_PAD'])
+        for _ in range(2))
+    parts = [zeros(tiles * config['HALO_PAD'], n) for n in (cq, c)]
+    far = [zeros(total, n) for n in (cq, c)]
+    geometry = dict(
+        KH=kernel_size[0],
+        KW=kernel_size[1],
+        DH=dilation[0],
+        DW=dilation[1],
+        TILE_H=config['TILE_H'],
+        TILE_W=config['TILE_W'],
+        MARGIN=config['MARGIN'],
+        HALO_H=config['HALO_H'],
+        HALO_W=config['HALO_W'],
+        HALO_PAD=config['HALO_PAD'])
+    snl_halo_key_value_kernel[(tiles, )](
+        q,
+        go,
+        off,
+        prob,
+        grad_logit,
+        *parts,
+        *far,
+        attn,
+        gate,
+        H,
+        W,
+        CQ=cq,
+        C=c,
+        ACC=accumulator(prob.dtype),
+        WIDEN=q.device.type == 'cpu',
+        **geometry,
+        **launch)
+    grads = []
+    for part, rest, n in zip(parts, far, (cq, c)):
+        out = torch.empty(total, n, device=q.device, dtype=acc_dtype)
+        sums = halo_sum_launch(n)
+        if n:  # Cq = 0: nothing to add
+            snl_halo_sum_kernel[(total, triton.cdiv(n, sums['BLOCK']))](
+                part, rest, out, H, W, N=n, **sums, **geometry)
+        grads.append(out)
+    return grads
