@@ -10,7 +10,6 @@ import torch
 
 from ...features import triton_register_cap
 
-
 # ptxas's register cap of the backward kernels (launch_config says why)
 BACKWARD_MAX_REGISTERS = 168
 

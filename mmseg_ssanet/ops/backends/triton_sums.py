@@ -14,8 +14,8 @@ from .triton_launch import (accumulator, halo_config, halo_sum_launch,
 
 
 def corner_entries(off: Tensor, shape: Tuple[int, int, int],
-                    kernel_size: Tuple[int, int], dilation: Tuple[int, int],
-                    dtype: torch.dtype):
+                   kernel_size: Tuple[int, int], dilation: Tuple[int, int],
+                   dtype: torch.dtype):
     """Every (query, point, corner) whose corner is inside the map: the
     corner's pixel row, the query row, the point index and the bilinear
     weight, flat (eqs. 4-5, :mod:`..sampling`, as the kernels compute
@@ -57,7 +57,7 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
     from .triton_kernels import snl_segment_sum_kernel
     total = q.shape[0]
     pixel, query, point, weight = corner_entries(off, shape, kernel_size,
-                                                  dilation, prob.dtype)
+                                                 dilation, prob.dtype)
     pixel, order = torch.sort(pixel, stable=True)
     query, point, weight = query[order], point[order], weight[order]
     starts = torch.searchsorted(pixel,
