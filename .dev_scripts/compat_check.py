@@ -13,7 +13,7 @@ throwaway venv with a copy of this checkout (as an sdist, no .git).
   py39       Python 3.9, torch 2.1.2: the operator alone, its contract;
   newest     Python 3.11, the newest torch pip installs here with its
              triton: the operator alone, its contract, the Triton kernels
-             under the interpreter included;
+             under the interpreter included, and their register use;
   py313      Python 3.13, installed by `make env` (the pinned stack: torch
              2.13.0 with the triton it pins, mmcv 2.1.0, mmseg 1.2.2): the
              operator contract, the mmcv source fixes, the Triton kernels'
@@ -224,11 +224,14 @@ class Stack:
                 ['python', '-c', IMPORTS], PYTEST + OPERATOR_TESTS +
                 ['tests/test_build_mmcv.py', 'tests/test_triton_resources.py'
                  ]) or self.demo()
+        # newest: + the kernels built by the triton that torch brings
+        resources = ['tests/test_triton_resources.py'
+                     ] if self.name == 'newest' else []
         return self.run([
             'python', '-c', 'import torch, mmseg_ssanet.ops; import triton; '
             'print("imported: torch", torch.__version__, "triton", '
             'triton.__version__)'
-        ], PYTEST + OPERATOR_TESTS + OPERATOR_ONLY)
+        ], PYTEST + OPERATOR_TESTS + resources + OPERATOR_ONLY)
 
     def options(self, data, *more):
         proc = subprocess.run([

@@ -271,7 +271,7 @@ class Check:
             ]
         work = self.path('triton_variants')
         self.part(
-            '2a. Triton backward variants',
+            '2a. Triton forward and backward variants',
             120,
             self.path('variants.log'), [
                 PY, 'tools/analysis_tools/benchmark_triton_variants.py',

@@ -3,7 +3,10 @@
 A static check: every launch configuration the ``triton`` backend picks
 for the paper's shapes and a small-channel one, forward and backward, in
 each input dtype, compiled for sm_80 and sm_90a, fits the register file:
-no stack frame, no spills, within the register caps the backend sets (128
+no local memory (no spills, and no stack frame that an instruction
+addresses: triton 3.8.0 declares an unused 4-byte local array in the halo
+forward at small channel counts, for which ptxas reports an 8-byte frame),
+within the register caps the backend sets (128
 for the forward, 168 for the backward, 255 for the segment sums and the
 halo forward, which has no cap). triton
 2.1 (torch 2.1's, in compat-check's canonical stack) has no cap to set:
@@ -41,7 +44,8 @@ def test_every_launch_fits_the_register_file(tmp_path):
     for r in rows:
         where = (f"{r['kernel']} Cq,C,K={r['cq']},{r['c']},{r['k']} "
                  f"{r['dtype']} {r['target']}")
-        assert r['stack_bytes'] == 0, where
+        assert r['local_accesses'] == 0, where
+        assert r['stack_bytes'] <= 8, where  # at most that unused array
         assert r['spill_store_bytes'] == r['spill_load_bytes'] == 0, where
         cap = {
             'forward': 128,

@@ -4,7 +4,9 @@ Compiles the forward and backward kernels ahead of time for NVIDIA targets
 (``triton.compile`` with a ``GPUTarget``), with the launch sizes the
 ``triton`` backend picks for each shape, and reads registers, stack frame
 and spills from ``ptxas -v`` (the ptxas inside the triton wheel). Also counts
-the atomic instructions on global memory in the PTX (``atom`` / ``red``).
+the atomic instructions on global memory in the PTX (``atom`` / ``red``)
+and the instructions that address local memory (a stack frame that none
+addresses costs nothing).
 Prints a Markdown table and writes ``resources.md`` and ``resources.json``.
 
 Example (the paper's shapes, both targets, three dtypes)::
@@ -192,6 +194,17 @@ def global_atomics(ptx: str) -> int:
         re.findall(r'^\s*(?:@%p\d+\s+)?(?:atom|red)\.global', ptx, re.M))
 
 
+def local_accesses(ptx: str) -> int:
+    """Instructions in ``ptx`` that touch local memory (``ld.local``,
+    ``st.local``, ``cvta.local``, the stack pointers or the local depot),
+    declarations aside: 0 when a stack frame ptxas reports is declared but
+    never addressed."""
+    touches = re.compile(r'__local_depot|%SPL?\b|\.local\b')
+    declares = re.compile(r'^\s*\.(?:local|reg)\b')
+    return sum(1 for line in ptx.splitlines()
+               if touches.search(line) and not declares.match(line))
+
+
 def measure(shapes, dtypes, archs, kernels):
     rows = []
     for cq, c, k in shapes:
@@ -208,6 +221,7 @@ def measure(shapes, dtypes, archs, kernels):
                             shape=f'{cq}, {c}, {k}',
                             dtype=dtype,
                             global_atomics=global_atomics(ptx),
+                            local_accesses=local_accesses(ptx),
                             **launch,
                             **ptxas_usage(ptx, arch)))
     return rows
@@ -218,7 +232,7 @@ def markdown(rows):
     return markdown_table(rows, [
         'kernel', ('shape', 'Cq, C, K'), 'dtype', 'target',
         ('block_q', 'BLOCK_Q'), ('num_warps', 'warps'), 'registers',
-        ('stack_bytes', 'stack B'),
+        ('stack_bytes', 'stack B'), ('local_accesses', 'local ld/st in PTX'),
         ('spills', 'spill stores + loads B',
          lambda r: f"{r['spill_store_bytes']} + {r['spill_load_bytes']}"),
         ('global_atomics', 'atom / red in PTX')
