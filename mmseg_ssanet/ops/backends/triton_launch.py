@@ -19,8 +19,9 @@ def launch_config(kernel: str,
                   c: int,
                   k: int,
                   interpreted: bool = False) -> dict:
-    """Block sizes, warps and stages of ``kernel`` ('forward' or
-    'backward') for Cq, C and K points.
+    """Block sizes, warps and stages of ``kernel`` ('forward', 'backward'
+    or 'segment_sum', the ``sorted`` backward's sums) for Cq, C and K
+    points.
 
     A forward program holds [BLOCK_Q, K_PAD] tiles of logits and probabilities
     (the backward keeps its per-point values in [N, K] buffers) and [BLOCK_Q,

@@ -1,8 +1,9 @@
-"""The key and value gradients of the Triton backward variants that
-add no float atomic per channel: ``sorted`` (:func:`key_value_grads_in_order`,
-owner computes, bitwise reproducible) and ``halo``
-(:func:`key_value_grads_by_tiles`, from the halo forward's tiles). Both
-read the backward kernel's ``p_k`` and logit gradients ([N, K])."""
+"""The key and value gradients of the Triton backward variants that do
+not add one float atomic per (query, point, corner, channel): ``sorted``
+(:func:`key_value_grads_in_order`, owner computes, bitwise reproducible)
+and ``halo`` (:func:`key_value_grads_by_tiles`, from the halo forward's
+tiles; atomics only for corners beyond a halo). Both read the backward
+kernel's ``p_k`` and logit gradients ([N, K])."""
 from typing import Sequence, Tuple
 
 import torch
