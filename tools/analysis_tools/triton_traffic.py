@@ -16,7 +16,7 @@ request (gathered corner rows in full: an upper bound on DRAM traffic).
 and are not counted.) The ``halo`` forward (``SSANET_TRITON_FORWARD``)
 and the ``halo`` backward run together on an 11x19 map with corners
 beyond their tiles' halos, checked against their own closed forms
-(:func:`halo_closed_form`, :func:`halo_backward_closed_form`); at the
+(:func:`halo_closed_form`, :func:`halo_backward_forms`); at the
 paper's shapes the table gives the MB each forward requests.
 
 Example::
@@ -325,28 +325,29 @@ def measure(args, counter):
         sys.exit('error: no corner beyond the halo in the counted run')
     n, inside = b * h * w, geometry['held'] + geometry['far']
     forward = halo_closed_form(n, geometry, cq, c, kernel**2, 4)
-    backward = {
+    backward = _backward_only(
+        closed_form(n, inside, cq, c, kernel**2, 4, 'halo', geometry))
+    counted_forward = {
         key: form
-        for key, form in closed_form(n, inside, cq, c, kernel**2, 4, 'halo',
-                                     geometry).items()
-        if key[0] != 'snl_forward_kernel'
+        for key, form in counted.items() if key in forward
     }
-    _check('halo forward', {
-        key: form
-        for key, form in counted.items() if key in forward
-    }, forward)
-    _check('halo backward', {
+    counted_backward = {
         key: form
         for key, form in counted.items() if key not in forward
-    }, backward)
+    }
+    _check('halo forward', counted_forward, forward)
+    _check('halo backward', counted_backward, backward)
     print(f'({geometry["far"]} corners beyond the halo)')
-    return rows + _rows('halo forward', {
-        key: form
-        for key, form in counted.items() if key in forward
-    }) + _rows('halo', {
-        key: form
-        for key, form in counted.items() if key not in forward
-    })
+    return rows + _rows('halo forward', counted_forward) + _rows(
+        'halo', counted_backward)
+
+
+def _backward_only(form):
+    """A closed form without the gather forward's kernel."""
+    return {
+        key: counts
+        for key, counts in form.items() if key[0] != 'snl_forward_kernel'
+    }
 
 
 def _count(counter, inputs, kernel):
@@ -394,11 +395,7 @@ def paper_shapes(points=81):
             for variant in VARIANTS:
                 form = closed_form(n, 4 * n * points, cq, c, points, 2,
                                    variant, geometry)
-                backward = {
-                    key: counts
-                    for key, counts in form.items()
-                    if key[0] != 'snl_forward_kernel'
-                }
+                backward = _backward_only(form)
                 row[variant] = sum(
                     elements
                     for (_, access), (elements, _) in backward.items()
