@@ -304,11 +304,14 @@ def test_halo_backward_matches_reference(case, monkeypatch):
     # the forward's paths, in the backward: every corner in a tile's halo
     # (its part written once, the parts of overlapping halos summed),
     # corners beyond the margin (atomics), a chunk of grad_out rows with an
-    # inf (its corners one atomic each: 0 * inf would reach every pixel)
+    # inf (its corners one atomic each: 0 * inf would reach every pixel),
+    # a key with an inf (the query gradient's chunk gathered corner by
+    # corner: the product over the halo would reach every query)
     q, k, v, o, kernel, dilation = _halo_case(case)
     weight = torch.linspace(-1, 1, v.numel(), dtype=v.dtype).view_as(v)
-    if case == 'inf value in the halo':  # here: in grad_out
+    if case == 'inf value in the halo':  # here: in grad_out and a key
         weight = _poison_value(weight, (0, 7, 4, 4))
+        k = _poison_value(k.detach(), (0, 2, 2, 7)).requires_grad_()
 
     def grads(backend):
         out = snl(q, k, v, o, kernel, dilation=dilation, backend=backend)
@@ -323,5 +326,8 @@ def test_halo_backward_matches_reference(case, monkeypatch):
         torch.testing.assert_close(
             a[finite], b[finite], rtol=1e-9, atol=1e-9, msg=name)
     if case == 'inf value in the halo':
-        bad = ~got[2].isfinite()
-        assert 0 < int(bad.sum()) < bad.numel()
+        # the query gradient of the queries that sample the inf key, the
+        # value gradient of the pixels the inf grad_out row reaches
+        for grad in (got[0], got[2]):
+            bad = ~grad.isfinite()
+            assert 0 < int(bad.sum()) < bad.numel()

@@ -54,8 +54,8 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     assert {r['kernel']
             for r in report['resources']} == {
                 'forward', 'halo_forward', 'backward',
-                'backward_deterministic', 'segment_sum', 'halo_key_value',
-                'halo_sum'
+                'backward_deterministic', 'segment_sum', 'halo_points',
+                'halo_gradients', 'halo_sum'
             }
     for r in report['resources']:
         assert r['target'] == 'sm_90a' and r['spill_store_bytes'] == 0

@@ -31,7 +31,7 @@ sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 
 DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
 KERNELS = ('forward', 'halo_forward', 'backward', 'backward_deterministic',
-           'segment_sum', 'halo_key_value', 'halo_sum')
+           'segment_sum', 'halo_points', 'halo_gradients', 'halo_sum')
 HALO_GEOMETRY = ('TILE_H', 'TILE_W', 'MARGIN', 'HALO_H', 'HALO_W', 'HALO_PAD')
 # (Cq, C, K): R101 Cityscapes, R101 ADE20K / PASCAL Context, MobileNetV2
 PAPER_SHAPES = ['256,512,81', '256,512,49', '128,256,81']
@@ -58,17 +58,17 @@ def _compile(kernel, cq, c, k, dtype, arch):
 
     from mmseg_ssanet.features import triton_compile_ptx
     from mmseg_ssanet.ops.backends import triton_halo, triton_kernels
-    from mmseg_ssanet.ops.backends.triton_launch import (halo_config,
+    from mmseg_ssanet.ops.backends.triton_launch import (halo_backward_launch,
+                                                         halo_config,
                                                          halo_sum_launch,
-                                                         key_value_launch,
                                                          launch_config)
     side = round(k**0.5)
     if kernel.startswith('halo'):
         config = halo_config(cq, c, (side, side), (1, 1))
         if kernel != 'halo_forward':  # the halo backward's: its geometry
             config = {name: config[name] for name in HALO_GEOMETRY}
-        if kernel == 'halo_key_value':
-            config.update(key_value_launch())
+        if kernel in ('halo_points', 'halo_gradients'):
+            config.update(halo_backward_launch(kernel[len('halo_'):]))
         elif kernel == 'halo_sum':  # value gradients: rows of C channels
             config.update(halo_sum_launch(c))
     else:
@@ -97,14 +97,34 @@ def _compile(kernel, cq, c, k, dtype, arch):
             ATTN=acc)
         scalars.pop('total')
         geometry['WIDEN'] = False
-    elif kernel == 'halo_key_value':
-        fn = triton_halo.snl_halo_key_value_kernel
+    elif kernel == 'halo_points':
+        fn = triton_halo.snl_halo_points_kernel
         pointers = dict(
             Q=data,
+            KEY=data,
+            V=data,
+            OFF=acc,
+            GRAD_OUT=data,
+            LSE=acc,
+            GRAD_OFF=acc,
+            PROB=acc,
+            GRAD_LOGIT=acc,
+            QK_D=acc,
+            SCORE=acc,
+            VALUE_SCORE=acc)
+        scalars.pop('total')
+        geometry['WIDEN'] = False
+    elif kernel == 'halo_gradients':
+        fn = triton_halo.snl_halo_gradients_kernel
+        pointers = dict(
+            Q=data,
+            KEY=data,
+            V=data,
             GRAD_OUT=data,
             OFF=acc,
             PROB=acc,
             GRAD_LOGIT=acc,
+            GRAD_Q=acc,
             PART_K=acc,
             PART_V=acc,
             FAR_K=acc,

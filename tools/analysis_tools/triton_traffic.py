@@ -134,6 +134,11 @@ def closed_form(n, e, cq, c, k, data, variant, geometry=None):
         ('snl_forward_kernel', 'load'):
         [per_corner['q'], (e * c, data), (2 * n * k * (1 + chunks(c)), 4)],
         ('snl_forward_kernel', 'store'): [(n * c, data), (n, 4)],
+    }
+    if variant == 'halo':  # its own kernels, gather forward's log-sum-exp
+        forms.update(halo_backward_forms(n, geometry, cq, c, k, data))
+        return _totals(forms)
+    forms.update({
         ('snl_backward_kernel', 'load'): [
             (n, 4),  # the log-sum-exp
             (6 * n * k, 4),  # pass 1b: p_k, <go, v_k>, offset terms
@@ -147,13 +152,11 @@ def closed_form(n, e, cq, c, k, data, variant, geometry=None):
         # the query gradient; pass 1: p_k, <go, v_k>, the offset
         # gradient's two parts; pass 1b: the logit and offset gradients
         ('snl_backward_kernel', 'store'): [(n * cq + 9 * n * k, 4)],
-    }
+    })
     if variant == 'atomic':  # the value pass: grad_out, offsets, p_k
         forms['snl_backward_kernel', 'load'] += [(n * c, data),
                                                  (3 * n * k * chunks(c), 4)]
         forms['snl_backward_kernel', 'atomic'] = [(e * (cq + c), 4)]
-    elif variant == 'halo':
-        forms.update(halo_backward_forms(n, geometry, cq, c, k, data))
     else:  # one program per pixel and chunk
         forms['snl_segment_sum_kernel', 'load'] = [
             (m, size) for width in (cq, c)
@@ -258,20 +261,30 @@ def halo_closed_form(n, geometry, cq, c, k, data):
 
 def halo_backward_forms(n, geometry, cq, c, k, data):
     """(kernel, access) -> [(elements, bytes an element)] of the ``halo``
-    backward's tile kernel and sums, finite inputs (the backward kernel's
-    own are those of ``sorted``). Per tile: the offsets, p_k and the logit
+    backward's three kernels, finite inputs.
+
+    The points kernel reads its query (grad_out) tile once per halo chunk
+    of the score products, the halo's key and value rows once, each
+    tile row once more for its finiteness, the offsets and the score
+    entries of the corners held per point, the far corners' rows as the
+    halo forward does, and the pass-1b buffers as the gather backward
+    does; it stores the two [64, halo] score tiles and the per-point
+    terms. The gradients kernel reads the offsets, p_k and the logit
     gradients once to fill the two [64, halo] coefficient tiles (one
     relaxed atomic each per corner held); per gradient and chunk of 16
-    channels, the rows once and the coefficient tile once, each halo
-    pixel's part stored once; tiles with a far corner read the offsets
-    and coefficients again per chunk, and add each far corner with one
-    atomic per channel. The sums read each part once per pixel the halo
-    holds on the map, and the far corners' buffer once."""
-    from mmseg_ssanet.ops.backends.triton_launch import key_value_launch
+    channels, the rows once and the coefficient tile once (with the
+    halo's key rows for the query gradient), each halo pixel's part
+    stored once; tiles with a far corner read the offsets and
+    coefficients again per chunk, add each far corner with one atomic per
+    channel and gather its key row for the query gradient. The sums read
+    each part once per pixel the halo holds on the map, and the far
+    corners' buffer once."""
+    from mmseg_ssanet.ops.backends.triton_launch import halo_backward_launch
     halo_pad, tiles = geometry['config']['HALO_PAD'], geometry['tiles']
     held, far = geometry['held'], geometry['far']
     far_queries, halo = geometry['far_tile_queries'], geometry['halo_pixels']
-    block = key_value_launch()
+    block = halo_backward_launch('gradients')
+    halo_chunks = halo_pad // block['BLOCK_H']
     loads = [(4 * n * k, 4)]  # offsets, p_k and logit gradients: the tiles
     for width, name in ((cq, 'BLOCK_CQ'), (c, 'BLOCK_C')):
         width_chunks = -(-width // block[name])
@@ -280,12 +293,26 @@ def halo_backward_forms(n, geometry, cq, c, k, data):
             (n * halo_pad * width_chunks, 4),  # the coefficient tile
             (3 * k * far_queries * width_chunks, 4)  # far: offsets, coef.
         ]
+    loads += [(halo * cq, data), (far * cq, data)]  # key rows: halo, far
     return {
-        ('snl_halo_key_value_kernel', 'load'):
+        ('snl_halo_points_kernel', 'load'): [
+            (n, 4),  # the log-sum-exp
+            (n * (cq + c) * (halo_chunks + 1), data),  # query, grad_out
+            (halo * (cq + c), data),  # the halo's keys and values
+            (2 * n * k, 4),  # offsets
+            (2 * held, 4),  # score entries of the corners held
+            (2 * far * (cq + c), data),  # far corners' rows, both sides
+            (6 * n * k, 4)  # pass 1b: p_k, <go, v_k>, offset terms
+        ],
+        # the score tiles; per point p_k, <go, v_k> and four offset terms;
+        # pass 1b: the logit gradient and the offset gradient
+        ('snl_halo_points_kernel', 'store'): [(2 * n * halo_pad, 4),
+                                              (9 * n * k, 4)],
+        ('snl_halo_gradients_kernel', 'load'):
         loads,
-        ('snl_halo_key_value_kernel', 'store'):
-        [(tiles * halo_pad * (cq + c), 4)],
-        ('snl_halo_key_value_kernel', 'atomic'): [(2 * held, 4),
+        ('snl_halo_gradients_kernel', 'store'):
+        [(tiles * halo_pad * (cq + c), 4), (n * cq, 4)],
+        ('snl_halo_gradients_kernel', 'atomic'): [(2 * held, 4),
                                                   (far * (cq + c), 4)],
         ('snl_halo_sum_kernel', 'load'): [(n * (cq + c), 4),
                                           (halo * (cq + c), 4)],

@@ -5,8 +5,8 @@ which is how it is tested on machines without a GPU. ``triton`` is
 imported only when this backend is used, so the operator still needs
 torch alone. This module holds the operator, its forward and backward
 variants and their launches; :mod:`.triton_launch` the launch sizes,
-:mod:`.triton_sums` the key and value sums of the ``sorted`` and ``halo``
-backwards.
+:mod:`.triton_sums` the ``sorted`` backward's key and value sums and the
+``halo`` backward's launch.
 """
 import os
 from typing import List, Optional, Tuple
@@ -19,7 +19,7 @@ from .base import Backend, refuse_double_backward
 from .layout import channels_last_like, pixel_rows
 from .triton_launch import (accumulator, halo_config, interpreted_table,
                             launch_config, lse_dtype)
-from .triton_sums import key_value_grads_by_tiles, key_value_grads_in_order
+from .triton_sums import halo_backward, key_value_grads_in_order
 
 
 def unavailable(device: torch.device) -> Optional[str]:
@@ -64,8 +64,9 @@ def forward_variant() -> str:
 # 'sorted' (the default), the (query, point, corner) entries sorted by
 # pixel and summed pixel by pixel (key_value_grads_in_order): no float
 # atomics, bitwise reproducible; 'atomic', one float32 atomic add per
-# (query, point, corner, channel); or 'halo', each halo pixel's part from
-# the halo forward's tiles (key_value_grads_by_tiles). Until a GPU has
+# (query, point, corner, channel); or 'halo', every gradient from tiles of
+# queries times the keys and values around them (halo_backward), each
+# halo pixel's key and value parts written once. Until a GPU has
 # timed them, each default is the variant the cost model
 # (tools/analysis_tools/triton_traffic.py) ranks first among those that
 # have run correctly on a GPU (docs/operator.md). Under
@@ -201,24 +202,22 @@ def _(query, key, value, offset, kernel_size, dilation, scale):
             value.new_empty(B * H * W, dtype=lse_dtype(value.dtype)))
 
 
-@custom_op(
-    OP_NAME + '_backward', mutates_args=(), device_types=('cuda', 'cpu'))
-def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
-                        value: Tensor, offset: Tensor, lse: Tensor,
-                        kernel_size: List[int], dilation: List[int],
-                        scale: float, variant: str) -> List[Tensor]:
-    """Gradients of query, key, value and offset (channels_last), the key
-    and value gradients by the backward ``variant`` (BACKWARD_VARIANTS)."""
+def _gather_backward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, go: Tensor,
+                     lse: Tensor, shape: Tuple[int, int, int],
+                     kernel_size: List[int], dilation: List[int], scale: float,
+                     variant: str) -> List[Tensor]:
+    """The gather backward kernel on pixel rows, the key and value
+    gradients by ``variant`` ('atomic' or 'sorted'): gradient rows of
+    query, key, value and offset in the accumulator's dtype."""
     import triton
 
     from .triton_kernels import snl_backward_kernel
-    B, C, H, W = value.shape
-    q, k, v, off, go = (
-        pixel_rows(x) for x in (query, key, value, offset, grad_out))
+    B, H, W = shape
     total, cq = q.shape
+    C = v.shape[1]
     acc_dtype = lse.dtype
     grad_q = torch.empty(total, cq, device=q.device, dtype=acc_dtype)
-    # the atomics' targets; the other variants return their own sums
+    # the atomics' targets; 'sorted' returns its own sums
     atomic_rows = total if variant == 'atomic' else 0
     grad_k = torch.zeros(atomic_rows, cq, device=q.device, dtype=acc_dtype)
     grad_v = torch.zeros(atomic_rows, C, device=q.device, dtype=acc_dtype)
@@ -262,16 +261,29 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
         **config)
     if variant == 'sorted':
         grad_k, grad_v = key_value_grads_in_order(q, go, off, prob, grad_logit,
-                                                  (B, H, W), kernel_size,
-                                                  dilation)
-    elif variant == 'halo':
-        grad_k, grad_v = key_value_grads_by_tiles(q, go, off, prob, grad_logit,
-                                                  (B, H, W), kernel_size,
-                                                  dilation)
+                                                  shape, kernel_size, dilation)
+    return [grad_q, grad_k, grad_v, grad_off]
+
+
+@custom_op(
+    OP_NAME + '_backward', mutates_args=(), device_types=('cuda', 'cpu'))
+def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
+                        value: Tensor, offset: Tensor, lse: Tensor,
+                        kernel_size: List[int], dilation: List[int],
+                        scale: float, variant: str) -> List[Tensor]:
+    """Gradients of query, key, value and offset (channels_last) by the
+    backward ``variant`` (BACKWARD_VARIANTS)."""
+    B, C, H, W = value.shape
+    rows = [pixel_rows(x) for x in (query, key, value, offset, grad_out)]
+    if variant == 'halo':
+        grads = halo_backward(*rows, lse, (B, H, W), kernel_size, dilation,
+                              scale)
+    else:
+        grads = _gather_backward(*rows, lse, (B, H, W), kernel_size, dilation,
+                                 scale, variant)
     return [
-        rows.to(x.dtype).view(B, H, W, x.shape[1]).permute(0, 3, 1, 2)
-        for rows, x in ((grad_q, query), (grad_k, key), (grad_v, value),
-                        (grad_off, offset))
+        grad.to(x.dtype).view(B, H, W, x.shape[1]).permute(0, 3, 1, 2)
+        for grad, x in zip(grads, (query, key, value, offset))
     ]
 
 

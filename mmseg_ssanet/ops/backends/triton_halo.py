@@ -1,11 +1,12 @@
-"""The ``halo`` forward of the SNL operator: tiles on tensor cores.
+"""The ``halo`` forward and backward of the SNL operator: tiles on tensor
+cores.
 
 One program takes a TILE_H x TILE_W tile of query pixels of one image and
 the halo around it: every pixel a corner of the tile's window can reach
 while the offsets stay within MARGIN pixels (rows from the tile's top
 minus the window's reach minus MARGIN to its bottom plus reach plus
 MARGIN + 1, columns alike). Instead of gathering 4 K key and value rows
-per query, it
+per query, the forward
 
 1. multiplies the tile's queries by the halo's keys, S = Q K_halo^T
    (``tl.dot``: tensor cores in half precision), into a scratch tile;
@@ -26,12 +27,19 @@ per query, it
    reference computes it.
 
 The result, log-sum-exp included, is the ``gather`` forward's up to the
-order of float32 sums; the backward is the same for both.
+order of float32 sums. The backward works the same way in two kernels:
+:func:`snl_halo_points_kernel` takes <q, key_c> and <grad_out, value_c>
+from S and T = grad_out V_halo^T for the gather backward's per-point
+terms (p_k, Delta, the logit and offset gradients), and
+:func:`snl_halo_gradients_kernel` builds G = sum g_k w_kc and A on
+[query, halo pixel] tiles for the query gradient G K_halo and each halo
+pixel's key and value parts G^T Q and A^T grad_out, which
+:func:`snl_halo_sum_kernel` adds up pixel by pixel.
 """
 import triton
 import triton.language as tl
 
-from .triton_kernels import _corner, _points
+from .triton_kernels import _corner, _logit_gradients, _point_terms, _points
 
 
 @triton.jit
@@ -111,6 +119,76 @@ def _weights_dot(weights, rows, ACC: tl.constexpr, WIDEN: tl.constexpr):
 
 
 @triton.jit
+def _halo_scores(X, Y, SCORE, rows, valid, scratch, row0, hy0, hx0, H, W,
+                 N: tl.constexpr, HALO_W: tl.constexpr, N_HALO: tl.constexpr,
+                 HALO_PAD: tl.constexpr, BLOCK_H: tl.constexpr,
+                 BLOCK: tl.constexpr, ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """SCORE[query, halo pixel] = <X[query], Y[halo pixel]> for the tile's
+    queries (``tl.dot``, BLOCK_H halo pixels at a time; 0 off the map)."""
+    for h0 in range(0, HALO_PAD, BLOCK_H):
+        h = h0 + tl.arange(0, BLOCK_H)
+        hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W, N_HALO)
+        s = tl.zeros([rows.shape[0], BLOCK_H], ACC)
+        for c0 in range(0, N, BLOCK):
+            ch = c0 + tl.arange(0, BLOCK)
+            a = tl.load(
+                X + rows[:, None] * N + ch[None, :],
+                mask=valid[:, None] & (ch[None, :] < N),
+                other=0.0)
+            b = tl.load(
+                Y + hrow[None, :] * N + ch[:, None],
+                mask=hok[None, :] & (ch[:, None] < N),
+                other=0.0)
+            s += _dot(a, b, ACC, WIDEN)
+        tl.store(SCORE + scratch[:, None] + h[None, :], s, mask=valid[:, None])
+
+
+@triton.jit
+def _poison(X, rows, valid, N: tl.constexpr, BLOCK: tl.constexpr,
+            ACC: tl.constexpr):
+    """NaN for a row of X with a non-finite channel, 0 otherwise: its dots
+    with rows sampled outside the map (zeros) are NaN too (inf * 0), which
+    the score tile, 0 there, does not give."""
+    poison = tl.zeros(rows.shape, ACC)
+    for c0 in range(0, N, BLOCK):
+        ch = c0 + tl.arange(0, BLOCK)
+        a = tl.load(
+            X + rows[:, None] * N + ch[None, :],
+            mask=valid[:, None] & (ch[None, :] < N),
+            other=0.0)
+        poison += tl.sum(a.to(ACC) * 0.0, axis=1)
+    return poison
+
+
+@triton.jit
+def _halo_point_dots(SCORE, X, Y, rows, scratch, ty, tx, H, W, row0, hy0, hx0,
+                     N: tl.constexpr, HALO_H: tl.constexpr,
+                     HALO_W: tl.constexpr, BLOCK: tl.constexpr,
+                     ACC: tl.constexpr, valid):
+    """``_point_dots`` from a score tile: for the points (ty, tx), the sums
+    over corners c of w_c, d w_c / d ty and d w_c / d tx times <X[rows],
+    Y[row_c]>, read from SCORE where the halo holds the corner and dotted
+    row by row where it does not; and 1 if any corner lies beyond the
+    halo, else 0."""
+    dot = tl.zeros(rows.shape, ACC)
+    dot_dy = tl.zeros(rows.shape, ACC)
+    dot_dx = tl.zeros(rows.shape, ACC)
+    outside = tl.program_id(0) * 0
+    for c in tl.static_range(4):
+        row, inside, w, dw_dy, dw_dx = _corner(ty, tx, H, W, row0, c, valid)
+        hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
+        d = tl.load(SCORE + scratch + hidx, mask=inside & held, other=0.0)
+        far = inside & (held == 0)
+        if tl.sum(far.to(tl.int32), axis=0) > 0:
+            d += _row_dot(X, rows, Y, row, far, N, BLOCK, ACC)
+            outside = 1
+        dot += w * d
+        dot_dy += dw_dy * d
+        dot_dx += dw_dx * d
+    return dot, dot_dy, dot_dx, outside
+
+
+@triton.jit
 def snl_halo_forward_kernel(
         Q, KEY, V, OFF, OUT, LSE, PROB, SCORE, ATTN, H, W, scale,
         CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
@@ -128,33 +206,10 @@ def snl_halo_forward_kernel(
     # this program's [TILE_H TILE_W, HALO_PAD] scratch tiles, a row a query
     scratch = (tl.program_id(0).to(tl.int64) *
                (TILE_H * TILE_W) + tl.arange(0, TILE_H * TILE_W)) * HALO_PAD
-    # 1. S = Q K_halo^T, BLOCK_H halo pixels at a time
-    for h0 in range(0, HALO_PAD, BLOCK_H):
-        h = h0 + tl.arange(0, BLOCK_H)
-        hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W, N_HALO)
-        s = tl.zeros([TILE_H * TILE_W, BLOCK_H], ACC)
-        for c0 in range(0, CQ, BLOCK_CQ):
-            ch = c0 + tl.arange(0, BLOCK_CQ)
-            q = tl.load(
-                Q + rows[:, None] * CQ + ch[None, :],
-                mask=valid[:, None] & (ch[None, :] < CQ),
-                other=0.0)
-            k = tl.load(
-                KEY + hrow[None, :] * CQ + ch[:, None],
-                mask=hok[None, :] & (ch[:, None] < CQ),
-                other=0.0)
-            s += _dot(q, k, ACC, WIDEN)
-        tl.store(SCORE + scratch[:, None] + h[None, :], s, mask=valid[:, None])
-    # NaN for a query with a non-finite channel, 0 otherwise: its logits
-    # with keys sampled outside the map (zeros) are NaN too (inf * 0)
-    poison = tl.zeros(rows.shape, ACC)
-    for c0 in range(0, CQ, BLOCK_CQ):
-        ch = c0 + tl.arange(0, BLOCK_CQ)
-        q = tl.load(
-            Q + rows[:, None] * CQ + ch[None, :],
-            mask=valid[:, None] & (ch[None, :] < CQ),
-            other=0.0)
-        poison += tl.sum(q.to(ACC) * 0.0, axis=1)
+    # 1. S = Q K_halo^T
+    _halo_scores(Q, KEY, SCORE, rows, valid, scratch, row0, hy0, hx0, H, W, CQ,
+                 HALO_W, N_HALO, HALO_PAD, BLOCK_H, BLOCK_CQ, ACC, WIDEN)
+    poison = _poison(Q, rows, valid, CQ, BLOCK_CQ, ACC)
     tl.debug_barrier()
     # 2. logits from S's entries (corners outside the halo: their own
     # dot), into PROB; then the exact softmax over the K points there
@@ -165,16 +220,11 @@ def snl_halo_forward_kernel(
         ty, tx, finite = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
                                  DW, 2 * KH * KW, ACC)
         all_finite = all_finite & finite
-        logit = tl.zeros(rows.shape, ACC)
-        for c in tl.static_range(4):
-            row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
-            hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
-            s = tl.load(SCORE + scratch + hidx, mask=inside & held, other=0.0)
-            far = inside & (held == 0)
-            if tl.sum(far.to(tl.int32), axis=0) > 0:
-                s += _row_dot(Q, rows, KEY, row, far, CQ, BLOCK_CQ, ACC)
-                outside = 1
-            logit += w * s
+        logit, _, _, far = _halo_point_dots(SCORE, Q, KEY, rows, scratch, ty,
+                                            tx, H, W, row0, hy0, hx0, CQ,
+                                            HALO_H, HALO_W, BLOCK_CQ, ACC,
+                                            valid)
+        outside += far
         logit = (logit + poison) * scale
         m = tl.maximum(m, logit)
         tl.store(PROB + rows * (KH * KW) + kk, logit, mask=valid)
@@ -262,13 +312,17 @@ def _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE, rows, valid, row0, y,
                        HALO_H: tl.constexpr, HALO_W: tl.constexpr,
                        ACC: tl.constexpr):
     """A[query, halo pixel] += p_k w_kc and G[query, halo pixel] += g_k w_kc
-    for the corners the halo holds; whether any corner lies beyond it."""
+    for the corners the halo holds; whether any corner lies beyond it, and
+    NaN for a query with a non-finite g_k, else 0 (the query gradient's
+    rows are NaN there, as each of its corner terms is)."""
     outside = tl.program_id(0) * 0
+    poison = tl.zeros(rows.shape, ACC)
     for kk in range(KH * KW):
         ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH, DW,
                             2 * KH * KW, ACC)
         p = tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
         g = tl.load(GRAD_LOGIT + rows * (KH * KW) + kk, mask=valid, other=0.0)
+        poison += g * 0.0
         for c in tl.static_range(4):
             row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
             hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
@@ -283,23 +337,31 @@ def _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE, rows, valid, row0, y,
                 mask=inside & held,
                 sem='relaxed')
             outside += tl.sum((inside & (held == 0)).to(tl.int32), axis=0)
-    return outside
+    return outside, poison
 
 
 @triton.jit
-def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, outside, tile, rows, valid,
-                   row0, y, x, hy0, hx0, scratch, OFF, H, W, N: tl.constexpr,
-                   KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
-                   DW: tl.constexpr, HALO_H: tl.constexpr,
-                   HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
-                   BLOCK_H: tl.constexpr, BLOCK: tl.constexpr,
+def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, Y, GRAD_ROWS, row_poison,
+                   outside, tile, rows, valid, row0, y, x, hy0, hx0, scratch,
+                   OFF, H, W, N: tl.constexpr, KH: tl.constexpr,
+                   KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+                   HALO_H: tl.constexpr, HALO_W: tl.constexpr,
+                   HALO_PAD: tl.constexpr, BLOCK_H: tl.constexpr,
+                   BLOCK: tl.constexpr, ROW_GRAD: tl.constexpr,
                    ACC: tl.constexpr, WIDEN: tl.constexpr):
     """The tile's part of a gradient on its halo: PART[halo pixel] =
     sum over queries of COEF_TILE[query, halo pixel] X[query] (``tl.dot``),
     by chunks of N channels; the corners beyond the halo, and every
     corner of a chunk whose X rows hold inf or NaN (0 * inf would reach
     every halo pixel), added to FAR one float32 atomic each, coefficient
-    COEF[query, point] times the corner's weight."""
+    COEF[query, point] times the corner's weight.
+
+    ROW_GRAD (the query gradient, from the same coefficient tile): also
+    GRAD_ROWS[query] = sum over halo pixels of COEF_TILE[query, halo
+    pixel] Y[halo pixel] plus the far corners' Y rows gathered, plus
+    ``row_poison``; a chunk whose halo Y rows hold inf or NaN gathered
+    corner by corner instead, as the forward's values are."""
+    N_HALO = HALO_H * HALO_W
     for c0 in range(0, N, BLOCK):
         ch = c0 + tl.arange(0, BLOCK)
         ch_ok = ch[None, :] < N
@@ -310,6 +372,8 @@ def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, outside, tile, rows, valid,
         finite = tl.abs(raw.to(ACC)) < float('inf')
         bad = tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0)
         clean = tl.where(finite, raw, 0.0).to(raw.dtype)
+        row_grad = tl.zeros([rows.shape[0], BLOCK], ACC)
+        bad_y = tl.zeros([BLOCK], tl.int32)  # non-finite Y by channel
         for h0 in range(0, HALO_PAD, BLOCK_H):
             h = h0 + tl.arange(0, BLOCK_H)
             coef = tl.load(
@@ -321,7 +385,20 @@ def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, outside, tile, rows, valid,
                 PART + (tile * HALO_PAD + h)[:, None] * N + ch[None, :],
                 tl.where(bad == 0, part, 0.0),
                 mask=ch_ok)
-        if bad + outside > 0:
+            if ROW_GRAD:
+                hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W,
+                                         N_HALO)
+                halo = tl.load(
+                    Y + hrow[:, None] * N + ch[None, :],
+                    mask=hok[:, None] & ch_ok,
+                    other=0.0)
+                y_finite = tl.abs(halo.to(ACC)) < float('inf')
+                bad_y += tl.sum((y_finite == 0).to(tl.int32), axis=0)
+                halo = tl.where(y_finite, halo, 0.0).to(halo.dtype)
+                row_grad += _weights_dot(tl.trans(coef), halo, ACC, WIDEN)
+        poisoned = tl.sum(bad_y, axis=0)
+        gathered = tl.zeros([rows.shape[0], BLOCK], ACC)
+        if bad + outside + poisoned > 0:
             for kk in range(KH * KW):
                 ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                     DH, DW, 2 * KH * KW, ACC)
@@ -336,41 +413,111 @@ def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, outside, tile, rows, valid,
                         FAR + row[:, None] * N + ch[None, :],
                         (a * w)[:, None] * raw.to(ACC),
                         mask=take[:, None] & ch_ok)
+                    if ROW_GRAD:
+                        take = inside & ((held == 0) | (poisoned > 0))
+                        val = tl.load(
+                            Y + row[:, None] * N + ch[None, :],
+                            mask=take[:, None] & ch_ok,
+                            other=0.0).to(ACC)
+                        gathered += (a * w)[:, None] * val
+        if ROW_GRAD:
+            row_grad = tl.where(poisoned == 0, row_grad, 0.0) + gathered
+            tl.store(
+                GRAD_ROWS + rows[:, None] * N + ch[None, :],
+                row_grad + row_poison[:, None],
+                mask=valid[:, None] & ch_ok)
 
 
 @triton.jit
-def snl_halo_key_value_kernel(
-        Q, GRAD_OUT, OFF, PROB, GRAD_LOGIT, PART_K, PART_V, FAR_K, FAR_V, ATTN,
-        GATE, H, W, CQ: tl.constexpr, C: tl.constexpr, KH: tl.constexpr,
-        KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+def snl_halo_points_kernel(
+        Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_OFF, PROB, GRAD_LOGIT, QK_D, SCORE,
+        VALUE_SCORE, H, W, scale, CQ: tl.constexpr, C: tl.constexpr,
+        KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
         TILE_H: tl.constexpr, TILE_W: tl.constexpr, MARGIN: tl.constexpr,
         HALO_H: tl.constexpr, HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
         ACC: tl.constexpr, WIDEN: tl.constexpr):
-    """The ``halo`` backward's key and value gradients, a tile at a time:
-    G = sum g_k w_kc and A = sum p_k w_kc on [query, halo pixel] scratch
-    tiles, then each halo pixel's part G^T Q and A^T grad_out on tensor
-    cores, written once (snl_halo_sum_kernel adds the parts of the tiles
-    whose halos overlap)."""
+    """The ``halo`` backward's per-point pass, a tile at a time: S = Q
+    K_halo^T and T = grad_out V_halo^T (``tl.dot``); per point, <q, key_k>,
+    <grad_out, v_k> and their d w / d t sums as corner combinations of S's
+    and T's entries (far corners: row dots), hence p_k, Delta, the logit
+    gradients g_k and the offset gradient, as the gather backward's
+    passes 1 and 1b compute them from gathered rows."""
+    rows, valid, row0, y, x, ty0, tx0 = _tile(H, W, TILE_H, TILE_W)
+    N_HALO = HALO_H * HALO_W
+    hy0 = ty0 - (KH - 1) // 2 * DH - MARGIN
+    hx0 = tx0 - (KW - 1) // 2 * DW - MARGIN
+    scratch = (tl.program_id(0).to(tl.int64) *
+               (TILE_H * TILE_W) + tl.arange(0, TILE_H * TILE_W)) * HALO_PAD
+    lse = tl.load(LSE + rows, mask=valid, other=0.0).to(ACC)
+    _halo_scores(Q, KEY, SCORE, rows, valid, scratch, row0, hy0, hx0, H, W, CQ,
+                 HALO_W, N_HALO, HALO_PAD, BLOCK_H, BLOCK_CQ, ACC, WIDEN)
+    _halo_scores(GRAD_OUT, V, VALUE_SCORE, rows, valid, scratch, row0, hy0,
+                 hx0, H, W, C, HALO_W, N_HALO, HALO_PAD, BLOCK_H, BLOCK_C, ACC,
+                 WIDEN)
+    q_poison = _poison(Q, rows, valid, CQ, BLOCK_CQ, ACC)
+    go_poison = _poison(GRAD_OUT, rows, valid, C, BLOCK_C, ACC)
+    # the score tiles, visible to every thread of the program below
+    tl.debug_barrier()
+    delta = tl.zeros(rows.shape, ACC)
+    for kk in range(KH * KW):
+        ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH, DW,
+                            2 * KH * KW, ACC)
+        logit, qk_dy, qk_dx, _ = _halo_point_dots(SCORE, Q, KEY, rows, scratch,
+                                                  ty, tx, H, W, row0, hy0, hx0,
+                                                  CQ, HALO_H, HALO_W, BLOCK_CQ,
+                                                  ACC, valid)
+        grad_p, gv_dy, gv_dx, _ = _halo_point_dots(VALUE_SCORE, GRAD_OUT, V,
+                                                   rows, scratch, ty, tx, H, W,
+                                                   row0, hy0, hx0, C, HALO_H,
+                                                   HALO_W, BLOCK_C, ACC, valid)
+        delta += _point_terms(PROB, GRAD_LOGIT, GRAD_OFF, QK_D, rows, valid,
+                              kk, lse, scale, logit + q_poison,
+                              qk_dy + q_poison, qk_dx + q_poison,
+                              grad_p + go_poison, gv_dy + go_poison,
+                              gv_dx + go_poison, KH * KW)
+    # the stores above, visible to every thread of the program below
+    tl.debug_barrier()
+    _logit_gradients(PROB, GRAD_LOGIT, GRAD_OFF, QK_D, rows, valid, delta,
+                     scale, KH * KW)
+
+
+@triton.jit
+def snl_halo_gradients_kernel(
+        Q, KEY, V, GRAD_OUT, OFF, PROB, GRAD_LOGIT, GRAD_Q, PART_K, PART_V,
+        FAR_K, FAR_V, ATTN, GATE, H, W, CQ: tl.constexpr, C: tl.constexpr,
+        KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+        TILE_H: tl.constexpr, TILE_W: tl.constexpr, MARGIN: tl.constexpr,
+        HALO_H: tl.constexpr, HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
+        BLOCK_H: tl.constexpr, BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
+        ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """The ``halo`` backward's gradients of query, key and value, a tile
+    at a time, from p_k and g_k (:func:`snl_halo_points_kernel`): G = sum
+    g_k w_kc and A = sum p_k w_kc on [query, halo pixel] scratch tiles;
+    then per channel chunk the query gradient G K_halo, and each halo
+    pixel's parts G^T Q and A^T grad_out, on tensor cores, the parts
+    written once (snl_halo_sum_kernel adds the parts of the tiles whose
+    halos overlap)."""
     rows, valid, row0, y, x, ty0, tx0 = _tile(H, W, TILE_H, TILE_W)
     hy0 = ty0 - (KH - 1) // 2 * DH - MARGIN
     hx0 = tx0 - (KW - 1) // 2 * DW - MARGIN
     tile = tl.program_id(0).to(tl.int64)
     scratch = (tile * (TILE_H * TILE_W) + tl.arange(0, TILE_H * TILE_W)) * \
         HALO_PAD
-    outside = _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE, rows,
-                                 valid, row0, y, x, hy0, hx0, scratch, H, W,
-                                 KH, KW, DH, DW, HALO_H, HALO_W, ACC)
+    outside, g_poison = _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE,
+                                           rows, valid, row0, y, x, hy0, hx0,
+                                           scratch, H, W, KH, KW, DH, DW,
+                                           HALO_H, HALO_W, ACC)
     # the atomics above, visible to every thread of the program below
     tl.debug_barrier()
-    _halo_gradient(Q, GRAD_LOGIT, GATE, PART_K, FAR_K, outside, tile, rows,
-                   valid, row0, y, x, hy0, hx0, scratch, OFF, H, W, CQ, KH, KW,
-                   DH, DW, HALO_H, HALO_W, HALO_PAD, BLOCK_H, BLOCK_CQ, ACC,
-                   WIDEN)
-    _halo_gradient(GRAD_OUT, PROB, ATTN, PART_V, FAR_V, outside, tile, rows,
-                   valid, row0, y, x, hy0, hx0, scratch, OFF, H, W, C, KH, KW,
-                   DH, DW, HALO_H, HALO_W, HALO_PAD, BLOCK_H, BLOCK_C, ACC,
-                   WIDEN)
+    _halo_gradient(Q, GRAD_LOGIT, GATE, PART_K, FAR_K, KEY, GRAD_Q, g_poison,
+                   outside, tile, rows, valid, row0, y, x, hy0, hx0, scratch,
+                   OFF, H, W, CQ, KH, KW, DH, DW, HALO_H, HALO_W, HALO_PAD,
+                   BLOCK_H, BLOCK_CQ, True, ACC, WIDEN)
+    _halo_gradient(GRAD_OUT, PROB, ATTN, PART_V, FAR_V, V, GRAD_Q, g_poison,
+                   outside, tile, rows, valid, row0, y, x, hy0, hx0, scratch,
+                   OFF, H, W, C, KH, KW, DH, DW, HALO_H, HALO_W, HALO_PAD,
+                   BLOCK_H, BLOCK_C, False, ACC, WIDEN)
 
 
 @triton.jit

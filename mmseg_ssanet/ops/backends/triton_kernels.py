@@ -198,6 +198,46 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
 
 
 @triton.jit
+def _point_terms(PROB, GRAD_LOGIT, GRAD_OFF, QK_D, rows, valid, kk, lse, scale,
+                 logit, qk_dy, qk_dx, grad_p, gv_dy, gv_dx, K: tl.constexpr):
+    """Point ``kk``'s pass-1 terms of the backward, from <q, key_k>
+    (``logit``) and <grad_out, v_k> (``grad_p``) and their d w / d t
+    weighted sums: p_k (PROB), <grad_out, v_k> (GRAD_LOGIT until
+    :func:`_logit_gradients`), the offset gradient's p_k part (GRAD_OFF)
+    and the weighted <q, key_c> its logit-gradient part needs (QK_D).
+    Returns p_k <grad_out, v_k>, the point's term of Delta."""
+    p = tl.where(valid, tl.exp(logit * scale - lse), 0.0)
+    at = rows * (2 * K) + 2 * kk
+    tl.store(GRAD_OFF + at, p * gv_dy, mask=valid)
+    tl.store(GRAD_OFF + at + 1, p * gv_dx, mask=valid)
+    tl.store(QK_D + at, qk_dy, mask=valid)
+    tl.store(QK_D + at + 1, qk_dx, mask=valid)
+    tl.store(PROB + rows * K + kk, p, mask=valid)
+    tl.store(GRAD_LOGIT + rows * K + kk, grad_p, mask=valid)
+    return p * grad_p
+
+
+@triton.jit
+def _logit_gradients(PROB, GRAD_LOGIT, GRAD_OFF, QK_D, rows, valid, delta,
+                     scale, K: tl.constexpr):
+    """With Delta known: the logit gradient g_k = p_k (<grad_out, v_k> -
+    Delta) into GRAD_LOGIT, and the offset gradient d out / d w_kc = p_k
+    <go, value_c> + g_k <q, key_c>, weighted by d w_kc / d t, into
+    GRAD_OFF."""
+    for kk in range(K):
+        at = rows * K + kk
+        p = tl.load(PROB + at, mask=valid, other=0.0)
+        grad_p = tl.load(GRAD_LOGIT + at, mask=valid, other=0.0)
+        g = p * (grad_p - delta) * scale
+        tl.store(GRAD_LOGIT + at, g, mask=valid)
+        for d in tl.static_range(2):
+            at_off = rows * (2 * K) + 2 * kk + d
+            part = tl.load(GRAD_OFF + at_off, mask=valid, other=0.0)
+            qk = tl.load(QK_D + at_off, mask=valid, other=0.0)
+            tl.store(GRAD_OFF + at_off, part + g * qk, mask=valid)
+
+
+@triton.jit
 def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
                         GRAD_V, GRAD_OFF, PROB, GRAD_LOGIT, QK_D, total, H, W,
                         scale, CQ: tl.constexpr, C: tl.constexpr,
@@ -226,31 +266,14 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
                                           row0, CQ, BLOCK_CQ, ACC)
         grad_p, gv_dy, gv_dx = _point_dots(GRAD_OUT, rows, valid, V, ty, tx, H,
                                            W, row0, C, BLOCK_C, ACC)
-        p = tl.where(valid, tl.exp(logit * scale - lse), 0.0)
-        delta += p * grad_p
-        at = rows * two_k + 2 * kk
-        tl.store(GRAD_OFF + at, p * gv_dy, mask=valid)
-        tl.store(GRAD_OFF + at + 1, p * gv_dx, mask=valid)
-        tl.store(QK_D + at, qk_dy, mask=valid)
-        tl.store(QK_D + at + 1, qk_dx, mask=valid)
-        tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
-        tl.store(GRAD_LOGIT + rows * (KH * KW) + kk, grad_p, mask=valid)
+        delta += _point_terms(PROB, GRAD_LOGIT, GRAD_OFF, QK_D, rows, valid,
+                              kk, lse, scale, logit, qk_dy, qk_dx, grad_p,
+                              gv_dy, gv_dx, KH * KW)
     # the stores above, visible to every thread of the program below
     tl.debug_barrier()
-    # pass 1b, Delta known: the logit gradient g_k = p_k (<grad_out, v_k> -
-    # Delta) and the offset gradient d out / d w_kc = p_k <go, value_c> +
-    # g_k <q, key_c>, weighted by d w_kc / d t
-    for kk in range(KH * KW):
-        at = rows * (KH * KW) + kk
-        p = tl.load(PROB + at, mask=valid, other=0.0)
-        grad_p = tl.load(GRAD_LOGIT + at, mask=valid, other=0.0)
-        g = p * (grad_p - delta) * scale
-        tl.store(GRAD_LOGIT + at, g, mask=valid)
-        for d in tl.static_range(2):
-            at_off = rows * two_k + 2 * kk + d
-            part = tl.load(GRAD_OFF + at_off, mask=valid, other=0.0)
-            qk = tl.load(QK_D + at_off, mask=valid, other=0.0)
-            tl.store(GRAD_OFF + at_off, part + g * qk, mask=valid)
+    # pass 1b, Delta known: the logit and offset gradients
+    _logit_gradients(PROB, GRAD_LOGIT, GRAD_OFF, QK_D, rows, valid, delta,
+                     scale, KH * KW)
     tl.debug_barrier()
     # pass 2: query gradient (stored) and key gradient (atomics), by chunks
     for c0 in range(0, CQ, BLOCK_CQ):

@@ -100,20 +100,24 @@ def halo_config(cq: int, c: int, kernel_size: Sequence[int],
     return config
 
 
-def key_value_launch() -> dict:
+def halo_backward_launch(kernel: str) -> dict:
     """Block sizes, warps and register cap of the ``halo`` backward's tile
-    kernel: 32 halo pixels and 16 channels a product. With 32 channels,
-    ptxas spilled 920 bytes in fp32 at (256, 512, 81) on sm_80 (triton
-    3.6.0); uncapped with 8 warps, it chose 128 registers and spilled
-    (3.7.1 fp32, 2.1.0 bf16). So: 8 warps capped at 208 where triton has
-    the cap, 4 warps where it has not (2.1), both spill-free
-    (``tools/analysis_tools/triton_resources.py``)."""
-    cap = triton_register_cap(208)
+    kernels, ``kernel`` 'points' (the score tiles and per-point terms) or
+    'gradients' (the coefficient tiles' products): 32 halo pixels and 16
+    channels a product, 8 warps, a cap of 255. Both in one kernel used
+    every register and spilled (172-196 bytes capped at 208, 8-12 at 255;
+    bf16, (256, 512, 81), sm_80); apart, neither spills
+    (``tools/analysis_tools/triton_resources.py``). triton 2.1 has no cap,
+    and with 8 warps its ptxas chooses 128 registers for the points kernel
+    and spills about 100 bytes: that kernel runs on 4 warps there (the
+    gradients kernel on 4 spilled 44 bytes in half precision, on 8 none).
+    """
+    cap = triton_register_cap(255)
     return dict(
         BLOCK_H=32,
         BLOCK_CQ=16,
         BLOCK_C=16,
-        num_warps=8 if cap else 4,
+        num_warps=4 if kernel == 'points' and not cap else 8,
         num_stages=1,
         **cap)
 

@@ -1,17 +1,17 @@
-"""The key and value gradients of the Triton backward variants that do
-not add one float atomic per (query, point, corner, channel): ``sorted``
-(:func:`key_value_grads_in_order`, owner computes, bitwise reproducible)
-and ``halo`` (:func:`key_value_grads_by_tiles`, from the halo forward's
-tiles; atomics only for corners beyond a halo). Both read the backward
-kernel's ``p_k`` and logit gradients ([N, K])."""
+"""The Triton backward variants that do not add one float atomic per
+(query, point, corner, channel): ``sorted`` (:func:`key_value_grads_in_order`,
+owner computes, bitwise reproducible; the key and value gradients from the
+gather backward kernel's ``p_k`` and logit gradients, [N, K]) and ``halo``
+(:func:`halo_backward`, every gradient from tiles on tensor cores; atomics
+only for corners beyond a halo)."""
 from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from ..sampling import corners, finite_positions, sampling_positions
-from .triton_launch import (accumulator, halo_config, halo_sum_launch,
-                            key_value_launch, launch_config)
+from .triton_launch import (accumulator, halo_backward_launch, halo_config,
+                            halo_sum_launch, launch_config)
 
 
 def corner_entries(off: Tensor, shape: Tuple[int, int, int],
@@ -83,39 +83,49 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
     return grads
 
 
-def key_value_grads_by_tiles(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
-                             grad_logit: Tensor, shape: Tuple[int, int, int],
-                             kernel_size: Sequence[int],
-                             dilation: Sequence[int]):
-    """Key and value gradients with the halo forward's tiles
-    (:func:`~.triton_halo.snl_halo_key_value_kernel`): each 8x8 tile
-    writes its halo's part once, from [64, halo] coefficient tiles times
-    its query and grad_out rows on tensor cores, and one program per pixel
-    adds the parts of the tiles whose halos hold it in a fixed order.
-    Corners beyond a halo (and chunks with non-finite rows) go to float32
-    atomics, so the result is bitwise reproducible only where there are
-    none. Costs the parts, [tiles x halo, Cq + C] float32 (about 7x the
-    gradients at 9x9 points), and two [64, halo] scratch tiles a tile."""
+def halo_backward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, go: Tensor,
+                  lse: Tensor, shape: Tuple[int, int,
+                                            int], kernel_size: Sequence[int],
+                  dilation: Sequence[int], scale: float):
+    """All four gradients (rows) by the ``halo`` backward: each 8x8 tile
+    computes its queries' p_k, logit and offset gradients from [64, halo]
+    score tiles, Q K_halo^T and grad_out V_halo^T
+    (:func:`~.triton_halo.snl_halo_points_kernel`); then its query
+    gradient, and its halo's key and value parts written once, from
+    [64, halo] coefficient tiles times the halo's key rows and its own
+    query and grad_out rows on tensor cores
+    (:func:`~.triton_halo.snl_halo_gradients_kernel`); one program per
+    pixel adds the parts of the tiles whose halos hold it in a fixed
+    order. Corners beyond a halo (and chunks with non-finite rows) go to
+    float32 atomics, so the result is bitwise reproducible only where
+    there are none. Costs the parts, [tiles x
+    halo, Cq + C] float32 (about 7x the gradients at 9x9 points), and two
+    [64, halo] scratch tiles a tile in each kernel."""
     import triton
 
-    from .triton_halo import snl_halo_key_value_kernel, snl_halo_sum_kernel
+    from .triton_halo import (snl_halo_gradients_kernel,
+                              snl_halo_points_kernel, snl_halo_sum_kernel)
     B, H, W = shape
     total, cq = q.shape
     c = go.shape[1]
     config = halo_config(cq, c, kernel_size, dilation)
-    launch = key_value_launch()
     tiles = B * -(-H // config['TILE_H']) * -(-W // config['TILE_W'])
-    acc_dtype = prob.dtype
+    acc_dtype = lse.dtype
 
-    def zeros(*size):
-        return torch.zeros(*size, device=q.device, dtype=acc_dtype)
+    def buffer(*size, fill=torch.zeros):
+        return fill(*size, device=q.device, dtype=acc_dtype)
 
-    attn, gate = (
-        zeros(tiles * config['TILE_H'] * config['TILE_W'] * config['HALO_PAD'])
-        for _ in range(2))
-    parts = [zeros(tiles * config['HALO_PAD'], n) for n in (cq, c)]
-    far = [zeros(total, n) for n in (cq, c)]
+    tile_size = (
+        tiles * config['TILE_H'] * config['TILE_W'] * config['HALO_PAD'])
+    n_points = kernel_size[0] * kernel_size[1]
+    grad_off = buffer(total, off.shape[1], fill=torch.empty)
+    # p_k, the logit gradients and the offset gradient's <q, key_c> terms
+    prob, grad_logit, qk_d = (
+        buffer(total, n, fill=torch.empty)
+        for n in (n_points, n_points, 2 * n_points))
     geometry = dict(
+        CQ=cq,
+        C=c,
         KH=kernel_size[0],
         KW=kernel_size[1],
         DH=dilation[0],
@@ -125,31 +135,34 @@ def key_value_grads_by_tiles(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
         MARGIN=config['MARGIN'],
         HALO_H=config['HALO_H'],
         HALO_W=config['HALO_W'],
-        HALO_PAD=config['HALO_PAD'])
-    snl_halo_key_value_kernel[(tiles, )](
-        q,
-        go,
-        off,
-        prob,
-        grad_logit,
-        *parts,
-        *far,
-        attn,
-        gate,
-        H,
-        W,
-        CQ=cq,
-        C=c,
-        ACC=accumulator(prob.dtype),
-        WIDEN=q.device.type == 'cpu',
-        **geometry,
-        **launch)
+        HALO_PAD=config['HALO_PAD'],
+        ACC=accumulator(v.dtype),
+        WIDEN=q.device.type == 'cpu')
+    scores = [buffer(tile_size, fill=torch.empty) for _ in range(2)]
+    snl_halo_points_kernel[(tiles, )](q, k, v, off, go, lse, grad_off, prob,
+                                      grad_logit, qk_d, *scores, H, W, scale,
+                                      **geometry,
+                                      **halo_backward_launch('points'))
+    del scores
+    grad_q = buffer(total, cq, fill=torch.empty)
+    parts = [buffer(tiles * config['HALO_PAD'], n) for n in (cq, c)]
+    far = [buffer(total, n) for n in (cq, c)]
+    snl_halo_gradients_kernel[(tiles, )](q, k, v, go, off, prob,
+                                         grad_logit, grad_q, *parts, *far,
+                                         buffer(tile_size), buffer(tile_size),
+                                         H, W, **geometry,
+                                         **halo_backward_launch('gradients'))
+    geometry = {
+        name: geometry[name]
+        for name in ('KH', 'KW', 'DH', 'DW', 'TILE_H', 'TILE_W', 'MARGIN',
+                     'HALO_H', 'HALO_W', 'HALO_PAD')
+    }
     grads = []
     for part, rest, n in zip(parts, far, (cq, c)):
-        out = torch.empty(total, n, device=q.device, dtype=acc_dtype)
+        out = buffer(total, n, fill=torch.empty)
         sums = halo_sum_launch(n)
         if n:  # Cq = 0: nothing to add
             snl_halo_sum_kernel[(total, triton.cdiv(n, sums['BLOCK']))](
                 part, rest, out, H, W, N=n, **sums, **geometry)
         grads.append(out)
-    return grads
+    return grad_q, grads[0], grads[1], grad_off
