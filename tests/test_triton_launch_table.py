@@ -5,7 +5,8 @@ a GPU takes 8 queries a program, so its partial blocks and masks differ.
 ``SSANET_TRITON_LAUNCH_TABLE=gpu`` makes the interpreter run the GPU's
 table: values and the four gradients against ``reference`` in float64, the
 default (atomic) and the deterministic backward, on shapes where every
-block is partial somewhere.
+block is partial somewhere. And the halo kernels' blocks of halo pixels
+tile the padded halo for any window.
 """
 import pytest
 import torch
@@ -113,3 +114,22 @@ def test_gpu_launch_table_takes_eight_queries_a_program():
     assert 'K_PAD' not in config  # the backward holds no logit tile
     assert triton_backend.launch_config(
         'forward', 5, 37, 63, interpreted=True)['BLOCK_Q'] == 64
+
+
+@pytest.mark.parametrize('window', [(3, 3), (5, 3), (7, 7), (9, 9), (11, 11),
+                                    (13, 5)])
+@pytest.mark.parametrize('dilation', [(1, 1), (2, 1), (3, 3)])
+def test_halo_blocks_tile_the_padded_halo(window, dilation):
+    # Each halo kernel walks the padded halo a block of pixels at a time and
+    # stores whole blocks into [64, HALO_PAD] scratch rows: a block reaching
+    # past the padding would write into the next query's row.
+    from mmseg_ssanet.ops.backends.triton_launch import (halo_backward_launch,
+                                                         halo_config)
+    config = halo_config(256, 512, window, dilation)
+    assert config['HALO_PAD'] >= config['HALO_H'] * config['HALO_W']
+    blocks = [config['BLOCK_H']] + [
+        halo_backward_launch(kernel)['BLOCK_H']
+        for kernel in ('points', 'gradients')
+    ]
+    for block in blocks:
+        assert config['HALO_PAD'] % block == 0, (block, config)

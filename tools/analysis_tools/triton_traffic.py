@@ -263,41 +263,49 @@ def halo_backward_forms(n, geometry, cq, c, k, data):
     """(kernel, access) -> [(elements, bytes an element)] of the ``halo``
     backward's three kernels, finite inputs.
 
-    The points kernel reads its query (grad_out) tile once per halo chunk
-    of the score products, the halo's key and value rows once, each
-    tile row once more for its finiteness, the offsets and the score
-    entries of the corners held per point, the far corners' rows as the
-    halo forward does, and the pass-1b buffers as the gather backward
+    The points kernel reads its query (grad_out) tile once per block of
+    halo pixels of the score products, the halo's key and value rows
+    once, each tile row once more for its finiteness, the offsets and the
+    score entries of the corners held per point, the far corners' rows as
+    the halo forward does, and the pass-1b buffers as the gather backward
     does; it stores the two [64, halo] score tiles and the per-point
     terms. The gradients kernel reads the offsets, p_k and the logit
     gradients once to fill the two [64, halo] coefficient tiles (one
-    relaxed atomic each per corner held); per gradient and chunk of 16
-    channels, the rows once and the coefficient tile once (with the
-    halo's key rows for the query gradient), each halo pixel's part
-    stored once; tiles with a far corner read the offsets and
-    coefficients again per chunk, add each far corner with one atomic per
-    channel and gather its key row for the query gradient. The sums read
-    each part once per pixel the halo holds on the map, and the far
-    corners' buffer once."""
+    relaxed atomic each per corner held); for the key and value parts,
+    each coefficient tile once and the tile's rows once per block of halo
+    pixels, each halo pixel's part stored once; the rows once more for
+    the far corners (tiles with one read the offsets and coefficients
+    again per chunk and add each far corner with one atomic per channel);
+    for the query gradient, as the halo forward's output: the G tile once
+    per chunk, the halo's key rows once, the far corners' key rows
+    gathered. The sums read each part once per pixel the halo holds on
+    the map, and the far corners' buffer once."""
     from mmseg_ssanet.ops.backends.triton_launch import halo_backward_launch
     halo_pad, tiles = geometry['config']['HALO_PAD'], geometry['tiles']
     held, far = geometry['held'], geometry['far']
     far_queries, halo = geometry['far_tile_queries'], geometry['halo_pixels']
+    points = halo_backward_launch('points')
+    score_blocks = halo_pad // points['BLOCK_H']
     block = halo_backward_launch('gradients')
-    halo_chunks = halo_pad // block['BLOCK_H']
+    part_blocks = halo_pad // block['BLOCK_H']
     loads = [(4 * n * k, 4)]  # offsets, p_k and logit gradients: the tiles
     for width, name in ((cq, 'BLOCK_CQ'), (c, 'BLOCK_C')):
         width_chunks = -(-width // block[name])
         loads += [
-            (n * width, data),  # the query or grad_out rows
-            (n * halo_pad * width_chunks, 4),  # the coefficient tile
+            (n * halo_pad, 4),  # the coefficient tile
+            (n * width * (part_blocks + 1), data),  # the rows: parts, far
             (3 * k * far_queries * width_chunks, 4)  # far: offsets, coef.
         ]
-    loads += [(halo * cq, data), (far * cq, data)]  # key rows: halo, far
+    cq_chunks = -(-cq // block['BLOCK_DQ'])
+    loads += [
+        (n * halo_pad * cq_chunks, 4),  # G, for the query gradient
+        (halo * cq + far * cq, data),  # key rows: the halo's, far corners'
+        (3 * k * far_queries * cq_chunks, 4)  # far: offsets, g_k
+    ]
     return {
         ('snl_halo_points_kernel', 'load'): [
             (n, 4),  # the log-sum-exp
-            (n * (cq + c) * (halo_chunks + 1), data),  # query, grad_out
+            (n * (cq + c) * (score_blocks + 1), data),  # query, grad_out
             (halo * (cq + c), data),  # the halo's keys and values
             (2 * n * k, 4),  # offsets
             (2 * held, 4),  # score entries of the corners held

@@ -198,7 +198,8 @@ def snl_halo_forward_kernel(
         BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr,
         WIDEN: tl.constexpr):
     # HALO_H = TILE_H + (KH - 1) DH + 2 MARGIN + 1 (HALO_W alike), HALO_PAD
-    # = HALO_H HALO_W rounded up to BLOCK_H: halo_config's arithmetic
+    # = HALO_H HALO_W rounded up to a multiple of every kernel's BLOCK_H:
+    # halo_config's arithmetic
     rows, valid, row0, y, x, ty0, tx0 = _tile(H, W, TILE_H, TILE_W)
     N_HALO = HALO_H * HALO_W
     hy0 = ty0 - (KH - 1) // 2 * DH - MARGIN
@@ -253,55 +254,77 @@ def snl_halo_forward_kernel(
                 mask=inside & held,
                 sem='relaxed')
     tl.debug_barrier()
-    # 4. out = A V_halo by chunks of channels, plus the far corners
-    for c0 in range(0, C, BLOCK_C):
-        ch = c0 + tl.arange(0, BLOCK_C)
-        ch_ok = ch[None, :] < C
-        acc = tl.zeros([TILE_H * TILE_W, BLOCK_C], ACC)
-        bad = tl.zeros([BLOCK_C], tl.int32)  # non-finite values by channel
+    # 4. out = A V_halo by chunks of channels, plus the far corners; NaN
+    # where a p_k is (the log-sum-exp is then not finite): the reference
+    # multiplies it by the value sampled, 0 off the map
+    _tile_times_halo(ATTN, PROB, V, OUT, tl.where(keep, 0.0, float('nan')),
+                     outside, rows, valid, row0, y, x, hy0, hx0, scratch, OFF,
+                     H, W, C, KH, KW, DH, DW, HALO_H, HALO_W, HALO_PAD,
+                     BLOCK_H, BLOCK_C, ACC, WIDEN)
+
+
+@triton.jit
+def _tile_times_halo(COEF_TILE, COEF, Y, OUT, row_poison, outside, rows, valid,
+                     row0, y, x, hy0, hx0, scratch, OFF, H, W, N: tl.constexpr,
+                     KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
+                     DW: tl.constexpr, HALO_H: tl.constexpr,
+                     HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
+                     BLOCK_H: tl.constexpr, BLOCK: tl.constexpr,
+                     ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """OUT[query] = sum over halo pixels of COEF_TILE[query, halo pixel]
+    Y[halo pixel] (``tl.dot``) plus the corners beyond the halo gathered
+    (coefficient COEF[query, point] times the corner's weight), plus
+    ``row_poison``, by chunks of N channels: the forward's output (A, p_k,
+    values) and the backward's query gradient (G, g_k, keys). A chunk
+    whose halo Y rows hold inf or NaN is left out of the product (0 * inf
+    would poison every query of the tile) and gathered corner by corner
+    instead, as the reference computes it."""
+    N_HALO = HALO_H * HALO_W
+    for c0 in range(0, N, BLOCK):
+        ch = c0 + tl.arange(0, BLOCK)
+        ch_ok = ch[None, :] < N
+        acc = tl.zeros([rows.shape[0], BLOCK], ACC)
+        bad = tl.zeros([BLOCK], tl.int32)  # non-finite Y rows by channel
         for h0 in range(0, HALO_PAD, BLOCK_H):
             h = h0 + tl.arange(0, BLOCK_H)
             hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W, N_HALO)
-            v = tl.load(
-                V + hrow[:, None] * C + ch[None, :],
+            halo = tl.load(
+                Y + hrow[:, None] * N + ch[None, :],
                 mask=hok[:, None] & ch_ok,
                 other=0.0)
-            finite = tl.abs(v.to(ACC)) < float('inf')
+            finite = tl.abs(halo.to(ACC)) < float('inf')
             bad += tl.sum((finite == 0).to(tl.int32), axis=0)
-            v = tl.where(finite, v, 0.0).to(v.dtype)
-            a = tl.load(
-                ATTN + scratch[:, None] + h[None, :],
+            halo = tl.where(finite, halo, 0.0).to(halo.dtype)
+            coef = tl.load(
+                COEF_TILE + scratch[:, None] + h[None, :],
                 mask=valid[:, None],
                 other=0.0)
-            acc += _weights_dot(a, v, ACC, WIDEN)
+            acc += _weights_dot(coef, halo, ACC, WIDEN)
         # (a scalar sum after the loop: triton 2.1 cannot compile one of a
         # 2-d tile carried through it)
         poisoned = tl.sum(bad, axis=0)
-        gathered = tl.zeros([TILE_H * TILE_W, BLOCK_C], ACC)
+        gathered = tl.zeros([rows.shape[0], BLOCK], ACC)
         if poisoned + outside > 0:
             for kk in range(KH * KW):
                 ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                     DH, DW, 2 * KH * KW, ACC)
-                p = tl.load(
-                    PROB + rows * (KH * KW) + kk, mask=valid, other=0.0)
+                a = tl.load(
+                    COEF + rows * (KH * KW) + kk, mask=valid, other=0.0)
                 for c in tl.static_range(4):
                     row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,
                                                    valid)
                     _, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
                     take = inside & ((held == 0) | (poisoned > 0))
                     val = tl.load(
-                        V + row[:, None] * C + ch[None, :],
+                        Y + row[:, None] * N + ch[None, :],
                         mask=take[:, None] & ch_ok,
                         other=0.0).to(ACC)
-                    gathered += (p * w)[:, None] * val
-        # a chunk with non-finite values: all of it gathered
+                    gathered += (a * w)[:, None] * val
+        # a chunk with non-finite Y rows: all of it gathered
         acc = tl.where(poisoned == 0, acc, 0.0) + gathered
-        # NaN where a p_k is (the log-sum-exp is then not finite): the
-        # reference multiplies it by the value sampled, 0 off the map
-        out = tl.where(keep[:, None], acc, float('nan'))
         tl.store(
-            OUT + rows[:, None] * C + ch[None, :],
-            out.to(OUT.dtype.element_ty),
+            OUT + rows[:, None] * N + ch[None, :],
+            (acc + row_poison[:, None]).to(OUT.dtype.element_ty),
             mask=valid[:, None] & ch_ok)
 
 
@@ -341,64 +364,58 @@ def _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE, rows, valid, row0, y,
 
 
 @triton.jit
-def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, Y, GRAD_ROWS, row_poison,
-                   outside, tile, rows, valid, row0, y, x, hy0, hx0, scratch,
-                   OFF, H, W, N: tl.constexpr, KH: tl.constexpr,
-                   KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
-                   HALO_H: tl.constexpr, HALO_W: tl.constexpr,
-                   HALO_PAD: tl.constexpr, BLOCK_H: tl.constexpr,
-                   BLOCK: tl.constexpr, ROW_GRAD: tl.constexpr,
-                   ACC: tl.constexpr, WIDEN: tl.constexpr):
-    """The tile's part of a gradient on its halo: PART[halo pixel] =
-    sum over queries of COEF_TILE[query, halo pixel] X[query] (``tl.dot``),
-    by chunks of N channels; the corners beyond the halo, and every
-    corner of a chunk whose X rows hold inf or NaN (0 * inf would reach
-    every halo pixel), added to FAR one float32 atomic each, coefficient
-    COEF[query, point] times the corner's weight.
+def _halo_parts(X, COEF_TILE, PART, tile, rows, valid, scratch,
+                N: tl.constexpr, HALO_PAD: tl.constexpr, BLOCK_H: tl.constexpr,
+                BLOCK: tl.constexpr, ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """The tile's part of a gradient on its halo: PART[halo pixel] = sum
+    over queries of COEF_TILE[query, halo pixel] X[query] (``tl.dot``),
+    each block of BLOCK_H halo pixels' coefficients read once and
+    multiplied by the tile's X rows chunk by chunk (the rows, 64 of them,
+    stay in cache; the coefficient tile would not). 0 for a chunk whose X
+    rows hold inf or NaN: 0 * inf would reach every halo pixel, so
+    :func:`_far_corners` adds that chunk corner by corner."""
+    for h0 in range(0, HALO_PAD, BLOCK_H):
+        h = h0 + tl.arange(0, BLOCK_H)
+        coef = tl.load(
+            COEF_TILE + scratch[None, :] + h[:, None],
+            mask=valid[None, :],
+            other=0.0)
+        for c0 in range(0, N, BLOCK):
+            ch = c0 + tl.arange(0, BLOCK)
+            ch_ok = ch[None, :] < N
+            raw = tl.load(
+                X + rows[:, None] * N + ch[None, :],
+                mask=valid[:, None] & ch_ok,
+                other=0.0)
+            finite = tl.abs(raw.to(ACC)) < float('inf')
+            bad = tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0)
+            clean = tl.where(finite, raw, 0.0).to(raw.dtype)
+            part = _weights_dot(coef, clean, ACC, WIDEN)
+            tl.store(
+                PART + (tile * HALO_PAD + h)[:, None] * N + ch[None, :],
+                tl.where(bad == 0, part, 0.0),
+                mask=ch_ok)
 
-    ROW_GRAD (the query gradient, from the same coefficient tile): also
-    GRAD_ROWS[query] = sum over halo pixels of COEF_TILE[query, halo
-    pixel] Y[halo pixel] plus the far corners' Y rows gathered, plus
-    ``row_poison``; a chunk whose halo Y rows hold inf or NaN gathered
-    corner by corner instead, as the forward's values are."""
-    N_HALO = HALO_H * HALO_W
+
+@triton.jit
+def _far_corners(X, COEF, FAR, outside, rows, valid, row0, y, x, hy0, hx0, OFF,
+                 H, W, N: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+                 DH: tl.constexpr, DW: tl.constexpr, HALO_H: tl.constexpr,
+                 HALO_W: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """What :func:`_halo_parts` leaves out: the corners beyond the halo,
+    and every corner of a chunk whose X rows hold inf or NaN, added to FAR
+    one float32 atomic each, coefficient COEF[query, point] times the
+    corner's weight times the X row."""
     for c0 in range(0, N, BLOCK):
         ch = c0 + tl.arange(0, BLOCK)
         ch_ok = ch[None, :] < N
         raw = tl.load(
             X + rows[:, None] * N + ch[None, :],
             mask=valid[:, None] & ch_ok,
-            other=0.0)
-        finite = tl.abs(raw.to(ACC)) < float('inf')
+            other=0.0).to(ACC)
+        finite = tl.abs(raw) < float('inf')
         bad = tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0)
-        clean = tl.where(finite, raw, 0.0).to(raw.dtype)
-        row_grad = tl.zeros([rows.shape[0], BLOCK], ACC)
-        bad_y = tl.zeros([BLOCK], tl.int32)  # non-finite Y by channel
-        for h0 in range(0, HALO_PAD, BLOCK_H):
-            h = h0 + tl.arange(0, BLOCK_H)
-            coef = tl.load(
-                COEF_TILE + scratch[None, :] + h[:, None],
-                mask=valid[None, :],
-                other=0.0)
-            part = _weights_dot(coef, clean, ACC, WIDEN)
-            tl.store(
-                PART + (tile * HALO_PAD + h)[:, None] * N + ch[None, :],
-                tl.where(bad == 0, part, 0.0),
-                mask=ch_ok)
-            if ROW_GRAD:
-                hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W,
-                                         N_HALO)
-                halo = tl.load(
-                    Y + hrow[:, None] * N + ch[None, :],
-                    mask=hok[:, None] & ch_ok,
-                    other=0.0)
-                y_finite = tl.abs(halo.to(ACC)) < float('inf')
-                bad_y += tl.sum((y_finite == 0).to(tl.int32), axis=0)
-                halo = tl.where(y_finite, halo, 0.0).to(halo.dtype)
-                row_grad += _weights_dot(tl.trans(coef), halo, ACC, WIDEN)
-        poisoned = tl.sum(bad_y, axis=0)
-        gathered = tl.zeros([rows.shape[0], BLOCK], ACC)
-        if bad + outside + poisoned > 0:
+        if bad + outside > 0:
             for kk in range(KH * KW):
                 ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                     DH, DW, 2 * KH * KW, ACC)
@@ -411,21 +428,8 @@ def _halo_gradient(X, COEF, COEF_TILE, PART, FAR, Y, GRAD_ROWS, row_poison,
                     take = inside & ((held == 0) | (bad > 0))
                     tl.atomic_add(
                         FAR + row[:, None] * N + ch[None, :],
-                        (a * w)[:, None] * raw.to(ACC),
+                        (a * w)[:, None] * raw,
                         mask=take[:, None] & ch_ok)
-                    if ROW_GRAD:
-                        take = inside & ((held == 0) | (poisoned > 0))
-                        val = tl.load(
-                            Y + row[:, None] * N + ch[None, :],
-                            mask=take[:, None] & ch_ok,
-                            other=0.0).to(ACC)
-                        gathered += (a * w)[:, None] * val
-        if ROW_GRAD:
-            row_grad = tl.where(poisoned == 0, row_grad, 0.0) + gathered
-            tl.store(
-                GRAD_ROWS + rows[:, None] * N + ch[None, :],
-                row_grad + row_poison[:, None],
-                mask=valid[:, None] & ch_ok)
 
 
 @triton.jit
@@ -490,7 +494,7 @@ def snl_halo_gradients_kernel(
         TILE_H: tl.constexpr, TILE_W: tl.constexpr, MARGIN: tl.constexpr,
         HALO_H: tl.constexpr, HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
         BLOCK_H: tl.constexpr, BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
-        ACC: tl.constexpr, WIDEN: tl.constexpr):
+        BLOCK_DQ: tl.constexpr, ACC: tl.constexpr, WIDEN: tl.constexpr):
     """The ``halo`` backward's gradients of query, key and value, a tile
     at a time, from p_k and g_k (:func:`snl_halo_points_kernel`): G = sum
     g_k w_kc and A = sum p_k w_kc on [query, halo pixel] scratch tiles;
@@ -510,14 +514,20 @@ def snl_halo_gradients_kernel(
                                            HALO_H, HALO_W, ACC)
     # the atomics above, visible to every thread of the program below
     tl.debug_barrier()
-    _halo_gradient(Q, GRAD_LOGIT, GATE, PART_K, FAR_K, KEY, GRAD_Q, g_poison,
-                   outside, tile, rows, valid, row0, y, x, hy0, hx0, scratch,
-                   OFF, H, W, CQ, KH, KW, DH, DW, HALO_H, HALO_W, HALO_PAD,
-                   BLOCK_H, BLOCK_CQ, True, ACC, WIDEN)
-    _halo_gradient(GRAD_OUT, PROB, ATTN, PART_V, FAR_V, V, GRAD_Q, g_poison,
-                   outside, tile, rows, valid, row0, y, x, hy0, hx0, scratch,
-                   OFF, H, W, C, KH, KW, DH, DW, HALO_H, HALO_W, HALO_PAD,
-                   BLOCK_H, BLOCK_C, False, ACC, WIDEN)
+    _halo_parts(Q, GATE, PART_K, tile, rows, valid, scratch, CQ, HALO_PAD,
+                BLOCK_H, BLOCK_CQ, ACC, WIDEN)
+    _halo_parts(GRAD_OUT, ATTN, PART_V, tile, rows, valid, scratch, C,
+                HALO_PAD, BLOCK_H, BLOCK_C, ACC, WIDEN)
+    _far_corners(Q, GRAD_LOGIT, FAR_K, outside, rows, valid, row0, y, x, hy0,
+                 hx0, OFF, H, W, CQ, KH, KW, DH, DW, HALO_H, HALO_W, BLOCK_CQ,
+                 ACC)
+    _far_corners(GRAD_OUT, PROB, FAR_V, outside, rows, valid, row0, y, x, hy0,
+                 hx0, OFF, H, W, C, KH, KW, DH, DW, HALO_H, HALO_W, BLOCK_C,
+                 ACC)
+    _tile_times_halo(GATE, GRAD_LOGIT, KEY, GRAD_Q, g_poison, outside, rows,
+                     valid, row0, y, x, hy0, hx0, scratch, OFF, H, W, CQ, KH,
+                     KW, DH, DW, HALO_H, HALO_W, HALO_PAD, BLOCK_H, BLOCK_DQ,
+                     ACC, WIDEN)
 
 
 @triton.jit

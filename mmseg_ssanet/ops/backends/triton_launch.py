@@ -65,12 +65,18 @@ def launch_config(kernel: str,
     return config
 
 
+# The halo's padded size is a multiple of this (halo_config): the
+# largest block of halo pixels a halo kernel takes.
+HALO_PAD_MULTIPLE = 32
+
+
 def halo_config(cq: int, c: int, kernel_size: Sequence[int],
                 dilation: Sequence[int]) -> dict:
     """Launch sizes of the ``halo`` forward (:mod:`.triton_halo`) for Cq, C
     and the window: 8x8 query tiles, 32 halo pixels and up to 32 channels
     a ``tl.dot`` (at least 16, its smallest operand; padding channels are
-    masked), a margin of 2 pixels for the offsets, and the halo's size.
+    masked), a margin of 2 pixels for the offsets, and the halo's size
+    (HALO_PAD: its pixels padded to a multiple of HALO_PAD_MULTIPLE).
     8 warps and no register cap: with 4 warps, 64-channel chunks or a cap
     of 168, ptxas spilled 300-13000 bytes at (256, 512, 81) on sm_80, and
     triton 3.7.1 spilled 4 bytes in fp32 with 64 halo pixels a product; so
@@ -94,9 +100,9 @@ def halo_config(cq: int, c: int, kernel_size: Sequence[int],
         tile + (size - 1) * d + 2 * config['MARGIN'] + 1
         for tile, size, d in ((config['TILE_H'], kernel_size[0], dilation[0]),
                               (config['TILE_W'], kernel_size[1], dilation[1])))
-    n_halo = config['HALO_H'] * config['HALO_W']
-    config['HALO_PAD'] = triton.cdiv(n_halo,
-                                     config['BLOCK_H']) * config['BLOCK_H']
+    # a whole number of every halo kernel's blocks of halo pixels (32)
+    config['HALO_PAD'] = triton.cdiv(config['HALO_H'] * config['HALO_W'],
+                                     HALO_PAD_MULTIPLE) * HALO_PAD_MULTIPLE
     return config
 
 
@@ -104,22 +110,27 @@ def halo_backward_launch(kernel: str) -> dict:
     """Block sizes, warps and register cap of the ``halo`` backward's tile
     kernels, ``kernel`` 'points' (the score tiles and per-point terms) or
     'gradients' (the coefficient tiles' products): 32 halo pixels and 16
-    channels a product, 8 warps, a cap of 255. Both in one kernel used
+    channels a product, the gradients kernel's query gradient 32 channels
+    at a time (BLOCK_DQ), 8 warps, a cap of 255. Both kernels in one used
     every register and spilled (172-196 bytes capped at 208, 8-12 at 255;
     bf16, (256, 512, 81), sm_80); apart, neither spills
-    (``tools/analysis_tools/triton_resources.py``). triton 2.1 has no cap,
-    and with 8 warps its ptxas chooses 128 registers for the points kernel
-    and spills about 100 bytes: that kernel runs on 4 warps there (the
-    gradients kernel on 4 spilled 44 bytes in half precision, on 8 none).
-    """
+    (``tools/analysis_tools/triton_resources.py``). Measured to spill:
+    64 halo pixels a product in the points kernel (triton 3.7.1, 2.1.0),
+    32 channels for the parts or 64 for the query gradient. triton 2.1
+    has no cap, and with 8 warps its ptxas chooses 128 registers for the
+    points kernel and spills about 100 bytes: that kernel runs on 4 warps
+    there."""
     cap = triton_register_cap(255)
-    return dict(
+    config = dict(
         BLOCK_H=32,
         BLOCK_CQ=16,
         BLOCK_C=16,
         num_warps=4 if kernel == 'points' and not cap else 8,
         num_stages=1,
         **cap)
+    if kernel == 'gradients':
+        config['BLOCK_DQ'] = 32
+    return config
 
 
 def halo_sum_launch(n: int) -> dict:
