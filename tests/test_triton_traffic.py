@@ -72,6 +72,9 @@ def test_atomic_updates_are_counted_as_the_closed_form_says(tmp_path):
             'as the closed form says' in log
     for r in result['paper']:
         assert 5 * r['halo_forward_mb'] < r['gather_forward_mb'], r
+        # and its backward, from the tiles, far fewer than the gather
+        # kernel's passes that the sorted backward runs
+        assert 5 * r['halo_mb'] < r['sorted_mb'], r
     # the halo backward: two relaxed atomics per (query, point, corner)
     # into its tiles' own scratch, none per channel, when every corner
     # lies in its tile's halo; its two tile kernels and sums were counted,

@@ -370,9 +370,10 @@ def _halo_parts(X, COEF_TILE, PART, tile, rows, valid, scratch,
     """The tile's part of a gradient on its halo: PART[halo pixel] = sum
     over queries of COEF_TILE[query, halo pixel] X[query] (``tl.dot``),
     each block of BLOCK_H halo pixels' coefficients read once and
-    multiplied by the tile's X rows chunk by chunk (the rows, 64 of them,
-    stay in cache; the coefficient tile would not). 0 for a chunk whose X
-    rows hold inf or NaN: 0 * inf would reach every halo pixel, so
+    multiplied by the tile's X rows chunk by chunk (the rows are read once
+    per block instead: 64 of them, against 64 x halo float32
+    coefficients read once per chunk the other way round). 0 for a chunk
+    whose X rows hold inf or NaN: 0 * inf would reach every halo pixel, so
     :func:`_far_corners` adds that chunk corner by corner."""
     for h0 in range(0, HALO_PAD, BLOCK_H):
         h = h0 + tl.arange(0, BLOCK_H)
