@@ -5,8 +5,8 @@ a GPU takes 8 queries a program, so its partial blocks and masks differ.
 ``SSANET_TRITON_LAUNCH_TABLE=gpu`` makes the interpreter run the GPU's
 table: values and the four gradients against ``reference`` in float64, the
 default (atomic) and the deterministic backward, on shapes where every
-block is partial somewhere. And the halo kernels' blocks of halo pixels
-tile the padded halo for any window.
+block is partial somewhere, and the halo backward's sums; and the halo
+kernels' blocks of halo pixels tile the padded halo for any window.
 """
 import pytest
 import torch
@@ -79,6 +79,28 @@ def test_gpu_launch_table_odd_grid(monkeypatch, launches):
     got = _values_and_grads('triton', inputs, kernel=(7, 9), dilation=1)
     want = _values_and_grads('reference', inputs, kernel=(7, 9), dilation=1)
     _assert_table(launches, 'gpu')
+    _assert_close(got, want)
+
+
+@pytest.mark.parametrize('table', ['gpu', 'interpreter'])
+def test_launch_table_halo_backward(monkeypatch, table):
+    # the halo backward's sums take 4 pixels a program on a GPU, 64 under
+    # the interpreter: 13 pixels leave a partial block either way
+    from mmseg_ssanet.ops.backends import triton_sums
+    seen = []
+    configure = triton_sums.halo_sum_launch
+
+    def recorded(n, interpreted=False):
+        seen.append(interpreted)
+        return configure(n, interpreted)
+
+    monkeypatch.setattr(triton_sums, 'halo_sum_launch', recorded)
+    monkeypatch.setenv(LAUNCH_TABLE_ENV, table)
+    monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'halo')
+    inputs = _inputs(**SHAPE, device=TRITON_DEVICE)
+    got = _values_and_grads('triton', inputs)
+    want = _values_and_grads('reference', inputs)
+    assert seen == [table == 'interpreter'] * 2  # key, value gradients
     _assert_close(got, want)
 
 

@@ -136,7 +136,7 @@ def _compile(kernel, cq, c, k, dtype, arch):
     elif kernel == 'halo_sum':
         fn = triton_halo.snl_halo_sum_kernel
         pointers = dict(PART=acc, FAR=acc, OUT=acc)
-        scalars = dict(H='i32', W='i32')
+        scalars = dict(total='i32', H='i32', W='i32')
         geometry = dict(N=c, KH=side, KW=side, DH=1, DW=1)
     elif kernel == 'segment_sum':  # value gradients: rows of C channels
         fn = triton_kernels.snl_segment_sum_kernel
@@ -225,26 +225,33 @@ def local_accesses(ptx: str) -> int:
                if touches.search(line) and not declares.match(line))
 
 
-def measure(shapes, dtypes, archs, kernels):
-    rows = []
-    for cq, c, k in shapes:
-        for dtype in dtypes:
-            for arch in archs:
-                for kernel in kernels:
-                    ptx, launch = _compile(kernel, cq, c, k, dtype, arch)
-                    rows.append(
-                        dict(
-                            kernel=kernel,
-                            cq=cq,
-                            c=c,
-                            k=k,
-                            shape=f'{cq}, {c}, {k}',
-                            dtype=dtype,
-                            global_atomics=global_atomics(ptx),
-                            local_accesses=local_accesses(ptx),
-                            **launch,
-                            **ptxas_usage(ptx, arch)))
-    return rows
+def _row(job):
+    """One row of the table: ``job`` is (kernel, (Cq, C, K), dtype, arch)."""
+    kernel, (cq, c, k), dtype, arch = job
+    ptx, launch = _compile(kernel, cq, c, k, dtype, arch)
+    return dict(
+        kernel=kernel,
+        cq=cq,
+        c=c,
+        k=k,
+        shape=f'{cq}, {c}, {k}',
+        dtype=dtype,
+        global_atomics=global_atomics(ptx),
+        local_accesses=local_accesses(ptx),
+        **launch,
+        **ptxas_usage(ptx, arch))
+
+
+def measure(shapes, dtypes, archs, kernels, jobs=1):
+    """Every row, ``jobs`` compilations at a time (each in its own
+    process), in the order of the loops below."""
+    work = [(kernel, shape, dtype, arch) for shape in shapes
+            for dtype in dtypes for arch in archs for kernel in kernels]
+    if jobs <= 1:
+        return [_row(job) for job in work]
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(jobs) as pool:
+        return list(pool.map(_row, work))
 
 
 def markdown(rows):
@@ -292,6 +299,11 @@ def main(argv=None):
         'torch.use_deterministic_algorithms, with '
         'segment_sum)')
     parser.add_argument(
+        '--jobs',
+        type=int,
+        default=os.cpu_count() or 1,
+        help='compilations at a time (default: one per CPU)')
+    parser.add_argument(
         '--out',
         default=None,
         help='folder for resources.md and resources.json')
@@ -301,7 +313,8 @@ def main(argv=None):
     missing = triton_missing('cuda')
     if missing:
         sys.exit(f'error: {missing}')
-    rows = measure(args.shapes, args.dtypes, args.archs, args.kernels)
+    rows = measure(args.shapes, args.dtypes, args.archs, args.kernels,
+                   args.jobs)
     table = markdown(rows)
     print(table)
     if args.out:

@@ -169,7 +169,8 @@ def _halo_point_dots(SCORE, X, Y, rows, scratch, ty, tx, H, W, row0, hy0, hx0,
     over corners c of w_c, d w_c / d ty and d w_c / d tx times <X[rows],
     Y[row_c]>, read from SCORE where the halo holds the corner and dotted
     row by row where it does not; and 1 if any corner lies beyond the
-    halo, else 0."""
+    halo, else 0. (The backward calls it once per score tile: one call
+    for both tiles spilled on triton 2.1.)"""
     dot = tl.zeros(rows.shape, ACC)
     dot_dy = tl.zeros(rows.shape, ACC)
     dot_dx = tl.zeros(rows.shape, ACC)
@@ -532,18 +533,19 @@ def snl_halo_gradients_kernel(
 
 
 @triton.jit
-def snl_halo_sum_kernel(PART, FAR, OUT, H, W, N: tl.constexpr,
+def snl_halo_sum_kernel(PART, FAR, OUT, total, H, W, N: tl.constexpr,
                         KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
                         DW: tl.constexpr, TILE_H: tl.constexpr,
                         TILE_W: tl.constexpr, MARGIN: tl.constexpr,
                         HALO_H: tl.constexpr, HALO_W: tl.constexpr,
-                        HALO_PAD: tl.constexpr, BLOCK: tl.constexpr):
+                        HALO_PAD: tl.constexpr, BLOCK_P: tl.constexpr,
+                        BLOCK: tl.constexpr):
     """OUT[pixel] = FAR[pixel] + the parts of every tile whose halo holds
     the pixel (at most cdiv(HALO, TILE) tiles each way), in a fixed order;
-    one program per pixel and chunk of N channels."""
-    pixel = tl.program_id(0)
+    one program per BLOCK_P pixels and chunk of N channels."""
+    pixel = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     ch = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    ok = ch < N
+    ok = (pixel < total)[:, None] & (ch < N)[None, :]
     n_pix = H * W
     image = pixel // n_pix
     py = pixel % n_pix // W
@@ -552,7 +554,8 @@ def snl_halo_sum_kernel(PART, FAR, OUT, H, W, N: tl.constexpr,
     reach_x = (KW - 1) // 2 * DW + MARGIN
     tiles_y = tl.cdiv(H, TILE_H)
     tiles_x = tl.cdiv(W, TILE_W)
-    acc = tl.load(FAR + pixel.to(tl.int64) * N + ch, mask=ok, other=0.0)
+    at = pixel.to(tl.int64)[:, None] * N + ch[None, :]
+    acc = tl.load(FAR + at, mask=ok, other=0.0)
     for i in tl.static_range((HALO_H + TILE_H - 1) // TILE_H):
         ty = (py + reach_y) // TILE_H - i
         hy = py - (ty * TILE_H - reach_y)
@@ -563,8 +566,9 @@ def snl_halo_sum_kernel(PART, FAR, OUT, H, W, N: tl.constexpr,
                 tx < tiles_x) & (
                     hx < HALO_W)
             tile = ((image * tiles_y + ty) * tiles_x + tx).to(tl.int64)
+            row = tile * HALO_PAD + hy * HALO_W + hx
             acc += tl.load(
-                PART + (tile * HALO_PAD + hy * HALO_W + hx) * N + ch,
-                mask=ok & held,
+                PART + row[:, None] * N + ch[None, :],
+                mask=ok & held[:, None],
                 other=0.0)
-    tl.store(OUT + pixel.to(tl.int64) * N + ch, acc, mask=ok)
+    tl.store(OUT + at, acc, mask=ok)

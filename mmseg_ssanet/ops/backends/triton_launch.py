@@ -133,11 +133,17 @@ def halo_backward_launch(kernel: str) -> dict:
     return config
 
 
-def halo_sum_launch(n: int) -> dict:
-    """Channels, warps and stages of ``snl_halo_sum_kernel`` for rows of
-    ``n`` channels (the segment sums' chunks)."""
+def halo_sum_launch(n: int, interpreted: bool = False) -> dict:
+    """Pixels, channels, warps and stages of ``snl_halo_sum_kernel`` for
+    rows of ``n`` channels: 4 pixels by the segment sums' chunks of
+    channels a program; ``interpreted`` (see :func:`launch_config`), 64
+    pixels."""
     config = launch_config('segment_sum', 0, n, 0)
-    return dict(BLOCK=config['BLOCK'], num_warps=4, num_stages=1)
+    return dict(
+        BLOCK_P=64 if interpreted else 4,
+        BLOCK=config['BLOCK'],
+        num_warps=4,
+        num_stages=1)
 
 
 # On CPU tensors the interpreter's table applies, unless this variable says

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..sampling import corners, finite_positions, sampling_positions
 from .triton_launch import (accumulator, halo_backward_launch, halo_config,
-                            halo_sum_launch, launch_config)
+                            halo_sum_launch, interpreted_table, launch_config)
 
 
 def corner_entries(off: Tensor, shape: Tuple[int, int, int],
@@ -94,13 +94,13 @@ def halo_backward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, go: Tensor,
     gradient, and its halo's key and value parts written once, from
     [64, halo] coefficient tiles times the halo's key rows and its own
     query and grad_out rows on tensor cores
-    (:func:`~.triton_halo.snl_halo_gradients_kernel`); one program per
-    pixel adds the parts of the tiles whose halos hold it in a fixed
-    order. Corners beyond a halo (and chunks with non-finite rows) go to
-    float32 atomics, so the result is bitwise reproducible only where
-    there are none. Costs the parts, [tiles x
-    halo, Cq + C] float32 (about 7x the gradients at 9x9 points), and two
-    [64, halo] scratch tiles a tile in each kernel."""
+    (:func:`~.triton_halo.snl_halo_gradients_kernel`); then each pixel's
+    sum of the parts of the tiles whose halos hold it, in a fixed order
+    (:func:`~.triton_halo.snl_halo_sum_kernel`). Corners beyond a halo
+    (and chunks with non-finite rows) go to float32 atomics, so the result
+    is bitwise reproducible only where there are none. Costs the parts,
+    [tiles x halo, Cq + C] float32 (about 7x the gradients at 9x9 points),
+    and two [64, halo] scratch tiles a tile in each kernel."""
     import triton
 
     from .triton_halo import (snl_halo_gradients_kernel,
@@ -160,9 +160,11 @@ def halo_backward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, go: Tensor,
     grads = []
     for part, rest, n in zip(parts, far, (cq, c)):
         out = buffer(total, n, fill=torch.empty)
-        sums = halo_sum_launch(n)
+        sums = halo_sum_launch(n, interpreted_table(q.device))
+        grid = (triton.cdiv(total,
+                            sums['BLOCK_P']), triton.cdiv(n, sums['BLOCK']))
         if n:  # Cq = 0: nothing to add
-            snl_halo_sum_kernel[(total, triton.cdiv(n, sums['BLOCK']))](
-                part, rest, out, H, W, N=n, **sums, **geometry)
+            snl_halo_sum_kernel[grid](
+                part, rest, out, total, H, W, N=n, **sums, **geometry)
         grads.append(out)
     return grad_q, grads[0], grads[1], grad_off
