@@ -143,7 +143,7 @@ def halo_backward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, go: Tensor,
                                       grad_logit, qk_d, *scores, H, W, scale,
                                       **geometry,
                                       **halo_backward_launch('points'))
-    del scores
+    del scores  # freed before the gradients kernel's buffers: a lower peak
     grad_q = buffer(total, cq, fill=torch.empty)
     parts = [buffer(tiles * config['HALO_PAD'], n) for n in (cq, c)]
     far = [buffer(total, n) for n in (cq, c)]
@@ -152,7 +152,7 @@ def halo_backward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, go: Tensor,
                                          buffer(tile_size), buffer(tile_size),
                                          H, W, **geometry,
                                          **halo_backward_launch('gradients'))
-    geometry = {
+    geometry = {  # the sums' (float32 parts, no channel counts)
         name: geometry[name]
         for name in ('KH', 'KW', 'DH', 'DW', 'TILE_H', 'TILE_W', 'MARGIN',
                      'HALO_H', 'HALO_W', 'HALO_PAD')
