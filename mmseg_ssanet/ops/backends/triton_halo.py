@@ -39,7 +39,8 @@ pixel's key and value parts G^T Q and A^T grad_out, which
 import triton
 import triton.language as tl
 
-from .triton_kernels import _corner, _logit_gradients, _point_terms, _points
+from .triton_kernels import (_corner, _load_rows, _logit_gradients,
+                             _point_terms, _points)
 
 
 @triton.jit
@@ -88,9 +89,8 @@ def _row_dot(X, rows, Y, yrows, mask, N: tl.constexpr, BLOCK: tl.constexpr,
     dot = tl.zeros(rows.shape, ACC)
     for c0 in range(0, N, BLOCK):
         ch = c0 + tl.arange(0, BLOCK)
-        m = mask[:, None] & (ch[None, :] < N)
-        a = tl.load(X + rows[:, None] * N + ch[None, :], mask=m, other=0.0)
-        b = tl.load(Y + yrows[:, None] * N + ch[None, :], mask=m, other=0.0)
+        a = _load_rows(X, rows, mask, ch, N)
+        b = _load_rows(Y, yrows, mask, ch, N)
         dot += tl.sum(a.to(ACC) * b.to(ACC), axis=1)
     return dot
 
@@ -131,10 +131,7 @@ def _halo_scores(X, Y, SCORE, rows, valid, scratch, row0, hy0, hx0, H, W,
         s = tl.zeros([rows.shape[0], BLOCK_H], ACC)
         for c0 in range(0, N, BLOCK):
             ch = c0 + tl.arange(0, BLOCK)
-            a = tl.load(
-                X + rows[:, None] * N + ch[None, :],
-                mask=valid[:, None] & (ch[None, :] < N),
-                other=0.0)
+            a = _load_rows(X, rows, valid, ch, N)
             b = tl.load(
                 Y + hrow[None, :] * N + ch[:, None],
                 mask=hok[None, :] & (ch[:, None] < N),
@@ -152,10 +149,7 @@ def _poison(X, rows, valid, N: tl.constexpr, BLOCK: tl.constexpr,
     poison = tl.zeros(rows.shape, ACC)
     for c0 in range(0, N, BLOCK):
         ch = c0 + tl.arange(0, BLOCK)
-        a = tl.load(
-            X + rows[:, None] * N + ch[None, :],
-            mask=valid[:, None] & (ch[None, :] < N),
-            other=0.0)
+        a = _load_rows(X, rows, valid, ch, N)
         poison += tl.sum(a.to(ACC) * 0.0, axis=1)
     return poison
 
@@ -289,10 +283,7 @@ def _tile_times_halo(COEF_TILE, COEF, Y, OUT, row_poison, outside, rows, valid,
         for h0 in range(0, HALO_PAD, BLOCK_H):
             h = h0 + tl.arange(0, BLOCK_H)
             hrow, hok = _halo_pixels(h, hy0, hx0, H, W, row0, HALO_W, N_HALO)
-            halo = tl.load(
-                Y + hrow[:, None] * N + ch[None, :],
-                mask=hok[:, None] & ch_ok,
-                other=0.0)
+            halo = _load_rows(Y, hrow, hok, ch, N)
             finite = tl.abs(halo.to(ACC)) < float('inf')
             bad += tl.sum((finite == 0).to(tl.int32), axis=0)
             halo = tl.where(finite, halo, 0.0).to(halo.dtype)
@@ -316,10 +307,7 @@ def _tile_times_halo(COEF_TILE, COEF, Y, OUT, row_poison, outside, rows, valid,
                                                    valid)
                     _, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
                     take = inside & ((held == 0) | (poisoned > 0))
-                    val = tl.load(
-                        Y + row[:, None] * N + ch[None, :],
-                        mask=take[:, None] & ch_ok,
-                        other=0.0).to(ACC)
+                    val = _load_rows(Y, row, take, ch, N).to(ACC)
                     gathered += (a * w)[:, None] * val
         # a chunk with non-finite Y rows: all of it gathered
         acc = tl.where(poisoned == 0, acc, 0.0) + gathered
@@ -385,10 +373,7 @@ def _halo_parts(X, COEF_TILE, PART, tile, rows, valid, scratch,
         for c0 in range(0, N, BLOCK):
             ch = c0 + tl.arange(0, BLOCK)
             ch_ok = ch[None, :] < N
-            raw = tl.load(
-                X + rows[:, None] * N + ch[None, :],
-                mask=valid[:, None] & ch_ok,
-                other=0.0)
+            raw = _load_rows(X, rows, valid, ch, N)
             finite = tl.abs(raw.to(ACC)) < float('inf')
             bad = tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0)
             clean = tl.where(finite, raw, 0.0).to(raw.dtype)
@@ -411,10 +396,7 @@ def _far_corners(X, COEF, FAR, outside, rows, valid, row0, y, x, hy0, hx0, OFF,
     for c0 in range(0, N, BLOCK):
         ch = c0 + tl.arange(0, BLOCK)
         ch_ok = ch[None, :] < N
-        raw = tl.load(
-            X + rows[:, None] * N + ch[None, :],
-            mask=valid[:, None] & ch_ok,
-            other=0.0).to(ACC)
+        raw = _load_rows(X, rows, valid, ch, N).to(ACC)
         finite = tl.abs(raw) < float('inf')
         bad = tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0)
         if bad + outside > 0:

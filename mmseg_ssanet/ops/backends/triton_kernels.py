@@ -47,6 +47,16 @@ def _floor(t):
 
 
 @triton.jit
+def _load_rows(X, rows, mask, ch, N: tl.constexpr):
+    """A [rows, channels] chunk of the row-major N-channel tensor X: rows
+    ``rows``, channels ``ch``; 0 where ``mask`` is off or ch >= N."""
+    return tl.load(
+        X + rows[:, None] * N + ch[None, :],
+        mask=mask[:, None] & (ch[None, :] < N),
+        other=0.0)
+
+
+@triton.jit
 def _corner(ty, tx, H, W, row0, c: tl.constexpr, valid):
     """Corner ``c`` of the points (ty, tx): row index and weight (0 outside
     the map), and the weight's derivatives in ty and tx."""
@@ -113,18 +123,11 @@ def _point_dots(X, rows, valid, CORNERS, ty, tx, H, W, row0, N: tl.constexpr,
     dot_dx = tl.zeros(rows.shape, ACC)
     for c0 in range(0, N, BLOCK):
         ch = c0 + tl.arange(0, BLOCK)
-        ok = ch[None, :] < N
-        x = tl.load(
-            X + rows[:, None] * N + ch[None, :],
-            mask=valid[:, None] & ok,
-            other=0.0).to(ACC)
+        x = _load_rows(X, rows, valid, ch, N).to(ACC)
         for c in tl.static_range(4):
             row, inside, w, dw_dy, dw_dx = _corner(ty, tx, H, W, row0, c,
                                                    valid)
-            r = tl.load(
-                CORNERS + row[:, None] * N + ch[None, :],
-                mask=inside[:, None] & ok,
-                other=0.0).to(ACC)
+            r = _load_rows(CORNERS, row, inside, ch, N).to(ACC)
             d = tl.sum(x * r, axis=1)
             dot += w * d
             dot_dy += dw_dy * d
@@ -179,10 +182,7 @@ def snl_forward_kernel(Q, KEY, V, OFF, OUT, LSE, total, H, W, scale,
             p = _column(prob, kidx, kk)
             for c in tl.static_range(4):
                 row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
-                val = tl.load(
-                    V + row[:, None] * C + ch[None, :],
-                    mask=inside[:, None] & ch_ok,
-                    other=0.0).to(ACC)
+                val = _load_rows(V, row, inside, ch, C).to(ACC)
                 acc += (p * w)[:, None] * val
         # NaN out for a query with a non-finite position; its NaN
         # log-sum-exp carries NaN through the backward too.
@@ -279,10 +279,7 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
     for c0 in range(0, CQ, BLOCK_CQ):
         ch = c0 + tl.arange(0, BLOCK_CQ)
         ch_ok = ch[None, :] < CQ
-        q = tl.load(
-            Q + rows[:, None] * CQ + ch[None, :],
-            mask=valid[:, None] & ch_ok,
-            other=0.0).to(ACC)
+        q = _load_rows(Q, rows, valid, ch, CQ).to(ACC)
         grad_q = tl.zeros([BLOCK_Q, BLOCK_CQ], ACC)
         for kk in range(KH * KW):
             ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW, DH,
@@ -292,10 +289,7 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
             for c in tl.static_range(4):
                 row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
                 mask = inside[:, None] & ch_ok
-                key = tl.load(
-                    KEY + row[:, None] * CQ + ch[None, :],
-                    mask=mask,
-                    other=0.0).to(ACC)
+                key = _load_rows(KEY, row, inside, ch, CQ).to(ACC)
                 grad_q += (g * w)[:, None] * key
                 if KEY_VALUE_ATOMICS:
                     tl.atomic_add(
@@ -311,10 +305,7 @@ def snl_backward_kernel(Q, KEY, V, OFF, GRAD_OUT, LSE, GRAD_Q, GRAD_KEY,
         for c0 in range(0, C, BLOCK_C):
             ch = c0 + tl.arange(0, BLOCK_C)
             ch_ok = ch[None, :] < C
-            go = tl.load(
-                GRAD_OUT + rows[:, None] * C + ch[None, :],
-                mask=valid[:, None] & ch_ok,
-                other=0.0).to(ACC)
+            go = _load_rows(GRAD_OUT, rows, valid, ch, C).to(ACC)
             for kk in range(KH * KW):
                 ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                     DH, DW, two_k, ACC)
@@ -353,10 +344,7 @@ def snl_segment_sum_kernel(SRC, ENTRY_ROW, ENTRY_COEF, STARTS, OUT,
         ok = e < end
         row = tl.load(ENTRY_ROW + e, mask=ok, other=0)
         coef = tl.load(ENTRY_COEF + e, mask=ok, other=0.0).to(ACC)
-        src = tl.load(
-            SRC + row[:, None] * N + ch[None, :],
-            mask=ok[:, None] & ch_ok[None, :],
-            other=0.0).to(ACC)
+        src = _load_rows(SRC, row, ok, ch, N).to(ACC)
         acc += tl.sum(coef[:, None] * src, axis=0)
         e0 += BLOCK_E
     tl.store(OUT + pixel * N + ch, acc, mask=ch_ok)
