@@ -77,99 +77,43 @@ def _compile(kernel, cq, c, k, dtype, arch):
         name: config.pop(name)
         for name in ('num_warps', 'num_stages', 'maxnreg') if name in config
     }
-    data, acc = '*' + DTYPES[dtype], '*fp32'
-    scalars = dict(total='i32', H='i32', W='i32', scale='fp32')
     geometry = dict(CQ=cq, C=c, KH=side, KW=side, DH=1, DW=1)
-    if kernel == 'forward':
-        fn = triton_kernels.snl_forward_kernel
-        pointers = dict(Q=data, KEY=data, V=data, OFF=acc, OUT=data, LSE=acc)
-    elif kernel == 'halo_forward':
-        fn = triton_halo.snl_halo_forward_kernel
-        pointers = dict(
-            Q=data,
-            KEY=data,
-            V=data,
-            OFF=acc,
-            OUT=data,
-            LSE=acc,
-            PROB=acc,
-            SCORE=acc,
-            ATTN=acc)
-        scalars.pop('total')
-        geometry['WIDEN'] = False
-    elif kernel == 'halo_points':
-        fn = triton_halo.snl_halo_points_kernel
-        pointers = dict(
-            Q=data,
-            KEY=data,
-            V=data,
-            OFF=acc,
-            GRAD_OUT=data,
-            LSE=acc,
-            GRAD_OFF=acc,
-            PROB=acc,
-            GRAD_LOGIT=acc,
-            QK_D=acc,
-            SCORE=acc,
-            VALUE_SCORE=acc)
-        scalars.pop('total')
-        geometry['WIDEN'] = False
-    elif kernel == 'halo_gradients':
-        fn = triton_halo.snl_halo_gradients_kernel
-        pointers = dict(
-            Q=data,
-            KEY=data,
-            V=data,
-            GRAD_OUT=data,
-            OFF=acc,
-            PROB=acc,
-            GRAD_LOGIT=acc,
-            GRAD_Q=acc,
-            PART_K=acc,
-            PART_V=acc,
-            FAR_K=acc,
-            FAR_V=acc,
-            ATTN=acc,
-            GATE=acc)
-        scalars = dict(H='i32', W='i32')
-        geometry['WIDEN'] = False
-    elif kernel == 'halo_sum':
-        fn = triton_halo.snl_halo_sum_kernel
-        pointers = dict(PART=acc, FAR=acc, OUT=acc)
-        scalars = dict(total='i32', H='i32', W='i32')
+    fn = dict(
+        forward=triton_kernels.snl_forward_kernel,
+        backward=triton_kernels.snl_backward_kernel,
+        backward_deterministic=triton_kernels.snl_backward_kernel,
+        segment_sum=triton_kernels.snl_segment_sum_kernel,
+        halo_forward=triton_halo.snl_halo_forward_kernel,
+        halo_points=triton_halo.snl_halo_points_kernel,
+        halo_gradients=triton_halo.snl_halo_gradients_kernel,
+        halo_sum=triton_halo.snl_halo_sum_kernel)[kernel]
+    if kernel == 'halo_sum':  # value gradients: rows of C channels
         geometry = dict(N=c, KH=side, KW=side, DH=1, DW=1)
-    elif kernel == 'segment_sum':  # value gradients: rows of C channels
-        fn = triton_kernels.snl_segment_sum_kernel
-        pointers = dict(
-            SRC=data, ENTRY_ROW='*i64', ENTRY_COEF=acc, STARTS='*i64', OUT=acc)
-        scalars, geometry = {}, dict(N=c)
-    else:
-        fn = triton_kernels.snl_backward_kernel
-        pointers = dict(
-            Q=data,
-            KEY=data,
-            V=data,
-            OFF=acc,
-            GRAD_OUT=data,
-            LSE=acc,
-            GRAD_Q=acc,
-            GRAD_KEY=acc,
-            GRAD_V=acc,
-            GRAD_OFF=acc,
-            PROB=acc,
-            GRAD_LOGIT=acc,
-            QK_D=acc)
+    elif kernel == 'segment_sum':
+        geometry = dict(N=c)
+    elif kernel.startswith('halo'):
+        geometry['WIDEN'] = False  # the interpreter's widening
+    elif kernel != 'forward':  # the gather backward: atomic or sorted
         geometry['KEY_VALUE_ATOMICS'] = kernel == 'backward'
     constants = dict(**geometry, **config)
     if kernel != 'halo_sum':  # it adds float32 parts as they are
         constants['ACC'] = tl.float32
+    # the inputs' rows in the input dtype (and the gather forward's
+    # output); entry lists' indices in int64; float32 buffers otherwise
+    data = ('Q', 'KEY', 'V', 'GRAD_OUT', 'SRC') + (
+        ('OUT', ) if kernel in ('forward', 'halo_forward') else ())
+    types = dict(
+        total='i32',
+        H='i32',
+        W='i32',
+        scale='fp32',
+        ENTRY_ROW='*i64',
+        STARTS='*i64',
+        **{name: '*' + DTYPES[dtype]
+           for name in data})
     signature = {
-        **pointers,
-        **scalars,
-        **{
-            name: 'constexpr'
-            for name in constants
-        }
+        name: 'constexpr' if name in constants else types.get(name, '*fp32')
+        for name in fn.arg_names
     }
     ptx = triton_compile_ptx(fn, signature, constants, arch, **options)
     return ptx, dict(
