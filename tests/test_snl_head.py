@@ -208,13 +208,19 @@ def test_demo_model_gradient_is_the_same_on_every_backend(backend):
     assert (grads[backend] - ref).norm() / ref.norm() < 1e-4
 
 
-@pytest.mark.parametrize('backend', ['cpp', 'csr', 'triton'])
-def test_snl_parameters_get_the_reference_gradient(backend):
-    # Per parameter of the SNL block (query/key/value, offset and output
-    # convs), one step of the demo model in float64: a wrong gradient in
-    # one of them cannot hide under the backbone's, as in a whole-model
-    # norm. Weights drawn so that none of these gradients is zero (the
-    # block's zero init would make them all zero).
+def _snl_grads(model):
+    return {
+        n: p.grad.clone()
+        for n, p in model.decode_head.snl.named_parameters()
+    }
+
+
+@pytest.fixture(scope='module')
+def float64_step():
+    """The demo model in float64 with SNL weights drawn so that none of
+    their gradients is zero (the block's zero init would make them all
+    zero), an input, and the reference backend's gradient of each SNL
+    parameter after one step: computed once for the backends below."""
     model = _demo_model().double().train()
     snl = model.decode_head.snl
     for module in (snl.theta, snl.phi, snl.g, snl.offset, snl.gamma):
@@ -223,20 +229,23 @@ def test_snl_parameters_get_the_reference_gradient(backend):
     if snl.gamma.with_norm:
         torch.nn.init.ones_(snl.gamma.norm.weight)
     x = torch.randn(2, 3, 64, 128, dtype=torch.float64)
-    grads = {}
-    for name in ('reference', backend):
-        m = _one_step(model, x, name)
-        grads[name] = {
-            n: p.grad.clone()
-            for n, p in m.decode_head.snl.named_parameters()
-        }
+    return model, x, _snl_grads(_one_step(model, x, 'reference'))
+
+
+@pytest.mark.parametrize('backend', ['cpp', 'csr', 'triton'])
+def test_snl_parameters_get_the_reference_gradient(backend, float64_step):
+    # Per parameter of the SNL block (query/key/value, offset and output
+    # convs), one step of the demo model in float64: a wrong gradient in
+    # one of them cannot hide under the backbone's, as in a whole-model
+    # norm.
+    model, x, want_grads = float64_step
+    got_grads = _snl_grads(_one_step(model, x, backend))
     assert {n.split('.')[0]
-            for n in grads['reference']
-            } >= {'theta', 'phi', 'g', 'offset', 'gamma'}
-    for name, want in grads['reference'].items():
+            for n in want_grads} >= {'theta', 'phi', 'g', 'offset', 'gamma'}
+    for name, want in want_grads.items():
         assert want.abs().max() > 0, name
         torch.testing.assert_close(
-            grads[backend][name],
+            got_grads[name],
             want,
             rtol=1e-8,
             atol=1e-10 * want.abs().max().item(),
