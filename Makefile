@@ -117,8 +117,11 @@ cue-pictures: $(STAMP)
 # The plugin on the stacks users have (torch 2.1 with mmcv's official-style
 # wheel, numpy 1.x; Python 3.9; the newest torch), each in a throwaway venv
 # (.dev_scripts/compat_check.py; docs/installation.md).
+# STACKS="canonical newest" takes some of them; COMPAT_OUT is where
+# summary.md and the logs go.
+COMPAT_OUT ?= work_dirs/compat_check
 compat-check:
-	python3 .dev_scripts/compat_check.py work_dirs/compat_check
+	python3 .dev_scripts/compat_check.py $(COMPAT_OUT)
 
 # .dev_scripts/device_check.py (the one command for a GPU machine) in its
 # CPU mode on a bare stack: a throwaway venv without mmcv/mmengine/mmseg.

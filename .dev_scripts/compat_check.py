@@ -16,9 +16,10 @@ throwaway venv with a copy of this checkout (as an sdist, no .git).
              under the interpreter included, and their register use;
   py313      Python 3.13, installed by `make env` (the pinned stack: torch
              2.13.0 with the triton it pins, mmcv 2.1.0, mmseg 1.2.2): the
-             operator contract, the mmcv source fixes, the Triton kernels'
-             register use, the demo config through `mim train` and
-             `mim test`.
+             operator contract on the CPU backends, the mmcv source fixes,
+             the Triton kernels' register use (their runs under the
+             interpreter are make test's and newest's), the demo config
+             through `mim train` and `mim test`.
 
     python3 .dev_scripts/compat_check.py [OUT_DIR] [--stacks NAME ...]
 
@@ -219,11 +220,13 @@ class Stack:
                             OPERATOR_TESTS + MODEL_TESTS +
                             ['tests/test_triton_resources.py']) or \
                 self.demo() or self.numpy2_is_named()
-        if self.name == 'py313':
-            return self.run(
-                ['python', '-c', IMPORTS], PYTEST + OPERATOR_TESTS +
-                ['tests/test_build_mmcv.py', 'tests/test_triton_resources.py'
-                 ]) or self.demo()
+        if self.name == 'py313':  # the interpreter runs: newest's
+            return self.run([
+                'python', '-c', IMPORTS
+            ], PYTEST + OPERATOR_TESTS + [
+                'tests/test_build_mmcv.py', 'tests/test_triton_resources.py',
+                '-k', 'not triton or fits_the_register_file'
+            ]) or self.demo()
         # newest: + the kernels built by the triton that torch brings
         resources = ['tests/test_triton_resources.py'
                      ] if self.name == 'newest' else []
