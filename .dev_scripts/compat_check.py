@@ -117,8 +117,11 @@ class Stack:
             for k, v in os.environ.items()
             if k not in ('SSANET_CPP_EXTENSION', 'TRITON_INTERPRET')
         }
-        # two stacks test at a time on two cores: one thread each
+        # two stacks test at a time on two cores: one thread each; the
+        # Triton kernels' register use at the widest paper shape and the
+        # small-channel one (make test compiles all four)
         self.env.update(
+            SSANET_RESOURCE_SHAPES='256,512,81 16,24,9',
             PYTHONUNBUFFERED='1',
             PIP_DISABLE_PIP_VERSION_CHECK='1',
             OMP_NUM_THREADS='1',
