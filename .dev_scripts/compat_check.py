@@ -18,9 +18,9 @@ throwaway venv with a copy of this checkout (as an sdist, no .git).
   py313      Python 3.13, installed by `make env` (the pinned stack: torch
              2.13.0 with the triton it pins, mmcv 2.1.0, mmseg 1.2.2): the
              operator contract on the CPU backends, the mmcv source fixes,
-             the Triton kernels' register use (their runs under the
-             interpreter are make test's and newest's), the demo config
-             through `mim train` and `mim test`.
+             the Triton kernels' register use (their contract under the
+             interpreter is make test's), the demo config through
+             `mim train` and `mim test`.
 
     python3 .dev_scripts/compat_check.py [OUT_DIR] [--stacks NAME ...]
 

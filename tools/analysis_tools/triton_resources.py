@@ -98,8 +98,8 @@ def _compile(kernel, cq, c, k, dtype, arch):
     constants = dict(**geometry, **config)
     if kernel != 'halo_sum':  # it adds float32 parts as they are
         constants['ACC'] = tl.float32
-    # the inputs' rows in the input dtype (and the gather forward's
-    # output); entry lists' indices in int64; float32 buffers otherwise
+    # the inputs' rows in the input dtype (and the two forwards' outputs);
+    # entry lists' indices in int64; float32 buffers otherwise
     data = ('Q', 'KEY', 'V', 'GRAD_OUT', 'SRC') + (
         ('OUT', ) if kernel in ('forward', 'halo_forward') else ())
     types = dict(
