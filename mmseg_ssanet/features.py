@@ -278,9 +278,10 @@ def _has_maxnreg() -> bool:
 
 
 def triton_compile_ptx(fn, signature: dict, constexprs: dict, arch: int,
-                       **options) -> str:
+                       **options) -> Tuple[str, int]:
     """PTX of the ``@triton.jit`` kernel ``fn`` for NVIDIA compute
-    capability ``arch``, compiled with no GPU present.
+    capability ``arch``, compiled with no GPU present, and the shared
+    memory in bytes a launch of it takes.
 
     Args:
         fn: the kernel.
@@ -312,7 +313,7 @@ def triton_compile_ptx(fn, signature: dict, constexprs: dict, arch: int,
         ASTSource(fn=fn, signature=signature, constexprs=constexprs),
         target=GPUTarget('cuda', arch, 32),
         options=options)
-    return compiled.asm['ptx']
+    return compiled.asm['ptx'], compiled.metadata.shared
 
 
 def _triton2_compile_ptx(fn, signature, constexprs, arch, options):
@@ -320,9 +321,10 @@ def _triton2_compile_ptx(fn, signature, constexprs, arch, options):
     names = fn.arg_names
     kept = compiler.make_stub, compiler.CompiledKernel
     compiler.make_stub = lambda *args, **kwargs: ''
-    compiler.CompiledKernel = lambda fn, so_path, metadata, asm: asm
+    compiler.CompiledKernel = (lambda fn, so_path, metadata, asm:
+                               (asm, metadata))
     try:
-        asm = compiler.compile(
+        asm, metadata = compiler.compile(
             fn,
             signature={
                 names.index(name): kind
@@ -337,7 +339,7 @@ def _triton2_compile_ptx(fn, signature, constexprs, arch, options):
             **options)
     finally:
         compiler.make_stub, compiler.CompiledKernel = kept
-    return asm['ptx']
+    return asm['ptx'], metadata['shared']
 
 
 def triton_ptxas() -> str:

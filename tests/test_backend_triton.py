@@ -123,6 +123,7 @@ def sorted_sums(monkeypatch):
     """A record of each call of the owner-computes key/value sums (the
     backward without atomics)."""
     from mmseg_ssanet.ops.backends import triton as triton_backend
+    from mmseg_ssanet.ops.backends import triton_sums
     calls = []
     in_order = triton_backend.key_value_grads_in_order
 
@@ -130,7 +131,8 @@ def sorted_sums(monkeypatch):
         calls.append(1)
         return in_order(*args, **kwargs)
 
-    monkeypatch.setattr(triton_backend, 'key_value_grads_in_order', counted)
+    for module in (triton_backend, triton_sums):
+        monkeypatch.setattr(module, 'key_value_grads_in_order', counted)
     return calls
 
 
@@ -302,10 +304,10 @@ def test_halo_forward_matches_reference(case, halo_launches, monkeypatch):
 @pytest.mark.parametrize('case', sorted(HALO_CASES))
 def test_halo_backward_matches_reference(case, monkeypatch):
     # the forward's paths, in the backward: every corner in a tile's halo
-    # (its part written once, the parts of overlapping halos summed),
-    # corners beyond the margin (atomics), a chunk of grad_out rows with an
-    # inf (its corners one atomic each: 0 * inf would reach every pixel),
-    # a key with an inf (the query gradient's chunk gathered corner by
+    # (each pixel's gradients from the query tiles whose halos hold it),
+    # corners beyond the margin (atomics), a grad_out entry that is inf
+    # (its corners one atomic each: 0 * inf would reach every pixel), a
+    # key with an inf (the query gradient's chunk gathered corner by
     # corner: the product over the halo would reach every query)
     q, k, v, o, kernel, dilation = _halo_case(case)
     weight = torch.linspace(-1, 1, v.numel(), dtype=v.dtype).view_as(v)
@@ -331,3 +333,46 @@ def test_halo_backward_matches_reference(case, monkeypatch):
         for grad in (got[0], got[2]):
             bad = ~grad.isfinite()
             assert 0 < int(bad.sum()) < bad.numel()
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize('offset_scale', [0.3, 6.0])
+def test_halo_backward_under_deterministic_algorithms(offset_scale,
+                                                      sorted_sums,
+                                                      monkeypatch):
+    # torch.use_deterministic_algorithms(True) keeps SSANET_TRITON_BACKWARD
+    # =halo: where every corner lies in its tile's halo (offsets within
+    # the 2-pixel margin) its own products give the key and value
+    # gradients, in a fixed order; where some do not (offsets of a few
+    # pixels), their atomics would add in any order, so those two come
+    # from the sorted sums. Both equal the reference.
+    q, k, v, o = _inputs(
+        B=1,
+        Cq=5,
+        C=37,
+        H=9,
+        W=10,
+        K=9,
+        offset_scale=offset_scale,
+        device=TRITON_DEVICE)
+    weight = torch.linspace(-1, 1, v.numel(), dtype=v.dtype).view_as(v)
+
+    def grads(backend, deterministic=False):
+        before = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(deterministic)
+        try:
+            out = snl(q, k, v, o, 3, backend=backend)
+            return torch.autograd.grad((out * weight.to(out.device)).sum(),
+                                       (q, k, v, o))
+        finally:
+            torch.use_deterministic_algorithms(before)
+
+    monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'halo')
+    want = grads('reference')
+    got = grads('triton', deterministic=True)
+    far = offset_scale > 2
+    assert len(sorted_sums) == int(far)
+    grads('triton')  # the atomics, without deterministic mode
+    assert len(sorted_sums) == int(far)
+    for name, a, b in zip('qkvo', got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)

@@ -55,7 +55,7 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
             for r in report['resources']} == {
                 'forward', 'halo_forward', 'backward',
                 'backward_deterministic', 'segment_sum', 'halo_points',
-                'halo_gradients', 'halo_sum'
+                'halo_gradients', 'halo_key_value'
             }
     for r in report['resources']:
         assert r['target'] == 'sm_90a' and r['spill_store_bytes'] == 0

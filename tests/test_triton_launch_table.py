@@ -84,17 +84,17 @@ def test_gpu_launch_table_odd_grid(monkeypatch, launches):
 
 @pytest.mark.parametrize('table', ['gpu', 'interpreter'])
 def test_launch_table_halo_backward(monkeypatch, table):
-    # the halo backward's sums take 4 pixels a program on a GPU, 64 under
-    # the interpreter: 13 pixels leave a partial block either way
+    # the halo backward's key and value gradients take 64 channels a
+    # program on a GPU, up to 128 under the interpreter
     from mmseg_ssanet.ops.backends import triton_sums
     seen = []
-    configure = triton_sums.halo_sum_launch
+    configure = triton_sums.halo_key_value_launch
 
-    def recorded(n, interpreted=False):
+    def recorded(n, dtype, interpreted=False):
         seen.append(interpreted)
-        return configure(n, interpreted)
+        return configure(n, dtype, interpreted)
 
-    monkeypatch.setattr(triton_sums, 'halo_sum_launch', recorded)
+    monkeypatch.setattr(triton_sums, 'halo_key_value_launch', recorded)
     monkeypatch.setenv(LAUNCH_TABLE_ENV, table)
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'halo')
     inputs = _inputs(**SHAPE, device=TRITON_DEVICE)

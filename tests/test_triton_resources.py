@@ -43,7 +43,7 @@ def test_every_launch_fits_the_register_file(tmp_path):
     rows = json.loads((tmp_path / 'resources.json').read_text())
     # dtypes x targets x kernels (the forward, its halo variant, the
     # backward, its deterministic variant and that variant's segment sums,
-    # the halo backward's two tile kernels and its sums)
+    # the halo backward's two tile kernels and its key and value kernel)
     assert len(rows) == len(SHAPES) * 3 * 2 * 8
     assert {r['target'] for r in rows} == {'sm_80', 'sm_90a'}
     assert {r['dtype'] for r in rows} == {'fp32', 'bf16', 'fp16'}
@@ -53,11 +53,13 @@ def test_every_launch_fits_the_register_file(tmp_path):
         assert r['local_accesses'] == 0, where
         assert r['stack_bytes'] <= 8, where  # at most that unused array
         assert r['spill_store_bytes'] == r['spill_load_bytes'] == 0, where
+        # a launch that asks for more shared memory than the GPU has fails
+        assert r['shared_bytes'] <= r['shared_limit'], where
         cap = {
             'forward': 128,
             'halo_forward': 255,
             'segment_sum': 255,
-            'halo_sum': 255,
+            'halo_key_value': 255,
             'halo_points': 255,
             'halo_gradients': 255
         }.get(r['kernel'], 168)
@@ -65,11 +67,10 @@ def test_every_launch_fits_the_register_file(tmp_path):
         assert r['register_cap'] == (cap if CAPPED else 255), where
         assert 0 < r['registers'] <= r['register_cap'], where
         # float atomics only where the backward adds key and value
-        # gradients to corner pixels (its sorted variant has none), where
-        # the halo kernels add p_k w_kc (and g_k w_kc) to their own scratch
-        # tiles, and for the halo backward's corners beyond its halo
-        assert (r['global_atomics'] > 0) == (r['kernel']
-                                             in ('backward', 'halo_forward',
-                                                 'halo_gradients')), where
+        # gradients to corner pixels (its sorted variant has none) and for
+        # the halo backward's corners beyond its halo (the halo kernels
+        # fill their coefficient tiles in order, without)
+        assert (r['global_atomics']
+                > 0) == (r['kernel'] in ('backward', 'halo_gradients')), where
     assert '| forward | 256, 512, 81 | fp32 | sm_90a |' in \
         (tmp_path / 'resources.md').read_text()

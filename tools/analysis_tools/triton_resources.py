@@ -3,7 +3,8 @@
 Compiles the forward and backward kernels ahead of time for NVIDIA targets
 (``triton.compile`` with a ``GPUTarget``), with the launch sizes the
 ``triton`` backend picks for each shape, and reads registers, stack frame
-and spills from ``ptxas -v`` (the ptxas inside the triton wheel). Also counts
+and spills from ``ptxas -v`` (the ptxas inside the triton wheel) and the
+shared memory a launch takes from triton's compilation. Also counts
 the atomic instructions on global memory in the PTX (``atom`` / ``red``)
 and the instructions that address local memory (a stack frame that none
 addresses costs nothing).
@@ -30,11 +31,21 @@ import tempfile
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 
 DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
+TORCH_DTYPES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
 KERNELS = ('forward', 'halo_forward', 'backward', 'backward_deterministic',
-           'segment_sum', 'halo_points', 'halo_gradients', 'halo_sum')
+           'segment_sum', 'halo_points', 'halo_gradients', 'halo_key_value')
 HALO_GEOMETRY = ('TILE_H', 'TILE_W', 'MARGIN', 'HALO_H', 'HALO_W', 'HALO_PAD')
 # (Cq, C, K): R101 Cityscapes, R101 ADE20K / PASCAL Context, MobileNetV2
 PAPER_SHAPES = ['256,512,81', '256,512,49', '128,256,81']
+# the shared memory a block may take on each target (CUDA's opt-in
+# maximum; a launch over it fails with triton's OutOfResources)
+SHARED_LIMIT = {
+    75: 64 * 1024,
+    80: 163 * 1024,
+    86: 99 * 1024,
+    89: 99 * 1024,
+    90: 227 * 1024
+}
 PTXAS = re.compile(r'(\d+) bytes stack frame, (\d+) bytes spill stores, '
                    r'(\d+) bytes spill loads')
 
@@ -54,13 +65,14 @@ def _shape(text):
 
 def _compile(kernel, cq, c, k, dtype, arch):
     """PTX of one kernel for one target, with the backend's launch sizes."""
+    import torch
     import triton.language as tl
 
     from mmseg_ssanet.features import triton_compile_ptx
     from mmseg_ssanet.ops.backends import triton_halo, triton_kernels
     from mmseg_ssanet.ops.backends.triton_launch import (halo_backward_launch,
                                                          halo_config,
-                                                         halo_sum_launch,
+                                                         halo_key_value_launch,
                                                          launch_config)
     side = round(k**0.5)
     if kernel.startswith('halo'):
@@ -69,8 +81,9 @@ def _compile(kernel, cq, c, k, dtype, arch):
             config = {name: config[name] for name in HALO_GEOMETRY}
         if kernel in ('halo_points', 'halo_gradients'):
             config.update(halo_backward_launch(kernel[len('halo_'):]))
-        elif kernel == 'halo_sum':  # value gradients: rows of C channels
-            config.update(halo_sum_launch(c))
+        elif kernel == 'halo_key_value':  # value gradients: C channels
+            config.update(
+                halo_key_value_launch(c, getattr(torch, TORCH_DTYPES[dtype])))
     else:
         config = launch_config(kernel, cq, c, k)
     options = {
@@ -86,21 +99,19 @@ def _compile(kernel, cq, c, k, dtype, arch):
         halo_forward=triton_halo.snl_halo_forward_kernel,
         halo_points=triton_halo.snl_halo_points_kernel,
         halo_gradients=triton_halo.snl_halo_gradients_kernel,
-        halo_sum=triton_halo.snl_halo_sum_kernel)[kernel]
-    if kernel == 'halo_sum':  # value gradients: rows of C channels
-        geometry = dict(N=c, KH=side, KW=side, DH=1, DW=1)
+        halo_key_value=triton_halo.snl_halo_key_value_kernel)[kernel]
+    if kernel == 'halo_key_value':  # value gradients: rows of C channels
+        geometry = dict(N=c, KH=side, KW=side, DH=1, DW=1, WIDEN=False)
     elif kernel == 'segment_sum':
         geometry = dict(N=c)
     elif kernel.startswith('halo'):
         geometry['WIDEN'] = False  # the interpreter's widening
     elif kernel != 'forward':  # the gather backward: atomic or sorted
         geometry['KEY_VALUE_ATOMICS'] = kernel == 'backward'
-    constants = dict(**geometry, **config)
-    if kernel != 'halo_sum':  # it adds float32 parts as they are
-        constants['ACC'] = tl.float32
+    constants = dict(**geometry, **config, ACC=tl.float32)
     # the inputs' rows in the input dtype (and the two forwards' outputs);
     # entry lists' indices in int64; float32 buffers otherwise
-    data = ('Q', 'KEY', 'V', 'GRAD_OUT', 'SRC') + (
+    data = ('Q', 'KEY', 'V', 'GRAD_OUT', 'SRC', 'X') + (
         ('OUT', ) if kernel in ('forward', 'halo_forward') else ())
     types = dict(
         total='i32',
@@ -115,9 +126,11 @@ def _compile(kernel, cq, c, k, dtype, arch):
         name: 'constexpr' if name in constants else types.get(name, '*fp32')
         for name in fn.arg_names
     }
-    ptx = triton_compile_ptx(fn, signature, constants, arch, **options)
+    ptx, shared = triton_compile_ptx(fn, signature, constants, arch, **options)
     return ptx, dict(
-        block_q='-' if kernel == 'halo_sum' else config.get(
+        shared_bytes=shared,
+        shared_limit=SHARED_LIMIT[arch],
+        block_q=config.get(
             'BLOCK_Q',
             config.get('TILE_H', 0) * config.get('TILE_W', 0) or '-'),
         num_warps=options['num_warps'],
@@ -203,7 +216,8 @@ def markdown(rows):
     return markdown_table(rows, [
         'kernel', ('shape', 'Cq, C, K'), 'dtype', 'target',
         ('block_q', 'BLOCK_Q'), ('num_warps', 'warps'), 'registers',
-        ('stack_bytes', 'stack B'), ('local_accesses', 'local ld/st in PTX'),
+        ('shared_bytes', 'shared B'), ('stack_bytes', 'stack B'),
+        ('local_accesses', 'local ld/st in PTX'),
         ('spills', 'spill stores + loads B',
          lambda r: f"{r['spill_store_bytes']} + {r['spill_load_bytes']}"),
         ('global_atomics', 'atom / red in PTX')

@@ -176,6 +176,29 @@ def _halo_extent(size, tile, window, dilation, margin):
         for t0 in range(0, size, tile))
 
 
+def _owner_sums(size, tile, window, dilation, margin):
+    """Along one axis, for the key and value kernel: the query tiles' halo
+    pixels on the map times their queries, summed over the query tiles;
+    and the query tiles each pixel tile visits (those whose halos can
+    reach it, on the map) times their queries, summed over the pixel
+    tiles."""
+    reach = (window - 1) // 2 * dilation + margin
+    span = tile + (window - 1) * dilation + 2 * margin + 1
+    tiles = -(-size // tile)
+
+    def queries(t):
+        return min(size, (t + 1) * tile) - t * tile
+
+    held = sum(
+        (min(size, t * tile - reach + span) - max(0, t * tile - reach)) *
+        queries(t) for t in range(tiles))
+    back, ahead = (tile + reach) // tile, (reach + tile - 1) // tile
+    visited = sum(
+        queries(t) for p in range(tiles)
+        for t in range(max(0, p - back), min(tiles, p + ahead + 1)))
+    return held, visited
+
+
 def halo_geometry(shape, kernel, cq, c, off=None):
     """What the halo forward's accesses depend on, for ``off`` (None: every
     corner inside the map and its tile's halo): tiles, halo pixels on the
@@ -192,7 +215,15 @@ def halo_geometry(shape, kernel, cq, c, off=None):
     halo = b * (
         _halo_extent(h, th, kernel, 1, margin) *
         _halo_extent(w, tw, kernel, 1, margin))
-    geometry = dict(config=config, tiles=tiles, halo_pixels=halo)
+    (held_y, visited_y), (held_x,
+                          visited_x) = (_owner_sums(size, t, kernel, 1, margin)
+                                        for size, t in ((h, th), (w, tw)))
+    geometry = dict(
+        config=config,
+        tiles=tiles,
+        halo_pixels=halo,
+        owner_coefficients=b * held_y * held_x,
+        owner_rows=b * visited_y * visited_x)
     if off is None:
         return dict(
             geometry,
@@ -230,8 +261,9 @@ def halo_closed_form(n, geometry, cq, c, k, data):
     """(kernel, access) -> (elements, bytes) of the halo forward, finite
     inputs: ``n`` queries, ``geometry`` from :func:`halo_geometry`. The
     query tile is read once per halo chunk of the score product (and once
-    for its finiteness), the attention tile once per value chunk; p_k, the
-    offsets and the far corners' rows as the gather forward reads them."""
+    for its finiteness), the attention tile once per value chunk after
+    adding each corner held to it (a load and a store); p_k, the offsets
+    and the far corners' rows as the gather forward reads them."""
     config = geometry['config']
     halo_pad, block_h = config['HALO_PAD'], config['BLOCK_H']
     value_chunks = -(-c // config['BLOCK_C'])
@@ -250,12 +282,13 @@ def halo_closed_form(n, geometry, cq, c, k, data):
             (3 * k * far_queries * value_chunks, 4),
             (far * c, data)  # far corners' value rows
         ],
-        # scores, logits and p_k, the log-sum-exp, the output
+        # scores, logits and p_k, the log-sum-exp, the output; the
+        # attention tile's entries, loaded and stored once per corner held
         ('snl_halo_forward_kernel', 'store'): [(n * halo_pad, 4),
                                                (2 * n * k + n, 4),
-                                               (n * c, data)],
-        ('snl_halo_forward_kernel', 'atomic'): [(held, 4)],
+                                               (n * c, data), (held, 4)],
     }
+    forms['snl_halo_forward_kernel', 'load'].append((held, 4))
     return _totals(forms)
 
 
@@ -270,31 +303,39 @@ def halo_backward_forms(n, geometry, cq, c, k, data):
     the halo forward does, and the pass-1b buffers as the gather backward
     does; it stores the two [64, halo] score tiles and the per-point
     terms. The gradients kernel reads the offsets, p_k and the logit
-    gradients once to fill the two [64, halo] coefficient tiles (one
-    relaxed atomic each per corner held); for the key and value parts,
-    each coefficient tile once and the tile's rows once per block of halo
-    pixels, each halo pixel's part stored once; the rows once more for
-    the far corners (tiles with one read the offsets and coefficients
-    again per chunk and add each far corner with one atomic per channel);
-    for the query gradient, as the halo forward's output: the G tile once
-    per chunk, the halo's key rows once, the far corners' key rows
-    gathered. The sums read each part once per pixel the halo holds on
-    the map, and the far corners' buffer once."""
-    from mmseg_ssanet.ops.backends.triton_launch import halo_backward_launch
+    gradients once to fill the two [64, halo] coefficient tiles (a load
+    and a store each per corner held); the tile's query and grad_out rows
+    once, which it stores again with non-finite entries 0 (tiles with a
+    far corner read the offsets and coefficients again per chunk and add
+    each far corner with one atomic per channel); for the query gradient,
+    as the halo forward's output: the G tile once per chunk, the halo's
+    key rows once, the far corners' key rows gathered; and a count per
+    tile. The key and value kernel, per 8x8 tile of pixels and 64
+    channels, reads the coefficients of its pixels in each query tile's
+    halo and the rows of every query tile that can reach it, then the far
+    corners' sums, and stores each gradient row once."""
+    from mmseg_ssanet.ops.backends.triton_launch import (halo_backward_launch,
+                                                         halo_key_value_launch)
     halo_pad, tiles = geometry['config']['HALO_PAD'], geometry['tiles']
     held, far = geometry['held'], geometry['far']
     far_queries, halo = geometry['far_tile_queries'], geometry['halo_pixels']
     points = halo_backward_launch('points')
     score_blocks = halo_pad // points['BLOCK_H']
     block = halo_backward_launch('gradients')
-    part_blocks = halo_pad // block['BLOCK_H']
-    loads = [(4 * n * k, 4)]  # offsets, p_k and logit gradients: the tiles
+    # offsets, p_k and logit gradients: the tiles, each entry held loaded
+    loads = [(4 * n * k, 4), (2 * held, 4)]
+    owner_loads = []
     for width, name in ((cq, 'BLOCK_CQ'), (c, 'BLOCK_C')):
         width_chunks = -(-width // block[name])
         loads += [
-            (n * halo_pad, 4),  # the coefficient tile
-            (n * width * (part_blocks + 1), data),  # the rows: parts, far
+            (n * width, data),  # the rows: far corners, cleaned copy
             (3 * k * far_queries * width_chunks, 4)  # far: offsets, coef.
+        ]
+        blocks = -(-width // halo_key_value_launch(width, None)['BLOCK'])
+        owner_loads += [
+            (geometry['owner_coefficients'] * blocks, 4),
+            (geometry['owner_rows'] * width, data),
+            (n * width, 4)  # the far corners' sums
         ]
     cq_chunks = -(-cq // block['BLOCK_DQ'])
     loads += [
@@ -318,13 +359,15 @@ def halo_backward_forms(n, geometry, cq, c, k, data):
                                               (9 * n * k, 4)],
         ('snl_halo_gradients_kernel', 'load'):
         loads,
-        ('snl_halo_gradients_kernel', 'store'):
-        [(tiles * halo_pad * (cq + c), 4), (n * cq, 4)],
-        ('snl_halo_gradients_kernel', 'atomic'): [(2 * held, 4),
-                                                  (far * (cq + c), 4)],
-        ('snl_halo_sum_kernel', 'load'): [(n * (cq + c), 4),
-                                          (halo * (cq + c), 4)],
-        ('snl_halo_sum_kernel', 'store'): [(n * (cq + c), 4)],
+        # the coefficient tiles' entries, the cleaned rows, the query
+        # gradient, the count of far corners and non-finite entries
+        ('snl_halo_gradients_kernel', 'store'): [(2 * held, 4),
+                                                 (n * (cq + c), data),
+                                                 (n * cq, 4), (tiles, 4)],
+        ('snl_halo_gradients_kernel', 'atomic'): [(far * (cq + c), 4)],
+        ('snl_halo_key_value_kernel', 'load'):
+        owner_loads,
+        ('snl_halo_key_value_kernel', 'store'): [(n * (cq + c), 4)],
     }
 
 

@@ -66,12 +66,13 @@ def forward_variant() -> str:
 # atomics, bitwise reproducible; 'atomic', one float32 atomic add per
 # (query, point, corner, channel); or 'halo', every gradient from tiles of
 # queries times the keys and values around them (halo_backward), each
-# halo pixel's key and value parts written once. Until a GPU has
+# pixel's key and value gradients written once. Until a GPU has
 # timed them, each default is the variant the cost model
 # (tools/analysis_tools/triton_traffic.py) ranks first among those that
 # have run correctly on a GPU (docs/operator.md). Under
-# torch.use_deterministic_algorithms(True) the backward is always
-# 'sorted'.
+# torch.use_deterministic_algorithms(True), 'atomic' becomes 'sorted', and
+# 'halo' takes the sorted sums for its key and value gradients where it
+# would need atomics (halo_backward).
 BACKWARD_ENV = 'SSANET_TRITON_BACKWARD'
 BACKWARD_VARIANTS = ('sorted', 'atomic', 'halo')
 DEFAULT_BACKWARD = 'sorted'
@@ -80,10 +81,11 @@ DEFAULT_BACKWARD = 'sorted'
 def backward_variant() -> str:
     """The backward :data:`BACKWARD_ENV` selects (``DEFAULT_BACKWARD``
     when unset)."""
-    if torch.are_deterministic_algorithms_enabled():
+    variant = _variant(BACKWARD_ENV, BACKWARD_VARIANTS, DEFAULT_BACKWARD,
+                       'backward')
+    if variant == 'atomic' and torch.are_deterministic_algorithms_enabled():
         return 'sorted'
-    return _variant(BACKWARD_ENV, BACKWARD_VARIANTS, DEFAULT_BACKWARD,
-                    'backward')
+    return variant
 
 
 # The kernels as registered torch operators (torch.library), like the C++
@@ -277,7 +279,8 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
     rows = [pixel_rows(x) for x in (query, key, value, offset, grad_out)]
     if variant == 'halo':
         grads = halo_backward(*rows, lse, (B, H, W), kernel_size, dilation,
-                              scale)
+                              scale,
+                              torch.are_deterministic_algorithms_enabled())
     else:
         grads = _gather_backward(*rows, lse, (B, H, W), kernel_size, dilation,
                                  scale, variant)

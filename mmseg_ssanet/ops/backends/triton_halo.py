@@ -15,9 +15,11 @@ per query, the forward
    offset beyond the margin) is dotted with its key row directly, so any
    offset stays exact. Logits go to the PROB buffer, then the exact
    softmax turns them into p_k there;
-3. adds p_k w_kc to the scratch attention tile A[query, halo pixel]
-   (relaxed atomics within the program's own tile: corners of one query
-   can share a pixel);
+3. adds p_k w_kc to the scratch attention tile A[query, halo pixel],
+   point by point in a fixed order (a load and a store with a barrier
+   after each point: one query's 4 corners of one point are 4 pixels, but
+   corners of different points can share one), so the forward is bitwise
+   reproducible;
 4. per chunk of output channels, out = A V_halo (``tl.dot``; in half
    precision A is split into a high and a low half-precision part, so the
    weights keep about 16 bits), plus the corners outside the halo
@@ -27,14 +29,15 @@ per query, the forward
    reference computes it.
 
 The result, log-sum-exp included, is the ``gather`` forward's up to the
-order of float32 sums. The backward works the same way in two kernels:
+order of float32 sums. The backward works the same way in three kernels:
 :func:`snl_halo_points_kernel` takes <q, key_c> and <grad_out, value_c>
 from S and T = grad_out V_halo^T for the gather backward's per-point
-terms (p_k, Delta, the logit and offset gradients), and
+terms (p_k, Delta, the logit and offset gradients);
 :func:`snl_halo_gradients_kernel` builds G = sum g_k w_kc and A on
-[query, halo pixel] tiles for the query gradient G K_halo and each halo
-pixel's key and value parts G^T Q and A^T grad_out, which
-:func:`snl_halo_sum_kernel` adds up pixel by pixel.
+[query, halo pixel] tiles, in order, and the query gradient G K_halo;
+:func:`snl_halo_key_value_kernel` gives each tile of pixels its key and
+value gradients, G^T Q and A^T grad_out over the query tiles whose halos
+hold it (owner computes: each gradient row written once, no atomics).
 """
 import triton
 import triton.language as tl
@@ -116,6 +119,17 @@ def _weights_dot(weights, rows, ACC: tl.constexpr, WIDEN: tl.constexpr):
     high = weights.to(rows.dtype)
     low = (weights - high.to(ACC)).to(rows.dtype)
     return _dot(high, rows, ACC, WIDEN) + _dot(low, rows, ACC, WIDEN)
+
+
+@triton.jit
+def _add_in_order(TILE, at, value, keep):
+    """TILE[at] += value where ``keep``, as a load and a store: the 4
+    corners of one query's point are 4 pixels, so no two lanes of one call
+    share an address, and a barrier after each point orders the calls.
+    The sums run point by point in a fixed order, bitwise reproducible
+    (float atomics would add in whatever order the lanes arrive)."""
+    tl.store(
+        TILE + at, tl.load(TILE + at, mask=keep, other=0.0) + value, mask=keep)
 
 
 @triton.jit
@@ -243,12 +257,9 @@ def snl_halo_forward_kernel(
         for c in tl.static_range(4):
             row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
             hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
-            tl.atomic_add(
-                ATTN + scratch + hidx,
-                p * w,
-                mask=inside & held,
-                sem='relaxed')
-    tl.debug_barrier()
+            _add_in_order(ATTN, scratch + hidx, p * w, inside & held)
+        # this point's sums, visible to every thread before the next's
+        tl.debug_barrier()
     # 4. out = A V_halo by chunks of channels, plus the far corners; NaN
     # where a p_k is (the log-sum-exp is then not finite): the reference
     # multiplies it by the value sampled, 0 off the map
@@ -324,7 +335,8 @@ def _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE, rows, valid, row0, y,
                        HALO_H: tl.constexpr, HALO_W: tl.constexpr,
                        ACC: tl.constexpr):
     """A[query, halo pixel] += p_k w_kc and G[query, halo pixel] += g_k w_kc
-    for the corners the halo holds; whether any corner lies beyond it, and
+    for the corners the halo holds, point by point (:func:`_add_in_order`);
+    whether any corner lies beyond it, and
     NaN for a query with a non-finite g_k, else 0 (the query gradient's
     rows are NaN there, as each of its corner terms is)."""
     outside = tl.program_id(0) * 0
@@ -338,68 +350,41 @@ def _coefficient_tiles(OFF, PROB, GRAD_LOGIT, ATTN, GATE, rows, valid, row0, y,
         for c in tl.static_range(4):
             row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)
             hidx, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
-            tl.atomic_add(
-                ATTN + scratch + hidx,
-                p * w,
-                mask=inside & held,
-                sem='relaxed')
-            tl.atomic_add(
-                GATE + scratch + hidx,
-                g * w,
-                mask=inside & held,
-                sem='relaxed')
+            _add_in_order(ATTN, scratch + hidx, p * w, inside & held)
+            _add_in_order(GATE, scratch + hidx, g * w, inside & held)
             outside += tl.sum((inside & (held == 0)).to(tl.int32), axis=0)
+        # this point's sums, visible to every thread before the next's
+        tl.debug_barrier()
     return outside, poison
 
 
 @triton.jit
-def _halo_parts(X, COEF_TILE, PART, tile, rows, valid, scratch,
-                N: tl.constexpr, HALO_PAD: tl.constexpr, BLOCK_H: tl.constexpr,
-                BLOCK: tl.constexpr, ACC: tl.constexpr, WIDEN: tl.constexpr):
-    """The tile's part of a gradient on its halo: PART[halo pixel] = sum
-    over queries of COEF_TILE[query, halo pixel] X[query] (``tl.dot``),
-    each block of BLOCK_H halo pixels' coefficients read once and
-    multiplied by the tile's X rows chunk by chunk (the rows are read once
-    per block instead: 64 of them, against 64 x halo float32
-    coefficients read once per chunk the other way round). 0 for a chunk
-    whose X rows hold inf or NaN: 0 * inf would reach every halo pixel, so
-    :func:`_far_corners` adds that chunk corner by corner."""
-    for h0 in range(0, HALO_PAD, BLOCK_H):
-        h = h0 + tl.arange(0, BLOCK_H)
-        coef = tl.load(
-            COEF_TILE + scratch[None, :] + h[:, None],
-            mask=valid[None, :],
-            other=0.0)
-        for c0 in range(0, N, BLOCK):
-            ch = c0 + tl.arange(0, BLOCK)
-            ch_ok = ch[None, :] < N
-            raw = _load_rows(X, rows, valid, ch, N)
-            finite = tl.abs(raw.to(ACC)) < float('inf')
-            bad = tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0)
-            clean = tl.where(finite, raw, 0.0).to(raw.dtype)
-            part = _weights_dot(coef, clean, ACC, WIDEN)
-            tl.store(
-                PART + (tile * HALO_PAD + h)[:, None] * N + ch[None, :],
-                tl.where(bad == 0, part, 0.0),
-                mask=ch_ok)
-
-
-@triton.jit
-def _far_corners(X, COEF, FAR, outside, rows, valid, row0, y, x, hy0, hx0, OFF,
-                 H, W, N: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
-                 DH: tl.constexpr, DW: tl.constexpr, HALO_H: tl.constexpr,
-                 HALO_W: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
-    """What :func:`_halo_parts` leaves out: the corners beyond the halo,
-    and every corner of a chunk whose X rows hold inf or NaN, added to FAR
-    one float32 atomic each, coefficient COEF[query, point] times the
-    corner's weight times the X row."""
+def _far_corners(X, COEF, FAR, CLEAN, outside, rows, valid, row0, y, x, hy0,
+                 hx0, OFF, H, W, N: tl.constexpr, KH: tl.constexpr,
+                 KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
+                 HALO_H: tl.constexpr, HALO_W: tl.constexpr,
+                 BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """What :func:`snl_halo_key_value_kernel` leaves out of its products:
+    the corners beyond the halo, and the corners of each query in the
+    channels where its X row holds inf or NaN (the products take those
+    entries as 0: 0 * inf would reach every halo pixel), added to FAR one
+    float32 atomic each, coefficient COEF[query, point] times the corner's
+    weight times the X entry; and CLEAN, the X rows with those entries 0.
+    Returns how many X entries are not finite."""
+    n_bad = tl.program_id(0) * 0
     for c0 in range(0, N, BLOCK):
         ch = c0 + tl.arange(0, BLOCK)
         ch_ok = ch[None, :] < N
-        raw = _load_rows(X, rows, valid, ch, N).to(ACC)
-        finite = tl.abs(raw) < float('inf')
-        bad = tl.sum(tl.sum((finite == 0).to(tl.int32), axis=1), axis=0)
-        if bad + outside > 0:
+        given = _load_rows(X, rows, valid, ch, N)
+        raw = given.to(ACC)
+        bad = (tl.abs(raw) < float('inf')) == 0
+        tl.store(
+            CLEAN + rows[:, None] * N + ch[None, :],
+            tl.where(bad, 0.0, given).to(given.dtype),
+            mask=valid[:, None] & ch_ok)
+        chunk_bad = tl.sum(tl.sum(bad.to(tl.int32), axis=1), axis=0)
+        n_bad += chunk_bad
+        if chunk_bad + outside > 0:
             for kk in range(KH * KW):
                 ty, tx, _ = _points(OFF, rows, kk, y, x, valid, H, W, KH, KW,
                                     DH, DW, 2 * KH * KW, ACC)
@@ -409,11 +394,12 @@ def _far_corners(X, COEF, FAR, outside, rows, valid, row0, y, x, hy0, hx0, OFF,
                     row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c,
                                                    valid)
                     _, held = _in_halo(row, row0, hy0, hx0, W, HALO_H, HALO_W)
-                    take = inside & ((held == 0) | (bad > 0))
+                    take = inside[:, None] & ((held == 0)[:, None] | bad)
                     tl.atomic_add(
                         FAR + row[:, None] * N + ch[None, :],
                         (a * w)[:, None] * raw,
-                        mask=take[:, None] & ch_ok)
+                        mask=take & ch_ok)
+    return n_bad
 
 
 @triton.jit
@@ -472,20 +458,23 @@ def snl_halo_points_kernel(
 
 @triton.jit
 def snl_halo_gradients_kernel(
-        Q, KEY, V, GRAD_OUT, OFF, PROB, GRAD_LOGIT, GRAD_Q, PART_K, PART_V,
-        FAR_K, FAR_V, ATTN, GATE, H, W, CQ: tl.constexpr, C: tl.constexpr,
-        KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
-        TILE_H: tl.constexpr, TILE_W: tl.constexpr, MARGIN: tl.constexpr,
-        HALO_H: tl.constexpr, HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
-        BLOCK_H: tl.constexpr, BLOCK_CQ: tl.constexpr, BLOCK_C: tl.constexpr,
-        BLOCK_DQ: tl.constexpr, ACC: tl.constexpr, WIDEN: tl.constexpr):
-    """The ``halo`` backward's gradients of query, key and value, a tile
+        Q, KEY, V, GRAD_OUT, OFF, PROB, GRAD_LOGIT, GRAD_Q, FAR_K, FAR_V,
+        CLEAN_Q, CLEAN_GRAD_OUT, ATTN, GATE, SLOW, H, W, CQ: tl.constexpr,
+        C: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
+        DW: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
+        MARGIN: tl.constexpr, HALO_H: tl.constexpr, HALO_W: tl.constexpr,
+        HALO_PAD: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_CQ: tl.constexpr,
+        BLOCK_C: tl.constexpr, BLOCK_DQ: tl.constexpr, ACC: tl.constexpr,
+        WIDEN: tl.constexpr):
+    """The ``halo`` backward's coefficient tiles and query gradient, a tile
     at a time, from p_k and g_k (:func:`snl_halo_points_kernel`): G = sum
-    g_k w_kc and A = sum p_k w_kc on [query, halo pixel] scratch tiles;
-    then per channel chunk the query gradient G K_halo, and each halo
-    pixel's parts G^T Q and A^T grad_out, on tensor cores, the parts
-    written once (snl_halo_sum_kernel adds the parts of the tiles whose
-    halos overlap)."""
+    g_k w_kc and A = sum p_k w_kc on [query, halo pixel] tiles, kept for
+    :func:`snl_halo_key_value_kernel`; the query gradient G K_halo on
+    tensor cores; the corners the key and value products leave out, and
+    the query and grad_out rows those products take (:func:`_far_corners`),
+    and SLOW[tile], how many of the corners there are
+    (far corners and channels with non-finite rows; 0: the tile's key and
+    value gradients come from the products alone)."""
     rows, valid, row0, y, x, ty0, tx0 = _tile(H, W, TILE_H, TILE_W)
     hy0 = ty0 - (KH - 1) // 2 * DH - MARGIN
     hx0 = tx0 - (KW - 1) // 2 * DW - MARGIN
@@ -496,18 +485,14 @@ def snl_halo_gradients_kernel(
                                            rows, valid, row0, y, x, hy0, hx0,
                                            scratch, H, W, KH, KW, DH, DW,
                                            HALO_H, HALO_W, ACC)
-    # the atomics above, visible to every thread of the program below
-    tl.debug_barrier()
-    _halo_parts(Q, GATE, PART_K, tile, rows, valid, scratch, CQ, HALO_PAD,
-                BLOCK_H, BLOCK_CQ, ACC, WIDEN)
-    _halo_parts(GRAD_OUT, ATTN, PART_V, tile, rows, valid, scratch, C,
-                HALO_PAD, BLOCK_H, BLOCK_C, ACC, WIDEN)
-    _far_corners(Q, GRAD_LOGIT, FAR_K, outside, rows, valid, row0, y, x, hy0,
-                 hx0, OFF, H, W, CQ, KH, KW, DH, DW, HALO_H, HALO_W, BLOCK_CQ,
-                 ACC)
-    _far_corners(GRAD_OUT, PROB, FAR_V, outside, rows, valid, row0, y, x, hy0,
-                 hx0, OFF, H, W, C, KH, KW, DH, DW, HALO_H, HALO_W, BLOCK_C,
-                 ACC)
+    slow = outside
+    slow += _far_corners(Q, GRAD_LOGIT, FAR_K, CLEAN_Q, outside, rows, valid,
+                         row0, y, x, hy0, hx0, OFF, H, W, CQ, KH, KW, DH, DW,
+                         HALO_H, HALO_W, BLOCK_CQ, ACC)
+    slow += _far_corners(GRAD_OUT, PROB, FAR_V, CLEAN_GRAD_OUT, outside, rows,
+                         valid, row0, y, x, hy0, hx0, OFF, H, W, C, KH, KW, DH,
+                         DW, HALO_H, HALO_W, BLOCK_C, ACC)
+    tl.store(SLOW + tile, slow)
     _tile_times_halo(GATE, GRAD_LOGIT, KEY, GRAD_Q, g_poison, outside, rows,
                      valid, row0, y, x, hy0, hx0, scratch, OFF, H, W, CQ, KH,
                      KW, DH, DW, HALO_H, HALO_W, HALO_PAD, BLOCK_H, BLOCK_DQ,
@@ -515,42 +500,75 @@ def snl_halo_gradients_kernel(
 
 
 @triton.jit
-def snl_halo_sum_kernel(PART, FAR, OUT, total, H, W, N: tl.constexpr,
-                        KH: tl.constexpr, KW: tl.constexpr, DH: tl.constexpr,
-                        DW: tl.constexpr, TILE_H: tl.constexpr,
-                        TILE_W: tl.constexpr, MARGIN: tl.constexpr,
-                        HALO_H: tl.constexpr, HALO_W: tl.constexpr,
-                        HALO_PAD: tl.constexpr, BLOCK_P: tl.constexpr,
-                        BLOCK: tl.constexpr):
-    """OUT[pixel] = FAR[pixel] + the parts of every tile whose halo holds
-    the pixel (at most cdiv(HALO, TILE) tiles each way), in a fixed order;
-    one program per BLOCK_P pixels and chunk of N channels."""
-    pixel = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+def snl_halo_key_value_kernel(COEF_TILE, X, FAR, OUT, H, W, N: tl.constexpr,
+                              KH: tl.constexpr, KW: tl.constexpr,
+                              DH: tl.constexpr, DW: tl.constexpr,
+                              TILE_H: tl.constexpr, TILE_W: tl.constexpr,
+                              MARGIN: tl.constexpr, HALO_H: tl.constexpr,
+                              HALO_W: tl.constexpr, HALO_PAD: tl.constexpr,
+                              DOT_Q: tl.constexpr, BLOCK: tl.constexpr,
+                              ACC: tl.constexpr, WIDEN: tl.constexpr):
+    """The key (or value) gradient of a TILE_H x TILE_W tile of pixels,
+    owner computes: OUT[pixel] = FAR[pixel] + sum over the query tiles
+    whose halo holds the pixel, in a fixed order, of COEF_TILE[query,
+    pixel]^T X[query] (``tl.dot``: G^T Q for keys, A^T grad_out for
+    values), BLOCK channels a program, each written once. X is the rows
+    with inf and NaN entries set to 0 (0 * inf would reach every pixel;
+    :func:`_far_corners` added those entries' corners one by one and
+    wrote these rows): no elementwise work on the product's operand,
+    which the compiler would do in the tensor cores' operand layout,
+    where it took every register on sm_80."""
+    pixels, on_map, row0, y, x, ty0, tx0 = _tile(H, W, TILE_H, TILE_W)
     ch = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    ok = (pixel < total)[:, None] & (ch < N)[None, :]
-    n_pix = H * W
-    image = pixel // n_pix
-    py = pixel % n_pix // W
-    px = pixel % W
+    acc = tl.zeros([TILE_H * TILE_W, BLOCK], ACC)
     reach_y = (KH - 1) // 2 * DH + MARGIN
     reach_x = (KW - 1) // 2 * DW + MARGIN
     tiles_y = tl.cdiv(H, TILE_H)
     tiles_x = tl.cdiv(W, TILE_W)
-    at = pixel.to(tl.int64)[:, None] * N + ch[None, :]
-    acc = tl.load(FAR + at, mask=ok, other=0.0)
-    for i in tl.static_range((HALO_H + TILE_H - 1) // TILE_H):
-        ty = (py + reach_y) // TILE_H - i
-        hy = py - (ty * TILE_H - reach_y)
-        for j in tl.static_range((HALO_W + TILE_W - 1) // TILE_W):
-            tx = (px + reach_x) // TILE_W - j
-            hx = px - (tx * TILE_W - reach_x)
-            held = (ty >= 0) & (ty < tiles_y) & (hy < HALO_H) & (tx >= 0) & (
-                tx < tiles_x) & (
-                    hx < HALO_W)
-            tile = ((image * tiles_y + ty) * tiles_x + tx).to(tl.int64)
-            row = tile * HALO_PAD + hy * HALO_W + hx
-            acc += tl.load(
-                PART + row[:, None] * N + ch[None, :],
-                mask=ok & held[:, None],
-                other=0.0)
-    tl.store(OUT + at, acc, mask=ok)
+    image = row0 // (H * W)
+    # the query tiles whose halos can reach this tile: a halo starts reach
+    # pixels before its tile and spans TILE + 2 reach + 1 pixels, so from
+    # (TILE + reach) // TILE tiles above (left of) this one to
+    # (reach + TILE - 1) // TILE below (right of) it. (The loop bounds
+    # spell reach out: the interpreter cannot take a range of a local.)
+    for dy in range((TILE_H + (KH - 1) // 2 * DH + MARGIN) // TILE_H +
+                    ((KH - 1) // 2 * DH + MARGIN + TILE_H - 1) // TILE_H + 1):
+        qty = ty0 // TILE_H - (TILE_H + reach_y) // TILE_H + dy
+        for dx in range((TILE_W + (KW - 1) // 2 * DW + MARGIN) // TILE_W +
+                        ((KW - 1) // 2 * DW + MARGIN + TILE_W - 1) // TILE_W +
+                        1):
+            qtx = tx0 // TILE_W - (TILE_W + reach_x) // TILE_W + dx
+            if (qty >= 0) & (qty < tiles_y) & (qtx >= 0) & (qtx < tiles_x):
+                tile = ((image * tiles_y + qty) * tiles_x + qtx).to(tl.int64)
+                # this tile's pixels in the query tile's halo
+                py = y - (qty * TILE_H - reach_y)
+                px = x - (qtx * TILE_W - reach_x)
+                held = on_map & (py >= 0) & (py < HALO_H) & (px >= 0) & (
+                    px < HALO_W)
+                coef_at = tl.where(held, py * HALO_W + px, 0)
+                # DOT_Q of the tile's queries a product (a float32
+                # product on CUDA cores takes 64 at once; half precision
+                # products, 32: with 64, sm_80's tensor core operands
+                # took every register)
+                for q0 in tl.static_range(0, TILE_H * TILE_W, DOT_Q):
+                    i = q0 + tl.arange(0, DOT_Q)
+                    qy = qty * TILE_H + i // TILE_W
+                    qx = qtx * TILE_W + i % TILE_W
+                    queries = (qy < H) & (qx < W)
+                    coef = tl.load(
+                        COEF_TILE +
+                        ((tile * (TILE_H * TILE_W) + i) * HALO_PAD)[None, :] +
+                        coef_at[:, None],
+                        mask=held[:, None] & queries[None, :],
+                        other=0.0)
+                    acc += _weights_dot(
+                        coef, _load_rows(X, row0 + qy * W + qx, queries, ch,
+                                         N), ACC, WIDEN)
+    # (FAR's rows read last: their addresses held through the loop
+    # spilled on sm_80)
+    out_at = pixels[:, None] * N + ch[None, :]
+    out_ok = on_map[:, None] & (ch[None, :] < N)
+    tl.store(
+        OUT + out_at,
+        acc + tl.load(FAR + out_at, mask=out_ok, other=0.0),
+        mask=out_ok)

@@ -109,17 +109,16 @@ def halo_config(cq: int, c: int, kernel_size: Sequence[int],
 def halo_backward_launch(kernel: str) -> dict:
     """Block sizes, warps and register cap of the ``halo`` backward's tile
     kernels, ``kernel`` 'points' (the score tiles and per-point terms) or
-    'gradients' (the coefficient tiles' products): 32 halo pixels and 16
-    channels a product, the gradients kernel's query gradient 32 channels
-    at a time (BLOCK_DQ), 8 warps, a cap of 255. Both kernels in one used
-    every register and spilled (172-196 bytes capped at 208, 8-12 at 255;
-    bf16, (256, 512, 81), sm_80); apart, neither spills
-    (``tools/analysis_tools/triton_resources.py``). Measured to spill:
-    64 halo pixels a product in the points kernel (triton 3.7.1, 2.1.0),
-    32 channels for the parts or 64 for the query gradient. triton 2.1
-    has no cap, and with 8 warps its ptxas chooses 128 registers for the
-    points kernel and spills about 100 bytes: that kernel runs on 4 warps
-    there."""
+    'gradients' (the coefficient tiles, the query gradient, the far
+    corners): 32 halo pixels and 16 channels a product, the query gradient
+    32 channels at a time (BLOCK_DQ), 8 warps, a cap of 255. The two in
+    one kernel used every register and spilled (172-196 bytes capped at
+    208, 8-12 at 255; bf16, (256, 512, 81), sm_80); apart, neither spills
+    (``tools/analysis_tools/triton_resources.py``). Measured to spill: 64
+    halo pixels a product in the points kernel (triton 3.7.1, 2.1.0), 64
+    channels for the query gradient. triton 2.1 has no cap, and with 8
+    warps its ptxas chooses 128 registers for the points kernel and
+    spills about 100 bytes: that kernel runs on 4 warps there."""
     cap = triton_register_cap(255)
     config = dict(
         BLOCK_H=32,
@@ -133,17 +132,28 @@ def halo_backward_launch(kernel: str) -> dict:
     return config
 
 
-def halo_sum_launch(n: int, interpreted: bool = False) -> dict:
-    """Pixels, channels, warps and stages of ``snl_halo_sum_kernel`` for
-    rows of ``n`` channels: 4 pixels by the segment sums' chunks of
-    channels a program; ``interpreted`` (see :func:`launch_config`), 64
-    pixels."""
-    config = launch_config('segment_sum', 0, n, 0)
+def halo_key_value_launch(n: int,
+                          dtype: torch.dtype,
+                          interpreted: bool = False) -> dict:
+    """Channels, queries, warps and register cap of
+    ``snl_halo_key_value_kernel`` for gradient rows of ``n`` channels and
+    inputs of ``dtype``: a program takes an 8x8 tile of pixels and 64
+    channels (at least 16, ``tl.dot``'s smallest operand), so it reads the
+    coefficient blocks of the query tiles that reach it once per 64
+    channels, and multiplies them by 64 of a query tile's rows at a time
+    in float32 (on CUDA cores: smaller products spilled), 32 in half
+    precision (64 filled sm_80's registers, and spilled on triton 3.8); 8
+    warps, a cap of 255 (``triton_resources.py``). ``interpreted`` (see
+    :func:`launch_config`): up to 128 channels, fewer programs."""
+    import triton
+    widest = 128 if interpreted else 64
+    half = dtype in (torch.float16, torch.bfloat16)
     return dict(
-        BLOCK_P=64 if interpreted else 4,
-        BLOCK=config['BLOCK'],
-        num_warps=4,
-        num_stages=1)
+        BLOCK=max(16, min(widest, triton.next_power_of_2(max(n, 1)))),
+        DOT_Q=32 if half else 64,
+        num_warps=8,
+        num_stages=1,
+        **triton_register_cap(255))
 
 
 # On CPU tensors the interpreter's table applies, unless this variable says

@@ -3,7 +3,8 @@
 owner computes, bitwise reproducible; the key and value gradients from the
 gather backward kernel's ``p_k`` and logit gradients, [N, K]) and ``halo``
 (:func:`halo_backward`, every gradient from tiles on tensor cores; atomics
-only for corners beyond a halo)."""
+only for corners beyond a halo and non-finite rows, and none where
+``deterministic``)."""
 from typing import Sequence, Tuple
 
 import torch
@@ -11,7 +12,8 @@ from torch import Tensor
 
 from ..sampling import corners, finite_positions, sampling_positions
 from .triton_launch import (accumulator, halo_backward_launch, halo_config,
-                            halo_sum_launch, interpreted_table, launch_config)
+                            halo_key_value_launch, interpreted_table,
+                            launch_config)
 
 
 def corner_entries(off: Tensor, shape: Tuple[int, int, int],
@@ -83,28 +85,38 @@ def key_value_grads_in_order(q: Tensor, go: Tensor, off: Tensor, prob: Tensor,
     return grads
 
 
-def halo_backward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, go: Tensor,
-                  lse: Tensor, shape: Tuple[int, int,
-                                            int], kernel_size: Sequence[int],
-                  dilation: Sequence[int], scale: float):
+def halo_backward(q: Tensor,
+                  k: Tensor,
+                  v: Tensor,
+                  off: Tensor,
+                  go: Tensor,
+                  lse: Tensor,
+                  shape: Tuple[int, int, int],
+                  kernel_size: Sequence[int],
+                  dilation: Sequence[int],
+                  scale: float,
+                  deterministic: bool = False):
     """All four gradients (rows) by the ``halo`` backward: each 8x8 tile
     computes its queries' p_k, logit and offset gradients from [64, halo]
     score tiles, Q K_halo^T and grad_out V_halo^T
-    (:func:`~.triton_halo.snl_halo_points_kernel`); then its query
-    gradient, and its halo's key and value parts written once, from
-    [64, halo] coefficient tiles times the halo's key rows and its own
-    query and grad_out rows on tensor cores
-    (:func:`~.triton_halo.snl_halo_gradients_kernel`); then each pixel's
-    sum of the parts of the tiles whose halos hold it, in a fixed order
-    (:func:`~.triton_halo.snl_halo_sum_kernel`). Corners beyond a halo
-    (and chunks with non-finite rows) go to float32 atomics, so the result
-    is bitwise reproducible only where there are none. Costs the parts,
-    [tiles x halo, Cq + C] float32 (about 7x the gradients at 9x9 points),
-    and two [64, halo] scratch tiles a tile in each kernel."""
+    (:func:`~.triton_halo.snl_halo_points_kernel`); then its [64, halo]
+    coefficient tiles G and A, summed point by point in a fixed order, and
+    its query gradient G K_halo on tensor cores
+    (:func:`~.triton_halo.snl_halo_gradients_kernel`); then each 8x8 tile
+    of pixels its key and value gradients, G^T Q and A^T grad_out over the
+    query tiles whose halos hold it, in a fixed order, written once
+    (:func:`~.triton_halo.snl_halo_key_value_kernel`). Corners beyond a
+    halo, and channels of a tile's query or grad_out rows that hold inf
+    or NaN, go to float32 atomics; ``deterministic``: where there are any,
+    the key and value gradients are the ``sorted`` sums
+    (:func:`key_value_grads_in_order`) instead, so the result is bitwise
+    reproducible either way. Costs two [64, halo] float32 tiles a tile in
+    each kernel, and float32 buffers of the far corners' sums."""
     import triton
 
     from .triton_halo import (snl_halo_gradients_kernel,
-                              snl_halo_points_kernel, snl_halo_sum_kernel)
+                              snl_halo_key_value_kernel,
+                              snl_halo_points_kernel)
     B, H, W = shape
     total, cq = q.shape
     c = go.shape[1]
@@ -145,26 +157,39 @@ def halo_backward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, go: Tensor,
                                       **halo_backward_launch('points'))
     del scores  # freed before the gradients kernel's buffers: a lower peak
     grad_q = buffer(total, cq, fill=torch.empty)
-    parts = [buffer(tiles * config['HALO_PAD'], n) for n in (cq, c)]
     far = [buffer(total, n) for n in (cq, c)]
-    snl_halo_gradients_kernel[(tiles, )](q, k, v, go, off, prob,
-                                         grad_logit, grad_q, *parts, *far,
-                                         buffer(tile_size), buffer(tile_size),
-                                         H, W, **geometry,
+    clean = [torch.empty_like(x) for x in (q, go)]
+    gate, attn = buffer(tile_size), buffer(tile_size)
+    slow = torch.empty(tiles, device=q.device, dtype=torch.int32)
+    snl_halo_gradients_kernel[(tiles, )](q, k, v, go, off, prob, grad_logit,
+                                         grad_q, *far, *clean, attn, gate,
+                                         slow, H, W, **geometry,
                                          **halo_backward_launch('gradients'))
-    geometry = {  # the sums' (float32 parts, no channel counts)
+    if deterministic and bool(slow.any()):
+        grad_k, grad_v = key_value_grads_in_order(q, go, off, prob, grad_logit,
+                                                  shape, kernel_size, dilation)
+        return grad_q, grad_k, grad_v, grad_off
+    geometry = {  # the owner kernel's (float32 tiles, channels per launch)
         name: geometry[name]
         for name in ('KH', 'KW', 'DH', 'DW', 'TILE_H', 'TILE_W', 'MARGIN',
-                     'HALO_H', 'HALO_W', 'HALO_PAD')
+                     'HALO_H', 'HALO_W', 'HALO_PAD', 'ACC', 'WIDEN')
     }
     grads = []
-    for part, rest, n in zip(parts, far, (cq, c)):
+    for tile, x, rest in ((gate, clean[0], far[0]), (attn, clean[1], far[1])):
+        n = x.shape[1]
         out = buffer(total, n, fill=torch.empty)
-        sums = halo_sum_launch(n, interpreted_table(q.device))
-        grid = (triton.cdiv(total,
-                            sums['BLOCK_P']), triton.cdiv(n, sums['BLOCK']))
+        launch = halo_key_value_launch(n, x.dtype, interpreted_table(q.device))
         if n:  # Cq = 0: nothing to add
-            snl_halo_sum_kernel[grid](
-                part, rest, out, total, H, W, N=n, **sums, **geometry)
+            snl_halo_key_value_kernel[(tiles, triton.cdiv(n,
+                                                          launch['BLOCK']))](
+                                                              tile,
+                                                              x,
+                                                              rest,
+                                                              out,
+                                                              H,
+                                                              W,
+                                                              N=n,
+                                                              **launch,
+                                                              **geometry)
         grads.append(out)
     return grad_q, grads[0], grads[1], grad_off
