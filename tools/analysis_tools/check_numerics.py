@@ -8,7 +8,8 @@ fp16): the relative error, max |error| / max |value|, of the output and
 the four gradients against ``reference`` in float64 on the same (rounded)
 inputs, so the kernel's arithmetic and the rounding of its results to the
 input dtype, not the rounding of its inputs. Then the Triton backward run
-three times, by default and under ``torch.use_deterministic_algorithms``:
+three times, by default and under ``torch.use_deterministic_algorithms``,
+with the default variants and with the ``halo`` forward and backward:
 bitwise equal or not.
 
 Example (on a GPU machine; torch and triton, no mmcv)::
@@ -42,7 +43,15 @@ DTYPES = {
 }
 RESULTS = ('out', 'grad_query', 'grad_key', 'grad_value', 'grad_offset')
 ERROR_COLUMNS = ['backend', 'dtype', *RESULTS, 'skipped']
-DETERMINISM_COLUMNS = ['deterministic_algorithms', 'bitwise_equal']
+DETERMINISM_COLUMNS = ['variants', 'deterministic_algorithms', 'bitwise_equal']
+# the Triton variants whose reproducibility is checked: the defaults, and
+# the halo forward and backward (theirs in order, atomics only for
+# corners beyond a tile's halo)
+REPRODUCED = [('default', {}),
+              ('halo', {
+                  FORWARD_ENV: 'halo',
+                  BACKWARD_ENV: 'halo'
+              })]
 
 
 def value_and_grads(backend, inputs, side, grad_dtype=torch.float32):
@@ -110,20 +119,28 @@ def determinism(args):
     inputs = attention_inputs(2, (args.cq, args.c), args.size, args.k,
                               torch.float32, args.device)
     rows = []
-    for mode in (False, True):
-        before = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(mode)
-        try:
-            runs = [
-                value_and_grads('triton', inputs, round(args.k**0.5))
-                for _ in range(3)
-            ]
-        finally:
-            torch.use_deterministic_algorithms(before)
-        same = all(
-            torch.equal(a, b) for run in runs[1:]
-            for a, b in zip(runs[0], run))
-        rows.append(dict(deterministic_algorithms=mode, bitwise_equal=same))
+    for name, variables in REPRODUCED:
+        for mode in (False, True):
+            before = torch.are_deterministic_algorithms_enabled()
+            torch.use_deterministic_algorithms(mode)
+            os.environ.update(variables)
+            try:
+                runs = [
+                    value_and_grads('triton', inputs, round(args.k**0.5))
+                    for _ in range(3)
+                ]
+            finally:
+                torch.use_deterministic_algorithms(before)
+                for variable in variables:
+                    os.environ.pop(variable)
+            same = all(
+                torch.equal(a, b) for run in runs[1:]
+                for a, b in zip(runs[0], run))
+            rows.append(
+                dict(
+                    variants=name,
+                    deterministic_algorithms=mode,
+                    bitwise_equal=same))
     return rows
 
 

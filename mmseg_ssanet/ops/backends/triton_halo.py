@@ -546,10 +546,8 @@ def snl_halo_key_value_kernel(COEF_TILE, X, FAR, OUT, H, W, N: tl.constexpr,
                 held = on_map & (py >= 0) & (py < HALO_H) & (px >= 0) & (
                     px < HALO_W)
                 coef_at = tl.where(held, py * HALO_W + px, 0)
-                # DOT_Q of the tile's queries a product (a float32
-                # product on CUDA cores takes 64 at once; half precision
-                # products, 32: with 64, sm_80's tensor core operands
-                # took every register)
+                # DOT_Q of the query tile's rows a product (how many
+                # fit the registers: halo_key_value_launch)
                 for q0 in tl.static_range(0, TILE_H * TILE_W, DOT_Q):
                     i = q0 + tl.arange(0, DOT_Q)
                     qy = qty * TILE_H + i // TILE_W

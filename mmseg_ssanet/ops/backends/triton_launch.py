@@ -140,20 +140,24 @@ def halo_key_value_launch(n: int,
     inputs of ``dtype``: a program takes an 8x8 tile of pixels and 64
     channels (at least 16, ``tl.dot``'s smallest operand), so it reads the
     coefficient blocks of the query tiles that reach it once per 64
-    channels, and multiplies them by 64 of a query tile's rows at a time
-    in float32 (on CUDA cores: smaller products spilled), 32 in half
-    precision (64 filled sm_80's registers, and spilled on triton 3.8); 8
-    warps, a cap of 255 (``triton_resources.py``). ``interpreted`` (see
-    :func:`launch_config`): up to 128 channels, fewer programs."""
+    channels, and multiplies them by DOT_Q of a query tile's rows at a
+    time: in half precision 32 (64 filled sm_80's registers and spilled
+    on triton 3.8); in float32, on CUDA cores, 64 (smaller products
+    spilled), but on triton 2.1, which has no register cap, 2048 rows x
+    channels (with 64 of 64 channels it spilled 364 bytes; with 16 of 32,
+    ptxas chose 128 registers and spilled). 8 warps, a cap of 255
+    (``triton_resources.py``).
+    ``interpreted`` (see :func:`launch_config`): up to 128 channels, fewer
+    programs."""
     import triton
-    widest = 128 if interpreted else 64
-    half = dtype in (torch.float16, torch.bfloat16)
-    return dict(
-        BLOCK=max(16, min(widest, triton.next_power_of_2(max(n, 1)))),
-        DOT_Q=32 if half else 64,
-        num_warps=8,
-        num_stages=1,
-        **triton_register_cap(255))
+    block = max(
+        16, min(128 if interpreted else 64, triton.next_power_of_2(max(n, 1))))
+    cap = triton_register_cap(255)
+    if dtype in (torch.float16, torch.bfloat16):
+        dot_q = 32
+    else:
+        dot_q = 64 if cap else min(64, 2048 // block)
+    return dict(BLOCK=block, DOT_Q=dot_q, num_warps=8, num_stages=1, **cap)
 
 
 # On CPU tensors the interpreter's table applies, unless this variable says
