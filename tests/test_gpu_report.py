@@ -46,9 +46,11 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     timed = {r['method']: r for r in report['timing']}
     assert set(timed) == {
         'triton, gather forward', 'triton, halo forward',
-        'triton, halo forward, sorted backward', 'triton, sorted backward',
-        'triton, atomic backward', 'triton, halo backward', 'snl reference',
-        'dense torch', 'dense sdpa'
+        'triton, halo forward, sorted backward',
+        'triton, halo forward, halo backward',
+        'triton, halo forward, halo backward, deterministic',
+        'triton, sorted backward', 'triton, atomic backward',
+        'triton, halo backward', 'snl reference', 'dense torch', 'dense sdpa'
     }
     for name, row in timed.items():
         assert row['forward_backward_ms' if 'backward' in

@@ -21,10 +21,12 @@ def test_every_variant_is_timed_beside_dense_attention(tmp_path):
     methods = {
         'triton, atomic backward', 'triton, sorted backward',
         'triton, halo backward', 'dense torch', 'triton, gather forward',
-        'triton, halo forward', 'triton, halo forward, sorted backward'
+        'triton, halo forward', 'triton, halo forward, sorted backward',
+        'triton, halo forward, halo backward',
+        'triton, halo forward, halo backward, deterministic'
     }
     assert [(r['map'], r['batch']) for r in rows] == \
-        [('4x5', 2)] * 7 + [('3x3', 1)] * 7
+        [('4x5', 2)] * 9 + [('3x3', 1)] * 9
     assert {r['method'] for r in rows} == methods
     for r in rows:
         key = 'forward_ms' if r['method'].endswith('forward') else \

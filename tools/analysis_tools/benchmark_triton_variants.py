@@ -6,7 +6,8 @@ For each map, channel set and dtype, one process times in interleaved rounds
 (``SSANET_TRITON_FORWARD``: ``gather``, ``halo``), the forward + backward with
 each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``,
 ``halo``) after the default forward, and after the ``halo`` forward the default
-backward; and
+backward and the ``halo`` backward, the latter also under
+``torch.use_deterministic_algorithms(True)`` (``deterministic``); and
 dense attention's forward and forward+backward in plain torch (unscaled, as the
 SNL operator here); ``--with`` adds ``F.scaled_dot_product_attention`` (``dense
 sdpa``, the backend that ran recorded) and the ``reference`` backend (``snl
@@ -72,13 +73,23 @@ def methods(side, optional=()):
 
     def snl(forward=DEFAULT_FORWARD,
             backward=DEFAULT_BACKWARD,
-            backend='triton'):
+            backend='triton',
+            deterministic=False):
 
         def call(q, k, v, o):
             # read at the forward's and the backward's launch
             os.environ[FORWARD_ENV], os.environ[BACKWARD_ENV] = (forward,
                                                                  backward)
+            torch.use_deterministic_algorithms(deterministic)
             return sparse_nonlocal_attention(q, k, v, o, side, backend=backend)
+
+        return call
+
+    def dense(attention):
+
+        def call(q, k, v, o):
+            torch.use_deterministic_algorithms(False)
+            return attention(q, k, v, 1.0)
 
         return call
 
@@ -93,11 +104,14 @@ def methods(side, optional=()):
     })
     found[f'triton, halo forward, {DEFAULT_BACKWARD} backward'] = (snl(
         forward='halo'), backward)
-    found['dense torch'] = (lambda q, k, v, o: dense_attention(q, k, v, 1.0),
-                            both)
+    found['triton, halo forward, halo backward'] = (snl(
+        forward='halo', backward='halo'), backward)
+    found['triton, halo forward, halo backward, deterministic'] = (snl(
+        forward='halo', backward='halo', deterministic=True), backward)
+    found['dense torch'] = (dense(dense_attention), both)
     extra = {
         'snl reference': (snl(backend='reference'), both),
-        'dense sdpa': (lambda q, k, v, o: sdpa_attention(q, k, v, 1.0), both)
+        'dense sdpa': (dense(sdpa_attention), both)
     }
     found.update({name: extra[name] for name in optional})
     return found
@@ -135,6 +149,7 @@ def measure(args, device):
                     **times.get(name, dict(skipped=too_large))))
     os.environ.pop(BACKWARD_ENV, None)
     os.environ.pop(FORWARD_ENV, None)
+    torch.use_deterministic_algorithms(False)
     return rows
 
 
