@@ -158,7 +158,7 @@ def halo_backward(q: Tensor,
     del scores  # freed before the gradients kernel's buffers: a lower peak
     grad_q = buffer(total, cq, fill=torch.empty)
     far = [buffer(total, n) for n in (cq, c)]
-    clean = [torch.empty_like(x) for x in (q, go)]
+    clean = [x.new_empty(x.shape) for x in (q, go)]  # row-major scratch
     gate, attn = buffer(tile_size), buffer(tile_size)
     slow = torch.empty(tiles, device=q.device, dtype=torch.int32)
     snl_halo_gradients_kernel[(tiles, )](q, k, v, go, off, prob, grad_logit,
