@@ -136,26 +136,38 @@ def sorted_sums(monkeypatch):
     return calls
 
 
+def _weighted_grads(inputs,
+                    backend,
+                    kernel=3,
+                    dilation=1,
+                    weight=None,
+                    deterministic=False):
+    """The four gradients of sum(out * weight) (weight: -1 to 1 over the
+    output's entries unless given), under
+    ``torch.use_deterministic_algorithms(deterministic)``."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        out = snl(*inputs, kernel, dilation=dilation, backend=backend)
+        if weight is None:
+            weight = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+        return torch.autograd.grad(
+            (out * weight.to(out.device).view_as(out)).sum(), inputs)
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
 @pytest.mark.triton
 def test_triton_deterministic_backward_orders_its_sums(sorted_sums):
     # torch.use_deterministic_algorithms(True): key/value gradients come
     # from the owner-computes pass (no atomics), bitwise equal run to run,
     # and equal to the reference; NaN offsets give the same NaN pattern.
-    q, k, v, o = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9, device=TRITON_DEVICE)
+    inputs = _inputs(B=2, Cq=5, C=37, H=4, W=5, K=9, device=TRITON_DEVICE)
     with torch.no_grad():
-        o[0, 3, 1, 1] = float('nan')
+        inputs[3][0, 3, 1, 1] = float('nan')
 
     def grads(backend, deterministic):
-        before = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(deterministic)
-        try:
-            out = snl(q, k, v, o, 3, backend=backend)
-            weight = torch.linspace(
-                -1, 1, out.numel(), dtype=out.dtype, device=out.device)
-            return torch.autograd.grad((out * weight.view_as(out)).sum(),
-                                       (q, k, v, o))
-        finally:
-            torch.use_deterministic_algorithms(before)
+        return _weighted_grads(inputs, backend, deterministic=deterministic)
 
     with pytest.MonkeyPatch.context() as env:
         # deterministic mode overrides an explicit choice of atomics
@@ -177,14 +189,10 @@ def test_triton_backward_variant_is_chosen_by_the_environment(
     # SSANET_TRITON_BACKWARD=sorted (and unset: the default) takes the
     # owner-computes backward without deterministic mode; 'atomic' the
     # atomics; any other value is named, with the choices.
-    q, k, v, o = _inputs(B=1, Cq=6, C=35, H=5, W=4, K=9, device=TRITON_DEVICE)
+    inputs = _inputs(B=1, Cq=6, C=35, H=5, W=4, K=9, device=TRITON_DEVICE)
 
     def grads(backend='triton'):
-        out = snl(q, k, v, o, 3, backend=backend)
-        weight = torch.linspace(
-            -1, 1, out.numel(), dtype=out.dtype, device=out.device)
-        return torch.autograd.grad((out * weight.view_as(out)).sum(),
-                                   (q, k, v, o))
+        return _weighted_grads(inputs, backend)
 
     want = grads('reference')
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'sorted')
@@ -315,13 +323,10 @@ def test_halo_backward_matches_reference(case, monkeypatch):
         weight = _poison_value(weight, (0, 7, 4, 4))
         k = _poison_value(k.detach(), (0, 2, 2, 7)).requires_grad_()
 
-    def grads(backend):
-        out = snl(q, k, v, o, kernel, dilation=dilation, backend=backend)
-        return torch.autograd.grad((out * weight.to(out.device)).sum(),
-                                   (q, k, v, o))
-
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'halo')
-    got, want = grads('triton'), grads('reference')
+    got, want = (
+        _weighted_grads((q, k, v, o), backend, kernel, dilation, weight)
+        for backend in ('triton', 'reference'))
     for name, a, b in zip('qkvo', got, want):
         assert torch.equal(a.isfinite(), b.isfinite()), name
         finite = b.isfinite()
@@ -346,7 +351,7 @@ def test_halo_backward_under_deterministic_algorithms(offset_scale,
     # gradients, in a fixed order; where some do not (offsets of a few
     # pixels), their atomics would add in any order, so those two come
     # from the sorted sums. Both equal the reference.
-    q, k, v, o = _inputs(
+    inputs = _inputs(
         B=1,
         Cq=5,
         C=37,
@@ -355,24 +360,13 @@ def test_halo_backward_under_deterministic_algorithms(offset_scale,
         K=9,
         offset_scale=offset_scale,
         device=TRITON_DEVICE)
-    weight = torch.linspace(-1, 1, v.numel(), dtype=v.dtype).view_as(v)
-
-    def grads(backend, deterministic=False):
-        before = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(deterministic)
-        try:
-            out = snl(q, k, v, o, 3, backend=backend)
-            return torch.autograd.grad((out * weight.to(out.device)).sum(),
-                                       (q, k, v, o))
-        finally:
-            torch.use_deterministic_algorithms(before)
-
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'halo')
-    want = grads('reference')
-    got = grads('triton', deterministic=True)
+    want = _weighted_grads(inputs, 'reference')
+    got = _weighted_grads(inputs, 'triton', deterministic=True)
     far = offset_scale > 2
     assert len(sorted_sums) == int(far)
-    grads('triton')  # the atomics, without deterministic mode
+    # the atomics, without deterministic mode
+    _weighted_grads(inputs, 'triton')
     assert len(sorted_sums) == int(far)
     for name, a, b in zip('qkvo', got, want):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)

@@ -105,13 +105,14 @@ def halo_backward(q: Tensor,
     (:func:`~.triton_halo.snl_halo_gradients_kernel`); then each 8x8 tile
     of pixels its key and value gradients, G^T Q and A^T grad_out over the
     query tiles whose halos hold it, in a fixed order, written once
-    (:func:`~.triton_halo.snl_halo_key_value_kernel`). Corners beyond a
-    halo, and channels of a tile's query or grad_out rows that hold inf
-    or NaN, go to float32 atomics; ``deterministic``: where there are any,
+    (:func:`~.triton_halo.snl_halo_key_value_kernel`). The corners
+    beyond a halo, and those of query or grad_out entries that are inf or
+    NaN, go to float32 atomics; ``deterministic``: where there are any,
     the key and value gradients are the ``sorted`` sums
     (:func:`key_value_grads_in_order`) instead, so the result is bitwise
     reproducible either way. Costs two [64, halo] float32 tiles a tile in
-    each kernel, and float32 buffers of the far corners' sums."""
+    each kernel, float32 buffers of the far corners' sums and a copy of
+    the query and grad_out rows."""
     import triton
 
     from .triton_halo import (snl_halo_gradients_kernel,
