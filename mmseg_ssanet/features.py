@@ -277,6 +277,17 @@ def _has_maxnreg() -> bool:
     return 'maxnreg' in getattr(CUDAOptions, '__dataclass_fields__', {})
 
 
+def triton_dot_precision() -> dict:
+    """The ``tl.dot`` argument that keeps float32 products exact (IEEE,
+    not tf32) whatever the environment says: ``input_precision='ieee'``
+    where triton has it (3.x, where ``TRITON_F32_DEFAULT`` would otherwise
+    override ``allow_tf32=False``), else ``allow_tf32=False`` (2.1)."""
+    import triton.language as tl
+    if 'input_precision' in inspect.signature(tl.dot).parameters:
+        return {'input_precision': 'ieee'}
+    return {'allow_tf32': False}
+
+
 def triton_compile_ptx(fn, signature: dict, constexprs: dict, arch: int,
                        **options) -> Tuple[str, int]:
     """PTX of the ``@triton.jit`` kernel ``fn`` for NVIDIA compute

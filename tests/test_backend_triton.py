@@ -6,6 +6,8 @@ SSANET_TRITON_BACKWARD, the halo forward's own paths.
 The launch table under the interpreter: test_triton_launch_table.py;
 registers and spills ahead of time: test_triton_resources.py.
 """
+import warnings
+
 import pytest
 import torch
 
@@ -183,12 +185,28 @@ def test_triton_deterministic_backward_orders_its_sums(sorted_sums):
             a.nan_to_num(), want.nan_to_num(), rtol=1e-9, atol=1e-9)
 
 
+@pytest.fixture
+def halo_backwards(monkeypatch):
+    """The halo backward's launches, counted."""
+    from mmseg_ssanet.ops.backends import triton as backend
+    calls = []
+    run = backend.halo_backward
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(backend, 'halo_backward', counted)
+    return calls
+
+
 @pytest.mark.triton
 def test_triton_backward_variant_is_chosen_by_the_environment(
-        sorted_sums, monkeypatch):
-    # SSANET_TRITON_BACKWARD=sorted (and unset: the default) takes the
-    # owner-computes backward without deterministic mode; 'atomic' the
-    # atomics; any other value is named, with the choices.
+        sorted_sums, halo_backwards, monkeypatch):
+    # SSANET_TRITON_BACKWARD=sorted takes the owner-computes sums without
+    # deterministic mode; 'atomic' the atomics; 'halo' (and unset: the
+    # default) the halo kernels; any other value is named, with the
+    # choices.
     inputs = _inputs(B=1, Cq=6, C=35, H=5, W=4, K=9, device=TRITON_DEVICE)
 
     def grads(backend='triton'):
@@ -197,17 +215,20 @@ def test_triton_backward_variant_is_chosen_by_the_environment(
     want = grads('reference')
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'sorted')
     first, again = grads(), grads()
-    assert len(sorted_sums) == 2
+    assert len(sorted_sums) == 2 and not halo_backwards
     for a, b, w in zip(first, again, want):
         assert torch.equal(a, b)
         torch.testing.assert_close(a, w, rtol=1e-9, atol=1e-9)
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'atomic')
     for a, w in zip(grads(), want):
         torch.testing.assert_close(a, w, rtol=1e-9, atol=1e-9)
-    assert len(sorted_sums) == 2
-    monkeypatch.delenv('SSANET_TRITON_BACKWARD')
+    assert len(sorted_sums) == 2 and not halo_backwards
+    monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'halo')
     grads()
-    assert len(sorted_sums) == 3
+    monkeypatch.delenv('SSANET_TRITON_BACKWARD')
+    for a, w in zip(grads(), want):
+        torch.testing.assert_close(a, w, rtol=1e-9, atol=1e-9)
+    assert len(halo_backwards) == 2 and len(sorted_sums) == 2
     monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'scatter')
     with pytest.raises(
             ValueError,
@@ -242,16 +263,64 @@ def test_triton_forward_variant_is_chosen_by_the_environment(
             snl(q, k, v, o, 3, backend='triton'), want, rtol=1e-9, atol=1e-9)
         assert halo_launches == [(1, 3, 4)]
         monkeypatch.setenv('SSANET_TRITON_FORWARD', 'gather')
-        snl(q, k, v, o, 3, backend='triton')
-        monkeypatch.delenv('SSANET_TRITON_FORWARD')
-        snl(q, k, v, o, 3, backend='triton')  # the default: gather
+        torch.testing.assert_close(
+            snl(q, k, v, o, 3, backend='triton'), want, rtol=1e-9, atol=1e-9)
         assert len(halo_launches) == 1
+        monkeypatch.delenv('SSANET_TRITON_FORWARD')
+        snl(q, k, v, o, 3, backend='triton')  # the default: halo
+        assert len(halo_launches) == 2
         monkeypatch.setenv('SSANET_TRITON_FORWARD', 'dense')
         with pytest.raises(
                 ValueError,
                 match=r"SSANET_TRITON_FORWARD='dense' names no forward .* "
                 r'choose one of gather, halo'):
             snl(q, k, v, o, 3, backend='triton')
+
+
+@pytest.mark.triton
+def test_float64_takes_gather_and_sorted_where_triton_refuses_it(
+        halo_launches, halo_backwards, sorted_sums, monkeypatch):
+    # where triton cannot compile the halo kernels' float64 products
+    # (triton 2.1.0 on a GPU), float64 inputs take the gather forward and
+    # the sorted backward, with one warning that says so; other dtypes
+    # keep the halo kernels
+    from mmseg_ssanet.ops.backends import triton as backend
+    from mmseg_ssanet.ops.backends import triton_halo
+    monkeypatch.setattr(triton_halo, 'float64_products_refused',
+                        lambda device_type: 'RuntimeError: refused')
+    monkeypatch.setattr(backend, '_warned_float64', [])
+    inputs = _inputs(B=1, Cq=3, C=5, H=4, W=5, K=9, device=TRITON_DEVICE)
+    with pytest.warns(UserWarning, match='gather forward and the sorted'):
+        got = _weighted_grads(inputs, 'triton')
+    assert not halo_launches and not halo_backwards
+    assert len(sorted_sums) == 1
+    for a, b in zip(got, _weighted_grads(inputs, 'reference')):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # said once
+        _weighted_grads(inputs, 'triton')
+    _weighted_grads([x.float() for x in inputs], 'triton')
+    assert len(halo_launches) == len(halo_backwards) == 1
+
+
+def test_maps_beyond_int32_offsets_are_refused():
+    # B*H*W x channels >= 2**31 would wrap the kernels' int32 row offsets
+    # on a GPU: refused, naming the product, before anything is copied
+    # (zero-stride views of a single element)
+    from mmseg_ssanet.ops.backends.triton import attention
+
+    def view(channels, side=2048):
+        return torch.zeros(1, 1, 1, 1).expand(1, channels, side, side)
+
+    with pytest.raises(
+            ValueError,
+            match=r'1\*2048\*2048 pixels x 512 '
+            r'channels = 2147483648 reaches 2\*\*31'):
+        attention(
+            view(256), view(256), view(512), view(162), (9, 9), (1, 1), None)
+    # one channel fewer passes the check (and is not run here)
+    from mmseg_ssanet.ops.backends import triton as backend
+    backend._check_addressable(view(256), view(511), view(162))
 
 
 def _poison_value(v, where):

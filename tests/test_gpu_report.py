@@ -26,8 +26,9 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
     report = json.loads((tmp_path / 'report.json').read_text())
     errors = {(r['backend'], r['dtype']): r for r in report['correctness']}
     fields = ('out', 'grad_query', 'grad_key', 'grad_value', 'grad_offset')
-    checked = ('cpp', 'triton', 'triton, halo forward',
-               'triton, halo backward', 'csr', 'reference')
+    checked = ('cpp', 'triton', 'triton, gather forward',
+               'triton, sorted backward', 'triton, atomic backward', 'csr',
+               'reference')
     for backend in checked:  # all run on CPU
         assert max(errors[backend, 'fp64'][f] for f in fields) < 1e-12
         assert max(errors[backend, 'fp32'][f] for f in fields) < 1e-5
@@ -38,11 +39,11 @@ def test_gpu_report_runs_end_to_end_on_the_interpreter(tmp_path):
             row = errors[backend, half]
             assert 0 < max(row[f] for f in fields[:4]) < HALF_TOLERANCE[dtype]
             assert row['grad_offset'] < OFFSET_GRAD_TOLERANCE
-    # under deterministic algorithms both variants are bitwise
-    # reproducible
+    # under deterministic algorithms the defaults (halo) and the gather
+    # forward with the sorted backward are bitwise reproducible
     assert {(r['variants'], r['deterministic_algorithms'], r['bitwise_equal'])
             for r in report['determinism']} >= {('default', True, True),
-                                                ('halo', True, True)}
+                                                ('gather, sorted', True, True)}
     timed = {r['method']: r for r in report['timing']}
     assert set(timed) == {
         'triton, gather forward', 'triton, halo forward',

@@ -4,9 +4,10 @@ CPU tensors normally take the interpreter's table (64 queries a program);
 a GPU takes 8 queries a program, so its partial blocks and masks differ.
 ``SSANET_TRITON_LAUNCH_TABLE=gpu`` makes the interpreter run the GPU's
 table: values and the four gradients against ``reference`` in float64, the
-default (atomic) and the deterministic backward, on shapes where every
-block is partial somewhere, and the halo backward's sums; and the halo
-kernels' blocks of halo pixels tile the padded halo for any window.
+gather kernels with the atomic and the deterministic backward, on shapes
+where every block is partial somewhere, and the halo backward's sums; and
+the halo kernels' blocks of halo pixels tile the padded halo for any
+window.
 """
 import pytest
 import torch
@@ -29,7 +30,11 @@ KERNEL, DILATION = (3, 5), 2
 
 @pytest.fixture
 def launches(monkeypatch):
-    """The ``interpreted`` flag of every launch the backend configures."""
+    """The ``interpreted`` flag of every launch the backend configures,
+    with the gather forward and the atomic backward (the kernels whose
+    blocks of queries this table sizes)."""
+    monkeypatch.setenv('SSANET_TRITON_FORWARD', 'gather')
+    monkeypatch.setenv('SSANET_TRITON_BACKWARD', 'atomic')
     seen = []
     configure = triton_backend.launch_config
 
@@ -117,7 +122,7 @@ def _assert_close(got, want):
             a, b, rtol=1e-9, atol=1e-9, msg=lambda m: f'{name}: {m}')
 
 
-def test_gpu_launch_table_gradcheck(monkeypatch):
+def test_gpu_launch_table_gradcheck(monkeypatch, launches):
     monkeypatch.setenv(LAUNCH_TABLE_ENV, 'gpu')
     # 11 queries: one full 8-query block and one of 3.
     q, k, v, o = _inputs(
@@ -125,6 +130,7 @@ def test_gpu_launch_table_gradcheck(monkeypatch):
     assert torch.autograd.gradcheck(
         lambda *x: snl(*x, 3, 1, backend='triton'), (q, k, v, o),
         fast_mode=True)
+    _assert_table(launches, 'gpu')
 
 
 def test_gpu_launch_table_takes_eight_queries_a_program():

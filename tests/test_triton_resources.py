@@ -74,3 +74,35 @@ def test_every_launch_fits_the_register_file(tmp_path):
                 > 0) == (r['kernel'] in ('backward', 'halo_gradients')), where
     assert '| forward | 256, 512, 81 | fp32 | sm_90a |' in \
         (tmp_path / 'resources.md').read_text()
+
+
+# In a process of its own without the interpreter, as the tool runs: the
+# halo kernels' float64 products compile where the probe says they do
+# (triton 2.1.0 refuses them), and the kernels float64 inputs take instead
+# (the gather forward, the sorted backward) compile on every triton.
+FLOAT64_COMPILES = """
+import json, os, sys
+os.environ.pop('TRITON_INTERPRET', None)
+sys.path.insert(0, 'tools/analysis_tools')
+import triton_resources
+from mmseg_ssanet.ops.backends.triton_halo import float64_products_refused
+compiled = {}
+for kernel in ('halo_forward', 'forward', 'backward_deterministic',
+               'segment_sum'):
+    try:
+        triton_resources._compile(kernel, 16, 24, 9, 'fp64', 80)
+        compiled[kernel] = True
+    except Exception:
+        compiled[kernel] = False
+print(json.dumps(dict(refused=float64_products_refused('cuda'),
+                      compiled=compiled)))
+"""
+
+
+def test_float64_inputs_take_kernels_that_compile():
+    code, log = run_cli(['python', '-c', FLOAT64_COMPILES])
+    assert code == 0, log[-2000:]
+    found = json.loads(log.strip().splitlines()[-1])
+    compiled = found.pop('compiled')
+    assert compiled.pop('halo_forward') == (found['refused'] is None), found
+    assert all(compiled.values()), compiled

@@ -5,8 +5,9 @@ For each map, channel set and dtype, one process times in interleaved rounds
 (the median of ``--repeats``): each Triton forward variant
 (``SSANET_TRITON_FORWARD``: ``gather``, ``halo``), the forward + backward with
 each backward variant (``SSANET_TRITON_BACKWARD``: ``atomic``, ``sorted``,
-``halo``) after the default forward, and after the ``halo`` forward the default
-backward and the ``halo`` backward, the latter also under
+``halo``) after the ``gather`` forward (rows ``triton, <variant> backward``),
+and after the ``halo`` forward the ``sorted`` backward and the ``halo``
+backward (the defaults), the latter also under
 ``torch.use_deterministic_algorithms(True)`` (``deterministic``); and
 dense attention's forward and forward+backward in plain torch (unscaled, as the
 SNL operator here); ``--with`` adds ``F.scaled_dot_product_attention`` (``dense
@@ -99,11 +100,11 @@ def methods(side, optional=()):
         for v in FORWARD_VARIANTS
     }
     found.update({
-        f'triton, {v} backward': (snl(backward=v), backward)
+        f'triton, {v} backward': (snl(forward='gather', backward=v), backward)
         for v in BACKWARD_VARIANTS
     })
-    found[f'triton, halo forward, {DEFAULT_BACKWARD} backward'] = (snl(
-        forward='halo'), backward)
+    found['triton, halo forward, sorted backward'] = (snl(
+        forward='halo', backward='sorted'), backward)
     found['triton, halo forward, halo backward'] = (snl(
         forward='halo', backward='halo'), backward)
     found['triton, halo forward, halo backward, deterministic'] = (snl(

@@ -1,16 +1,17 @@
 """Every SNL backend on this device against a float64 reference, and
 whether the Triton backward is bitwise reproducible.
 
-For each backend that runs here (and the Triton backend's ``halo`` forward
-and ``halo`` backward, rows ``triton, halo forward`` and ``triton, halo
-backward``) and each input dtype (fp64, fp32, bf16,
+For each backend that runs here (the Triton backend's with its default
+variants, and with each forward and backward variant the defaults do not
+take: rows ``triton, gather forward``, ``triton, sorted backward``,
+``triton, atomic backward``) and each input dtype (fp64, fp32, bf16,
 fp16): the relative error, max |error| / max |value|, of the output and
 the four gradients against ``reference`` in float64 on the same (rounded)
 inputs, so the kernel's arithmetic and the rounding of its results to the
 input dtype, not the rounding of its inputs. Then the Triton backward run
 three times, by default and under ``torch.use_deterministic_algorithms``,
-with the default variants and with the ``halo`` forward and backward:
-bitwise equal or not.
+with the default variants (``halo``) and with the ``gather`` forward and
+``sorted`` backward: bitwise equal or not.
 
 Example (on a GPU machine; torch and triton, no mmcv)::
 
@@ -32,7 +33,10 @@ from mmseg_ssanet.benchmark import (attention_inputs, markdown_table,
                                     write_outputs)
 from mmseg_ssanet.ops import sparse_nonlocal_attention
 from mmseg_ssanet.ops.backends import BACKENDS
-from mmseg_ssanet.ops.backends.triton import BACKWARD_ENV, FORWARD_ENV
+from mmseg_ssanet.ops.backends.triton import (BACKWARD_ENV, BACKWARD_VARIANTS,
+                                              DEFAULT_BACKWARD,
+                                              DEFAULT_FORWARD, FORWARD_ENV,
+                                              FORWARD_VARIANTS)
 from mmseg_ssanet.utils.argument_types import image_size
 
 DTYPES = {
@@ -44,13 +48,13 @@ DTYPES = {
 RESULTS = ('out', 'grad_query', 'grad_key', 'grad_value', 'grad_offset')
 ERROR_COLUMNS = ['backend', 'dtype', *RESULTS, 'skipped']
 DETERMINISM_COLUMNS = ['variants', 'deterministic_algorithms', 'bitwise_equal']
-# the Triton variants whose reproducibility is checked: the defaults, and
-# the halo forward and backward (theirs in order, atomics only for
-# corners beyond a tile's halo)
+# the Triton variants whose reproducibility is checked: the defaults (the
+# halo kernels, in order, atomics only for corners beyond a tile's halo),
+# and the gather forward with the sorted backward (no float atomics)
 REPRODUCED = [('default', {}),
-              ('halo', {
-                  FORWARD_ENV: 'halo',
-                  BACKWARD_ENV: 'halo'
+              ('gather, sorted', {
+                  FORWARD_ENV: 'gather',
+                  BACKWARD_ENV: 'sorted'
               })]
 
 
@@ -71,12 +75,12 @@ def value_and_grads(backend, inputs, side, grad_dtype=torch.float32):
 CHECKED = [(name, name, {}) for name in BACKENDS]
 AFTER_TRITON = list(BACKENDS).index('triton') + 1
 CHECKED[AFTER_TRITON:AFTER_TRITON] = [
-    ('triton, halo forward', 'triton', {
-        FORWARD_ENV: 'halo'
-    }),
-    ('triton, halo backward', 'triton', {
-        BACKWARD_ENV: 'halo'
-    }),
+    *((f'triton, {v} forward', 'triton', {
+        FORWARD_ENV: v
+    }) for v in FORWARD_VARIANTS if v != DEFAULT_FORWARD),
+    *((f'triton, {v} backward', 'triton', {
+        BACKWARD_ENV: v
+    }) for v in BACKWARD_VARIANTS if v != DEFAULT_BACKWARD),
 ]
 
 

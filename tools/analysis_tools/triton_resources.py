@@ -30,8 +30,16 @@ import tempfile
 # the repo root: this tool runs from a plain checkout (a bare GPU machine)
 sys.path.insert(0, osp.abspath(osp.join(__file__, *['..'] * 3)))
 
-DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}
-TORCH_DTYPES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
+DTYPES = {'fp32': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16', 'fp64': 'fp64'}
+TORCH_DTYPES = {
+    'fp32': 'float32',
+    'bf16': 'bfloat16',
+    'fp16': 'float16',
+    'fp64': 'float64'
+}
+# float64 (the gradient checks' dtype, accumulated in float64) only when
+# asked for: its register use is not a goal
+TABLE_DTYPES = ('fp32', 'bf16', 'fp16')
 KERNELS = ('forward', 'halo_forward', 'backward', 'backward_deterministic',
            'segment_sum', 'halo_points', 'halo_gradients', 'halo_key_value')
 HALO_GEOMETRY = ('TILE_H', 'TILE_W', 'MARGIN', 'HALO_H', 'HALO_W', 'HALO_PAD')
@@ -108,9 +116,10 @@ def _compile(kernel, cq, c, k, dtype, arch):
         geometry['WIDEN'] = False  # the interpreter's widening
     elif kernel != 'forward':  # the gather backward: atomic or sorted
         geometry['KEY_VALUE_ATOMICS'] = kernel == 'backward'
-    constants = dict(**geometry, **config, ACC=tl.float32)
+    acc = 'fp64' if dtype == 'fp64' else 'fp32'
+    constants = dict(**geometry, **config, ACC=getattr(tl, f'float{acc[2:]}'))
     # the inputs' rows in the input dtype (and the two forwards' outputs);
-    # entry lists' indices in int64; float32 buffers otherwise
+    # entry lists' indices in int64; buffers in the accumulator's dtype
     data = ('Q', 'KEY', 'V', 'GRAD_OUT', 'SRC', 'X') + (
         ('OUT', ) if kernel in ('forward', 'halo_forward') else ())
     types = dict(
@@ -123,7 +132,7 @@ def _compile(kernel, cq, c, k, dtype, arch):
         **{name: '*' + DTYPES[dtype]
            for name in data})
     signature = {
-        name: 'constexpr' if name in constants else types.get(name, '*fp32')
+        name: 'constexpr' if name in constants else types.get(name, f'*{acc}')
         for name in fn.arg_names
     }
     ptx, shared = triton_compile_ptx(fn, signature, constants, arch, **options)
@@ -238,8 +247,8 @@ def main(argv=None):
         '--dtypes',
         nargs='+',
         choices=list(DTYPES),
-        default=list(DTYPES),
-        help='input dtypes')
+        default=list(TABLE_DTYPES),
+        help='input dtypes (fp64 only when named)')
     parser.add_argument(
         '--archs',
         nargs='+',

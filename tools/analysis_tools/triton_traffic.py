@@ -381,6 +381,7 @@ def measure(args, counter):
     o = torch.randn(b, 2 * kernel**2, h, w, generator=g) * 2
     inside = corners_inside(o, (b, h, w), kernel)
     rows = []
+    os.environ['SSANET_TRITON_FORWARD'] = 'gather'
     for variant in GATHER_COUNTED:
         os.environ['SSANET_TRITON_BACKWARD'] = variant
         counted = _count(counter, (q, k, v, o), kernel)

@@ -1,4 +1,5 @@
-"""The fused Triton kernel (:mod:`.triton_kernels`): the default on CUDA.
+"""The fused Triton kernels (:mod:`.triton_halo`, the default variants,
+and :mod:`.triton_kernels`): the default backend on CUDA.
 
 On CPU tensors it runs under Triton's interpreter (``TRITON_INTERPRET=1``),
 which is how it is tested on machines without a GPU. ``triton`` is
@@ -9,6 +10,7 @@ variants and their launches; :mod:`.triton_launch` the launch sizes,
 ``halo`` backward's launch.
 """
 import os
+import warnings
 from typing import List, Optional, Tuple
 
 import torch
@@ -35,14 +37,14 @@ def unavailable(device: torch.device) -> Optional[str]:
             f'under TRITON_INTERPRET=1; got {device}')
 
 
-# How the forward computes: 'gather' (the default) reads each query's 4 K
-# corner rows of keys and values; 'halo' multiplies query tiles by the
-# keys and values of the pixels around them on tensor cores (tl.dot) and
-# gathers only corners beyond its margin. Both give the same log-sum-exp
-# to the backward.
+# How the forward computes: 'halo' (the default) multiplies query tiles
+# by the keys and values of the pixels around them on tensor cores
+# (tl.dot) and gathers only corners beyond its margin; 'gather' reads each
+# query's 4 K corner rows of keys and values. Both give the same
+# log-sum-exp to the backward.
 FORWARD_ENV = 'SSANET_TRITON_FORWARD'
 FORWARD_VARIANTS = ('gather', 'halo')
-DEFAULT_FORWARD = 'gather'
+DEFAULT_FORWARD = 'halo'
 
 
 def _variant(env: str, choices: Tuple[str, ...], default: str,
@@ -61,21 +63,20 @@ def forward_variant() -> str:
 
 
 # How the backward adds the key and value gradients to the corner pixels:
-# 'sorted' (the default), the (query, point, corner) entries sorted by
-# pixel and summed pixel by pixel (key_value_grads_in_order): no float
-# atomics, bitwise reproducible; 'atomic', one float32 atomic add per
-# (query, point, corner, channel); or 'halo', every gradient from tiles of
-# queries times the keys and values around them (halo_backward), each
-# pixel's key and value gradients written once. Until a GPU has
-# timed them, each default is the variant the cost model
-# (tools/analysis_tools/triton_traffic.py) ranks first among those that
-# have run correctly on a GPU (docs/operator.md). Under
-# torch.use_deterministic_algorithms(True), 'atomic' becomes 'sorted', and
-# 'halo' takes the sorted sums for its key and value gradients where it
-# would need atomics (halo_backward).
+# 'halo' (the default), every gradient from tiles of queries times the
+# keys and values around them (halo_backward), each pixel's key and value
+# gradients written once; 'sorted', the (query, point, corner) entries
+# sorted by pixel and summed pixel by pixel (key_value_grads_in_order):
+# no float atomics, bitwise reproducible; or 'atomic', one float32 atomic
+# add per (query, point, corner, channel). Until a GPU has timed them,
+# each default is the variant the cost model
+# (tools/analysis_tools/triton_traffic.py) ranks first (docs/operator.md).
+# Under torch.use_deterministic_algorithms(True), 'atomic' becomes
+# 'sorted', and 'halo' takes the sorted sums for its key and value
+# gradients where it would need atomics (halo_backward).
 BACKWARD_ENV = 'SSANET_TRITON_BACKWARD'
 BACKWARD_VARIANTS = ('sorted', 'atomic', 'halo')
-DEFAULT_BACKWARD = 'sorted'
+DEFAULT_BACKWARD = 'halo'
 
 
 def backward_variant() -> str:
@@ -87,6 +88,29 @@ def backward_variant() -> str:
         return 'sorted'
     return variant
 
+
+def halo_takes(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether the ``halo`` kernels run on ``dtype`` inputs on ``device``:
+    all but float64 on a GPU whose triton cannot compile their float64
+    products (triton 2.1.0; :func:`.triton_halo.float64_products_refused`).
+    Those take the ``gather`` forward and the ``sorted`` backward, the cost
+    model's first choice among the rest, with a warning, once."""
+    if dtype != torch.float64:
+        return True
+    from . import triton_halo
+    refused = triton_halo.float64_products_refused(device.type)
+    if refused and not _warned_float64:
+        _warned_float64.append(refused)
+        import triton
+        warnings.warn(
+            f'triton {triton.__version__} cannot compile the halo kernels\' '
+            f'float64 products ({refused}); float64 inputs take the gather '
+            f'forward and the sorted backward instead, the cost model\'s '
+            f'fastest of the others (docs/operator.md)')
+    return refused is None
+
+
+_warned_float64 = []
 
 # The kernels as registered torch operators (torch.library), like the C++
 # kernel's: torch.compile(fullgraph=True) and torch.export see ops with
@@ -105,7 +129,7 @@ def _forward_rows(q: Tensor, k: Tensor, v: Tensor, off: Tensor,
     C = v.shape[1]
     out = torch.empty(total, C, device=v.device, dtype=v.dtype)
     lse = torch.empty(total, device=v.device, dtype=lse_dtype(v.dtype))
-    if forward_variant() == 'halo':
+    if forward_variant() == 'halo' and halo_takes(v.dtype, v.device):
         _halo_forward(q, k, v, off, out, lse, shape, kernel_size, dilation,
                       scale)
         return out, lse
@@ -277,6 +301,8 @@ def snl_triton_backward(grad_out: Tensor, query: Tensor, key: Tensor,
     backward ``variant`` (BACKWARD_VARIANTS)."""
     B, C, H, W = value.shape
     rows = [pixel_rows(x) for x in (query, key, value, offset, grad_out)]
+    if variant == 'halo' and not halo_takes(value.dtype, value.device):
+        variant = 'sorted'
     if variant == 'halo':
         grads = halo_backward(*rows, lse, (B, H, W), kernel_size, dilation,
                               scale,
@@ -314,10 +340,27 @@ def _backward(ctx, grad_out, _grad_lse):
 snl_triton.register_autograd(_backward, setup_context=_setup_context)
 refuse_double_backward(snl_triton_backward, 'triton')
 
+# The kernels address rows of pixels as row index x width in int32.
+MAX_ROW_ELEMENTS = 2**31
+
+
+def _check_addressable(query: Tensor, value: Tensor, offset: Tensor) -> None:
+    """A ValueError where B*H*W times the widest row (query, value or
+    offset channels) reaches 2**31: the kernels' int32 offsets would wrap,
+    silently, on a GPU."""
+    B, _, H, W = value.shape
+    widest = max(query.shape[1], value.shape[1], offset.shape[1])
+    if B * H * W * widest >= MAX_ROW_ELEMENTS:
+        raise ValueError(
+            f'the triton backend addresses B*H*W x channels in int32: '
+            f'{B}*{H}*{W} pixels x {widest} channels = {B * H * W * widest} '
+            f'reaches 2**31; split the batch, or use backend="csr"')
+
 
 def attention(query: Tensor, key: Tensor, value: Tensor, offset: Tensor,
               kernel_size: Tuple[int, int], dilation: Tuple[int, int],
               scale: Optional[float]) -> Tensor:
+    _check_addressable(query, value, offset)
     out, _ = snl_triton(query, key, value, offset, list(kernel_size),
                         list(dilation), 1.0 if scale is None else float(scale))
     return out

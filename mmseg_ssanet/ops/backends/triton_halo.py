@@ -39,9 +39,13 @@ terms (p_k, Delta, the logit and offset gradients);
 value gradients, G^T Q and A^T grad_out over the query tiles whose halos
 hold it (owner computes: each gradient row written once, no atomics).
 """
+import functools
+from typing import Optional
+
 import triton
 import triton.language as tl
 
+from ...features import triton_compile_ptx, triton_dot_precision
 from .triton_kernels import (_corner, _load_rows, _logit_gradients,
                              _point_terms, _points)
 
@@ -98,6 +102,19 @@ def _row_dot(X, rows, Y, yrows, mask, N: tl.constexpr, BLOCK: tl.constexpr,
     return dot
 
 
+# float32 products not rounded to tf32, on every triton
+if 'input_precision' in triton_dot_precision():
+
+    @triton.jit
+    def _exact_dot(a, b, ACC: tl.constexpr):
+        return tl.dot(a, b, input_precision='ieee', out_dtype=ACC)
+else:
+
+    @triton.jit
+    def _exact_dot(a, b, ACC: tl.constexpr):
+        return tl.dot(a, b, allow_tf32=False, out_dtype=ACC)
+
+
 @triton.jit
 def _dot(a, b, ACC: tl.constexpr, WIDEN: tl.constexpr):
     """a @ b accumulated in ACC; float32 products not rounded to tf32.
@@ -105,8 +122,39 @@ def _dot(a, b, ACC: tl.constexpr, WIDEN: tl.constexpr):
     bits): the operands widened to ACC first, which is exact, so the
     products are those of the tensor cores."""
     if WIDEN:
-        return tl.dot(a.to(ACC), b.to(ACC), allow_tf32=False, out_dtype=ACC)
-    return tl.dot(a, b, allow_tf32=False, out_dtype=ACC)
+        return _exact_dot(a.to(ACC), b.to(ACC), ACC)
+    return _exact_dot(a, b, ACC)
+
+
+@triton.jit
+def _float64_product_kernel(A, B, OUT):
+    i = tl.arange(0, 16)
+    at = i[:, None] * 16 + i[None, :]
+    product = _dot(tl.load(A + at), tl.load(B + at), tl.float64, False)
+    tl.store(OUT + at, product)
+
+
+@functools.lru_cache(maxsize=None)
+def float64_products_refused(device_type: str = 'cuda') -> Optional[str]:
+    """None if this triton compiles the halo kernels' ``tl.dot`` of
+    float64 tiles for ``device_type``, else its error: triton 2.1.0 builds
+    a float32 accumulator for them and fails. For 'cuda', asked by
+    compiling a 16x16 product ahead of time for sm_80 (no GPU needed;
+    about a second, once); the interpreter ('cpu') multiplies float64
+    itself."""
+    if device_type == 'cpu':
+        return None
+    signature = {name: '*fp64' for name in ('A', 'B', 'OUT')}
+    try:
+        triton_compile_ptx(
+            _float64_product_kernel,
+            signature, {},
+            80,
+            num_warps=4,
+            num_stages=1)
+    except Exception as error:  # any compiler stage's own error type
+        return f'{type(error).__name__}: {str(error).strip()[:300]}'
+    return None
 
 
 @triton.jit
@@ -253,6 +301,8 @@ def snl_halo_forward_kernel(
                             2 * KH * KW, ACC)
         p = tl.exp(
             tl.load(PROB + rows * (KH * KW) + kk, mask=valid, other=0.0) - lse)
+        # every thread holding a copy of the logit has read it
+        tl.debug_barrier()
         tl.store(PROB + rows * (KH * KW) + kk, p, mask=valid)
         for c in tl.static_range(4):
             row, inside, w, _, _ = _corner(ty, tx, H, W, row0, c, valid)

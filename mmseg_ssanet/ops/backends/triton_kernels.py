@@ -229,12 +229,16 @@ def _logit_gradients(PROB, GRAD_LOGIT, GRAD_OFF, QK_D, rows, valid, delta,
         p = tl.load(PROB + at, mask=valid, other=0.0)
         grad_p = tl.load(GRAD_LOGIT + at, mask=valid, other=0.0)
         g = p * (grad_p - delta) * scale
+        at_off = rows * (2 * K) + 2 * kk
+        offset_y = tl.load(GRAD_OFF + at_off, mask=valid, other=0.0) + g * \
+            tl.load(QK_D + at_off, mask=valid, other=0.0)
+        offset_x = tl.load(GRAD_OFF + at_off + 1, mask=valid, other=0.0) + \
+            g * tl.load(QK_D + at_off + 1, mask=valid, other=0.0)
+        # rewritten in place: every thread holding a copy has read them
+        tl.debug_barrier()
         tl.store(GRAD_LOGIT + at, g, mask=valid)
-        for d in tl.static_range(2):
-            at_off = rows * (2 * K) + 2 * kk + d
-            part = tl.load(GRAD_OFF + at_off, mask=valid, other=0.0)
-            qk = tl.load(QK_D + at_off, mask=valid, other=0.0)
-            tl.store(GRAD_OFF + at_off, part + g * qk, mask=valid)
+        tl.store(GRAD_OFF + at_off, offset_y, mask=valid)
+        tl.store(GRAD_OFF + at_off + 1, offset_x, mask=valid)
 
 
 @triton.jit
