@@ -277,15 +277,13 @@ def _has_maxnreg() -> bool:
     return 'maxnreg' in getattr(CUDAOptions, '__dataclass_fields__', {})
 
 
-def triton_dot_precision() -> dict:
-    """The ``tl.dot`` argument that keeps float32 products exact (IEEE,
-    not tf32) whatever the environment says: ``input_precision='ieee'``
-    where triton has it (3.x, where ``TRITON_F32_DEFAULT`` would otherwise
-    override ``allow_tf32=False``), else ``allow_tf32=False`` (2.1)."""
+def triton_dot_takes_input_precision() -> bool:
+    """Whether ``tl.dot`` takes ``input_precision`` (triton 3.x), which
+    keeps float32 products exact (``'ieee'``) whatever
+    ``TRITON_F32_DEFAULT`` says; ``allow_tf32=False`` yields to that
+    variable, and is triton 2.1's only way."""
     import triton.language as tl
-    if 'input_precision' in inspect.signature(tl.dot).parameters:
-        return {'input_precision': 'ieee'}
-    return {'allow_tf32': False}
+    return 'input_precision' in inspect.signature(tl.dot).parameters
 
 
 def triton_compile_ptx(fn, signature: dict, constexprs: dict, arch: int,

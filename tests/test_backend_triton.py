@@ -120,22 +120,29 @@ def test_triton_takes_channels_in_chunks():
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
 
+def _recorded(monkeypatch, name, modules, record=lambda *args: 1):
+    """A list that gets ``record(*args)`` at each call of the function
+    ``name`` of ``modules`` (each module's reference to it replaced)."""
+    calls = []
+    run = getattr(modules[0], name)
+
+    def recording(*args, **kwargs):
+        calls.append(record(*args))
+        return run(*args, **kwargs)
+
+    for module in modules:
+        monkeypatch.setattr(module, name, recording)
+    return calls
+
+
 @pytest.fixture
 def sorted_sums(monkeypatch):
     """A record of each call of the owner-computes key/value sums (the
     backward without atomics)."""
     from mmseg_ssanet.ops.backends import triton as triton_backend
     from mmseg_ssanet.ops.backends import triton_sums
-    calls = []
-    in_order = triton_backend.key_value_grads_in_order
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return in_order(*args, **kwargs)
-
-    for module in (triton_backend, triton_sums):
-        monkeypatch.setattr(module, 'key_value_grads_in_order', counted)
-    return calls
+    return _recorded(monkeypatch, 'key_value_grads_in_order',
+                     (triton_backend, triton_sums))
 
 
 def _weighted_grads(inputs,
@@ -189,15 +196,7 @@ def test_triton_deterministic_backward_orders_its_sums(sorted_sums):
 def halo_backwards(monkeypatch):
     """The halo backward's launches, counted."""
     from mmseg_ssanet.ops.backends import triton as backend
-    calls = []
-    run = backend.halo_backward
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return run(*args, **kwargs)
-
-    monkeypatch.setattr(backend, 'halo_backward', counted)
-    return calls
+    return _recorded(monkeypatch, 'halo_backward', (backend, ))
 
 
 @pytest.mark.triton
@@ -241,15 +240,8 @@ def test_triton_backward_variant_is_chosen_by_the_environment(
 def halo_launches(monkeypatch):
     """The halo forward's launches, counted."""
     from mmseg_ssanet.ops.backends import triton as backend
-    calls = []
-    run = backend._halo_forward
-
-    def counted(*args, **kwargs):
-        calls.append(args[-4])  # the (B, H, W) shape
-        return run(*args, **kwargs)
-
-    monkeypatch.setattr(backend, '_halo_forward', counted)
-    return calls
+    return _recorded(monkeypatch, '_halo_forward', (backend, ),
+                     lambda *args: args[-4])  # the (B, H, W) shape
 
 
 @pytest.mark.triton

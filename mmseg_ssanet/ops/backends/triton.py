@@ -89,6 +89,9 @@ def backward_variant() -> str:
     return variant
 
 
+_warned_float64 = []
+
+
 def halo_takes(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether the ``halo`` kernels run on ``dtype`` inputs on ``device``:
     all but float64 on a GPU whose triton cannot compile their float64
@@ -109,8 +112,6 @@ def halo_takes(dtype: torch.dtype, device: torch.device) -> bool:
             f'fastest of the others (docs/operator.md)')
     return refused is None
 
-
-_warned_float64 = []
 
 # The kernels as registered torch operators (torch.library), like the C++
 # kernel's: torch.compile(fullgraph=True) and torch.export see ops with

@@ -45,7 +45,7 @@ from typing import Optional
 import triton
 import triton.language as tl
 
-from ...features import triton_compile_ptx, triton_dot_precision
+from ...features import triton_compile_ptx, triton_dot_takes_input_precision
 from .triton_kernels import (_corner, _load_rows, _logit_gradients,
                              _point_terms, _points)
 
@@ -103,7 +103,7 @@ def _row_dot(X, rows, Y, yrows, mask, N: tl.constexpr, BLOCK: tl.constexpr,
 
 
 # float32 products not rounded to tf32, on every triton
-if 'input_precision' in triton_dot_precision():
+if triton_dot_takes_input_precision():
 
     @triton.jit
     def _exact_dot(a, b, ACC: tl.constexpr):
