@@ -335,6 +335,15 @@ HALO_CASES = {
 }
 
 
+@pytest.fixture
+def gpu_tiles(monkeypatch):
+    """The GPU's halo geometry (8x8 tiles) under the interpreter too: its
+    table's 16x16 tiles would hold every corner of these small maps in
+    their halos, and no case would reach beyond one."""
+    from mmseg_ssanet.ops.backends.triton_launch import LAUNCH_TABLE_ENV
+    monkeypatch.setenv(LAUNCH_TABLE_ENV, 'gpu')
+
+
 def _halo_case(case):
     """Inputs, window and dilation of a HALO_CASES entry."""
     geometry = dict(HALO_CASES[case])
@@ -351,7 +360,8 @@ def _halo_case(case):
 
 @pytest.mark.triton
 @pytest.mark.parametrize('case', sorted(HALO_CASES))
-def test_halo_forward_matches_reference(case, halo_launches, monkeypatch):
+def test_halo_forward_matches_reference(case, halo_launches, gpu_tiles,
+                                        monkeypatch):
     q, k, v, o, kernel, dilation = _halo_case(case)
     if case == 'inf value in the halo':
         v = _poison_value(v.detach(), (0, 7, 4, 4))
@@ -371,7 +381,7 @@ def test_halo_forward_matches_reference(case, halo_launches, monkeypatch):
 
 @pytest.mark.triton
 @pytest.mark.parametrize('case', sorted(HALO_CASES))
-def test_halo_backward_matches_reference(case, monkeypatch):
+def test_halo_backward_matches_reference(case, gpu_tiles, monkeypatch):
     # the forward's paths, in the backward: every corner in a tile's halo
     # (each pixel's gradients from the query tiles whose halos hold it),
     # corners beyond the margin (atomics), a grad_out entry that is inf
@@ -404,7 +414,7 @@ def test_halo_backward_matches_reference(case, monkeypatch):
 @pytest.mark.triton
 @pytest.mark.parametrize('offset_scale', [0.3, 6.0])
 def test_halo_backward_under_deterministic_algorithms(offset_scale,
-                                                      sorted_sums,
+                                                      sorted_sums, gpu_tiles,
                                                       monkeypatch):
     # torch.use_deterministic_algorithms(True) keeps SSANET_TRITON_BACKWARD
     # =halo: where every corner lies in its tile's halo (offsets within

@@ -1,7 +1,8 @@
 """The Triton kernels with the launch table a GPU runs, under the interpreter.
 
-CPU tensors normally take the interpreter's table (64 queries a program);
-a GPU takes 8 queries a program, so its partial blocks and masks differ.
+CPU tensors normally take the interpreter's table (64 queries a program,
+16x16 halo tiles); a GPU takes 8 queries a program and 8x8 tiles, so its
+partial blocks and masks differ.
 ``SSANET_TRITON_LAUNCH_TABLE=gpu`` makes the interpreter run the GPU's
 table: values and the four gradients against ``reference`` in float64, the
 gather kernels with the atomic and the deterministic backward, on shapes
@@ -147,17 +148,19 @@ def test_gpu_launch_table_takes_eight_queries_a_program():
 @pytest.mark.parametrize('window', [(3, 3), (5, 3), (7, 7), (9, 9), (11, 11),
                                     (13, 5)])
 @pytest.mark.parametrize('dilation', [(1, 1), (2, 1), (3, 3)])
-def test_halo_blocks_tile_the_padded_halo(window, dilation):
+@pytest.mark.parametrize('interpreted', [False, True])
+def test_halo_blocks_tile_the_padded_halo(window, dilation, interpreted):
     # Each halo kernel walks the padded halo a block of pixels at a time and
-    # stores whole blocks into [64, HALO_PAD] scratch rows: a block reaching
-    # past the padding would write into the next query's row.
+    # stores whole blocks into [tile, HALO_PAD] scratch rows: a block
+    # reaching past the padding would write into the next query's row.
     from mmseg_ssanet.ops.backends.triton_launch import (halo_backward_launch,
                                                          halo_config)
-    config = halo_config(256, 512, window, dilation)
+    config = halo_config(256, 512, window, dilation, interpreted)
     assert config['HALO_PAD'] >= config['HALO_H'] * config['HALO_W']
     blocks = [config['BLOCK_H']] + [
-        halo_backward_launch(kernel)['BLOCK_H']
+        halo_backward_launch(kernel, interpreted)['BLOCK_H']
         for kernel in ('points', 'gradients')
     ]
     for block in blocks:
         assert config['HALO_PAD'] % block == 0, (block, config)
+    assert config['TILE_H'] == config['TILE_W'] == (16 if interpreted else 8)

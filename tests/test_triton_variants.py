@@ -41,11 +41,24 @@ def test_a_map_too_large_for_dense_attention_is_said(tmp_path):
         'python', 'tools/analysis_tools/benchmark_triton_variants.py',
         '--device', 'cpu', '--maps', '3x4', '--channels', '2,3', '--k', '9',
         '--dtypes', 'fp32', '--repeats', '1', '--max-dense-bytes', '100',
-        '--out',
+        '--only', 'dense torch', 'triton, halo forward', '--out',
         str(tmp_path)
     ])
     assert code == 0, log[-2000:]
     rows = json.loads((tmp_path / 'variants.json').read_text())
-    dense = [r for r in rows if r['method'] == 'dense torch']
-    assert dense[0]['skipped'] == 'N x N matrix 576 B > --max-dense-bytes'
-    assert 'forward_backward_ms' not in dense[0]
+    assert [r['method']
+            for r in rows] == ['dense torch', 'triton, halo forward']
+    dense, snl = rows
+    assert dense['skipped'] == 'N x N matrix 576 B > --max-dense-bytes'
+    assert 'forward_backward_ms' not in dense
+    assert snl['forward_ms'] > 0
+
+
+def test_only_names_rows_of_the_table(tmp_path):
+    code, log = run_cli([
+        'python', 'tools/analysis_tools/benchmark_triton_variants.py',
+        '--device', 'cpu', '--maps', '3x4', '--only', 'triton, warp backward'
+    ])
+    assert code != 0
+    assert "--only 'triton, warp backward': no such row" in log
+    assert "'triton, halo backward'" in log  # the names to choose from

@@ -12,7 +12,8 @@ backward (the defaults), the latter also under
 dense attention's forward and forward+backward in plain torch (unscaled, as the
 SNL operator here); ``--with`` adds ``F.scaled_dot_product_attention`` (``dense
 sdpa``, the backend that ran recorded) and the ``reference`` backend (``snl
-reference``). On CUDA, the peak memory of each forward+backward too. The
+reference``); ``--only`` times the rows it names and no others. On CUDA,
+the peak memory of each forward+backward too. The
 defaults are the configs' shapes: 49x49 with B = 2 (the 769x769 training crop
 at output stride 16), 64x128 and 128x256 (1024x2048 and 2048x4096 images),
 R101's channels (Cq 256, C 512) and MobileNetV2's (128, 256), K = 81, fp32 and
@@ -120,6 +121,8 @@ def methods(side, optional=()):
 
 def measure(args, device):
     found = methods(round(args.k**0.5), args.with_methods)
+    if args.only:
+        found = {name: found[name] for name in args.only}
     rows = []
     for ((h, w), b), (cq,
                       c), dtype in itertools.product(args.maps, args.channels,
@@ -197,10 +200,23 @@ def main(argv=None):
         choices=OPTIONAL,
         default=[],
         help='also time these (the reference backend is slow)')
+    parser.add_argument(
+        '--only',
+        nargs='+',
+        metavar='METHOD',
+        help='time only these rows, named as in the table\'s method column '
+        '(e.g. "triton, halo forward" "dense torch")')
     parser.add_argument('--out', help='folder for variants.md and .json')
     args = parser.parse_args(argv)
     if round(args.k**0.5)**2 != args.k:
         parser.error(f'--k {args.k}: a square (9, 49, 81...)')
+    known = methods(1, OPTIONAL)
+    unknown = [name for name in args.only or () if name not in known]
+    if unknown:
+        parser.error(f'--only {unknown[0]!r}: no such row; choose from '
+                     f'{", ".join(repr(name) for name in known)}')
+    args.with_methods = sorted(
+        set(args.with_methods) | set(OPTIONAL).intersection(args.only or ()))
     rows = measure(args, args.device)
     text = markdown_table(rows, COLUMNS)
     print(text)

@@ -389,15 +389,20 @@ def measure(args, counter):
         _check(variant, counted, want)
         rows += _rows(variant, counted)
     # the halo forward and backward on a map larger than one halo, with
-    # offsets that reach beyond it: all their paths
+    # offsets that reach beyond it: all their paths, in the GPU's tiles
     b, (h, w) = 1, HALO_COUNTED
     q, k = (torch.randn(b, cq, h, w, generator=g) for _ in range(2))
     v = torch.randn(b, c, h, w, generator=g)
     o = torch.randn(b, 2 * kernel**2, h, w, generator=g) * 2
-    os.environ['SSANET_TRITON_FORWARD'] = 'halo'
-    os.environ['SSANET_TRITON_BACKWARD'] = 'halo'
+    from mmseg_ssanet.ops.backends.triton_launch import LAUNCH_TABLE_ENV
+    halo = {
+        'SSANET_TRITON_FORWARD': 'halo',
+        'SSANET_TRITON_BACKWARD': 'halo',
+        LAUNCH_TABLE_ENV: 'gpu'
+    }
+    os.environ.update(halo)
     counted = _count(counter, (q, k, v, o), kernel)
-    for env in ('SSANET_TRITON_FORWARD', 'SSANET_TRITON_BACKWARD'):
+    for env in halo:
         os.environ.pop(env)
     geometry = halo_geometry((b, h, w), kernel, cq, c, o)
     if not geometry['far']:

@@ -177,7 +177,8 @@ def _halo_forward(q: Tensor, k: Tensor, v: Tensor, off: Tensor, out: Tensor,
     from .triton_halo import snl_halo_forward_kernel
     B, H, W = shape
     n_points = kernel_size[0] * kernel_size[1]
-    config = halo_config(q.shape[1], v.shape[1], kernel_size, dilation)
+    config = halo_config(q.shape[1], v.shape[1], kernel_size, dilation,
+                         interpreted_table(v.device))
     tiles = B * -(-H // config['TILE_H']) * -(-W // config['TILE_W'])
     acc_dtype = lse.dtype
     score = torch.empty(

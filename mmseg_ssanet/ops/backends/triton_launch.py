@@ -65,33 +65,44 @@ def launch_config(kernel: str,
     return config
 
 
-# The halo's padded size is a multiple of this (halo_config): the
-# largest block of halo pixels a halo kernel takes.
-HALO_PAD_MULTIPLE = 32
+def halo_block(interpreted: bool = False) -> int:
+    """The block of halo pixels every halo kernel takes (32; 128 under the
+    interpreter's table): the halo's padded size is a multiple of it."""
+    return 128 if interpreted else 32
 
 
-def halo_config(cq: int, c: int, kernel_size: Sequence[int],
-                dilation: Sequence[int]) -> dict:
+def halo_config(cq: int,
+                c: int,
+                kernel_size: Sequence[int],
+                dilation: Sequence[int],
+                interpreted: bool = False) -> dict:
     """Launch sizes of the ``halo`` forward (:mod:`.triton_halo`) for Cq, C
     and the window: 8x8 query tiles, 32 halo pixels and up to 32 channels
     a ``tl.dot`` (at least 16, its smallest operand; padding channels are
     masked), a margin of 2 pixels for the offsets, and the halo's size
-    (HALO_PAD: its pixels padded to a multiple of HALO_PAD_MULTIPLE).
+    (HALO_PAD: its pixels padded to a multiple of :func:`halo_block`).
     8 warps and no register cap: with 4 warps, 64-channel chunks or a cap
     of 168, ptxas spilled 300-13000 bytes at (256, 512, 81) on sm_80, and
     triton 3.7.1 spilled 4 bytes in fp32 with 64 halo pixels a product; so
     it uses up to 255 registers and spills nothing
-    (``tools/analysis_tools/triton_resources.py``)."""
+    (``tools/analysis_tools/triton_resources.py``).
+    ``interpreted`` (see :func:`launch_config`): 16x16 query tiles and 128
+    halo pixels a product, the same arithmetic in about 4x fewer programs
+    (the interpreter's cost is per program, point and corner). A map no
+    larger than a tile then has every corner on the map in its halo; the
+    tests of the paths beyond the halo run the GPU's table
+    (``SSANET_TRITON_LAUNCH_TABLE=gpu``)."""
     import triton
 
     def chunk(n):
         return max(16, min(32, triton.next_power_of_2(max(n, 1))))
 
+    side = 16 if interpreted else 8
     config = dict(
-        TILE_H=8,
-        TILE_W=8,
+        TILE_H=side,
+        TILE_W=side,
         MARGIN=2,
-        BLOCK_H=32,
+        BLOCK_H=halo_block(interpreted),
         BLOCK_CQ=chunk(cq),
         BLOCK_C=chunk(c),
         num_warps=8,
@@ -100,13 +111,13 @@ def halo_config(cq: int, c: int, kernel_size: Sequence[int],
         tile + (size - 1) * d + 2 * config['MARGIN'] + 1
         for tile, size, d in ((config['TILE_H'], kernel_size[0], dilation[0]),
                               (config['TILE_W'], kernel_size[1], dilation[1])))
-    # a whole number of every halo kernel's blocks of halo pixels (32)
+    # a whole number of every halo kernel's blocks of halo pixels
     config['HALO_PAD'] = triton.cdiv(config['HALO_H'] * config['HALO_W'],
-                                     HALO_PAD_MULTIPLE) * HALO_PAD_MULTIPLE
+                                     config['BLOCK_H']) * config['BLOCK_H']
     return config
 
 
-def halo_backward_launch(kernel: str) -> dict:
+def halo_backward_launch(kernel: str, interpreted: bool = False) -> dict:
     """Block sizes, warps and register cap of the ``halo`` backward's tile
     kernels, ``kernel`` 'points' (the score tiles and per-point terms) or
     'gradients' (the coefficient tiles, the query gradient, the far
@@ -118,10 +129,11 @@ def halo_backward_launch(kernel: str) -> dict:
     halo pixels a product in the points kernel (triton 3.7.1, 2.1.0), 64
     channels for the query gradient. triton 2.1 has no cap, and with 8
     warps its ptxas chooses 128 registers for the points kernel and
-    spills about 100 bytes: that kernel runs on 4 warps there."""
+    spills about 100 bytes: that kernel runs on 4 warps there.
+    ``interpreted``: 128 halo pixels a product (:func:`halo_config`)."""
     cap = triton_register_cap(255)
     config = dict(
-        BLOCK_H=32,
+        BLOCK_H=halo_block(interpreted),
         BLOCK_CQ=16,
         BLOCK_C=16,
         num_warps=4 if kernel == 'points' and not cap else 8,

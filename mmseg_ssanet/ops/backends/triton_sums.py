@@ -121,7 +121,8 @@ def halo_backward(q: Tensor,
     B, H, W = shape
     total, cq = q.shape
     c = go.shape[1]
-    config = halo_config(cq, c, kernel_size, dilation)
+    interpreted = interpreted_table(q.device)
+    config = halo_config(cq, c, kernel_size, dilation, interpreted)
     tiles = B * -(-H // config['TILE_H']) * -(-W // config['TILE_W'])
     acc_dtype = lse.dtype
 
@@ -154,18 +155,18 @@ def halo_backward(q: Tensor,
     scores = [buffer(tile_size, fill=torch.empty) for _ in range(2)]
     snl_halo_points_kernel[(tiles, )](q, k, v, off, go, lse, grad_off, prob,
                                       grad_logit, qk_d, *scores, H, W, scale,
-                                      **geometry,
-                                      **halo_backward_launch('points'))
+                                      **geometry, **halo_backward_launch(
+                                          'points', interpreted))
     del scores  # freed before the gradients kernel's buffers: a lower peak
     grad_q = buffer(total, cq, fill=torch.empty)
     far = [buffer(total, n) for n in (cq, c)]
     clean = [x.new_empty(x.shape) for x in (q, go)]  # row-major scratch
     gate, attn = buffer(tile_size), buffer(tile_size)
     slow = torch.empty(tiles, device=q.device, dtype=torch.int32)
-    snl_halo_gradients_kernel[(tiles, )](q, k, v, go, off, prob, grad_logit,
-                                         grad_q, *far, *clean, attn, gate,
-                                         slow, H, W, **geometry,
-                                         **halo_backward_launch('gradients'))
+    snl_halo_gradients_kernel[(tiles, )](
+        q, k, v, go, off, prob, grad_logit, grad_q, *far, *clean, attn, gate,
+        slow, H, W, **geometry, **halo_backward_launch('gradients',
+                                                       interpreted))
     if deterministic and bool(slow.any()):
         grad_k, grad_v = key_value_grads_in_order(q, go, off, prob, grad_logit,
                                                   shape, kernel_size, dilation)
@@ -179,7 +180,7 @@ def halo_backward(q: Tensor,
     for tile, x, rest in ((gate, clean[0], far[0]), (attn, clean[1], far[1])):
         n = x.shape[1]
         out = buffer(total, n, fill=torch.empty)
-        launch = halo_key_value_launch(n, x.dtype, interpreted_table(q.device))
+        launch = halo_key_value_launch(n, x.dtype, interpreted)
         if n:  # Cq = 0: nothing to add
             snl_halo_key_value_kernel[(tiles, triton.cdiv(n,
                                                           launch['BLOCK']))](
