@@ -362,12 +362,11 @@ def main(argv=None):
         for stack in stacks:
             open(stack.log, 'w').close()
         # installs at once (downloads and disk), then the tests in two
-        # lanes on the two cores, about equally long
+        # lanes on the two cores, about equally long: the longest stack
+        # (canonical: the models, a demo and numpy 2) with the shortest
         with ThreadPoolExecutor(len(stacks)) as pool:
             list(pool.map(Stack.install, stacks))
         print(f'installed: {time.monotonic() - start:.0f} s', flush=True)
-        # (measured on two cores: canonical ~600 s and py39 ~120, py313
-        # ~450 and newest ~220)
         lanes = [[s for s in stacks if s.name in ('canonical', 'py39')],
                  [s for s in stacks if s.name in ('py313', 'newest')]]
         with ThreadPoolExecutor(2) as pool:
