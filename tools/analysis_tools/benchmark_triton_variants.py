@@ -120,7 +120,8 @@ def methods(side, optional=()):
 
 
 def measure(args, device):
-    found = methods(round(args.k**0.5), args.with_methods)
+    found = methods(
+        round(args.k**0.5), OPTIONAL if args.only else args.with_methods)
     if args.only:
         found = {name: found[name] for name in args.only}
     rows = []
@@ -215,8 +216,6 @@ def main(argv=None):
     if unknown:
         parser.error(f'--only {unknown[0]!r}: no such row; choose from '
                      f'{", ".join(repr(name) for name in known)}')
-    args.with_methods = sorted(
-        set(args.with_methods) | set(OPTIONAL).intersection(args.only or ()))
     rows = measure(args, args.device)
     text = markdown_table(rows, COLUMNS)
     print(text)

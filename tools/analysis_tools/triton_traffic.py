@@ -373,6 +373,9 @@ def halo_backward_forms(n, geometry, cq, c, k, data):
 
 def measure(args, counter):
     import torch
+
+    from mmseg_ssanet.ops.backends.triton import BACKWARD_ENV, FORWARD_ENV
+    from mmseg_ssanet.ops.backends.triton_launch import LAUNCH_TABLE_ENV
     b, (h, w), cq, c, kernel = args.batch, args.size, args.cq, args.c, 3
     g = torch.Generator().manual_seed(0)
     q, k = (torch.randn(b, cq, h, w, generator=g) for _ in range(2))
@@ -381,9 +384,9 @@ def measure(args, counter):
     o = torch.randn(b, 2 * kernel**2, h, w, generator=g) * 2
     inside = corners_inside(o, (b, h, w), kernel)
     rows = []
-    os.environ['SSANET_TRITON_FORWARD'] = 'gather'
+    os.environ[FORWARD_ENV] = 'gather'
     for variant in GATHER_COUNTED:
-        os.environ['SSANET_TRITON_BACKWARD'] = variant
+        os.environ[BACKWARD_ENV] = variant
         counted = _count(counter, (q, k, v, o), kernel)
         want = closed_form(b * h * w, inside, cq, c, kernel**2, 4, variant)
         _check(variant, counted, want)
@@ -394,12 +397,7 @@ def measure(args, counter):
     q, k = (torch.randn(b, cq, h, w, generator=g) for _ in range(2))
     v = torch.randn(b, c, h, w, generator=g)
     o = torch.randn(b, 2 * kernel**2, h, w, generator=g) * 2
-    from mmseg_ssanet.ops.backends.triton_launch import LAUNCH_TABLE_ENV
-    halo = {
-        'SSANET_TRITON_FORWARD': 'halo',
-        'SSANET_TRITON_BACKWARD': 'halo',
-        LAUNCH_TABLE_ENV: 'gpu'
-    }
+    halo = {FORWARD_ENV: 'halo', BACKWARD_ENV: 'halo', LAUNCH_TABLE_ENV: 'gpu'}
     os.environ.update(halo)
     counted = _count(counter, (q, k, v, o), kernel)
     for env in halo:
